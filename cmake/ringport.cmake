@@ -1,0 +1,26 @@
+# Helpers shared by every target of ours: warnings, sanitizers, test
+# registration. Third-party code never gets our warning flags.
+
+set(RP_WARNINGS -Wall -Wextra -Wshadow -Wstrict-prototypes
+    -Wmissing-prototypes -Wformat=2 -Wvla -Werror)
+
+function(rp_link_sanitizers target)
+  if(RP_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${RP_SANITIZE}
+                           -fno-omit-frame-pointer -fno-sanitize-recover=all)
+    target_link_options(${target} PRIVATE -fsanitize=${RP_SANITIZE})
+  endif()
+endfunction()
+
+function(rp_target_defaults target)
+  target_compile_definitions(${target} PRIVATE _GNU_SOURCE)
+  target_compile_options(${target} PRIVATE ${RP_WARNINGS})
+  rp_link_sanitizers(${target})
+endfunction()
+
+# A program of ours linked against the static library.
+function(rp_program target)
+  add_executable(${target} ${ARGN})
+  target_link_libraries(${target} PRIVATE ringport_static)
+  rp_target_defaults(${target})
+endfunction()

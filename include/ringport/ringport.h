@@ -1,0 +1,33 @@
+/*
+ * ringport: a completion-port engine for multithreaded game servers on
+ * Linux, on io_uring with an epoll fallback. This umbrella header pulls in
+ * the whole public API; each part also has its own header.
+ *
+ * Conventions of every public call: a fallible call returns int, >= 0 on
+ * success and -errno on failure (as io_uring and libuv do); engine-owned
+ * objects are opaque; a call that takes a callback and fails never calls it.
+ */
+#ifndef RINGPORT_RINGPORT_H
+#define RINGPORT_RINGPORT_H
+
+#define RP_VERSION_MAJOR 0
+#define RP_VERSION_MINOR 1
+#define RP_VERSION_PATCH 0
+#define RP_VERSION_STRING "0.1.0"
+
+#include <ringport/log.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of the library actually linked (may differ from the header's
+   when linked against a newer shared library of the same major). */
+int rp_version_major(void);
+const char *rp_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

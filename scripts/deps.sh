@@ -1,0 +1,37 @@
+#!/bin/sh
+# Makes sure the Debian packages the build needs are installed. As root it
+# installs what is missing with apt-get (Debian's archive is the only network
+# it assumes); otherwise it prints the exact command to run and fails.
+# Usage: scripts/deps.sh [build|fuzz|bench]...
+set -eu
+
+pkgs="cmake make gcc pkg-config liburing-dev libcmocka-dev"
+for extra in "$@"; do
+    case "$extra" in
+    build) ;;
+    fuzz) pkgs="$pkgs clang libclang-rt-dev" ;;
+    bench) pkgs="$pkgs liburcu-dev libck-dev libuv1-dev" ;;
+    *) echo "deps.sh: unknown set '$extra'" >&2; exit 2 ;;
+    esac
+done
+
+missing=""
+for p in $pkgs; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+    *" installed") ;;
+    *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "ringport: missing packages; run: sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "ringport: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# The package lists may be stale or absent on a fresh machine.
+apt-get update -qq >/dev/null || true
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
