@@ -1,0 +1,371 @@
+/*
+ * rp_port: the completion port. Post an I/O operation now, learn of its
+ * completion later, by one of the three Windows notification models:
+ *
+ *   1. event    (op->event set)   the result is stored in the op and the
+ *                                 event is set: rp_op_result(), like
+ *                                 WSAGetOverlappedResult, and
+ *                                 rp_event_wait_any(), like
+ *                                 WSAWaitForMultipleEvents;
+ *   2. routine  (op->routine set) the routine runs on the thread that
+ *                                 submitted the op, and only while that
+ *                                 thread is inside rp_port_alertable_wait()
+ *                                 (SleepEx(TRUE) and its APC queue);
+ *   3. port     (neither set)     the completion is queued on the port and
+ *                                 pulled with rp_port_get() /
+ *                                 rp_port_get_many() by one thread or many
+ *                                 (GetQueuedCompletionStatus(Ex)).
+ *
+ * Operations never block the caller and complete asynchronously: blocking
+ * vs non-blocking and synchronous vs asynchronous are different axes. Every
+ * rp_port_<op>() call returns 0 when the op was submitted (ringport's
+ * WSA_IO_PENDING): exactly one completion will then be delivered for it
+ * (a multishot receive delivers several, the last without RP_COMP_MORE).
+ * A call that returns -errno submitted nothing and never delivers a
+ * completion. A completion's 'res' is what io_uring would report: bytes
+ * (or a new fd for accept) when >= 0, -errno on failure.
+ *
+ * Two modes (rp_port_config.flags):
+ *
+ *   shared (default)  any thread submits (under a mutex, sent to the kernel
+ *                     at once); an internal dispatcher thread named
+ *                     "rp-port" reaps the backend and dispatches each
+ *                     completion by its model, playing the part of the
+ *                     Windows kernel. A model-3 completion therefore takes
+ *                     one thread hop (dispatcher -> waiter) before
+ *                     rp_port_get() returns it.
+ *   RP_PORT_OWNED     one owner thread - the thread that calls
+ *                     rp_port_create() - submits and reaps; no lock and no
+ *                     extra thread. Submissions are batched and go to the
+ *                     kernel with one system call per wait ("one submit per
+ *                     loop turn"). The owner's waits (rp_port_get,
+ *                     rp_port_get_many, rp_port_alertable_wait,
+ *                     rp_op_result(wait) and rp_event_wait_any on that
+ *                     thread) pump the port and dispatch completions inline.
+ *                     Only rp_port_post() may be called from other threads;
+ *                     it wakes the owner only if the owner sleeps. Create an
+ *                     owned port on the thread that will own it, and destroy
+ *                     it there. This is the hot path of the network server.
+ *
+ * Backends: io_uring, or epoll turning readiness into completions. AUTO
+ * probes io_uring and falls back to epoll with one log line naming the
+ * reason (seccomp EPERM, ENOSYS, memlock ENOMEM, kernel.io_uring_disabled).
+ * The environment variable RINGPORT_BACKEND=auto|uring|epoll chooses when
+ * rp_port_config.backend is RP_BACKEND_AUTO; an explicit config value wins
+ * over the environment. Registered files are not used: they measured no
+ * faster with one thread per ring on the reference machine.
+ */
+#ifndef RINGPORT_PORT_H
+#define RINGPORT_PORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rp_port;
+struct rp_event;
+struct rp_buffers;
+struct rp_op;
+
+/* ---- configuration --------------------------------------------------- */
+
+enum rp_backend_kind {
+    RP_BACKEND_AUTO = 0,
+    RP_BACKEND_URING = 1,
+    RP_BACKEND_EPOLL = 2,
+};
+
+/* One owner thread submits and reaps; see the file comment. */
+#define RP_PORT_OWNED (1u << 0)
+
+struct rp_port_config {
+    enum rp_backend_kind backend; /* AUTO: probe io_uring, else epoll */
+    uint32_t flags;               /* RP_PORT_OWNED or 0 (shared) */
+    uint32_t sq_entries;          /* io_uring submission queue; 0: 256 */
+    uint32_t cq_entries; /* io_uring completion queue; 0: 8 * sq_entries.
+                            Small values are for tests: an overflow is
+                            survived and counted, never lost. */
+    uint32_t spin_us;    /* a waiter polls this long before it parks in the
+                            kernel; 0: park at once. ~30 us pays off when
+                            completions come often (FIELD-NOTES) */
+};
+
+/* ---- completions ----------------------------------------------------- */
+
+/* Set in rp_completion.flags of a multishot receive: more completions will
+   follow for this op. Its absence marks the op's last completion. */
+#define RP_COMP_MORE (1u << 0)
+/* Set when the data lies in a provided buffer; rp_comp_buffer_id() names
+   it. The caller owns that buffer until rp_port_buffer_recycle(). */
+#define RP_COMP_BUFFER (1u << 1)
+
+static inline uint16_t rp_comp_buffer_id(uint32_t flags)
+{
+    return (uint16_t)(flags >> 16);
+}
+
+struct rp_completion {
+    struct rp_op *op; /* the op that completed (or was posted) */
+    uint64_t key;     /* op->key as it was when the op was submitted */
+    int32_t res;      /* bytes / new fd / 0 when >= 0; -errno on failure */
+    uint32_t flags;   /* RP_COMP_* */
+};
+
+/*
+ * A completion routine (model 2): runs on the submitting thread inside
+ * rp_port_alertable_wait(). 'res' and 'flags' as in struct rp_completion.
+ * The op is the caller's again when the routine runs: it may be
+ * resubmitted or freed from inside the routine.
+ */
+typedef void (*rp_op_routine)(struct rp_op *op, int32_t res, uint32_t flags);
+
+/* ---- the operation (OVERLAPPED) -------------------------------------- */
+
+/* Engine-internal: a queued completion record. */
+struct rp__crec {
+    struct rp__crec *next;
+    struct rp_op *op;
+    int32_t res;
+    uint32_t flags;
+};
+
+/*
+ * struct rp_op is ringport's OVERLAPPED: allocated by the caller, usually
+ * embedded in the object that issues the I/O (a session), prepared with
+ * rp_op_init() once, then submitted with one rp_port_<op>() call at a time.
+ *
+ * Lifetime: from a successful submit until its completion has been
+ * delivered (returned by rp_port_get, its routine called, or its event set
+ * and rp_op_result() seen it), the op, every buffer it names, the iovec
+ * array, the address and address-length objects must stay alive and must
+ * not move. The port may rewrite the iovec array of a send while the op is
+ * in flight (it advances past bytes already sent); its content is
+ * unspecified afterwards. An op in flight must not be submitted again.
+ *
+ * Caller-set members (set them before submitting; they choose the model):
+ *   key      returned with the completion (the completion key; any value);
+ *   event    model 1: the event to set on completion; the result is stored
+ *            in the op for rp_op_result();
+ *   routine  model 2: the routine to run (ignored when event is set).
+ * With neither set the completion is queued on the port (model 3).
+ *
+ * Everything in 'rp__priv' is the engine's: never read or write it.
+ */
+struct rp_op {
+    uint64_t key;
+    struct rp_event *event;
+    rp_op_routine routine;
+
+    /* ---- private: engine-owned from submit to delivery ---- */
+    struct {
+        struct rp__crec rec; /* this op's completion while queued */
+        void *link;          /* MPSC node: posts and routine queues */
+        struct rp_op *next;  /* backend queues (per-fd, timers, ready) */
+        struct rp_op *prev;
+        struct rp_port *port;       /* the port it was submitted to */
+        void *thread;               /* submitting thread's routine queue */
+        struct rp_buffers *buffers; /* multishot receive */
+        void *addr;                 /* accept/connect address; cancel target */
+        socklen_t *addrlen;         /* accept */
+        uint32_t state;             /* idle / pending / done (atomic) */
+        int32_t result;             /* models 1 and 2: the completion's res */
+        uint32_t result_flags;
+        uint8_t kind;
+        uint8_t where;  /* epoll: which backend list holds the op */
+        uint8_t parked; /* multishot waiting for a recycled buffer */
+        uint8_t pad;
+        int fd;
+        int arg;           /* shutdown 'how'; connect addrlen */
+        struct msghdr msg; /* recv/send */
+        int64_t ts_sec;    /* timer: a struct __kernel_timespec */
+        long long ts_nsec;
+        int64_t deadline_ns; /* timer on epoll */
+        uint64_t total;      /* send: bytes asked */
+        uint64_t done;       /* send: bytes sent so far; cancel_fd: extra */
+    } rp__priv;
+};
+
+/* Prepares an op for its first use: all zero, no model chosen. */
+void rp_op_init(struct rp_op *op);
+
+/*
+ * WSAGetOverlappedResult for a model-1 op (op->event set). Returns 0 and
+ * stores the completion's res in *bytes (may be NULL) if the op succeeded;
+ * the op's -errno if it failed; -EINPROGRESS (WSA_IO_INCOMPLETE) if it is
+ * still pending and !wait; -EINVAL if the op has no event. With wait it
+ * blocks until the op completes (on an owned port's owner thread it pumps
+ * the port meanwhile). Thread: any for a shared port.
+ */
+int rp_op_result(struct rp_op *op, uint32_t *bytes, bool wait);
+
+/* ---- the port -------------------------------------------------------- */
+
+/* Returns 0 and *out, or -errno (-EINVAL bad config; the backend's error
+   when a forced backend cannot start). Logs which backend won and why. */
+int rp_port_create(const struct rp_port_config *cfg, struct rp_port **out);
+
+/*
+ * Frees the port. Every op must have completed first (see "Closing with ops
+ * in flight"): completions still pending are dropped, never delivered.
+ * Owned: on the owner thread. Shared: no thread may be inside a call on it.
+ */
+void rp_port_destroy(struct rp_port *port);
+
+enum rp_backend_kind rp_port_backend(const struct rp_port *port);
+/* "auto", "uring", "epoll". */
+const char *rp_backend_name(enum rp_backend_kind kind);
+/* The inverse of rp_backend_name; -EINVAL for anything else. */
+int rp_backend_parse(const char *name);
+
+/*
+ * Operations. Each returns 0 (submitted: one completion will follow) or
+ * -errno (nothing submitted, no completion ever). Thread: any for a shared
+ * port; the owner only for an owned port. fds should be non-blocking
+ * sockets (the epoll backend needs it for connect). The port never closes
+ * an fd except through rp_port_close().
+ *
+ * accept    res = the new fd, SOCK_CLOEXEC|SOCK_NONBLOCK; 'addr' and
+ *           '*addrlen' (may be NULL) are filled as by accept4(2).
+ * connect   res = 0 or -errno (-ECONNREFUSED, ...).
+ * recv      scatter into iov[0..iovcnt); res = bytes, 0 = the peer closed.
+ * send      gather iov[0..iovcnt) (iovcnt <= IOV_MAX), always MSG_NOSIGNAL
+ *           (a closed peer gives -EPIPE, never SIGPIPE). Completes only
+ *           when every byte is sent (res = the total) or on an error (res =
+ *           -errno; some bytes may have gone out). Short sends are continued
+ *           by the port, which advances the caller's iovec array. Keep one
+ *           send in flight per socket: two may interleave their bytes.
+ * shutdown  shutdown(2) with 'how' (SHUT_RD/WR/RDWR).
+ * close     cancels the fd's pending ops first (each completes with
+ *           -ECANCELED, or its result if it won the race), then closes it:
+ *           a later fd with the same number never sees a completion meant
+ *           for this one. Closing an fd that has ops pending by any other
+ *           means than rp_port_close() is the caller's bug.
+ * cancel    cancels 'target' (an op submitted to this port). res = 0 found
+ *           and cancelled, -ENOENT not pending (already completed), or
+ *           -EALREADY (running, cannot be stopped). The target completes
+ *           with -ECANCELED, or with its result if it won the race.
+ * cancel_fd cancels every pending op on 'fd'; res = how many.
+ * timer     completes after 'timeout_ns' with res = -ETIME (as io_uring),
+ *           or -ECANCELED if cancelled first.
+ * nop       completes with res = 0 through the backend (a barrier, a test
+ *           of the completion path).
+ * post      PostQueuedCompletionStatus: delivers (op, op->key, res, 0) by
+ *           the op's model without any I/O. Thread: ANY, also into an owned
+ *           port (it wakes the owner only if the owner sleeps).
+ *
+ * Closing with ops in flight, the documented teardown: shutdown(fd) (or
+ * rp_port_shutdown), rp_port_cancel_fd(fd), wait until every op on the fd
+ * has completed (-ECANCELED or its result), then rp_port_close(fd). The
+ * port never frees or reuses anything under a pending op; io_uring itself
+ * does not cancel requests on close(2), and a multishot receive would keep
+ * delivering.
+ */
+int rp_port_accept(struct rp_port *port, struct rp_op *op, int listen_fd,
+                   struct sockaddr *addr, socklen_t *addrlen);
+int rp_port_connect(struct rp_port *port, struct rp_op *op, int fd,
+                    const struct sockaddr *addr, socklen_t addrlen);
+int rp_port_recv(struct rp_port *port, struct rp_op *op, int fd,
+                 struct iovec *iov, int iovcnt);
+int rp_port_send(struct rp_port *port, struct rp_op *op, int fd,
+                 struct iovec *iov, int iovcnt);
+int rp_port_shutdown(struct rp_port *port, struct rp_op *op, int fd, int how);
+int rp_port_close(struct rp_port *port, struct rp_op *op, int fd);
+int rp_port_cancel(struct rp_port *port, struct rp_op *op,
+                   struct rp_op *target);
+int rp_port_cancel_fd(struct rp_port *port, struct rp_op *op, int fd);
+int rp_port_timer(struct rp_port *port, struct rp_op *op, uint64_t timeout_ns);
+int rp_port_nop(struct rp_port *port, struct rp_op *op);
+int rp_port_post(struct rp_port *port, struct rp_op *op, int32_t res);
+
+/*
+ * Multishot receive with provided buffers (model 3 only: op->event and
+ * op->routine must be NULL, else -EINVAL).
+ *
+ * rp_port_buffers_create registers 'count' buffers (a power of two, <=
+ * 32768) of 'size' bytes each with the port. rp_port_recv_multishot arms
+ * one receive that delivers a completion per chunk of data: res = bytes,
+ * flags = RP_COMP_BUFFER | RP_COMP_MORE and the buffer id
+ * (rp_comp_buffer_id); the data lies at rp_buffers_data(bufs, id). The
+ * caller owns that buffer until it hands it back with
+ * rp_port_buffer_recycle(). When every buffer is held the kernel stops the
+ * receive with -ENOBUFS: that is not a disconnect; the port parks the op and
+ * re-arms it when a buffer is recycled (no data is lost: it waits in the
+ * socket). The op's last completion comes without RP_COMP_MORE: res = 0 at
+ * EOF, or -errno (-ECANCELED after a cancel). Any other end of the kernel's
+ * multishot is re-armed transparently.
+ *
+ * Thread: the owner for an owned port; any for a shared port. The buffers
+ * are freed with the port; they must not be recycled twice.
+ */
+int rp_port_buffers_create(struct rp_port *port, uint32_t count, uint32_t size,
+                           struct rp_buffers **out);
+void *rp_buffers_data(struct rp_buffers *bufs, uint16_t id);
+uint32_t rp_buffers_size(const struct rp_buffers *bufs);
+void rp_port_buffer_recycle(struct rp_buffers *bufs, uint16_t id);
+int rp_port_recv_multishot(struct rp_port *port, struct rp_op *op, int fd,
+                           struct rp_buffers *bufs);
+
+/*
+ * Model 3: takes one completion from the port. Returns 0 and *c, or
+ * -ETIMEDOUT after timeout_ms (< 0: forever; 0: poll). Any number of threads
+ * may wait on a shared port; each completion goes to exactly one of them.
+ * Owned: the owner only (-EPERM otherwise); it pumps the port meanwhile.
+ */
+int rp_port_get(struct rp_port *port, struct rp_completion *c, int timeout_ms);
+/* As rp_port_get, but takes up to 'max' completions at once; returns how
+   many (>= 1) or -ETIMEDOUT. */
+int rp_port_get_many(struct rp_port *port, struct rp_completion *out,
+                     size_t max, int timeout_ms);
+
+/*
+ * Model 2: SleepEx(timeout_ms, TRUE). Runs every completion routine queued
+ * for the calling thread and returns how many ran (> 0), or 0 after
+ * timeout_ms (< 0: forever) when none came. Routines run nowhere else. A
+ * thread that owns a port pumps it here. A thread must not exit while it
+ * has routine ops in flight.
+ */
+int rp_port_alertable_wait(int timeout_ms);
+
+struct rp_port_stats {
+    uint64_t submitted; /* ops accepted by rp_port_<op> (posts excluded) */
+    uint64_t completed; /* completions dispatched */
+    uint64_t enters;    /* system calls into the backend (submit + wait) */
+    uint64_t overflows; /* io_uring CQ overflow flushes */
+    uint64_t posted;    /* rp_port_post calls */
+    uint64_t wakeups;   /* cross-thread wake-ups received */
+};
+
+/* A snapshot (relaxed: counters may be mid-update in shared mode). */
+void rp_port_get_stats(struct rp_port *port, struct rp_port_stats *out);
+
+/* ---- events (model 1): manual-reset, like WSAEVENT ------------------- */
+
+int rp_event_create(struct rp_event **out);
+void rp_event_destroy(struct rp_event *ev);
+/* Sets / resets the event. Set stays set until reset. Thread: any. */
+int rp_event_set(struct rp_event *ev);
+int rp_event_reset(struct rp_event *ev);
+bool rp_event_is_set(struct rp_event *ev);
+/* An fd that polls readable while the event is set (for your own poll). */
+int rp_event_fd(const struct rp_event *ev);
+
+/*
+ * WSAWaitForMultipleEvents(fWaitAll = FALSE) without the 64 limit: returns
+ * the index of a set event (the lowest), or -ETIMEDOUT after timeout_ms
+ * (< 0: forever). On the owner thread of an owned port it pumps that port
+ * while it waits; an event set from outside that port is then noticed at
+ * the port's next completion or wake-up.
+ */
+int rp_event_wait_any(struct rp_event *const *events, size_t n, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

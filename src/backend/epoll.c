@@ -1,0 +1,650 @@
+/*
+ * The epoll backend: readiness turned into completions.
+ *
+ * One level-triggered epoll per port. Each fd with pending ops is
+ * registered with the union of what its ops need (receive/accept -> IN,
+ * send/connect -> OUT) and re-registered as ops come and go; ops wait in
+ * per-fd FIFOs, one per direction, in a table indexed by fd. On readiness
+ * the head ops run their syscall (MSG_DONTWAIT, MSG_NOSIGNAL) until the
+ * kernel says EAGAIN. A partial send stays at the head and continues on
+ * the next EPOLLOUT until every byte went out or it failed.
+ *
+ * Ops that finish without waiting (close, shutdown, cancel, nop, a send
+ * that went out at once) go to a ready list delivered by the next reap.
+ * Timers sit in a deadline-sorted list that bounds epoll_pwait2's timeout.
+ * Closing through the port cancels the fd's ops and unregisters it first,
+ * so a reused fd number never sees its predecessor's completions.
+ */
+#include "backend/backend.h"
+#include "core/assert.h"
+#include "core/clock.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define EPOLL_BATCH 64
+#define WAKE_TAG UINT64_MAX
+#define MULTISHOT_BURST 16 /* receives per readiness, for fairness */
+
+enum {
+    WHERE_NONE,
+    WHERE_IN,
+    WHERE_OUT,
+    WHERE_TIMER,
+    WHERE_READY,
+    WHERE_PARKED
+};
+
+struct op_fifo {
+    struct rp_op *head;
+    struct rp_op *tail;
+};
+
+struct fd_state {
+    struct op_fifo in;
+    struct op_fifo out;
+    uint32_t armed; /* the events registered with epoll; 0: not registered */
+};
+
+struct epoll_backend {
+    struct rp__backend base;
+    int epfd;
+    int wake_fd;
+    struct fd_state *fds; /* indexed by fd; nfds entries */
+    size_t nfds;
+    struct op_fifo ready;
+    struct op_fifo timers; /* sorted by deadline_ns, earliest first */
+    struct op_fifo done;   /* finished by this readiness, delivered after
+                              the fd's registration is updated: once
+                              delivered, the caller may close the fd */
+    struct rp_buffers *buffers;
+};
+
+static struct epoll_backend *to_epoll(struct rp__backend *be)
+{
+    return (struct epoll_backend *)be;
+}
+
+static void fifo_push(struct op_fifo *f, struct rp_op *op)
+{
+    op->rp__priv.next = NULL;
+    op->rp__priv.prev = f->tail;
+    if (f->tail)
+        f->tail->rp__priv.next = op;
+    else
+        f->head = op;
+    f->tail = op;
+}
+
+static void fifo_insert_before(struct op_fifo *f, struct rp_op *pos,
+                               struct rp_op *op)
+{
+    if (!pos) {
+        fifo_push(f, op);
+        return;
+    }
+    op->rp__priv.next = pos;
+    op->rp__priv.prev = pos->rp__priv.prev;
+    if (pos->rp__priv.prev)
+        pos->rp__priv.prev->rp__priv.next = op;
+    else
+        f->head = op;
+    pos->rp__priv.prev = op;
+}
+
+static void fifo_unlink(struct op_fifo *f, struct rp_op *op)
+{
+    if (op->rp__priv.prev)
+        op->rp__priv.prev->rp__priv.next = op->rp__priv.next;
+    else
+        f->head = op->rp__priv.next;
+    if (op->rp__priv.next)
+        op->rp__priv.next->rp__priv.prev = op->rp__priv.prev;
+    else
+        f->tail = op->rp__priv.prev;
+    op->rp__priv.next = op->rp__priv.prev = NULL;
+}
+
+static void complete(struct epoll_backend *e, struct rp_op *op, int32_t res,
+                     uint32_t flags)
+{
+    op->rp__priv.where = WHERE_NONE;
+    e->base.p.complete(e->base.p.ctx, op, res, flags);
+}
+
+static void complete_later(struct epoll_backend *e, struct rp_op *op,
+                           int32_t res)
+{
+    op->rp__priv.result = res;
+    op->rp__priv.where = WHERE_READY;
+    fifo_push(&e->done, op);
+}
+
+static void ready_push(struct epoll_backend *e, struct rp_op *op, int32_t res)
+{
+    op->rp__priv.result = res;
+    op->rp__priv.where = WHERE_READY;
+    bool was_empty = e->ready.head == NULL;
+    fifo_push(&e->ready, op);
+    if (!e->base.p.owned && was_empty)
+        e->base.ops->wake(&e->base);
+}
+
+static struct fd_state *fd_state(struct epoll_backend *e, int fd)
+{
+    if (fd < 0)
+        return NULL;
+    if ((size_t)fd >= e->nfds) {
+        size_t n = e->nfds ? e->nfds : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct fd_state *grown = realloc(e->fds, n * sizeof *grown);
+        if (!grown)
+            return NULL;
+        memset(grown + e->nfds, 0, (n - e->nfds) * sizeof *grown);
+        e->fds = grown;
+        e->nfds = n;
+    }
+    return &e->fds[fd];
+}
+
+/* Makes the epoll registration match the fd's pending ops. */
+static int fd_update(struct epoll_backend *e, int fd)
+{
+    struct fd_state *st = &e->fds[fd];
+    uint32_t want = (st->in.head ? EPOLLIN : 0) | (st->out.head ? EPOLLOUT : 0);
+    if (want == st->armed)
+        return 0;
+    struct epoll_event ev = {.events = want, .data.u64 = (uint64_t)fd};
+    int r;
+    if (want == 0) {
+        r = epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+        r = 0; /* the fd may be gone already: nothing left to undo */
+    } else if (st->armed == 0) {
+        r = epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev);
+        if (r < 0 && errno == EEXIST)
+            r = epoll_ctl(e->epfd, EPOLL_CTL_MOD, fd, &ev);
+    } else {
+        r = epoll_ctl(e->epfd, EPOLL_CTL_MOD, fd, &ev);
+        if (r < 0 && errno == ENOENT) /* closed and reopened behind us */
+            r = epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+    if (r < 0)
+        return -errno;
+    st->armed = want;
+    return 0;
+}
+
+/* Queues an op that waits for readiness; -errno if the fd cannot be
+   watched (nothing queued then). */
+static int fd_enqueue(struct epoll_backend *e, struct rp_op *op, bool out)
+{
+    struct fd_state *st = fd_state(e, op->rp__priv.fd);
+    if (!st)
+        return op->rp__priv.fd < 0 ? -EBADF : -ENOMEM;
+    struct op_fifo *f = out ? &st->out : &st->in;
+    fifo_push(f, op);
+    op->rp__priv.where = out ? WHERE_OUT : WHERE_IN;
+    int r = fd_update(e, op->rp__priv.fd);
+    if (r < 0) {
+        fifo_unlink(f, op);
+        op->rp__priv.where = WHERE_NONE;
+    }
+    return r;
+}
+
+static void timer_insert(struct epoll_backend *e, struct rp_op *op)
+{
+    struct rp_op *pos = e->timers.head;
+    while (pos && pos->rp__priv.deadline_ns <= op->rp__priv.deadline_ns)
+        pos = pos->rp__priv.next;
+    fifo_insert_before(&e->timers, pos, op);
+    op->rp__priv.where = WHERE_TIMER;
+    if (!e->base.p.owned && e->timers.head == op)
+        e->base.ops->wake(&e->base); /* the dispatcher's sleep is too long */
+}
+
+static void parked_unlink(struct rp_op *op)
+{
+    struct rp_buffers *b = op->rp__priv.buffers;
+    for (struct rp_op **pp = &b->parked; *pp; pp = &(*pp)->rp__priv.next) {
+        if (*pp == op) {
+            *pp = op->rp__priv.next;
+            break;
+        }
+    }
+    op->rp__priv.parked = 0;
+}
+
+/* Takes a pending op out of whatever list holds it. False if it is not
+   waiting (already completed or on the ready list). */
+static bool op_detach(struct epoll_backend *e, struct rp_op *op)
+{
+    struct fd_state *st;
+    switch (op->rp__priv.where) {
+    case WHERE_IN:
+        st = &e->fds[op->rp__priv.fd];
+        fifo_unlink(&st->in, op);
+        return true;
+    case WHERE_OUT:
+        st = &e->fds[op->rp__priv.fd];
+        fifo_unlink(&st->out, op);
+        return true;
+    case WHERE_TIMER: fifo_unlink(&e->timers, op); return true;
+    case WHERE_PARKED: parked_unlink(op); return true;
+    default: return false;
+    }
+}
+
+/* Cancels every op waiting on fd; returns how many. */
+static int cancel_fd(struct epoll_backend *e, int fd)
+{
+    int n = 0;
+    if (fd >= 0 && (size_t)fd < e->nfds) {
+        struct fd_state *st = &e->fds[fd];
+        struct op_fifo *fifos[2] = {&st->in, &st->out};
+        for (int i = 0; i < 2; i++) {
+            while (fifos[i]->head) {
+                struct rp_op *op = fifos[i]->head;
+                fifo_unlink(fifos[i], op);
+                ready_push(e, op, -ECANCELED);
+                n++;
+            }
+        }
+        fd_update(e, fd);
+    }
+    for (struct rp_buffers *b = e->buffers; b; b = b->be_next) {
+        struct rp_op *op = b->parked;
+        while (op) {
+            struct rp_op *next = op->rp__priv.next;
+            if (op->rp__priv.fd == fd) {
+                parked_unlink(op);
+                ready_push(e, op, -ECANCELED);
+                n++;
+            }
+            op = next;
+        }
+    }
+    return n;
+}
+
+/* One send attempt; true when the op is finished (completion queued). */
+static bool try_send(struct epoll_backend *e, struct rp_op *op, bool queued)
+{
+    for (;;) {
+        ssize_t n = sendmsg(op->rp__priv.fd, &op->rp__priv.msg,
+                            MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return false;
+            int32_t err = -errno;
+            if (queued)
+                complete_later(e, op, err);
+            else
+                ready_push(e, op, err);
+            return true;
+        }
+        op->rp__priv.done += (uint64_t)n;
+        if (op->rp__priv.done >= op->rp__priv.total) {
+            int32_t res = (int32_t)op->rp__priv.done;
+            if (queued)
+                complete_later(e, op, res);
+            else
+                ready_push(e, op, res);
+            return true;
+        }
+        rp__msg_advance(&op->rp__priv.msg, (size_t)n);
+    }
+}
+
+static int epoll_submit(struct rp__backend *be, struct rp_op *op)
+{
+    struct epoll_backend *e = to_epoll(be);
+    int fd = op->rp__priv.fd;
+    int r;
+    switch (op->rp__priv.kind) {
+    case RP_OP_ACCEPT:
+    case RP_OP_RECV:
+    case RP_OP_RECV_MULTI: return fd_enqueue(e, op, false);
+    case RP_OP_CONNECT:
+        r = connect(fd, op->rp__priv.addr, (socklen_t)op->rp__priv.arg);
+        if (r == 0)
+            ready_push(e, op, 0);
+        else if (errno == EINPROGRESS)
+            return fd_enqueue(e, op, true);
+        else
+            ready_push(e, op, -errno);
+        return 0;
+    case RP_OP_SEND: {
+        struct fd_state *st = fd_state(e, fd);
+        if (!st)
+            return fd < 0 ? -EBADF : -ENOMEM;
+        if (op->rp__priv.total == 0) {
+            ready_push(e, op, 0);
+            return 0;
+        }
+        /* Sending at once saves the EPOLLOUT round trip, but never ahead of
+           a send already waiting on the same socket. */
+        if (!st->out.head && try_send(e, op, false))
+            return 0;
+        return fd_enqueue(e, op, true);
+    }
+    case RP_OP_SHUTDOWN:
+        r = shutdown(fd, op->rp__priv.arg);
+        ready_push(e, op, r < 0 ? -errno : 0);
+        return 0;
+    case RP_OP_CLOSE:
+        cancel_fd(e, fd);
+        if (fd >= 0 && (size_t)fd < e->nfds)
+            e->fds[fd].armed = 0; /* close(2) unregisters it */
+        r = close(fd);
+        ready_push(e, op, r < 0 ? -errno : 0);
+        return 0;
+    case RP_OP_CANCEL: {
+        struct rp_op *target = op->rp__priv.addr;
+        if (target->rp__priv.port != op->rp__priv.port ||
+            !op_detach(e, target)) {
+            ready_push(e, op, -ENOENT);
+            return 0;
+        }
+        if (target->rp__priv.where == WHERE_IN ||
+            target->rp__priv.where == WHERE_OUT)
+            fd_update(e, target->rp__priv.fd);
+        ready_push(e, target, -ECANCELED);
+        ready_push(e, op, 0);
+        return 0;
+    }
+    case RP_OP_CANCEL_FD:
+        r = cancel_fd(e, fd);
+        ready_push(e, op, r);
+        return 0;
+    case RP_OP_TIMER:
+        op->rp__priv.deadline_ns = rp_clock_ns() +
+                                   op->rp__priv.ts_sec * RP_NS_PER_SEC +
+                                   op->rp__priv.ts_nsec;
+        timer_insert(e, op);
+        return 0;
+    case RP_OP_NOP: ready_push(e, op, 0); return 0;
+    default:
+        RP_PANIC("epoll: op kind %d cannot be submitted", op->rp__priv.kind);
+    }
+}
+
+static void park_multishot(struct rp_op *op)
+{
+    struct rp_buffers *b = op->rp__priv.buffers;
+    op->rp__priv.parked = 1;
+    op->rp__priv.where = WHERE_PARKED;
+    op->rp__priv.next = b->parked;
+    b->parked = op;
+}
+
+/* Runs the head of the fd's read FIFO until the kernel has nothing more. */
+static void run_in(struct epoll_backend *e, struct fd_state *st, int fd)
+{
+    int burst = 0;
+    while (st->in.head) {
+        struct rp_op *op = st->in.head;
+        ssize_t n;
+        switch (op->rp__priv.kind) {
+        case RP_OP_ACCEPT:
+            n = accept4(fd, op->rp__priv.addr, op->rp__priv.addrlen,
+                        SOCK_CLOEXEC | SOCK_NONBLOCK);
+            break;
+        case RP_OP_RECV:
+            n = recvmsg(fd, &op->rp__priv.msg, MSG_DONTWAIT);
+            break;
+        case RP_OP_RECV_MULTI: {
+            struct rp_buffers *b = op->rp__priv.buffers;
+            if (b->nfree == 0) {
+                fifo_unlink(&st->in, op);
+                park_multishot(op);
+                continue;
+            }
+            uint16_t id = b->free_ids[--b->nfree];
+            n = recv(fd, b->data + (size_t)id * b->size, b->size, MSG_DONTWAIT);
+            if (n > 0) {
+                complete(e, op, (int32_t)n,
+                         RP_COMP_BUFFER | RP_COMP_MORE | ((uint32_t)id << 16));
+                op->rp__priv.where = WHERE_IN;
+                if (++burst == MULTISHOT_BURST)
+                    return;
+                continue;
+            }
+            b->free_ids[b->nfree++] = id;
+            break;
+        }
+        default:
+            RP_PANIC("epoll: op kind %d in a read queue", op->rp__priv.kind);
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0 && errno == EINTR)
+            continue;
+        fifo_unlink(&st->in, op);
+        complete_later(e, op, n < 0 ? -errno : (int32_t)n);
+    }
+}
+
+static void run_out(struct epoll_backend *e, struct fd_state *st, int fd)
+{
+    while (st->out.head) {
+        struct rp_op *op = st->out.head;
+        if (op->rp__priv.kind == RP_OP_CONNECT) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                err = errno;
+            fifo_unlink(&st->out, op);
+            complete_later(e, op, -err);
+            continue;
+        }
+        /* A finished send is completed (and unlinked) inside try_send, so
+           unlink first: the completion may hand the op back to its owner. */
+        fifo_unlink(&st->out, op);
+        if (!try_send(e, op, true)) {
+            fifo_insert_before(&st->out, st->out.head, op);
+            op->rp__priv.where = WHERE_OUT;
+            return;
+        }
+    }
+}
+
+static void expire_timers(struct epoll_backend *e)
+{
+    if (!e->timers.head)
+        return;
+    int64_t now = rp_clock_ns();
+    while (e->timers.head && e->timers.head->rp__priv.deadline_ns <= now) {
+        struct rp_op *op = e->timers.head;
+        fifo_unlink(&e->timers, op);
+        complete(e, op, -ETIME, 0);
+    }
+}
+
+static void drain_ready(struct epoll_backend *e)
+{
+    while (e->ready.head) {
+        struct rp_op *op = e->ready.head;
+        fifo_unlink(&e->ready, op);
+        complete(e, op, op->rp__priv.result, 0);
+    }
+}
+
+static int64_t wait_ns(struct epoll_backend *e, int64_t timeout_ns)
+{
+    if (e->ready.head)
+        return 0;
+    if (e->timers.head) {
+        int64_t left = e->timers.head->rp__priv.deadline_ns - rp_clock_ns();
+        if (left < 0)
+            left = 0;
+        if (timeout_ns < 0 || left < timeout_ns)
+            return left;
+    }
+    return timeout_ns;
+}
+
+static int epoll_reap(struct rp__backend *be, int64_t timeout_ns)
+{
+    struct epoll_backend *e = to_epoll(be);
+    const struct rp__backend_params *p = &be->p;
+    uint64_t before = __atomic_load_n(&p->stats->completed, __ATOMIC_RELAXED);
+    if (p->lock)
+        pthread_mutex_lock(p->lock);
+    int64_t ns = wait_ns(e, timeout_ns);
+    if (p->lock)
+        pthread_mutex_unlock(p->lock);
+
+    struct epoll_event evs[EPOLL_BATCH];
+    struct timespec ts = rp_timespec_from_ns(ns < 0 ? 0 : ns);
+    int n = epoll_pwait2(e->epfd, evs, EPOLL_BATCH, ns < 0 ? NULL : &ts, NULL);
+    rp__stat_add(p, &p->stats->enters, 1);
+    if (n < 0)
+        n = 0; /* EINTR: the caller loops on its own deadline */
+
+    if (p->lock)
+        pthread_mutex_lock(p->lock);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.u64 == WAKE_TAG) {
+            uint64_t v;
+            ssize_t r = read(e->wake_fd, &v, sizeof v);
+            (void)r; /* EAGAIN: someone drained it already */
+            rp__stat_add(p, &p->stats->wakeups, 1);
+            continue;
+        }
+        int fd = (int)evs[i].data.u64;
+        if ((size_t)fd >= e->nfds)
+            continue;
+        struct fd_state *st = &e->fds[fd];
+        uint32_t bits = evs[i].events;
+        if (bits & (EPOLLIN | EPOLLERR | EPOLLHUP))
+            run_in(e, st, fd);
+        if (bits & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            run_out(e, st, fd);
+        fd_update(e, fd);
+        while (e->done.head) {
+            struct rp_op *op = e->done.head;
+            fifo_unlink(&e->done, op);
+            complete(e, op, op->rp__priv.result, 0);
+        }
+    }
+    expire_timers(e);
+    drain_ready(e);
+    if (p->lock)
+        pthread_mutex_unlock(p->lock);
+    uint64_t after = __atomic_load_n(&p->stats->completed, __ATOMIC_RELAXED);
+    return (int)(after - before);
+}
+
+static void epoll_wake(struct rp__backend *be)
+{
+    uint64_t one = 1;
+    ssize_t w = write(to_epoll(be)->wake_fd, &one, sizeof one);
+    (void)w; /* EAGAIN: the counter is already non-zero, a wake is due */
+}
+
+static int epoll_create_backend(const struct rp__backend_params *p,
+                                struct rp__backend **out)
+{
+    struct epoll_backend *e = calloc(1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    e->base.ops = &rp__epoll_ops;
+    e->base.p = *p;
+    int r;
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (e->epfd < 0) {
+        r = -errno;
+        goto fail_epoll;
+    }
+    e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (e->wake_fd < 0) {
+        r = -errno;
+        goto fail_wake;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wake_fd, &ev) < 0) {
+        r = -errno;
+        goto fail_register;
+    }
+    *out = &e->base;
+    return 0;
+
+fail_register:
+    close(e->wake_fd);
+fail_wake:
+    close(e->epfd);
+fail_epoll:
+    free(e);
+    return r;
+}
+
+static void epoll_destroy(struct rp__backend *be)
+{
+    struct epoll_backend *e = to_epoll(be);
+    close(e->wake_fd);
+    close(e->epfd);
+    free(e->fds);
+    free(e);
+}
+
+static int epoll_buffers_init(struct rp__backend *be, struct rp_buffers *bufs)
+{
+    struct epoll_backend *e = to_epoll(be);
+    bufs->free_ids = malloc(bufs->count * sizeof *bufs->free_ids);
+    if (!bufs->free_ids)
+        return -ENOMEM;
+    /* Lowest id on top, as the io_uring ring hands them out. */
+    for (uint32_t i = 0; i < bufs->count; i++)
+        bufs->free_ids[i] = (uint16_t)(bufs->count - 1 - i);
+    bufs->nfree = bufs->count;
+    bufs->be_next = e->buffers;
+    e->buffers = bufs;
+    return 0;
+}
+
+static void epoll_buffers_fini(struct rp__backend *be, struct rp_buffers *bufs)
+{
+    struct epoll_backend *e = to_epoll(be);
+    free(bufs->free_ids);
+    for (struct rp_buffers **pp = &e->buffers; *pp; pp = &(*pp)->be_next) {
+        if (*pp == bufs) {
+            *pp = bufs->be_next;
+            break;
+        }
+    }
+}
+
+static void epoll_buffer_recycle(struct rp__backend *be,
+                                 struct rp_buffers *bufs, uint16_t id)
+{
+    struct epoll_backend *e = to_epoll(be);
+    assert(bufs->nfree < bufs->count);
+    bufs->free_ids[bufs->nfree++] = id;
+    while (bufs->parked) {
+        struct rp_op *op = bufs->parked;
+        bufs->parked = op->rp__priv.next;
+        op->rp__priv.parked = 0;
+        if (fd_enqueue(e, op, false) < 0)
+            ready_push(e, op, -EBADF);
+    }
+}
+
+const struct rp__backend_ops rp__epoll_ops = {
+    .kind = RP_BACKEND_EPOLL,
+    .create = epoll_create_backend,
+    .destroy = epoll_destroy,
+    .submit = epoll_submit,
+    .reap = epoll_reap,
+    .wake = epoll_wake,
+    .buffers_init = epoll_buffers_init,
+    .buffers_fini = epoll_buffers_fini,
+    .buffer_recycle = epoll_buffer_recycle,
+};

@@ -1,0 +1,171 @@
+/*
+ * Framing (src/proto/frame.h): the stateless header check and the streaming
+ * decoder that the receive path runs on every chunk. The decoder's job is to
+ * copy as little as possible: frames wholly inside a chunk are parsed where
+ * they lie, and only the frame cut by the chunk's end is copied, so its
+ * buffer is at most one frame and is not even allocated until a frame is
+ * first cut.
+ */
+#include "proto/frame.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HDR RP_FRAME_HEADER_SIZE
+/* Smallest partial buffer: room for a header and a small message, so the
+   usual cut frame needs one allocation, not one for the header and one for
+   the payload. */
+#define PARTIAL_MIN 64u
+
+static uint16_t load_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (unsigned)p[1] << 8);
+}
+
+int rp_frame_parse(const uint8_t *data, size_t len,
+                   const struct rp_frame_limits *lim, struct rp_frame *out)
+{
+    if (len < HDR)
+        return 0;
+    uint16_t plen = load_le16(data);
+    uint16_t type = load_le16(data + 2);
+    if (plen > rp_frame_max_payload(lim))
+        return -EMSGSIZE;
+    if (plen == 0 && lim->reject_empty)
+        return -EBADMSG;
+    if (lim->type_max != 0 && (type < lim->type_min || type > lim->type_max))
+        return -EBADMSG;
+    if (len - HDR < plen)
+        return 0;
+    out->type = type;
+    out->len = plen;
+    out->payload = data + HDR;
+    return (int)(HDR + plen);
+}
+
+int rp_frame_decoder_init(struct rp_frame_decoder *d,
+                          const struct rp_frame_limits *lim)
+{
+    if (lim->max_payload > RP_PACKET_MAX_PAYLOAD)
+        return -EINVAL;
+    if (lim->type_max != 0 && lim->type_min > lim->type_max)
+        return -EINVAL;
+    memset(d, 0, sizeof *d);
+    d->lim = *lim;
+    return 0;
+}
+
+void rp_frame_decoder_destroy(struct rp_frame_decoder *d)
+{
+    free(d->partial);
+    d->partial = NULL;
+    d->cap = 0;
+    d->have = 0;
+}
+
+void rp_frame_decoder_trim(struct rp_frame_decoder *d)
+{
+    if (d->have == 0) {
+        free(d->partial);
+        d->partial = NULL;
+        d->cap = 0;
+    }
+}
+
+static int decoder_fail(struct rp_frame_decoder *d, int err)
+{
+    d->error = err;
+    return err;
+}
+
+/* Makes room for 'want' buffered bytes; 'want' never exceeds one frame that
+   passed the limits, which bounds the buffer. */
+static int partial_reserve(struct rp_frame_decoder *d, size_t want)
+{
+    if (want <= d->cap)
+        return 0;
+    size_t limit = RP_FRAME_HEADER_SIZE + rp_frame_max_payload(&d->lim);
+    size_t cap = want < PARTIAL_MIN ? PARTIAL_MIN : want;
+    if (cap > limit)
+        cap = limit;
+    uint8_t *p = realloc(d->partial, cap);
+    if (!p)
+        return -ENOMEM;
+    d->partial = p;
+    d->cap = (uint32_t)cap;
+    return 0;
+}
+
+/* Bytes the partial frame will have when whole (only the header while the
+   header itself is incomplete). */
+static size_t partial_want(const struct rp_frame_decoder *d)
+{
+    return d->have < HDR ? HDR : HDR + (size_t)load_le16(d->partial);
+}
+
+static int partial_append(struct rp_frame_decoder *d, const uint8_t *data,
+                          size_t n)
+{
+    int rc = partial_reserve(d, d->have + n);
+    if (rc < 0)
+        return rc;
+    memcpy(d->partial + d->have, data, n);
+    d->have += (uint32_t)n;
+    d->copied += n;
+    return 0;
+}
+
+int rp_frame_decoder_feed(struct rp_frame_decoder *d, const uint8_t *data,
+                          size_t len, rp_frame_cb cb, void *user)
+{
+    struct rp_frame f;
+    int frames = 0;
+    int rc;
+
+    if (d->error)
+        return d->error;
+
+    /* First finish the frame cut by the previous chunk, copying only what
+       it still lacks. At most two rounds: the header, then the payload. */
+    while (d->have > 0 && len > 0) {
+        size_t need = partial_want(d) - d->have;
+        size_t n = need < len ? need : len;
+        if ((rc = partial_append(d, data, n)) < 0)
+            return decoder_fail(d, rc);
+        data += n;
+        len -= n;
+        rc = rp_frame_parse(d->partial, d->have, &d->lim, &f);
+        if (rc < 0)
+            return decoder_fail(d, rc);
+        if (rc > 0) {
+            d->have = 0;
+            frames++;
+            if ((rc = cb(user, &f)) < 0)
+                return decoder_fail(d, rc);
+        }
+    }
+
+    /* Whole frames in the chunk are handed out where they lie. */
+    while (len > 0) {
+        rc = rp_frame_parse(data, len, &d->lim, &f);
+        if (rc < 0)
+            return decoder_fail(d, rc);
+        if (rc == 0)
+            break;
+        data += rc;
+        len -= (size_t)rc;
+        frames++;
+        if ((rc = cb(user, &f)) < 0)
+            return decoder_fail(d, rc);
+    }
+
+    /* The tail is a frame cut short (its header, if whole, was checked). */
+    if (len > 0) {
+        size_t whole = len < HDR ? HDR : HDR + (size_t)load_le16(data);
+        if ((rc = partial_reserve(d, whole)) < 0 ||
+            (rc = partial_append(d, data, len)) < 0)
+            return decoder_fail(d, rc);
+    }
+    return frames;
+}

@@ -1,0 +1,632 @@
+/*
+ * rp_packet and rp_reader (include/ringport/packet.h): the serialization
+ * buffer with its in-place wire header, the bounds-checked typed put/get,
+ * and the size-classed pools packets are carved from.
+ *
+ * Byte order is explicit (shifts to store, le*toh to load) and every
+ * multi-byte load goes through memcpy, never a casted pointer, so the code
+ * is right on any host and never makes an unaligned access; floats go
+ * through memcpy to their integer bits.
+ */
+#include <ringport/log.h>
+#include <ringport/packet.h>
+
+#include <assert.h>
+#include <endian.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/pool.h"
+
+#define HDR RP_PACKET_HEADER_SIZE
+#define CLASS_HEAP 0xff
+
+/*
+ * wire[] holds the header then 'cap' payload bytes. The header always
+ * matches len and type (every put rewrites the length), so the wire view is
+ * ready without a write: shared packets stay read-only.
+ */
+struct rp_packet {
+    atomic_uint refs; /* holders; the one that drops it to 0 frees */
+    uint32_t len;     /* payload bytes written, <= cap */
+    uint32_t cap;     /* payload capacity, <= RP_PACKET_MAX_PAYLOAD */
+    uint8_t cls;      /* pool size class, or CLASS_HEAP (malloc) */
+    bool failed;      /* a put failed; later puts fail too */
+    uint8_t wire[];   /* HDR + cap bytes */
+};
+
+/*
+ * Size classes by payload capacity. The caps bound what each pool keeps
+ * (~18, 33, 16, 16 MiB); past a cap packets come from malloc. Big classes
+ * keep small per-thread caches so idle threads do not hoard megabytes.
+ */
+static const struct {
+    const char *name;
+    size_t max_payload;
+    size_t max_objects;
+    unsigned cache_size;
+} classes[RP_PACKET_POOL_CLASSES] = {
+    {"packet-256", 256, 65536, 64},
+    {"packet-2k", 2048, 16384, 32},
+    {"packet-16k", 16384, 1024, 8},
+    {"packet-64k", RP_PACKET_MAX_PAYLOAD, 256, 4},
+};
+
+/*
+ * pools[] is written only under pools_lock, before pools_ready is released,
+ * and torn down only when no packet is alive; a packet's free therefore
+ * always sees the pool it came from.
+ */
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool pools_ready;
+static struct rp_pool *pools[RP_PACKET_POOL_CLASSES];
+static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Exact counts, one atomic add per packet created and one per packet freed
+ * (the pools' own counters are flushed lazily). Allocs and frees sit on
+ * separate cache lines: packets are often made on one thread and freed on
+ * another. in_use = allocs - frees.
+ */
+struct counter {
+    _Alignas(64) atomic_uint_fast64_t n;
+};
+static struct counter class_allocs[RP_PACKET_POOL_CLASSES + 1];
+static struct counter class_frees[RP_PACKET_POOL_CLASSES + 1];
+#define HEAP_SLOT RP_PACKET_POOL_CLASSES /* malloc'd packets' counters */
+
+static void store_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void store_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void store_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* memcpy into a local then le*toh: one plain load on x86 (GCC does not
+   merge byte-by-byte loads), and no unaligned access through a cast. */
+static uint16_t load_le16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return le16toh(v);
+}
+
+static uint32_t load_le32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return le32toh(v);
+}
+
+static uint64_t load_le64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return le64toh(v);
+}
+
+/* ---- pools --------------------------------------------------------------- */
+
+static size_t class_object_size(int cls)
+{
+    return sizeof(struct rp_packet) + HDR + classes[cls].max_payload;
+}
+
+static int class_for(size_t capacity)
+{
+    for (int i = 0; i < RP_PACKET_POOL_CLASSES; i++)
+        if (capacity <= classes[i].max_payload)
+            return i;
+    return CLASS_HEAP;
+}
+
+static void pools_exit_hook(void)
+{
+    /* Packets still alive at exit are the program's leak: keep the pools
+       so the leak is reported against them rather than freed under them. */
+    (void)rp_packet_pools_shutdown();
+}
+
+static void register_exit_hook(void)
+{
+    atexit(pools_exit_hook);
+}
+
+static void pools_init(void)
+{
+    pthread_once(&exit_hook_once, register_exit_hook);
+    pthread_mutex_lock(&pools_lock);
+    if (!atomic_load_explicit(&pools_ready, memory_order_relaxed)) {
+        for (int i = 0; i < RP_PACKET_POOL_CLASSES; i++) {
+            struct rp_pool_config cfg = {
+                .name = classes[i].name,
+                .object_size = class_object_size(i),
+                .initial = 0,
+                .max_objects = classes[i].max_objects,
+                .cache_size = classes[i].cache_size,
+            };
+            int rc = rp_pool_create(&cfg, &pools[i]);
+            if (rc < 0) {
+                /* Not fatal: this class falls back to malloc. */
+                pools[i] = NULL;
+                RP_WARN("packet", "pool %s: create failed (%d), using malloc",
+                        classes[i].name, rc);
+            }
+        }
+        atomic_store_explicit(&pools_ready, true, memory_order_release);
+    }
+    pthread_mutex_unlock(&pools_lock);
+}
+
+static void counter_add(uint8_t cls)
+{
+    int slot = cls == CLASS_HEAP ? HEAP_SLOT : cls;
+    atomic_fetch_add_explicit(&class_allocs[slot].n, 1, memory_order_relaxed);
+}
+
+static void counter_sub(uint8_t cls)
+{
+    int slot = cls == CLASS_HEAP ? HEAP_SLOT : cls;
+    atomic_fetch_add_explicit(&class_frees[slot].n, 1, memory_order_relaxed);
+}
+
+/* Frees are read first: a packet freed between the two loads then shows as
+   still alive, never as a negative count. */
+static size_t counter_in_use(int slot)
+{
+    uint64_t frees = atomic_load(&class_frees[slot].n);
+    uint64_t allocs = atomic_load(&class_allocs[slot].n);
+    return allocs > frees ? (size_t)(allocs - frees) : 0;
+}
+
+static struct rp_packet *packet_alloc(size_t capacity)
+{
+    int cls = class_for(capacity);
+    struct rp_packet *p = NULL;
+
+    if (cls != CLASS_HEAP) {
+        if (!atomic_load_explicit(&pools_ready, memory_order_acquire))
+            pools_init();
+        if (pools[cls])
+            p = rp_pool_alloc(pools[cls]);
+    }
+    if (p) {
+        p->cls = (uint8_t)cls;
+    } else {
+        p = malloc(sizeof *p + HDR + capacity);
+        if (!p)
+            return NULL;
+        p->cls = CLASS_HEAP;
+    }
+    counter_add(p->cls);
+    return p;
+}
+
+static void packet_free(struct rp_packet *p)
+{
+    counter_sub(p->cls);
+    if (p->cls == CLASS_HEAP)
+        free(p);
+    else
+        rp_pool_free(pools[p->cls], p);
+}
+
+void rp_packet_pool_stats(struct rp_packet_pool_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&pools_lock);
+    for (int i = 0; i < RP_PACKET_POOL_CLASSES; i++) {
+        out->classes[i].max_payload = classes[i].max_payload;
+        out->classes[i].in_use = counter_in_use(i);
+        if (pools[i]) {
+            struct rp_pool_stats ps;
+            rp_pool_get_stats(pools[i], &ps);
+            out->classes[i].capacity = ps.capacity;
+            out->classes[i].allocs = ps.allocs;
+            out->classes[i].fails = ps.fails;
+        }
+    }
+    pthread_mutex_unlock(&pools_lock);
+    out->heap_allocs = atomic_load(&class_allocs[HEAP_SLOT].n);
+    out->heap_in_use = counter_in_use(HEAP_SLOT);
+    for (int i = 0; i <= HEAP_SLOT; i++) {
+        out->freed += atomic_load(&class_frees[i].n);
+        out->created += atomic_load(&class_allocs[i].n);
+    }
+}
+
+int rp_packet_pools_shutdown(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&pools_lock);
+    size_t live = 0;
+    for (int i = 0; i < RP_PACKET_POOL_CLASSES; i++)
+        live += counter_in_use(i);
+    if (live > 0) {
+        rc = -EBUSY;
+    } else {
+        for (int i = 0; i < RP_PACKET_POOL_CLASSES; i++) {
+            if (pools[i])
+                rp_pool_destroy(pools[i]);
+            pools[i] = NULL;
+        }
+        atomic_store_explicit(&pools_ready, false, memory_order_release);
+    }
+    pthread_mutex_unlock(&pools_lock);
+    return rc;
+}
+
+/* ---- packet -------------------------------------------------------------- */
+
+int rp_packet_create(size_t capacity, uint16_t type, struct rp_packet **out)
+{
+    if (capacity > RP_PACKET_MAX_PAYLOAD)
+        return -EMSGSIZE;
+    struct rp_packet *p = packet_alloc(capacity);
+    if (!p)
+        return -ENOMEM;
+    atomic_init(&p->refs, 1);
+    p->len = 0;
+    p->cap = (uint32_t)capacity;
+    p->failed = false;
+    store_le16(p->wire, 0);
+    store_le16(p->wire + 2, type);
+    *out = p;
+    return 0;
+}
+
+struct rp_packet *rp_packet_ref(struct rp_packet *pkt)
+{
+    /* The caller already holds a reference, so the count cannot be 0 and
+       no ordering is needed to take another. */
+    unsigned old =
+        atomic_fetch_add_explicit(&pkt->refs, 1, memory_order_relaxed);
+    (void)old;
+    assert(old > 0);
+    return pkt;
+}
+
+void rp_packet_unref(struct rp_packet *pkt)
+{
+    if (!pkt)
+        return;
+    /* The sole holder frees without a locked instruction: nobody else can
+       take a reference to a packet they do not hold. The acquire pairs with
+       the release of every earlier unref. */
+    if (atomic_load_explicit(&pkt->refs, memory_order_acquire) == 1) {
+        packet_free(pkt);
+        return;
+    }
+    /* acq_rel: our writes happen before the free (release), and the freeing
+       thread sees every other holder's (acquire). A standalone fence would
+       do, but ThreadSanitizer does not model fences. */
+    unsigned old =
+        atomic_fetch_sub_explicit(&pkt->refs, 1, memory_order_acq_rel);
+    assert(old > 0);
+    if (old == 1)
+        packet_free(pkt);
+}
+
+uint16_t rp_packet_type(const struct rp_packet *pkt)
+{
+    return load_le16(pkt->wire + 2);
+}
+
+void rp_packet_set_type(struct rp_packet *pkt, uint16_t type)
+{
+    store_le16(pkt->wire + 2, type);
+}
+
+size_t rp_packet_size(const struct rp_packet *pkt)
+{
+    return pkt->len;
+}
+
+size_t rp_packet_capacity(const struct rp_packet *pkt)
+{
+    return pkt->cap;
+}
+
+const uint8_t *rp_packet_payload(const struct rp_packet *pkt)
+{
+    return pkt->wire + HDR;
+}
+
+bool rp_packet_failed(const struct rp_packet *pkt)
+{
+    return pkt->failed;
+}
+
+const uint8_t *rp_packet_wire(const struct rp_packet *pkt, size_t *len)
+{
+    *len = HDR + pkt->len;
+    return pkt->wire;
+}
+
+/* Claims 'n' payload bytes at the end, or flags the packet and returns
+   NULL. Keeps the header's length in step. */
+static uint8_t *put_room(struct rp_packet *p, size_t n)
+{
+    if (p->failed || p->cap - p->len < n) {
+        p->failed = true;
+        return NULL;
+    }
+    uint8_t *at = p->wire + HDR + p->len;
+    p->len += (uint32_t)n;
+    store_le16(p->wire, (uint16_t)p->len);
+    return at;
+}
+
+int rp_packet_put_u8(struct rp_packet *pkt, uint8_t v)
+{
+    uint8_t *at = put_room(pkt, 1);
+    if (!at)
+        return -ENOBUFS;
+    *at = v;
+    return 0;
+}
+
+int rp_packet_put_u16(struct rp_packet *pkt, uint16_t v)
+{
+    uint8_t *at = put_room(pkt, 2);
+    if (!at)
+        return -ENOBUFS;
+    store_le16(at, v);
+    return 0;
+}
+
+int rp_packet_put_u32(struct rp_packet *pkt, uint32_t v)
+{
+    uint8_t *at = put_room(pkt, 4);
+    if (!at)
+        return -ENOBUFS;
+    store_le32(at, v);
+    return 0;
+}
+
+int rp_packet_put_u64(struct rp_packet *pkt, uint64_t v)
+{
+    uint8_t *at = put_room(pkt, 8);
+    if (!at)
+        return -ENOBUFS;
+    store_le64(at, v);
+    return 0;
+}
+
+/* Signed values go out as their two's-complement bits (C11 conversion to
+   an unsigned type is defined modulo 2^N). */
+int rp_packet_put_i8(struct rp_packet *pkt, int8_t v)
+{
+    return rp_packet_put_u8(pkt, (uint8_t)v);
+}
+
+int rp_packet_put_i16(struct rp_packet *pkt, int16_t v)
+{
+    return rp_packet_put_u16(pkt, (uint16_t)v);
+}
+
+int rp_packet_put_i32(struct rp_packet *pkt, int32_t v)
+{
+    return rp_packet_put_u32(pkt, (uint32_t)v);
+}
+
+int rp_packet_put_i64(struct rp_packet *pkt, int64_t v)
+{
+    return rp_packet_put_u64(pkt, (uint64_t)v);
+}
+
+int rp_packet_put_f32(struct rp_packet *pkt, float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return rp_packet_put_u32(pkt, bits);
+}
+
+int rp_packet_put_f64(struct rp_packet *pkt, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return rp_packet_put_u64(pkt, bits);
+}
+
+int rp_packet_put_bytes(struct rp_packet *pkt, const void *data, size_t n)
+{
+    uint8_t *at = put_room(pkt, n);
+    if (!at)
+        return -ENOBUFS;
+    if (n)
+        memcpy(at, data, n);
+    return 0;
+}
+
+int rp_packet_put_blob(struct rp_packet *pkt, const void *data, size_t n)
+{
+    if (n > UINT16_MAX) {
+        pkt->failed = true;
+        return -EMSGSIZE;
+    }
+    /* Claim prefix and bytes at once so a failure writes neither. */
+    uint8_t *at = put_room(pkt, 2 + n);
+    if (!at)
+        return -ENOBUFS;
+    store_le16(at, (uint16_t)n);
+    if (n)
+        memcpy(at + 2, data, n);
+    return 0;
+}
+
+int rp_packet_put_strn(struct rp_packet *pkt, const char *s, size_t n)
+{
+    return rp_packet_put_blob(pkt, s, n);
+}
+
+int rp_packet_put_str(struct rp_packet *pkt, const char *s)
+{
+    return rp_packet_put_blob(pkt, s, strlen(s));
+}
+
+/* ---- reader -------------------------------------------------------------- */
+
+void rp_reader_init(struct rp_reader *r, const void *data, size_t len)
+{
+    /* Never hold a null pointer: even NULL + 0 is undefined in C. */
+    static const uint8_t empty[1];
+    const uint8_t *p = data ? data : empty;
+    r->pos = p;
+    r->end = p + (data ? len : 0);
+    r->failed = false;
+}
+
+void rp_packet_reader(const struct rp_packet *pkt, struct rp_reader *r)
+{
+    rp_reader_init(r, pkt->wire + HDR, pkt->len);
+}
+
+/* Consumes 'n' bytes and returns where they start, or fails the reader:
+   flag set, everything left consumed, NULL returned. A failed reader fails
+   every read, even of 0 bytes. */
+static const uint8_t *take(struct rp_reader *r, size_t n)
+{
+    if (r->failed || (size_t)(r->end - r->pos) < n) {
+        r->failed = true;
+        r->pos = r->end;
+        return NULL;
+    }
+    const uint8_t *at = r->pos;
+    r->pos += n;
+    return at;
+}
+
+uint8_t rp_reader_get_u8(struct rp_reader *r)
+{
+    const uint8_t *at = take(r, 1);
+    return at ? *at : 0;
+}
+
+uint16_t rp_reader_get_u16(struct rp_reader *r)
+{
+    const uint8_t *at = take(r, 2);
+    return at ? load_le16(at) : 0;
+}
+
+uint32_t rp_reader_get_u32(struct rp_reader *r)
+{
+    const uint8_t *at = take(r, 4);
+    return at ? load_le32(at) : 0;
+}
+
+uint64_t rp_reader_get_u64(struct rp_reader *r)
+{
+    const uint8_t *at = take(r, 8);
+    return at ? load_le64(at) : 0;
+}
+
+/* Unsigned to signed conversion of an out-of-range value is
+   implementation-defined in C11; memcpy states two's complement plainly. */
+int8_t rp_reader_get_i8(struct rp_reader *r)
+{
+    uint8_t u = rp_reader_get_u8(r);
+    int8_t v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+int16_t rp_reader_get_i16(struct rp_reader *r)
+{
+    uint16_t u = rp_reader_get_u16(r);
+    int16_t v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+int32_t rp_reader_get_i32(struct rp_reader *r)
+{
+    uint32_t u = rp_reader_get_u32(r);
+    int32_t v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+int64_t rp_reader_get_i64(struct rp_reader *r)
+{
+    uint64_t u = rp_reader_get_u64(r);
+    int64_t v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+float rp_reader_get_f32(struct rp_reader *r)
+{
+    uint32_t u = rp_reader_get_u32(r);
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+double rp_reader_get_f64(struct rp_reader *r)
+{
+    uint64_t u = rp_reader_get_u64(r);
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+void rp_reader_get_bytes(struct rp_reader *r, void *dst, size_t n)
+{
+    const uint8_t *at = take(r, n);
+    if (n == 0)
+        return;
+    if (at)
+        memcpy(dst, at, n);
+    else
+        memset(dst, 0, n);
+}
+
+const uint8_t *rp_reader_view_bytes(struct rp_reader *r, size_t n)
+{
+    return take(r, n);
+}
+
+const uint8_t *rp_reader_get_blob(struct rp_reader *r, size_t *len)
+{
+    size_t n = rp_reader_get_u16(r);
+    const uint8_t *at = take(r, n);
+    if (!at) {
+        *len = 0;
+        return (const uint8_t *)"";
+    }
+    *len = n;
+    return at;
+}
+
+const char *rp_reader_get_strv(struct rp_reader *r, size_t *len)
+{
+    return (const char *)rp_reader_get_blob(r, len);
+}
+
+size_t rp_reader_get_str(struct rp_reader *r, char *buf, size_t cap)
+{
+    size_t n;
+    const uint8_t *at = rp_reader_get_blob(r, &n);
+    if (cap == 0)
+        return n;
+    size_t copy = n < cap - 1 ? n : cap - 1;
+    if (copy)
+        memcpy(buf, at, copy);
+    buf[copy] = '\0';
+    return n;
+}
