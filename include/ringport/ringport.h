@@ -16,6 +16,10 @@
 #define RP_VERSION_STRING "0.1.0"
 
 #include <ringport/log.h>
+#include <ringport/packet.h>
+#include <ringport/port.h>
+#include <ringport/server.h>
+#include <ringport/session.h>
 
 #ifdef __cplusplus
 extern "C" {

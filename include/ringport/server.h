@@ -1,0 +1,194 @@
+/*
+ * rp_server: a TCP server for game clients on top of the completion port.
+ *
+ * Threads and data flow:
+ *
+ *   accept thread --fd--> I/O thread k (owns an owned rp_port and, for
+ *                         their whole life, the I/O of its sessions)
+ *   I/O thread:  recv completion -> frame packets -> on_message
+ *   any thread:  rp_server_send(sid, pkt) -> session send queue -> wakes the
+ *                owning I/O thread (no wake when the sender is that thread)
+ *   I/O thread:  gathers up to max_iov queued packets -> one send op ->
+ *                on completion releases them
+ *
+ * Every session has exactly one receive outstanding while open and at most
+ * one send in flight; packets queued meanwhile go out together in the next
+ * gather send. On io_uring an idle session holds no receive buffer (a
+ * multishot receive into a shared provided-buffer ring; whole frames are
+ * handed to on_message in place, only a partial frame is copied into the
+ * session). On epoll the session receives into its own ring buffer.
+ *
+ * Callbacks run on the session's I/O thread, never two at once for one
+ * session: on_join first, then on_message for each frame in arrival order,
+ * then on_leave exactly once. A callback must not block; it may call any
+ * rp_server_* function (a send from inside a callback is queued without a
+ * wake-up and flushed at the end of the loop turn).
+ *
+ * Errors follow the project convention: >= 0 success, -errno failure.
+ */
+#ifndef RINGPORT_SERVER_H
+#define RINGPORT_SERVER_H
+
+#include <ringport/packet.h>
+#include <ringport/port.h>
+#include <ringport/session.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rp_server;
+
+enum rp_server_mode {
+    RP_SERVER_FRAMED = 0, /* length-prefixed packets (docs/protocol.md) */
+    RP_SERVER_RAW = 1,    /* bytes as they come: on_data, rp_server_send_raw */
+};
+
+/* A received frame, valid only during on_message: it may point into a
+   shared receive buffer. Copy it (rp_message_to_packet) to keep it. */
+struct rp_message {
+    uint16_t type;
+    uint16_t len;           /* payload bytes */
+    const uint8_t *payload; /* never NULL */
+};
+
+struct rp_server_callbacks {
+    /* A new session. Return nothing; to refuse by address use
+       accept_filter, to drop later call rp_server_disconnect. */
+    void (*on_join)(struct rp_server *srv, rp_sid sid, void *user);
+    /* Framed mode: one whole frame. */
+    void (*on_message)(struct rp_server *srv, rp_sid sid,
+                       const struct rp_message *msg, void *user);
+    /* Raw mode: the next bytes of the stream ('data' valid during the
+       call). */
+    void (*on_data)(struct rp_server *srv, rp_sid sid, const void *data,
+                    size_t len, void *user);
+    /* The session has ended; 'sid' is already stale for every API. Called
+       exactly once per joined session, also at server stop. */
+    void (*on_leave)(struct rp_server *srv, rp_sid sid,
+                     enum rp_leave_reason reason, void *user);
+    /* On the accept thread, before a session exists: return 0 to accept,
+       anything else to refuse (the socket is closed and counted). */
+    int (*accept_filter)(const struct sockaddr *addr, socklen_t addrlen,
+                         void *user);
+};
+
+/*
+ * Fill with rp_server_config_init() (the defaults below), then change what
+ * you need. Zero-valued timeouts are off.
+ */
+struct rp_server_config {
+    const char *listen_addr; /* IPv4 or IPv6 literal; "127.0.0.1" */
+    uint16_t port;           /* 0 = an ephemeral port (rp_server_port) */
+    uint32_t io_threads;     /* 1..64; 1 */
+    uint32_t max_sessions;   /* 1..1,000,000; 10,000 */
+    uint32_t max_payload;    /* 1..65535; 8,192 */
+    uint32_t send_queue_limit; /* bytes queued per session before it is cut
+                                  with SEND_OVERFLOW; >= max frame; 1 MiB */
+    uint32_t idle_timeout_ms;  /* nothing received for this long; 0 (off) */
+    uint32_t frame_deadline_ms; /* a frame once started must complete within
+                                   this: stops a 1-byte drip; 10,000 */
+    uint32_t first_packet_deadline_ms; /* first whole frame (framed) or first
+                                          byte (raw) after connect; 0 (off) */
+    uint32_t max_iov;        /* packets per gather send, 1..IOV_MAX; 256 */
+    uint32_t stop_drain_ms;  /* graceful stop: queued sends get this long; 2,000 */
+    uint32_t spin_us;        /* I/O thread wait policy (rp_port_config); 0 */
+    uint32_t recv_buffer_size; /* epoll ring / io_uring provided buffer size;
+                                  16,384 */
+    enum rp_backend_kind backend; /* AUTO (env RINGPORT_BACKEND applies) */
+    enum rp_server_mode mode;     /* FRAMED */
+    struct rp_server_callbacks cb;
+    void *user; /* passed to every callback */
+};
+
+void rp_server_config_init(struct rp_server_config *cfg);
+
+/*
+ * Checks every field. Returns 0, or -EINVAL and writes one line naming the
+ * field, its value and the allowed range into 'err' (e.g. "io_threads = 0:
+ * must be 1..64"). 'err' may be NULL.
+ */
+int rp_server_config_validate(const struct rp_server_config *cfg, char *err,
+                              size_t errlen);
+
+/*
+ * Validates the config (logging the error line), creates the server and
+ * binds and listens (so the port is known and a bind error is reported
+ * here), but starts no thread. Returns 0, -EINVAL, -EADDRINUSE, ...
+ */
+int rp_server_create(const struct rp_server_config *cfg,
+                     struct rp_server **out);
+/* Starts the I/O threads and the accept thread. Returns 0 or -errno. */
+int rp_server_start(struct rp_server *srv);
+/*
+ * Graceful stop: stops accepting (new connections are refused), lets queued
+ * sends drain up to stop_drain_ms, ends every session with
+ * RP_LEAVE_SERVER_STOP (each on_leave runs once), joins every thread.
+ * Thread: any thread but the server's own. Idempotent.
+ */
+void rp_server_stop(struct rp_server *srv);
+/* Stops the server if it runs, then frees everything. */
+void rp_server_destroy(struct rp_server *srv);
+
+/* The bound port (useful with port 0) and the backend in use. */
+uint16_t rp_server_port(const struct rp_server *srv);
+enum rp_backend_kind rp_server_backend(const struct rp_server *srv);
+
+/*
+ * Queues 'pkt' for the session and takes one reference to it; the caller
+ * keeps its own. Returns 0, -ENOBUFS if the session's send queue is over its
+ * byte limit (the peer reads too slowly: it is being disconnected with
+ * SEND_OVERFLOW), or -ENOTCONN if 'sid' is stale or closing. Framed mode
+ * sends the packet's wire bytes (header + payload). Thread: any.
+ */
+int rp_server_send(struct rp_server *srv, rp_sid sid, struct rp_packet *pkt);
+/* Raw mode: copies 'len' bytes into the session's send queue. Same
+   returns. Thread: any. */
+int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
+                       size_t len);
+/*
+ * Queues one shared packet for 'n' sessions: one buffer, n references, no
+ * copies. Returns how many sessions it was queued for (stale ids and full
+ * queues are skipped, as rp_server_send would refuse them). Thread: any.
+ */
+int rp_server_broadcast(struct rp_server *srv, const rp_sid *ids, size_t n,
+                        struct rp_packet *pkt);
+/* Ends the session with RP_LEAVE_KICKED after the sends already queued.
+   Returns 0, or -ENOTCONN if stale. Twice is harmless. Thread: any. */
+int rp_server_disconnect(struct rp_server *srv, rp_sid sid);
+/* The peer's address. Returns 0 or -ENOTCONN. Thread: any. */
+int rp_server_peer(struct rp_server *srv, rp_sid sid,
+                   struct sockaddr_storage *addr, socklen_t *addrlen);
+
+/* A copy of 'msg' as a packet (one reference, the caller's). 0 or -ENOMEM. */
+int rp_message_to_packet(const struct rp_message *msg,
+                         struct rp_packet **out);
+
+/*
+ * Counters, kept per I/O thread without atomics on the hot path and summed
+ * here (each counter is read with a relaxed load; the sum is a consistent
+ * picture per thread, not across threads).
+ */
+struct rp_server_stats {
+    uint64_t sessions;     /* open now */
+    uint64_t sessions_max; /* high-water mark */
+    uint64_t accepts;      /* connections accepted into sessions */
+    uint64_t refused;      /* closed at once: max_sessions, accept_filter,
+                              stopping */
+    uint64_t accept_errors; /* EMFILE/ENFILE and other accept4 failures */
+    uint64_t bytes_in, bytes_out;
+    uint64_t packets_in, packets_out;
+    uint64_t sends;        /* send operations (gather writes) completed */
+    uint64_t leaves[RP_LEAVE_REASON_COUNT];
+};
+
+void rp_server_get_stats(struct rp_server *srv, struct rp_server_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
