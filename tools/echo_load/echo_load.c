@@ -2,9 +2,12 @@
  * ringport-echo-load: a small verifying load client for echo servers.
  *
  * One thread, non-blocking sockets, level-triggered epoll. Each of the
- * --connections keeps up to --depth messages of --size bytes in flight.
- * Message 'seq' of connection 'c' is deterministic: its first 8 bytes are
- * seq (little-endian), the rest a splitmix64 stream seeded by (c, seq).
+ * --connections keeps up to --depth messages in flight. Message 'seq' of
+ * connection 'c' is deterministic: its size is --size, or drawn from
+ * --size MIN..MAX by (c, seq); its first 8 bytes are seq (little-endian),
+ * the rest a splitmix64 stream seeded by (c, seq). In --mode framed each
+ * message is one packet of docs/protocol.md (u16 length, u16 type = seq,
+ * then the message as payload), for servers that echo packets.
  * Every echoed byte is checked, in order, against what was sent; a
  * mismatch, an echo of bytes never sent, an unexpected close or a failed
  * connect ends the run with status 1. After --duration seconds no new
@@ -15,6 +18,7 @@
  *
  *     ringport-echo-load --port 7000 --connections 50 --size 64 \
  *         --depth 1 --duration 5 --json
+ *     ringport-echo-load --port 7000 --mode framed --size 64..1024 --depth 4
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,11 +44,17 @@ struct opts {
     const char *host;
     uint16_t port;
     uint32_t connections;
-    uint32_t size;
+    uint32_t size;     /* smallest message (payload in framed mode) */
+    uint32_t size_max; /* largest; == size for a fixed size */
     uint32_t depth;
     double duration;
     bool json;
+    bool framed; /* each message goes as one length-prefixed packet */
 };
+
+/* Framed mode: the packet header in front of each message. */
+#define FRAME_HEADER 4u
+#define FRAME_MAX_PAYLOAD 65535u
 
 /*
  * Messages [recv_seq, send_seq) are in flight; send_off bytes of message
@@ -59,8 +69,9 @@ struct conn {
     bool want_out; /* EPOLLOUT armed: a write was cut short */
     uint64_t send_seq, recv_seq;
     uint32_t send_off, recv_off;
-    uint8_t *send_msg; /* content of message send_seq */
-    uint8_t *expect;   /* content of message recv_seq */
+    uint32_t send_len, recv_len; /* wire bytes of those two messages */
+    uint8_t *send_msg;           /* wire bytes of message send_seq */
+    uint8_t *expect;             /* wire bytes of message recv_seq */
     uint64_t *sent_ns; /* [depth]: when message seq % depth was started */
 };
 
@@ -107,7 +118,24 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void message_fill(uint8_t *buf, uint32_t size, uint32_t conn,
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* The message's size (payload), from --size or drawn from its range. */
+static uint32_t message_size(const struct opts *op, uint32_t conn, uint64_t seq)
+{
+    uint32_t span = op->size_max - op->size + 1;
+    if (span == 1)
+        return op->size;
+    uint64_t z = mix64(((uint64_t)conn << 40) ^ seq ^ 0x512Eull);
+    return op->size + (uint32_t)(z % span);
+}
+
+static void payload_fill(uint8_t *buf, uint32_t size, uint32_t conn,
                          uint64_t seq)
 {
     uint64_t state = ((uint64_t)conn << 40) ^ seq ^ 0x5EEDull;
@@ -122,6 +150,24 @@ static void message_fill(uint8_t *buf, uint32_t size, uint32_t conn,
         for (int k = 0; k < 8 && i < size; k++, i++)
             buf[i] = (uint8_t)(z >> (8 * k));
     }
+}
+
+/* Writes message 'seq' of 'conn' as it goes on the wire into 'buf' (room
+   for FRAME_HEADER + size_max bytes); returns its length. */
+static uint32_t message_fill(const struct opts *op, uint8_t *buf, uint32_t conn,
+                             uint64_t seq)
+{
+    uint32_t size = message_size(op, conn, seq);
+    if (!op->framed) {
+        payload_fill(buf, size, conn, seq);
+        return size;
+    }
+    buf[0] = (uint8_t)size;
+    buf[1] = (uint8_t)(size >> 8);
+    buf[2] = (uint8_t)seq;
+    buf[3] = (uint8_t)(seq >> 8);
+    payload_fill(buf + FRAME_HEADER, size, conn, seq);
+    return FRAME_HEADER + size;
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) static void
@@ -139,13 +185,18 @@ fail(const char *fmt, ...)
 __attribute__((noreturn)) static void usage(FILE *f, int status)
 {
     fprintf(f, "usage: ringport-echo-load [--host ADDR] [--port N] "
-               "[--connections N] [--size BYTES]\n"
+               "[--connections N] [--size BYTES|MIN..MAX]\n"
                "                          [--depth D] [--duration SECONDS] "
-               "[--json] [--help]\n"
+               "[--mode raw|framed] [--json] [--help]\n"
                "  --host ADDR        numeric address (default 127.0.0.1)\n"
                "  --port N           server port (default 7000)\n"
                "  --connections N    connections (default 50)\n"
-               "  --size BYTES       message size (default 64)\n"
+               "  --size BYTES       message size (default 64), or MIN..MAX "
+               "for sizes drawn\n"
+               "                     per message (framed: payload bytes, at "
+               "most 65535)\n"
+               "  --mode M           raw: bytes (default); framed: each "
+               "message one packet\n"
                "  --depth D          messages in flight per connection "
                "(default 1)\n"
                "  --duration S       seconds of load (default 5)\n"
@@ -168,6 +219,20 @@ static double parse_num(const char *flag, const char *s, double lo, double hi)
         exit(2);
     }
     return v;
+}
+
+/* "N" or "MIN..MAX". */
+static void parse_size(const char *v, struct opts *o)
+{
+    char lo[32];
+    const char *dots = strstr(v, "..");
+    if (!dots) {
+        o->size = o->size_max = (uint32_t)parse_num("--size", v, 1, 16 << 20);
+        return;
+    }
+    snprintf(lo, sizeof lo, "%.*s", (int)(dots - v), v);
+    o->size = (uint32_t)parse_num("--size", lo, 1, 16 << 20);
+    o->size_max = (uint32_t)parse_num("--size", dots + 2, o->size, 16 << 20);
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -195,8 +260,17 @@ static void parse_args(int argc, char **argv, struct opts *o)
         else if (strcmp(a, "--connections") == 0)
             o->connections = (uint32_t)parse_num(a, v, 1, 100000);
         else if (strcmp(a, "--size") == 0)
-            o->size = (uint32_t)parse_num(a, v, 1, 16 << 20);
-        else if (strcmp(a, "--depth") == 0)
+            parse_size(v, o);
+        else if (strcmp(a, "--mode") == 0) {
+            if (strcmp(v, "raw") != 0 && strcmp(v, "framed") != 0) {
+                fprintf(stderr,
+                        "ringport-echo-load: --mode wants raw or framed, "
+                        "got '%s'\n",
+                        v);
+                exit(2);
+            }
+            o->framed = strcmp(v, "framed") == 0;
+        } else if (strcmp(a, "--depth") == 0)
             o->depth = (uint32_t)parse_num(a, v, 1, 4096);
         else if (strcmp(a, "--duration") == 0)
             o->duration = parse_num(a, v, 0.001, 86400);
@@ -208,12 +282,19 @@ static void parse_args(int argc, char **argv, struct opts *o)
             exit(2);
         }
     }
+    if (o->framed && o->size_max > FRAME_MAX_PAYLOAD) {
+        fprintf(stderr,
+                "ringport-echo-load: --mode framed wants --size at most "
+                "%u\n",
+                FRAME_MAX_PAYLOAD);
+        exit(2);
+    }
 }
 
-static struct opts o = {"127.0.0.1", 7000, 50, 64, 1, 5.0, false};
+static struct opts o = {"127.0.0.1", 7000, 50, 64, 64, 1, 5.0, false, false};
 static int epfd;
 static bool sending = true; /* false once the duration is over */
-static uint64_t msgs_done, msgs_in_window;
+static uint64_t msgs_done, msgs_in_window, bytes_in_window;
 
 static void conn_watch(struct conn *c, bool want_out)
 {
@@ -233,11 +314,11 @@ static void conn_send(struct conn *c)
         if (c->send_off == 0) {
             if (!sending || c->send_seq - c->recv_seq >= o.depth)
                 break;
-            message_fill(c->send_msg, o.size, c->id, c->send_seq);
+            c->send_len = message_fill(&o, c->send_msg, c->id, c->send_seq);
             c->sent_ns[c->send_seq % o.depth] = now_ns();
         }
-        ssize_t n = send(c->fd, c->send_msg + c->send_off, o.size - c->send_off,
-                         MSG_NOSIGNAL);
+        ssize_t n = send(c->fd, c->send_msg + c->send_off,
+                         c->send_len - c->send_off, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 conn_watch(c, true);
@@ -246,7 +327,7 @@ static void conn_send(struct conn *c)
             fail("connection %u: send: %s", c->id, strerror(errno));
         }
         c->send_off += (uint32_t)n;
-        if (c->send_off == o.size) {
+        if (c->send_off == c->send_len) {
             c->send_seq++;
             c->send_off = 0;
         }
@@ -258,8 +339,8 @@ static void conn_check(struct conn *c, const uint8_t *p, size_t n)
 {
     while (n > 0) {
         if (c->recv_off == 0)
-            message_fill(c->expect, o.size, c->id, c->recv_seq);
-        uint32_t avail = o.size - c->recv_off;
+            c->recv_len = message_fill(&o, c->expect, c->id, c->recv_seq);
+        uint32_t avail = c->recv_len - c->recv_off;
         if (c->recv_seq == c->send_seq)
             avail = c->send_off - c->recv_off;
         if (avail == 0)
@@ -278,13 +359,15 @@ static void conn_check(struct conn *c, const uint8_t *p, size_t n)
         c->recv_off += take;
         p += take;
         n -= take;
-        if (c->recv_off == o.size) {
+        if (c->recv_off == c->recv_len) {
             uint64_t rtt = now_ns() - c->sent_ns[c->recv_seq % o.depth];
             hist[hist_index(rtt)]++;
             hist_count++;
             msgs_done++;
-            if (sending)
+            if (sending) {
                 msgs_in_window++;
+                bytes_in_window += c->recv_len;
+            }
             c->recv_seq++;
             c->recv_off = 0;
         }
@@ -397,8 +480,8 @@ int main(int argc, char **argv)
     if (epfd < 0 || !conns)
         fail("setup: %s", strerror(errno));
     for (uint32_t i = 0; i < o.connections; i++) {
-        conns[i].send_msg = malloc(o.size);
-        conns[i].expect = malloc(o.size);
+        conns[i].send_msg = malloc(FRAME_HEADER + o.size_max);
+        conns[i].expect = malloc(FRAME_HEADER + o.size_max);
         conns[i].sent_ns = calloc(o.depth, sizeof(uint64_t));
         if (!conns[i].send_msg || !conns[i].expect || !conns[i].sent_ns)
             fail("out of memory");
@@ -443,21 +526,27 @@ int main(int argc, char **argv)
 
     double secs = (double)(stop - start) / 1e9;
     double rate = (double)msgs_in_window / secs;
-    double mbs = rate * o.size / 1e6;
+    double mbs = (double)bytes_in_window / secs / 1e6;
+    char size[48];
+    if (o.size == o.size_max)
+        snprintf(size, sizeof size, "%u B", o.size);
+    else
+        snprintf(size, sizeof size, "%u..%u B", o.size, o.size_max);
     double p50 = (double)hist_percentile(0.50) / 1000.0;
     double p99 = (double)hist_percentile(0.99) / 1000.0;
-    printf("echo-load: %u connections, %u B, depth %u, %.1f s: %" PRIu64
+    printf("echo-load: %u connections, %s %s, depth %u, %.1f s: %" PRIu64
            " msgs verified, %.0f msgs/s, %.2f MB/s, p50 %.1f us, p99 %.1f "
            "us\n",
-           o.connections, o.size, o.depth, secs, msgs_done, rate, mbs, p50,
-           p99);
+           o.connections, size, o.framed ? "framed" : "raw", o.depth, secs,
+           msgs_done, rate, mbs, p50, p99);
     if (o.json)
-        printf("{\"connections\":%u,\"size\":%u,\"depth\":%u,"
+        printf("{\"connections\":%u,\"size\":%u,\"size_max\":%u,"
+               "\"mode\":\"%s\",\"depth\":%u,"
                "\"duration_s\":%.3f,\"msgs\":%" PRIu64 ",\"msgs_per_s\":%.1f,"
                "\"mb_per_s\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
                "\"errors\":0}\n",
-               o.connections, o.size, o.depth, secs, msgs_done, rate, mbs, p50,
-               p99);
+               o.connections, o.size, o.size_max, o.framed ? "framed" : "raw",
+               o.depth, secs, msgs_done, rate, mbs, p50, p99);
     for (uint32_t i = 0; i < o.connections; i++) {
         close(conns[i].fd);
         free(conns[i].send_msg);

@@ -1,0 +1,85 @@
+#!/bin/sh
+# make run: ringport-echo (framed, a free port) under ringport-echo-load
+# with every byte verified, then a graceful stop.
+#
+#   scripts/run-echo.sh BUILD_DIR [SECONDS] [CONNECTIONS]
+#
+# The server runs on CPU 0 and the load on CPU 1 when taskset exists. Prints
+# the load tool's figures and the server's final totals; exits non-zero if
+# either program failed. Bounded: the server gets 10 s to print its port and
+# 15 s to stop after SIGTERM; everything it started is stopped by PID.
+set -u
+
+build=${1:?usage: run-echo.sh BUILD_DIR [SECONDS] [CONNECTIONS]}
+secs=${2:-10}
+conns=${3:-100}
+echo_bin=$build/examples/echo/ringport-echo
+load_bin=$build/tools/echo_load/ringport-echo-load
+for b in "$echo_bin" "$load_bin"; do
+    [ -x "$b" ] || { echo "run-echo: $b missing (build first)" >&2; exit 2; }
+done
+
+cpu0="" cpu1=""
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+    cpu0="taskset -c 0" cpu1="taskset -c 1"
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringport-run.XXXXXX") || exit 1
+srv_pid=""
+cleanup() {
+    if [ -n "$srv_pid" ] && kill -0 "$srv_pid" 2>/dev/null; then
+        kill -KILL "$srv_pid" 2>/dev/null
+        wait "$srv_pid" 2>/dev/null
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# shellcheck disable=SC2086
+$cpu0 "$echo_bin" --mode framed --port 0 --no-stats >"$tmp/out" 2>"$tmp/err" &
+srv_pid=$!
+
+port=""
+i=0
+while [ $i -lt 100 ]; do
+    line=$(head -n 1 "$tmp/out" 2>/dev/null)
+    case "$line" in
+    "listening on "*) port=${line##*:}; break ;;
+    esac
+    kill -0 "$srv_pid" 2>/dev/null || break
+    sleep 0.1
+    i=$((i + 1))
+done
+if [ -z "$port" ]; then
+    echo "run-echo: ringport-echo did not start:" >&2
+    cat "$tmp/err" >&2
+    exit 1
+fi
+echo "ringport-echo: $line (pid $srv_pid); load: $conns connections, ${secs} s"
+
+# shellcheck disable=SC2086
+$cpu1 "$load_bin" --port "$port" --mode framed --connections "$conns" \
+    --size 64..1024 --depth 4 --duration "$secs"
+load_rc=$?
+
+kill -TERM "$srv_pid"
+i=0
+while kill -0 "$srv_pid" 2>/dev/null && [ $i -lt 150 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+if kill -0 "$srv_pid" 2>/dev/null; then
+    echo "run-echo: ringport-echo did not stop within 15 s" >&2
+    kill -KILL "$srv_pid" 2>/dev/null
+fi
+wait "$srv_pid"
+srv_rc=$?
+srv_pid=""
+tail -n +2 "$tmp/out" | sed 's/^/ringport-echo: /'
+if [ "$srv_rc" -ne 0 ]; then
+    echo "run-echo: ringport-echo exited with $srv_rc" >&2
+    tail -n 20 "$tmp/err" >&2
+fi
+[ "$load_rc" -ne 0 ] && echo "run-echo: ringport-echo-load failed ($load_rc)" >&2
+[ "$load_rc" -eq 0 ] && [ "$srv_rc" -eq 0 ]

@@ -1,0 +1,160 @@
+/*
+ * The accept thread: a blocking accept4() loop, as the IOCP lineage's
+ * dedicated accept thread with plain accept(). Each connection is filtered,
+ * given a slot in the session table and handed to an I/O thread (round
+ * robin) through that thread's inbox; the I/O thread does everything else.
+ *
+ * Out of descriptors (EMFILE/ENFILE) never spins: a spare fd (/dev/null) is
+ * kept; on EMFILE it is closed, the pending connection is accepted and
+ * closed at once (the client is told, not left hanging), the spare is
+ * reopened and the thread backs off 100 ms, doubling to 1 s while it recurs.
+ * One log line per burst; every failure counted in accept_errors.
+ *
+ * Stop: rp__accept_stop() shuts the listening socket down, which wakes the
+ * blocking accept4() with EINVAL on Linux, joins the thread, then closes it.
+ */
+#include "net/net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <ringport/log.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 1000
+
+static void count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* Sleeps 'ms' in short steps so a stop is not kept waiting. */
+static void backoff_sleep(struct rp_server *srv, int ms)
+{
+    struct timespec step = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+    for (int i = 0; i < ms / 10; i++) {
+        if (atomic_load_explicit(&srv->accept_stop, memory_order_acquire))
+            return;
+        nanosleep(&step, NULL);
+    }
+}
+
+/* Frees the spare descriptor to accept and close one pending connection. */
+static void shed_one(struct rp_server *srv)
+{
+    if (srv->spare_fd >= 0) {
+        close(srv->spare_fd);
+        srv->spare_fd = -1;
+    }
+    /* EMFILE comes before the wait: there may be nobody pending, and the
+       listener blocks. This thread alone accepts, so POLLIN stays true. */
+    struct pollfd pfd = {.fd = srv->listen_fd, .events = POLLIN};
+    int fd = -1;
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN))
+        fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        count(&srv->refused);
+        close(fd);
+    }
+    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void hand_over(struct rp_server *srv, int fd,
+                      const struct sockaddr_storage *ss, socklen_t len)
+{
+    const struct rp_server_callbacks *cb = &srv->cfg.cb;
+    if (cb->accept_filter &&
+        cb->accept_filter((const struct sockaddr *)ss, len, srv->cfg.user)) {
+        count(&srv->refused); /* before the peer can see the close */
+        close(fd);
+        return;
+    }
+    rp_sid sid;
+    struct rp_session *s = rp__table_alloc(&srv->table, &sid);
+    if (!s) {
+        count(&srv->refused); /* max_sessions */
+        close(fd);
+        return;
+    }
+    struct net_thread *t = &srv->threads[srv->next_thread];
+    srv->next_thread = (srv->next_thread + 1) % srv->nthreads;
+    s->owner = t;
+    s->fd = fd;
+    s->addr = *ss;
+    s->addrlen = len;
+    s->open_req.kind = NET_REQ_OPEN;
+    s->open_req.sid = sid;
+    rp__table_publish(s, sid);
+    count(&srv->accepts);
+    rp__thread_push(t, &s->open_req);
+}
+
+static void *accept_main(void *arg)
+{
+    struct rp_server *srv = arg;
+    int backoff = 0;
+    rp_log_set_thread_name("rp-accept");
+    while (!atomic_load_explicit(&srv->accept_stop, memory_order_acquire)) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            backoff = 0;
+            hand_over(srv, fd, &ss, len);
+            continue;
+        }
+        int err = errno;
+        if (atomic_load_explicit(&srv->accept_stop, memory_order_acquire))
+            break;
+        if (err == EINTR || err == ECONNABORTED)
+            continue;
+        count(&srv->accept_errors);
+        if (err == EMFILE || err == ENFILE) {
+            if (backoff == 0)
+                RP_WARN("accept",
+                        "out of descriptors (%s): shedding and "
+                        "backing off",
+                        strerror(err));
+            shed_one(srv);
+            backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+            if (backoff > BACKOFF_MAX_MS)
+                backoff = BACKOFF_MAX_MS;
+            backoff_sleep(srv, backoff);
+            continue;
+        }
+        if (err == EINVAL)
+            break; /* the listener was shut down */
+        RP_WARN("accept", "accept4: %s", strerror(err));
+        backoff_sleep(srv, BACKOFF_MIN_MS);
+    }
+    return NULL;
+}
+
+int rp__accept_start(struct rp_server *srv)
+{
+    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int r = pthread_create(&srv->accept_tid, NULL, accept_main, srv);
+    if (r != 0) {
+        if (srv->spare_fd >= 0)
+            close(srv->spare_fd);
+        srv->spare_fd = -1;
+        return -r;
+    }
+    return 0;
+}
+
+void rp__accept_stop(struct rp_server *srv)
+{
+    atomic_store_explicit(&srv->accept_stop, 1, memory_order_release);
+    shutdown(srv->listen_fd, SHUT_RDWR);
+    pthread_join(srv->accept_tid, NULL);
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
+    if (srv->spare_fd >= 0)
+        close(srv->spare_fd);
+    srv->spare_fd = -1;
+}

@@ -1,0 +1,309 @@
+/*
+ * An I/O thread: owns one RP_PORT_OWNED port (created and destroyed on the
+ * thread), its sessions' I/O, its inbox of requests from other threads, a
+ * periodic tick for deadlines, and its counters.
+ *
+ * A loop turn: take up to 64 completions (one submit + wait), handle each
+ * by a flat switch, drain the inbox, start the gather sends queued during
+ * the turn. The port sends every op submitted during the turn in one
+ * system call when the next turn waits.
+ *
+ * Wake-up: a producer pushes to the inbox, then posts the thread's one wake
+ * op only if wake_pending was 0 (it sets it to 1). The thread clears
+ * wake_pending when that post arrives and only then drains the inbox, so a
+ * push is either seen by this drain or wakes the thread again, and the wake
+ * op is never posted twice while in flight (seq_cst on both sides). At
+ * exit the thread sets wake_pending for good and waits for any post still
+ * running (and its completion) before it destroys the port.
+ *
+ * Deadlines: one timer per thread ticks every tick_ns and scans the
+ * thread's session list (fine at 10 Hz up to ~100k sessions per thread; a
+ * timer wheel would make it O(expiring)).
+ */
+#include "net/net.h"
+
+#include "core/assert.h"
+#include "core/clock.h"
+#include <errno.h>
+#include <ringport/log.h>
+#include <sched.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#define BATCH 64
+#define TICK_MAX_MS 100
+#define TICK_MIN_MS 10
+
+static _Thread_local struct net_thread *tls_thread;
+
+struct net_thread *rp__thread_current(const struct rp_server *srv)
+{
+    struct net_thread *t = tls_thread;
+    return t && t->srv == srv ? t : NULL;
+}
+
+static void thread_wake(struct net_thread *t)
+{
+    if (atomic_load(&t->wake_pending) != 0)
+        return;
+    /* 'posters' covers the window in which rp_port_post still reads the
+       port after the thread may have seen the wake: the thread does not
+       destroy its port until it is 0 (thread_exit). */
+    atomic_fetch_add(&t->posters, 1);
+    if (atomic_exchange(&t->wake_pending, 1) == 0)
+        rp_port_post(t->port, &t->wake_op, 0);
+    atomic_fetch_sub(&t->posters, 1);
+}
+
+void rp__thread_push(struct net_thread *t, struct net_req *r)
+{
+    rp_mpsc_push(&t->inbox, &r->node);
+    thread_wake(t);
+}
+
+void rp__thread_stop(struct net_thread *t)
+{
+    atomic_store(&t->stop_req, 1);
+    thread_wake(t);
+}
+
+/* Handles one request; the reference it carries is dropped here. */
+static void thread_on_req(struct net_thread *t, struct net_req *r)
+{
+    struct rp_server *srv = t->srv;
+    struct rp_session *s = &srv->table.slots[rp_sid_slot(r->sid)];
+    switch (r->kind) {
+    case NET_REQ_OPEN: rp__session_open(t, s); return; /* keeps its ref */
+    case NET_REQ_SEND: rp__session_enqueue(t, s, r); break;
+    case NET_REQ_CLOSE:
+        if (s->sid == r->sid && !s->closing) {
+            int why =
+                atomic_load_explicit(&s->close_reason, memory_order_relaxed);
+            rp__session_end(t, s, (enum rp_leave_reason)why,
+                            why == RP_LEAVE_KICKED ||
+                                why == RP_LEAVE_SERVER_STOP);
+        }
+        break;
+    }
+    rp__session_put(srv, s);
+}
+
+static void thread_drain(struct net_thread *t)
+{
+    struct rp_mpsc_node *n;
+    while ((n = rp_mpsc_pop(&t->inbox)) != NULL)
+        thread_on_req(t, (struct net_req *)n);
+}
+
+static void thread_arm_tick(struct net_thread *t)
+{
+    t->tick_armed =
+        rp_port_timer(t->port, &t->tick_op, (uint64_t)t->tick_ns) == 0;
+}
+
+static void thread_on_tick(struct net_thread *t)
+{
+    t->tick_armed = false;
+    struct rp_session *s = t->list;
+    while (s) {
+        struct rp_session *next = s->next; /* s may finish here */
+        rp__session_tick(t, s);
+        s = next;
+    }
+    thread_arm_tick(t);
+}
+
+static void thread_begin_stop(struct net_thread *t)
+{
+    t->stopping = true;
+    struct rp_session *s = t->list;
+    while (s) {
+        struct rp_session *next = s->next;
+        if (!s->closing)
+            rp__session_end(t, s, RP_LEAVE_SERVER_STOP, true);
+        s = next;
+    }
+}
+
+static void thread_dispatch(struct net_thread *t, const struct rp_completion *c)
+{
+    unsigned kind = (unsigned)(c->key & NET_OP_KIND_MASK);
+    switch (kind) {
+    case NET_OP_TICK: thread_on_tick(t); break;
+    case NET_OP_WAKE: atomic_store(&t->wake_pending, 0); break;
+    case NET_OP_TICK_CANCEL: break;
+    default:
+        rp__session_complete(
+            t,
+            (struct rp_session *)(uintptr_t)(c->key &
+                                             ~(uint64_t)NET_OP_KIND_MASK),
+            kind, c->res, c->flags);
+        break;
+    }
+}
+
+static void thread_flush(struct net_thread *t)
+{
+    while (t->dirty) {
+        struct rp_session *s = t->dirty;
+        t->dirty = s->dirty_next;
+        s->dirty = false;
+        rp__session_flush(t, s);
+    }
+}
+
+static void thread_loop(struct net_thread *t)
+{
+    struct rp_completion batch[BATCH];
+    for (;;) {
+        int n = rp_port_get_many(t->port, batch, BATCH, -1);
+        t->now = rp_clock_ns();
+        for (int i = 0; i < n; i++)
+            thread_dispatch(t, &batch[i]);
+        thread_drain(t);
+        if (!t->stopping && atomic_load(&t->stop_req))
+            thread_begin_stop(t);
+        thread_flush(t);
+        if (t->stopping && !t->list)
+            return;
+    }
+}
+
+static void thread_exit(struct net_thread *t)
+{
+    /* No producer may post after this: if one already did, its wake is
+       in flight and must land before the port goes. */
+    bool wake = atomic_exchange(&t->wake_pending, 1) == 1;
+    while (atomic_load(&t->posters) > 0)
+        sched_yield();
+    bool tick = t->tick_armed, cancel = false;
+    if (tick)
+        cancel = rp_port_cancel(t->port, &t->tick_cancel_op, &t->tick_op) == 0;
+    struct rp_completion c;
+    while ((wake || tick || cancel) && rp_port_get(t->port, &c, -1) == 0) {
+        switch (c.key) {
+        case NET_OP_WAKE: wake = false; break;
+        case NET_OP_TICK: tick = false; break;
+        case NET_OP_TICK_CANCEL: cancel = false; break;
+        }
+    }
+    rp_port_destroy(t->port);
+    t->port = NULL;
+}
+
+/* A buffer is held only while its completion is handled, but the kernel
+   cycles through the whole ring, so every buffer gets touched: 64..512
+   (8 MiB at the default 16 KiB) bounds resident memory per thread. */
+static uint32_t buffer_count(const struct rp_server *srv)
+{
+    uint32_t per = srv->cfg.max_sessions / srv->nthreads + 1;
+    uint32_t n = 64;
+    while (n < per && n < 512)
+        n <<= 1;
+    return n;
+}
+
+static int64_t tick_ns(const struct rp_server_config *cfg)
+{
+    uint32_t ms = TICK_MAX_MS;
+    uint32_t d[] = {cfg->idle_timeout_ms, cfg->frame_deadline_ms,
+                    cfg->first_packet_deadline_ms, cfg->stop_drain_ms};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        if (d[i] && d[i] / 4 < ms)
+            ms = d[i] / 4;
+    if (ms < TICK_MIN_MS)
+        ms = TICK_MIN_MS;
+    return (int64_t)ms * RP_NS_PER_MS;
+}
+
+static void *thread_main(void *arg)
+{
+    struct net_thread *t = arg;
+    struct rp_server *srv = t->srv;
+    char name[16];
+    snprintf(name, sizeof name, "rp-io-%u", t->index);
+    rp_log_set_thread_name(name);
+    tls_thread = t;
+    t->owner = pthread_self();
+    struct rp_port_config pc = {.backend = t->kind,
+                                .flags = RP_PORT_OWNED,
+                                .sq_entries = 1024,
+                                .spin_us = srv->cfg.spin_us};
+    int r = rp_port_create(&pc, &t->port);
+    if (r < 0)
+        goto fail;
+    t->kind = rp_port_backend(t->port);
+    t->uring = t->kind == RP_BACKEND_URING;
+    if (t->uring) {
+        r = rp_port_buffers_create(t->port, buffer_count(srv),
+                                   srv->cfg.recv_buffer_size, &t->bufs);
+        if (r < 0) {
+            rp_port_destroy(t->port);
+            goto fail;
+        }
+    }
+    rp_op_init(&t->wake_op);
+    rp_op_init(&t->tick_op);
+    rp_op_init(&t->tick_cancel_op);
+    t->wake_op.key = NET_OP_WAKE;
+    t->tick_op.key = NET_OP_TICK;
+    t->tick_cancel_op.key = NET_OP_TICK_CANCEL;
+    t->tick_ns = tick_ns(&srv->cfg);
+    t->now = rp_clock_ns();
+    thread_arm_tick(t);
+    sem_post(&t->ready);
+    thread_loop(t);
+    thread_exit(t);
+    return NULL;
+fail:
+    t->port = NULL;
+    t->start_error = r;
+    sem_post(&t->ready);
+    return NULL;
+}
+
+int rp__thread_start(struct rp_server *srv, struct net_thread *t)
+{
+    t->srv = srv;
+    rp_mpsc_init(&t->inbox);
+    sem_init(&t->ready, 0, 0);
+    int r = pthread_create(&t->tid, NULL, thread_main, t);
+    if (r != 0) {
+        sem_destroy(&t->ready);
+        return -r;
+    }
+    while (sem_wait(&t->ready) < 0)
+        ;
+    sem_destroy(&t->ready);
+    if (t->start_error) {
+        pthread_join(t->tid, NULL);
+        return t->start_error;
+    }
+    return 0;
+}
+
+void rp__thread_join(struct net_thread *t)
+{
+    pthread_join(t->tid, NULL);
+}
+
+void rp__thread_drain_inbox(struct net_thread *t)
+{
+    struct rp_server *srv = t->srv;
+    struct rp_mpsc_node *n;
+    while ((n = rp_mpsc_pop(&t->inbox)) != NULL) {
+        struct net_req *r = (struct net_req *)n;
+        struct rp_session *s = &srv->table.slots[rp_sid_slot(r->sid)];
+        if (r->kind == NET_REQ_SEND) {
+            rp_packet_unref(r->pkt);
+            rp_pool_free(srv->req_pool, r);
+        } else if (r->kind == NET_REQ_OPEN) {
+            /* Accepted, never joined: close it and free the slot. */
+            close(s->fd);
+            atomic_fetch_or(&s->state, NET_CLOSING);
+            atomic_fetch_add(&srv->refused, 1);
+            atomic_fetch_sub(&srv->accepts, 1);
+        }
+        rp__session_put(srv, s);
+    }
+}

@@ -1,0 +1,233 @@
+/*
+ * Internals of the network server (layer 6), shared by the files of
+ * src/net/: the session table, the sessions, the I/O threads, the accept
+ * thread and the public entry points in server.c.
+ *
+ * Threads and ownership:
+ *   - struct rp_session lives in the table for the server's life; its fields
+ *     are split into the shared part (atomics, and what the accept thread
+ *     writes before it publishes the session) and the owner part, touched
+ *     only by the session's I/O thread ('owner') with no lock.
+ *   - A request (struct net_req) crosses threads through the owner's MPSC
+ *     inbox. Send requests come from a pool and, once popped, are relinked
+ *     into the session's local send queue, so a queued packet costs one node.
+ */
+#ifndef RP_NET_NET_H
+#define RP_NET_NET_H
+
+#include "buf/ring.h"
+#include "core/mpsc.h"
+#include "core/pool.h"
+#include "proto/frame.h"
+#include <pthread.h>
+#include <ringport/server.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* ---- session state word ----------------------------------------------
+ * state = generation << 32 | CLOSING | refs.
+ *   refs: one while open (dropped at the end of teardown), one per API call
+ *   in progress, one per request node in an inbox. A free slot has refs 0.
+ *   CLOSING: set once, by whoever ends the session first; no new reference
+ *   is handed out after it. The thread that drops the last reference frees
+ *   the slot and bumps the generation (never to 0), so old ids go stale.
+ */
+#define NET_CLOSING ((uint64_t)1 << 31)
+#define NET_REFS_MASK ((uint64_t)NET_CLOSING - 1)
+
+enum net_req_kind {
+    NET_REQ_OPEN = 1, /* accept thread: a new fd for this slot */
+    NET_REQ_CLOSE,    /* close_reason says why */
+    NET_REQ_SEND,     /* one packet */
+};
+
+struct net_req {
+    struct rp_mpsc_node node; /* inbox link (must stay first) */
+    struct net_req *next;     /* local send queue link */
+    rp_sid sid;
+    struct rp_packet *pkt; /* SEND: one reference, the request's */
+    uint32_t bytes;        /* SEND: bytes counted in queued_bytes */
+    uint8_t kind;
+};
+
+/* Op kinds, in the low bits of an op's key (sessions are 64-aligned). */
+enum net_op_kind {
+    NET_OP_RECV = 1,
+    NET_OP_SEND,
+    NET_OP_CANCEL,
+    NET_OP_CLOSE,
+    NET_OP_TICK, /* thread ops: the key is the kind alone */
+    NET_OP_WAKE,
+    NET_OP_TICK_CANCEL,
+};
+#define NET_OP_KIND_MASK 7u
+
+struct net_thread;
+
+struct rp_session {
+    /* ---- shared ---- */
+    _Alignas(64) _Atomic uint64_t state;
+    _Atomic uint32_t queued_bytes; /* sender-counted; limit check */
+    _Atomic int close_reason;      /* for NET_REQ_CLOSE */
+    struct net_thread *owner;      /* set before the OPEN request */
+    int fd;
+    socklen_t addrlen;
+    struct sockaddr_storage addr;
+    struct net_req open_req;  /* accept -> owner */
+    struct net_req close_req; /* pushed by whoever set CLOSING remotely */
+
+    /* ---- owner thread only ---- */
+    rp_sid sid;           /* the id of the current occupant */
+    struct rp_op recv_op; /* io_uring multishot, or epoll plain recv */
+    struct rp_op send_op; /* at most one gather send in flight */
+    struct rp_op cancel_op;
+    struct rp_op close_op;
+    struct rp_frame_decoder dec; /* framed mode */
+    struct rp_ring ring;         /* epoll receive ring */
+    struct iovec rx_iov[2];
+    struct iovec *tx_iov; /* from the thread's iov pool while sending */
+    struct net_req *q_head, *q_tail; /* not yet sent, in order */
+    struct net_req *inflight;        /* sent by the send in flight */
+    uint32_t inflight_n;
+    uint32_t inflight_bytes;
+    uint8_t ops; /* ops in flight (recv, send, cancel, close) */
+    bool recv_armed;
+    bool sending;
+    bool draining;  /* ends once the queue is empty (kick, stop) */
+    bool closing;   /* teardown begun: no new op */
+    bool closed;    /* close op submitted */
+    bool dirty;     /* on the thread's flush list */
+    bool got_first; /* a whole frame (raw: a byte) has arrived */
+    uint8_t reason; /* enum rp_leave_reason once ending */
+    int64_t joined_ns, last_rx_ns, frame_start_ns, drain_deadline_ns;
+    struct rp_session *prev, *next; /* the thread's session list */
+    struct rp_session *dirty_next;
+};
+
+/* Per-thread counters: single writer (the thread), relaxed loads by
+   rp_server_get_stats. */
+struct net_counters {
+    _Atomic uint64_t bytes_in, bytes_out, packets_in, packets_out;
+    _Atomic uint64_t sends;
+    _Atomic uint64_t leaves[RP_LEAVE_REASON_COUNT];
+};
+
+#define NET_STAT_ADD(t, field, n)                                              \
+    atomic_store_explicit(                                                     \
+        &(t)->stats.field,                                                     \
+        atomic_load_explicit(&(t)->stats.field, memory_order_relaxed) + (n),   \
+        memory_order_relaxed)
+
+struct net_thread {
+    struct rp_server *srv;
+    uint32_t index;
+    pthread_t tid;
+    pthread_t owner; /* == tid; for RP_ASSERT_THREAD */
+    sem_t ready;
+    int start_error;
+    enum rp_backend_kind kind;
+    struct rp_port *port;    /* owned; created and destroyed on the thread */
+    struct rp_buffers *bufs; /* io_uring provided buffers */
+    bool uring;
+    struct rp_mpsc inbox;
+    _Atomic int wake_pending; /* one wake post in flight at most */
+    _Atomic int posters;      /* producers inside rp_port_post now */
+    _Atomic int stop_req;
+    struct rp_op wake_op, tick_op, tick_cancel_op;
+    bool tick_armed;
+    bool stopping;
+    int64_t now; /* clock at the start of the loop turn */
+    int64_t stop_deadline_ns;
+    int64_t tick_ns;
+    struct rp_session *list;  /* every open session of this thread */
+    struct rp_session *dirty; /* sessions with queued, unsent packets */
+    uint32_t open;
+    /* Where the chunk being framed stands: a protocol error's sample. */
+    const uint8_t *rx_pos, *rx_limit;
+    /* Rate-limited protocol-error log. */
+    int64_t log_window_ns;
+    uint32_t log_lines, log_suppressed;
+    struct net_counters stats;
+};
+
+struct net_table {
+    struct rp_session *slots;
+    uint32_t count;
+    pthread_mutex_t lock; /* the free list: accept vs. last-unref threads */
+    uint32_t *free_stack;
+    uint32_t free_top;
+};
+
+struct rp_server {
+    struct rp_server_config cfg;
+    char listen_addr[64];
+    enum rp_backend_kind backend;
+    int listen_fd;
+    uint16_t port;
+    struct net_table table;
+    struct rp_pool *req_pool; /* struct net_req, any thread */
+    struct rp_pool *iov_pool; /* max_iov iovecs, I/O threads */
+    struct net_thread *threads;
+    uint32_t nthreads;
+    pthread_t accept_tid;
+    bool started, stopped;
+    pthread_mutex_t life_lock; /* start/stop/destroy */
+    _Atomic int accept_stop;
+    uint32_t next_thread; /* accept thread's round robin */
+    int spare_fd;         /* EMFILE reserve (accept thread) */
+    _Atomic uint64_t accepts, refused, accept_errors;
+    _Atomic uint64_t sessions_now, sessions_max;
+};
+
+/* ---- listener.c ---- */
+int rp__net_listen(struct rp_server *srv);
+
+/* ---- session_table.c ---- */
+int rp__table_init(struct net_table *t, uint32_t count);
+void rp__table_destroy(struct net_table *t);
+/* Takes a free slot and names its next id; NULL when full. The slot stays
+   unpublished (refs 0: every lookup refuses it) until rp__table_publish,
+   called once its fields are filled. Thread: any. */
+struct rp_session *rp__table_alloc(struct net_table *t, rp_sid *sid);
+/* Opens the slot: one reference, the open one. Release order. */
+void rp__table_publish(struct rp_session *s, rp_sid sid);
+/* The session for 'sid' with one more reference, or NULL (-ENOTCONN). */
+struct rp_session *rp__session_get(struct rp_server *srv, rp_sid sid);
+void rp__session_put(struct rp_server *srv, struct rp_session *s);
+/* Sets CLOSING if 'sid' is current and open, taking one reference for the
+   close request in the same step. Returns 0 or -ENOTCONN. */
+int rp__session_mark_closing(struct rp_server *srv, rp_sid sid,
+                             struct rp_session **out);
+
+/* ---- session.c ---- */
+void rp__session_open(struct net_thread *t, struct rp_session *s);
+void rp__session_complete(struct net_thread *t, struct rp_session *s,
+                          unsigned kind, int32_t res, uint32_t flags);
+/* Ends the session for 'reason' (owner thread; CLOSING already set or set
+   here). Idempotent. 'drain' lets queued sends go out first. */
+void rp__session_end(struct net_thread *t, struct rp_session *s,
+                     enum rp_leave_reason reason, bool drain);
+void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
+                         struct net_req *r);
+void rp__session_flush(struct net_thread *t, struct rp_session *s);
+/* Deadline checks for one session at the thread's tick. */
+void rp__session_tick(struct net_thread *t, struct rp_session *s);
+
+/* ---- io_thread.c ---- */
+int rp__thread_start(struct rp_server *srv, struct net_thread *t);
+void rp__thread_join(struct net_thread *t);
+/* Pushes a request and wakes the thread if needed. Thread: any. */
+void rp__thread_push(struct net_thread *t, struct net_req *r);
+/* Asks the thread to stop (it drains, then exits). Thread: any. */
+void rp__thread_stop(struct net_thread *t);
+/* The calling thread's I/O thread of 'srv', or NULL. */
+struct net_thread *rp__thread_current(const struct rp_server *srv);
+/* After the thread exited: releases requests left in its inbox. */
+void rp__thread_drain_inbox(struct net_thread *t);
+
+/* ---- accept.c ---- */
+int rp__accept_start(struct rp_server *srv);
+void rp__accept_stop(struct rp_server *srv);
+
+#endif

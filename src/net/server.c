@@ -1,0 +1,323 @@
+/*
+ * rp_server's public entry points: life cycle (create, start, stop,
+ * destroy), sends, broadcast, disconnect, peer address and the stats sum.
+ *
+ * A send from any thread: reference the slot (one CAS), count the bytes
+ * against send_queue_limit, take a packet reference, then either queue it
+ * directly (the caller is the session's own I/O thread, inside a callback:
+ * flushed at the end of the loop turn, no wake) or push a request to the
+ * owner's inbox (the request carries the slot reference).
+ */
+#include "net/net.h"
+
+#include "core/assert.h"
+#include <errno.h>
+#include <ringport/log.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int server_pools(struct rp_server *srv)
+{
+    struct rp_pool_config rc = {.name = "net.req",
+                                .object_size = sizeof(struct net_req),
+                                .initial = 1024};
+    int r = rp_pool_create(&rc, &srv->req_pool);
+    if (r < 0)
+        return r;
+    struct rp_pool_config ic = {.name = "net.iov",
+                                .object_size =
+                                    srv->cfg.max_iov * sizeof(struct iovec),
+                                .initial = 16};
+    return rp_pool_create(&ic, &srv->iov_pool);
+}
+
+int rp_server_create(const struct rp_server_config *cfg, struct rp_server **out)
+{
+    char err[160];
+    int r = rp_server_config_validate(cfg, err, sizeof err);
+    if (r < 0) {
+        RP_ERROR("server", "config: %s", err);
+        return r;
+    }
+    if (strlen(cfg->listen_addr) >= sizeof((struct rp_server *)0)->listen_addr)
+        return -EINVAL;
+    struct rp_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return -ENOMEM;
+    srv->cfg = *cfg;
+    strcpy(srv->listen_addr, cfg->listen_addr);
+    srv->cfg.listen_addr = srv->listen_addr;
+    srv->backend = cfg->backend;
+    srv->listen_fd = -1;
+    srv->spare_fd = -1;
+    srv->nthreads = cfg->io_threads;
+    pthread_mutex_init(&srv->life_lock, NULL);
+    srv->threads = calloc(srv->nthreads, sizeof *srv->threads);
+    if (!srv->threads) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    if ((r = rp__table_init(&srv->table, cfg->max_sessions)) < 0 ||
+        (r = server_pools(srv)) < 0 || (r = rp__net_listen(srv)) < 0)
+        goto fail;
+    *out = srv;
+    return 0;
+fail:
+    if (r == -EADDRINUSE || r == -EACCES)
+        RP_ERROR("server", "listen %s:%u: %s", srv->listen_addr, cfg->port,
+                 strerror(-r));
+    rp_server_destroy(srv);
+    return r;
+}
+
+static void server_stop_threads(struct rp_server *srv, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        rp__thread_stop(&srv->threads[i]);
+    for (uint32_t i = 0; i < n; i++) {
+        rp__thread_join(&srv->threads[i]);
+        rp__thread_drain_inbox(&srv->threads[i]);
+    }
+}
+
+int rp_server_start(struct rp_server *srv)
+{
+    pthread_mutex_lock(&srv->life_lock);
+    int r = -EALREADY;
+    if (srv->started)
+        goto out;
+    uint32_t i;
+    for (i = 0; i < srv->nthreads; i++) {
+        struct net_thread *t = &srv->threads[i];
+        t->index = i;
+        t->kind = srv->backend;
+        if ((r = rp__thread_start(srv, t)) < 0)
+            break;
+        /* AUTO resolves on the first thread; the others follow it. */
+        srv->backend = t->kind;
+    }
+    if (r == 0 && (r = rp__accept_start(srv)) == 0) {
+        srv->started = true;
+        goto out;
+    }
+    server_stop_threads(srv, i);
+out:
+    pthread_mutex_unlock(&srv->life_lock);
+    return r;
+}
+
+void rp_server_stop(struct rp_server *srv)
+{
+    pthread_mutex_lock(&srv->life_lock);
+    if (srv->started && !srv->stopped) {
+        srv->stopped = true;
+        rp__accept_stop(srv);
+        server_stop_threads(srv, srv->nthreads);
+    }
+    pthread_mutex_unlock(&srv->life_lock);
+}
+
+void rp_server_destroy(struct rp_server *srv)
+{
+    if (!srv)
+        return;
+    rp_server_stop(srv);
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    if (srv->req_pool)
+        rp_pool_destroy(srv->req_pool);
+    if (srv->iov_pool)
+        rp_pool_destroy(srv->iov_pool);
+    rp__table_destroy(&srv->table);
+    pthread_mutex_destroy(&srv->life_lock);
+    free(srv->threads);
+    free(srv);
+}
+
+uint16_t rp_server_port(const struct rp_server *srv)
+{
+    return srv->port;
+}
+
+enum rp_backend_kind rp_server_backend(const struct rp_server *srv)
+{
+    return srv->backend;
+}
+
+/* ---- ending a session from the API ---------------------------------- */
+
+/* Sets CLOSING for 'sid' and has its owner end it. 0 or -ENOTCONN. */
+static int server_close(struct rp_server *srv, rp_sid sid,
+                        enum rp_leave_reason why)
+{
+    struct rp_session *s;
+    int r = rp__session_mark_closing(srv, sid, &s);
+    if (r < 0)
+        return r;
+    atomic_store_explicit(&s->close_reason, (int)why, memory_order_relaxed);
+    s->close_req.kind = NET_REQ_CLOSE;
+    s->close_req.sid = sid;
+    if (s->owner == rp__thread_current(srv)) {
+        rp__session_end(s->owner, s, why, why == RP_LEAVE_KICKED);
+        rp__session_put(srv, s);
+    } else {
+        rp__thread_push(s->owner, &s->close_req); /* carries the ref */
+    }
+    return 0;
+}
+
+/* A second call finds CLOSING set and returns -ENOTCONN: nothing else
+   happens, the session still leaves once. */
+int rp_server_disconnect(struct rp_server *srv, rp_sid sid)
+{
+    return server_close(srv, sid, RP_LEAVE_KICKED);
+}
+
+/* ---- sends -------------------------------------------------------- */
+
+/* Queues 'pkt' for 's' (the caller holds a slot reference and has counted
+   'bytes' in queued_bytes). Takes its own packet and slot references. */
+static int server_queue(struct rp_server *srv, struct rp_session *s, rp_sid sid,
+                        struct rp_packet *pkt, uint32_t bytes)
+{
+    struct net_req *r = rp_pool_alloc(srv->req_pool);
+    if (!r)
+        return -ENOMEM;
+    r->kind = NET_REQ_SEND;
+    r->sid = sid;
+    r->pkt = rp_packet_ref(pkt);
+    r->bytes = bytes;
+    struct net_thread *cur = rp__thread_current(srv);
+    if (s->owner == cur) {
+        rp__session_enqueue(cur, s, r);
+        return 0;
+    }
+    /* The request holds its own slot reference; the caller's is still
+       held, so refs > 0 and the slot cannot be freed meanwhile. */
+    atomic_fetch_add_explicit(&s->state, 1, memory_order_relaxed);
+    rp__thread_push(s->owner, r);
+    return 0;
+}
+
+/* Counts 'bytes' against the limit; over it, the session is cut. */
+static int server_reserve(struct rp_server *srv, struct rp_session *s,
+                          rp_sid sid, uint32_t bytes)
+{
+    uint32_t old = atomic_fetch_add_explicit(&s->queued_bytes, bytes,
+                                             memory_order_relaxed);
+    if ((uint64_t)old + bytes <= srv->cfg.send_queue_limit)
+        return 0;
+    atomic_fetch_sub_explicit(&s->queued_bytes, bytes, memory_order_relaxed);
+    server_close(srv, sid, RP_LEAVE_SEND_OVERFLOW);
+    return -ENOBUFS;
+}
+
+static uint32_t wire_bytes(const struct rp_server *srv,
+                           const struct rp_packet *pkt)
+{
+    size_t n = rp_packet_size(pkt);
+    return (uint32_t)(srv->cfg.mode == RP_SERVER_RAW
+                          ? n
+                          : n + RP_PACKET_HEADER_SIZE);
+}
+
+int rp_server_send(struct rp_server *srv, rp_sid sid, struct rp_packet *pkt)
+{
+    uint32_t bytes = wire_bytes(srv, pkt);
+    struct rp_session *s = rp__session_get(srv, sid);
+    if (!s)
+        return -ENOTCONN;
+    int r = 0;
+    if (bytes > 0 && (r = server_reserve(srv, s, sid, bytes)) == 0 &&
+        (r = server_queue(srv, s, sid, pkt, bytes)) < 0)
+        atomic_fetch_sub(&s->queued_bytes, bytes);
+    rp__session_put(srv, s);
+    return r;
+}
+
+int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
+                       size_t len)
+{
+    if (len > UINT32_MAX)
+        return -EMSGSIZE;
+    struct rp_session *s = rp__session_get(srv, sid);
+    if (!s)
+        return -ENOTCONN;
+    int r = len ? server_reserve(srv, s, sid, (uint32_t)len) : 0;
+    const uint8_t *p = data;
+    while (r == 0 && len > 0) {
+        size_t n = len < RP_PACKET_MAX_PAYLOAD ? len : RP_PACKET_MAX_PAYLOAD;
+        struct rp_packet *pkt;
+        if ((r = rp_packet_create(n, 0, &pkt)) < 0)
+            break;
+        rp_packet_put_bytes(pkt, p, n);
+        r = server_queue(srv, s, sid, pkt, (uint32_t)n);
+        rp_packet_unref(pkt);
+        if (r == 0) {
+            p += n;
+            len -= n;
+        }
+    }
+    if (r < 0 && r != -ENOBUFS)
+        atomic_fetch_sub(&s->queued_bytes, (uint32_t)len);
+    rp__session_put(srv, s);
+    return r;
+}
+
+int rp_server_broadcast(struct rp_server *srv, const rp_sid *ids, size_t n,
+                        struct rp_packet *pkt)
+{
+    int queued = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rp_server_send(srv, ids[i], pkt) == 0)
+            queued++;
+    return queued;
+}
+
+int rp_server_peer(struct rp_server *srv, rp_sid sid,
+                   struct sockaddr_storage *addr, socklen_t *addrlen)
+{
+    struct rp_session *s = rp__session_get(srv, sid);
+    if (!s)
+        return -ENOTCONN;
+    if (addr)
+        *addr = s->addr;
+    if (addrlen)
+        *addrlen = s->addrlen;
+    rp__session_put(srv, s);
+    return 0;
+}
+
+int rp_message_to_packet(const struct rp_message *msg, struct rp_packet **out)
+{
+    struct rp_packet *pkt;
+    int r = rp_packet_create(msg->len, msg->type, &pkt);
+    if (r < 0)
+        return r == -EMSGSIZE ? r : -ENOMEM;
+    rp_packet_put_bytes(pkt, msg->payload, msg->len);
+    *out = pkt;
+    return 0;
+}
+
+void rp_server_get_stats(struct rp_server *srv, struct rp_server_stats *out)
+{
+    memset(out, 0, sizeof *out);
+#define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+    for (uint32_t i = 0; i < srv->nthreads; i++) {
+        struct net_counters *c = &srv->threads[i].stats;
+        out->bytes_in += LD(c->bytes_in);
+        out->bytes_out += LD(c->bytes_out);
+        out->packets_in += LD(c->packets_in);
+        out->packets_out += LD(c->packets_out);
+        out->sends += LD(c->sends);
+        for (int k = 0; k < RP_LEAVE_REASON_COUNT; k++)
+            out->leaves[k] += LD(c->leaves[k]);
+    }
+    out->sessions = LD(srv->sessions_now);
+    out->sessions_max = LD(srv->sessions_max);
+    out->accepts = LD(srv->accepts);
+    out->refused = LD(srv->refused);
+    out->accept_errors = LD(srv->accept_errors);
+#undef LD
+}

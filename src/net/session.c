@@ -1,0 +1,462 @@
+/*
+ * A session's life on its I/O thread: open, receive and frame, queue and
+ * gather-send, deadlines, teardown. Everything here runs on the owner
+ * thread only and takes no lock; other threads reach a session through
+ * requests (io_thread.c) and the state word (session_table.c).
+ *
+ * Ops in flight are counted in s->ops. The open reference (state word)
+ * is dropped only in session_finish(), after every op has completed, the
+ * fd is closed and on_leave has run, so nothing is freed under an op.
+ *
+ * Teardown (FIELD-NOTES: io_uring close does not cancel, multishot keeps
+ * delivering): CLOSING, shutdown(2), cancel every op on the fd, wait for
+ * the completions, rp_port_close, wait, on_leave, drop the open ref.
+ */
+#include "net/net.h"
+
+#include "core/assert.h"
+#include "core/clock.h"
+#include <errno.h>
+#include <ringport/log.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PROTO_LOG_PER_SEC 10
+
+static inline uint64_t op_key(struct rp_session *s, unsigned kind)
+{
+    return (uint64_t)(uintptr_t)s | kind;
+}
+
+static void req_drop(struct rp_server *srv, struct rp_session *s,
+                     struct net_req *r)
+{
+    atomic_fetch_sub_explicit(&s->queued_bytes, r->bytes, memory_order_relaxed);
+    rp_packet_unref(r->pkt);
+    rp_pool_free(srv->req_pool, r);
+}
+
+/* ---- receive ------------------------------------------------------- */
+
+static int session_arm_recv(struct net_thread *t, struct rp_session *s)
+{
+    int r;
+    if (t->uring) {
+        r = rp_port_recv_multishot(t->port, &s->recv_op, s->fd, t->bufs);
+    } else {
+        int n = rp_ring_free_iov(&s->ring, s->rx_iov);
+        /* The ring is drained after every receive, so it is never full. */
+        assert(n > 0);
+        r = rp_port_recv(t->port, &s->recv_op, s->fd, s->rx_iov, n);
+    }
+    if (r == 0) {
+        s->ops++;
+        s->recv_armed = true;
+    }
+    return r;
+}
+
+static void proto_log(struct net_thread *t, struct rp_session *s, int err)
+{
+    if (t->now - t->log_window_ns >= RP_NS_PER_SEC) {
+        if (t->log_suppressed)
+            RP_WARN("session", "%u protocol error lines suppressed",
+                    t->log_suppressed);
+        t->log_window_ns = t->now;
+        t->log_lines = 0;
+        t->log_suppressed = 0;
+    }
+    if (t->log_lines >= PROTO_LOG_PER_SEC) {
+        t->log_suppressed++;
+        return;
+    }
+    t->log_lines++;
+    char hex[16 * 3 + 1] = "";
+    size_t n = (size_t)(t->rx_limit - t->rx_pos);
+    if (n > 16)
+        n = 16;
+    for (size_t i = 0; i < n; i++)
+        snprintf(hex + 3 * i, 4, "%02x ", t->rx_pos[i]);
+    RP_WARN("session", "session %llu: protocol error (%s), bytes: %s",
+            (unsigned long long)s->sid, strerror(-err), hex);
+}
+
+static int session_on_frame(void *user, const struct rp_frame *f)
+{
+    struct rp_session *s = user;
+    struct net_thread *t = s->owner;
+    if (s->closing || s->draining)
+        return -ECANCELED; /* a callback ended it: drop the rest */
+    if (f->payload >= t->rx_pos && f->payload < t->rx_limit)
+        t->rx_pos = f->payload + f->len;
+    NET_STAT_ADD(t, packets_in, 1);
+    s->got_first = true;
+    struct rp_message msg = {
+        .type = f->type, .len = f->len, .payload = f->payload};
+    t->srv->cfg.cb.on_message(t->srv, s->sid, &msg, t->srv->cfg.user);
+    return 0;
+}
+
+/* Hands 'len' received bytes to the application. */
+static void session_input(struct net_thread *t, struct rp_session *s,
+                          const uint8_t *data, size_t len)
+{
+    struct rp_server *srv = t->srv;
+    s->last_rx_ns = t->now;
+    NET_STAT_ADD(t, bytes_in, len);
+    if (s->draining)
+        return; /* ending after its sends: nothing more is delivered */
+    if (srv->cfg.mode == RP_SERVER_RAW) {
+        s->got_first = true;
+        srv->cfg.cb.on_data(srv, s->sid, data, len, srv->cfg.user);
+        return;
+    }
+    size_t before = rp_frame_decoder_pending(&s->dec);
+    t->rx_pos = data;
+    t->rx_limit = data + len;
+    int r = rp_frame_decoder_feed(&s->dec, data, len, session_on_frame, s);
+    if (r < 0) {
+        if (r == -ECANCELED)
+            return;
+        if (r == -EMSGSIZE || r == -EBADMSG) {
+            proto_log(t, s, r);
+            rp__session_end(t, s, RP_LEAVE_PROTOCOL, false);
+        } else {
+            rp__session_end(t, s, RP_LEAVE_RESET, false);
+        }
+        return;
+    }
+    if (rp_frame_decoder_pending(&s->dec) == 0) {
+        s->frame_start_ns = 0;
+        rp_frame_decoder_trim(&s->dec);
+    } else if (before == 0 || r > 0) {
+        s->frame_start_ns = t->now; /* a new frame has begun */
+    }
+}
+
+static void session_on_recv(struct net_thread *t, struct rp_session *s,
+                            int32_t res, uint32_t flags)
+{
+    bool final = true;
+    if (t->uring) {
+        final = !(flags & RP_COMP_MORE);
+        if (flags & RP_COMP_BUFFER) {
+            uint16_t id = rp_comp_buffer_id(flags);
+            if (res > 0 && !s->closing)
+                session_input(t, s, rp_buffers_data(t->bufs, id), (size_t)res);
+            rp_port_buffer_recycle(t->bufs, id);
+        }
+    } else if (res > 0 && !s->closing) {
+        rp_ring_commit(&s->ring, (size_t)res);
+        size_t used = rp_ring_used_bytes(&s->ring);
+        const uint8_t *p = rp_ring_contig(&s->ring, used);
+        session_input(t, s, p, used);
+        rp_ring_consume(&s->ring, used);
+    }
+    if (!final)
+        return;
+    s->ops--;
+    s->recv_armed = false;
+    if (s->closing) {
+        rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
+        return;
+    }
+    if (res > 0) {
+        if (session_arm_recv(t, s) < 0)
+            rp__session_end(t, s, RP_LEAVE_RESET, false);
+        return;
+    }
+    rp__session_end(t, s, res == 0 ? RP_LEAVE_PEER_CLOSED : RP_LEAVE_RESET,
+                    false);
+}
+
+/* ---- send ---------------------------------------------------------- */
+
+void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
+                         struct net_req *r)
+{
+    /* A request may race the session's end (or, with a guessed id, its
+       start): the reference it holds keeps the slot, not the session. */
+    if (s->closing || s->sid != r->sid) {
+        req_drop(t->srv, s, r);
+        return;
+    }
+    r->next = NULL;
+    if (s->q_tail)
+        s->q_tail->next = r;
+    else
+        s->q_head = r;
+    s->q_tail = r;
+    if (!s->dirty && !s->sending) {
+        s->dirty = true;
+        s->dirty_next = t->dirty;
+        t->dirty = s;
+    }
+}
+
+/* Starts one gather send of up to max_iov queued packets. */
+void rp__session_flush(struct net_thread *t, struct rp_session *s)
+{
+    struct rp_server *srv = t->srv;
+    if (s->closing || s->sending)
+        return;
+    if (!s->q_head) {
+        if (s->draining)
+            rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
+        return;
+    }
+    if (!s->tx_iov && !(s->tx_iov = rp_pool_alloc(srv->iov_pool))) {
+        rp__session_end(t, s, RP_LEAVE_RESET, false);
+        return;
+    }
+    bool raw = srv->cfg.mode == RP_SERVER_RAW;
+    uint32_t n = 0, bytes = 0;
+    struct net_req *last = NULL;
+    for (struct net_req *r = s->q_head; r && n < srv->cfg.max_iov;
+         r = r->next) {
+        size_t len;
+        const uint8_t *p;
+        if (raw) {
+            p = rp_packet_payload(r->pkt);
+            len = rp_packet_size(r->pkt);
+        } else {
+            p = rp_packet_wire(r->pkt, &len);
+        }
+        s->tx_iov[n].iov_base = (void *)(uintptr_t)p;
+        s->tx_iov[n].iov_len = len;
+        bytes += (uint32_t)len;
+        n++;
+        last = r;
+    }
+    s->inflight = s->q_head;
+    s->inflight_n = n;
+    s->inflight_bytes = bytes;
+    s->q_head = last->next;
+    if (!s->q_head)
+        s->q_tail = NULL;
+    last->next = NULL;
+    if (rp_port_send(t->port, &s->send_op, s->fd, s->tx_iov, (int)n) < 0) {
+        /* Back into the queue: teardown releases it. */
+        last->next = s->q_head;
+        s->q_head = s->inflight;
+        if (!s->q_tail)
+            s->q_tail = last;
+        s->inflight = NULL;
+        rp__session_end(t, s, RP_LEAVE_RESET, false);
+        return;
+    }
+    s->sending = true;
+    s->ops++;
+}
+
+static void session_on_send(struct net_thread *t, struct rp_session *s,
+                            int32_t res)
+{
+    struct rp_server *srv = t->srv;
+    s->ops--;
+    s->sending = false;
+    struct net_req *r = s->inflight;
+    while (r) {
+        struct net_req *next = r->next;
+        rp_packet_unref(r->pkt);
+        rp_pool_free(srv->req_pool, r);
+        r = next;
+    }
+    atomic_fetch_sub_explicit(&s->queued_bytes, s->inflight_bytes,
+                              memory_order_relaxed);
+    s->inflight = NULL;
+    if (res >= 0) {
+        NET_STAT_ADD(t, bytes_out, (uint64_t)res);
+        NET_STAT_ADD(t, packets_out, s->inflight_n);
+        NET_STAT_ADD(t, sends, 1);
+    }
+    s->inflight_n = 0;
+    s->inflight_bytes = 0;
+    if (!s->q_head) {
+        /* An idle session holds no iovec array. */
+        rp_pool_free(srv->iov_pool, s->tx_iov);
+        s->tx_iov = NULL;
+    }
+    if (s->closing) {
+        rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
+        return;
+    }
+    if (res < 0) {
+        rp__session_end(t, s, RP_LEAVE_RESET, false);
+        return;
+    }
+    rp__session_flush(t, s); /* more queued meanwhile, or drained */
+}
+
+/* ---- open and teardown ---------------------------------------------- */
+
+static void session_refuse(struct net_thread *t, struct rp_session *s)
+{
+    atomic_fetch_add_explicit(&t->srv->refused, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&t->srv->accepts, 1, memory_order_relaxed);
+    close(s->fd);
+    atomic_fetch_or_explicit(&s->state, NET_CLOSING, memory_order_acq_rel);
+    rp__session_put(t->srv, s);
+}
+
+void rp__session_open(struct net_thread *t, struct rp_session *s)
+{
+    struct rp_server *srv = t->srv;
+    s->sid = s->open_req.sid;
+    if (t->stopping) {
+        session_refuse(t, s);
+        return;
+    }
+    rp_op_init(&s->recv_op);
+    rp_op_init(&s->send_op);
+    rp_op_init(&s->cancel_op);
+    rp_op_init(&s->close_op);
+    s->recv_op.key = op_key(s, NET_OP_RECV);
+    s->send_op.key = op_key(s, NET_OP_SEND);
+    s->cancel_op.key = op_key(s, NET_OP_CANCEL);
+    s->close_op.key = op_key(s, NET_OP_CLOSE);
+    s->tx_iov = NULL;
+    s->q_head = s->q_tail = s->inflight = NULL;
+    s->inflight_n = s->inflight_bytes = 0;
+    s->ops = 0;
+    s->recv_armed = s->sending = s->draining = false;
+    s->closing = s->closed = s->dirty = s->got_first = false;
+    s->reason = 0;
+    s->joined_ns = s->last_rx_ns = t->now;
+    s->frame_start_ns = s->drain_deadline_ns = 0;
+    memset(&s->dec, 0, sizeof s->dec);
+    memset(&s->ring, 0, sizeof s->ring);
+    if (srv->cfg.mode == RP_SERVER_FRAMED) {
+        struct rp_frame_limits lim = {.max_payload = srv->cfg.max_payload};
+        rp_frame_decoder_init(&s->dec, &lim);
+    }
+    if ((!t->uring &&
+         rp_ring_init(&s->ring, srv->cfg.recv_buffer_size, 0) < 0) ||
+        session_arm_recv(t, s) < 0) {
+        rp_ring_destroy(&s->ring);
+        session_refuse(t, s);
+        return;
+    }
+    s->prev = NULL;
+    s->next = t->list;
+    if (t->list)
+        t->list->prev = s;
+    t->list = s;
+    t->open++;
+    uint64_t now = atomic_fetch_add(&srv->sessions_now, 1) + 1;
+    uint64_t max = atomic_load(&srv->sessions_max);
+    while (now > max &&
+           !atomic_compare_exchange_weak(&srv->sessions_max, &max, now))
+        ;
+    if (srv->cfg.cb.on_join)
+        srv->cfg.cb.on_join(srv, s->sid, srv->cfg.user);
+}
+
+static void session_finish(struct net_thread *t, struct rp_session *s)
+{
+    struct rp_server *srv = t->srv;
+    struct net_req *r = s->q_head;
+    while (r) {
+        struct net_req *next = r->next;
+        req_drop(srv, s, r);
+        r = next;
+    }
+    s->q_head = s->q_tail = NULL;
+    if (s->tx_iov)
+        rp_pool_free(srv->iov_pool, s->tx_iov);
+    s->tx_iov = NULL;
+    rp_frame_decoder_destroy(&s->dec);
+    rp_ring_destroy(&s->ring);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        t->list = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    t->open--;
+    if (srv->cfg.cb.on_leave)
+        srv->cfg.cb.on_leave(srv, s->sid, (enum rp_leave_reason)s->reason,
+                             srv->cfg.user);
+    rp__session_put(srv, s); /* the open reference */
+}
+
+void rp__session_end(struct net_thread *t, struct rp_session *s,
+                     enum rp_leave_reason reason, bool drain)
+{
+    if (s->closing) {
+        /* Teardown under way: an op just completed; close when all did. */
+        if (s->ops > 0)
+            return;
+        if (!s->closed) {
+            s->closed = true;
+            if (rp_port_close(t->port, &s->close_op, s->fd) == 0) {
+                s->ops++;
+                return;
+            }
+            close(s->fd); /* nothing pending: a plain close is safe */
+        }
+        session_finish(t, s);
+        return;
+    }
+    if (!s->draining) {
+        s->reason = (uint8_t)reason;
+        atomic_fetch_or_explicit(&s->state, NET_CLOSING, memory_order_acq_rel);
+    }
+    if (drain && (s->sending || s->q_head)) {
+        if (!s->draining) {
+            s->draining = true;
+            s->drain_deadline_ns =
+                t->now + (int64_t)t->srv->cfg.stop_drain_ms * RP_NS_PER_MS;
+        }
+        return;
+    }
+    s->closing = true;
+    /* Counted before the peer can see the end, so a client that reads EOF
+       then asks for stats finds the session gone and its reason counted. */
+    NET_STAT_ADD(t, leaves[s->reason], 1);
+    atomic_fetch_sub(&t->srv->sessions_now, 1);
+    shutdown(s->fd, SHUT_RDWR);
+    if (s->ops > 0 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
+        s->ops++;
+    rp__session_end(t, s, reason, false);
+}
+
+void rp__session_complete(struct net_thread *t, struct rp_session *s,
+                          unsigned kind, int32_t res, uint32_t flags)
+{
+    switch (kind) {
+    case NET_OP_RECV: session_on_recv(t, s, res, flags); break;
+    case NET_OP_SEND: session_on_send(t, s, res); break;
+    case NET_OP_CANCEL:
+    case NET_OP_CLOSE:
+        s->ops--;
+        rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
+        break;
+    default: RP_PANIC("session: op kind %u", kind);
+    }
+}
+
+void rp__session_tick(struct net_thread *t, struct rp_session *s)
+{
+    const struct rp_server_config *cfg = &t->srv->cfg;
+    int64_t now = t->now;
+    if (s->closing)
+        return;
+    if (s->draining) {
+        if (now >= s->drain_deadline_ns)
+            rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
+        return;
+    }
+    if (cfg->idle_timeout_ms &&
+        now - s->last_rx_ns >= (int64_t)cfg->idle_timeout_ms * RP_NS_PER_MS)
+        rp__session_end(t, s, RP_LEAVE_IDLE_TIMEOUT, false);
+    else if (cfg->frame_deadline_ms && s->frame_start_ns &&
+             now - s->frame_start_ns >=
+                 (int64_t)cfg->frame_deadline_ms * RP_NS_PER_MS)
+        rp__session_end(t, s, RP_LEAVE_FRAME_DEADLINE, false);
+    else if (cfg->first_packet_deadline_ms && !s->got_first &&
+             now - s->joined_ns >=
+                 (int64_t)cfg->first_packet_deadline_ms * RP_NS_PER_MS)
+        rp__session_end(t, s, RP_LEAVE_FIRST_PACKET, false);
+}

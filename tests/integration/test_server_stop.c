@@ -1,0 +1,165 @@
+/*
+ * Graceful stop (rp_server_stop): with sends queued for every session, each
+ * client still receives everything queued before the stop, in order, then
+ * the server closes it; on_leave runs exactly once per session with
+ * SERVER_STOP; new connections are refused; a second stop is harmless.
+ */
+#include "server_util.h"
+
+#define CLIENTS 50
+#define QUEUED 64 /* packets queued per session before the stop */
+#define PAYLOAD 4000
+
+static struct su_events ev;
+static uint64_t rng;
+
+static void *stop_main(void *arg)
+{
+    rp_server_stop(arg);
+    return NULL;
+}
+
+static void fill(uint8_t *p, uint32_t client, uint32_t k)
+{
+    uint64_t x = rng ^ ((uint64_t)client << 32 | k);
+    memcpy(p, &client, 4);
+    memcpy(p + 4, &k, 4);
+    for (size_t i = 8; i < PAYLOAD; i++)
+        p[i] = (uint8_t)t_rand(&x);
+}
+
+static void stop_delivers_queued_sends_and_ends_every_session(void **state)
+{
+    (void)state;
+    static int fd[CLIENTS];
+    static rp_sid sid[CLIENTS];
+    static uint8_t payload[PAYLOAD], want[PAYLOAD];
+    struct rp_server_config cfg;
+    uint64_t before = su_packets_alive();
+    su_events_reset(&ev);
+    su_config(&cfg, &ev);
+    cfg.io_threads = 2;
+    cfg.stop_drain_ms = 10000; /* "up to": a slow machine must not lose data */
+    struct rp_server *srv = su_start(&cfg);
+    uint16_t port = rp_server_port(srv);
+
+    /* Client i's session is found by its first frame's type. */
+    for (int i = 0; i < CLIENTS; i++) {
+        fd[i] = su_connect(port);
+        su_ping(fd[i], (uint16_t)i);
+    }
+    SU_WAIT(atomic_load(&ev.joins) == CLIENTS);
+    assert_int_equal(atomic_load(&ev.joins), CLIENTS);
+    for (int i = 0; i < CLIENTS; i++) {
+        struct sockaddr_in local, peer;
+        socklen_t len = sizeof local;
+        getsockname(fd[i], (struct sockaddr *)&local, &len);
+        for (int j = 0; j < CLIENTS; j++) {
+            struct sockaddr_storage ss;
+            socklen_t plen = sizeof ss;
+            if (rp_server_peer(srv, ev.joined[j], &ss, &plen) < 0)
+                continue;
+            memcpy(&peer, &ss, sizeof peer);
+            if (peer.sin_port == local.sin_port)
+                sid[i] = ev.joined[j];
+        }
+        assert_true(sid[i] != RP_SID_NONE);
+    }
+
+    /* Queue far more than the socket buffers hold while nobody reads. */
+    for (uint32_t k = 0; k < QUEUED; k++)
+        for (uint32_t i = 0; i < CLIENTS; i++) {
+            struct rp_packet *pkt;
+            fill(payload, i, k);
+            assert_int_equal(rp_packet_create(PAYLOAD, (uint16_t)k, &pkt), 0);
+            assert_int_equal(rp_packet_put_bytes(pkt, payload, PAYLOAD), 0);
+            assert_int_equal(rp_server_send(srv, sid[i], pkt), 0);
+            rp_packet_unref(pkt);
+        }
+
+    pthread_t stopper;
+    assert_int_equal(pthread_create(&stopper, NULL, stop_main, srv), 0);
+
+    /* While it drains: a newcomer is refused (connect fails, or it is
+       closed without ever becoming a session). */
+    su_sleep_ms(20);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int late = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(late >= 0);
+    if (connect(late, (struct sockaddr *)&sa, sizeof sa) == 0)
+        assert_int_equal(su_wait_closed(late, SU_WAIT_MS), 0);
+    close(late);
+
+    for (uint32_t i = 0; i < CLIENTS; i++) {
+        for (uint32_t k = 0; k < QUEUED; k++) {
+            fill(want, i, k);
+            su_expect_frame(fd[i], (uint16_t)k, want, PAYLOAD);
+        }
+        assert_int_equal(su_wait_closed(fd[i], SU_WAIT_MS), 0);
+    }
+    pthread_join(stopper, NULL);
+
+    struct rp_server_stats s;
+    su_stats(srv, &s);
+    assert_int_equal(s.sessions, 0);
+    assert_int_equal(s.leaves[RP_LEAVE_SERVER_STOP], CLIENTS);
+    assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_SERVER_STOP]), CLIENTS);
+    assert_int_equal(atomic_load(&ev.joins), CLIENTS);
+    assert_int_equal(s.packets_out, (uint64_t)CLIENTS * (QUEUED + 1));
+
+    /* After the stop the port is closed. */
+    late = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(late, (struct sockaddr *)&sa, sizeof sa), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    close(late);
+
+    /* Sends after the stop find no session. */
+    struct rp_packet *pkt;
+    assert_int_equal(rp_packet_create(1, 1, &pkt), 0);
+    assert_int_equal(rp_server_send(srv, sid[0], pkt), -ENOTCONN);
+    rp_packet_unref(pkt);
+
+    for (int i = 0; i < CLIENTS; i++)
+        close(fd[i]);
+    su_finish(srv, &ev, before); /* stops a second time: harmless */
+}
+
+/* A stop with no session and a server destroyed without a stop. */
+static void stop_and_destroy_are_clean_on_an_idle_server(void **state)
+{
+    (void)state;
+    struct rp_server_config cfg;
+    uint64_t before = su_packets_alive();
+    su_events_reset(&ev);
+    su_config(&cfg, &ev);
+    struct rp_server *srv = su_start(&cfg);
+    int fd = su_connect(rp_server_port(srv));
+    su_ping(fd, 1);
+    rp_server_destroy(srv); /* stops first */
+    assert_int_equal(su_wait_closed(fd, SU_WAIT_MS), 0);
+    close(fd);
+    assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_SERVER_STOP]), 1);
+    su_events_check_once(&ev);
+    assert_int_equal(su_packets_alive(), before);
+
+    su_events_reset(&ev);
+    srv = su_start(&cfg);
+    rp_server_stop(srv);
+    rp_server_stop(srv);
+    assert_int_equal(su_sessions(srv), 0);
+    rp_server_destroy(srv);
+    assert_int_equal(atomic_load(&ev.joins), 0);
+}
+
+int main(int argc, char **argv)
+{
+    rng = t_seed();
+    su_parse_backend(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stop_delivers_queued_sends_and_ends_every_session),
+        cmocka_unit_test(stop_and_destroy_are_clean_on_an_idle_server),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
