@@ -39,12 +39,10 @@ void rp_log_set_thread_name(const char *name);
 /* Parses "debug".."off"; returns the level or -EINVAL. */
 int rp_log_level_parse(const char *name);
 
-void rp_log_write(enum rp_log_level level, const char *module,
-                  const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void rp_log_vwrite(enum rp_log_level level, const char *module,
-                   const char *fmt, va_list ap)
-    __attribute__((format(printf, 3, 0)));
+void rp_log_write(enum rp_log_level level, const char *module, const char *fmt,
+                  ...) __attribute__((format(printf, 3, 4)));
+void rp_log_vwrite(enum rp_log_level level, const char *module, const char *fmt,
+                   va_list ap) __attribute__((format(printf, 3, 0)));
 
 #define RP_LOG_AT(level, module, ...)                                          \
     do {                                                                       \

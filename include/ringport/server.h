@@ -81,23 +81,24 @@ struct rp_server_callbacks {
  * you need. Zero-valued timeouts are off.
  */
 struct rp_server_config {
-    const char *listen_addr; /* IPv4 or IPv6 literal; "127.0.0.1" */
-    uint16_t port;           /* 0 = an ephemeral port (rp_server_port) */
-    uint32_t io_threads;     /* 1..64; 1 */
-    uint32_t max_sessions;   /* 1..1,000,000; 10,000 */
-    uint32_t max_payload;    /* 1..65535; 8,192 */
-    uint32_t send_queue_limit; /* bytes queued per session before it is cut
-                                  with SEND_OVERFLOW; >= max frame; 1 MiB */
-    uint32_t idle_timeout_ms;  /* nothing received for this long; 0 (off) */
+    const char *listen_addr;    /* IPv4 or IPv6 literal; "127.0.0.1" */
+    uint16_t port;              /* 0 = an ephemeral port (rp_server_port) */
+    uint32_t io_threads;        /* 1..64; 1 */
+    uint32_t max_sessions;      /* 1..1,000,000; 10,000 */
+    uint32_t max_payload;       /* 1..65535; 8,192 */
+    uint32_t send_queue_limit;  /* bytes queued per session before it is cut
+                                   with SEND_OVERFLOW; >= max frame; 1 MiB */
+    uint32_t idle_timeout_ms;   /* nothing received for this long; 0 (off) */
     uint32_t frame_deadline_ms; /* a frame once started must complete within
                                    this: stops a 1-byte drip; 10,000 */
     uint32_t first_packet_deadline_ms; /* first whole frame (framed) or first
                                           byte (raw) after connect; 0 (off) */
-    uint32_t max_iov;        /* packets per gather send, 1..IOV_MAX; 256 */
-    uint32_t stop_drain_ms;  /* graceful stop: queued sends get this long; 2,000 */
-    uint32_t spin_us;        /* I/O thread wait policy (rp_port_config); 0 */
-    uint32_t recv_buffer_size; /* epoll ring / io_uring provided buffer size;
-                                  16,384 */
+    uint32_t max_iov; /* packets per gather send, 1..IOV_MAX; 256 */
+    uint32_t
+        stop_drain_ms; /* graceful stop: queued sends get this long; 2,000 */
+    uint32_t spin_us;  /* I/O thread wait policy (rp_port_config); 0 */
+    uint32_t recv_buffer_size;    /* epoll ring / io_uring provided buffer size;
+                                     16,384 */
     enum rp_backend_kind backend; /* AUTO (env RINGPORT_BACKEND applies) */
     enum rp_server_mode mode;     /* FRAMED */
     struct rp_server_callbacks cb;
@@ -164,8 +165,7 @@ int rp_server_peer(struct rp_server *srv, rp_sid sid,
                    struct sockaddr_storage *addr, socklen_t *addrlen);
 
 /* A copy of 'msg' as a packet (one reference, the caller's). 0 or -ENOMEM. */
-int rp_message_to_packet(const struct rp_message *msg,
-                         struct rp_packet **out);
+int rp_message_to_packet(const struct rp_message *msg, struct rp_packet **out);
 
 /*
  * Counters, kept per I/O thread without atomics on the hot path and summed
@@ -173,15 +173,15 @@ int rp_message_to_packet(const struct rp_message *msg,
  * picture per thread, not across threads).
  */
 struct rp_server_stats {
-    uint64_t sessions;     /* open now */
-    uint64_t sessions_max; /* high-water mark */
-    uint64_t accepts;      /* connections accepted into sessions */
-    uint64_t refused;      /* closed at once: max_sessions, accept_filter,
-                              stopping */
+    uint64_t sessions;      /* open now */
+    uint64_t sessions_max;  /* high-water mark */
+    uint64_t accepts;       /* connections accepted into sessions */
+    uint64_t refused;       /* closed at once: max_sessions, accept_filter,
+                               stopping */
     uint64_t accept_errors; /* EMFILE/ENFILE and other accept4 failures */
     uint64_t bytes_in, bytes_out;
     uint64_t packets_in, packets_out;
-    uint64_t sends;        /* send operations (gather writes) completed */
+    uint64_t sends; /* send operations (gather writes) completed */
     uint64_t leaves[RP_LEAVE_REASON_COUNT];
 };
 

@@ -38,17 +38,17 @@ static inline rp_sid rp_sid_make(uint32_t slot, uint32_t gen)
 
 /* Why a session ended; passed to on_leave and counted per reason. */
 enum rp_leave_reason {
-    RP_LEAVE_PEER_CLOSED = 0,   /* orderly EOF from the peer */
-    RP_LEAVE_RESET,             /* ECONNRESET, EPIPE and other socket errors */
-    RP_LEAVE_PROTOCOL,          /* malformed or oversized frame */
-    RP_LEAVE_IDLE_TIMEOUT,      /* nothing received for idle_timeout_ms */
-    RP_LEAVE_FRAME_DEADLINE,    /* a started frame did not complete in time */
-    RP_LEAVE_FIRST_PACKET,      /* no whole packet within the first-packet
-                                   deadline after connect */
-    RP_LEAVE_SEND_OVERFLOW,     /* queued bytes passed send_queue_limit: the
-                                   peer does not read */
-    RP_LEAVE_SERVER_STOP,       /* graceful stop */
-    RP_LEAVE_KICKED,            /* rp_server_disconnect() */
+    RP_LEAVE_PEER_CLOSED = 0, /* orderly EOF from the peer */
+    RP_LEAVE_RESET,           /* ECONNRESET, EPIPE and other socket errors */
+    RP_LEAVE_PROTOCOL,        /* malformed or oversized frame */
+    RP_LEAVE_IDLE_TIMEOUT,    /* nothing received for idle_timeout_ms */
+    RP_LEAVE_FRAME_DEADLINE,  /* a started frame did not complete in time */
+    RP_LEAVE_FIRST_PACKET,    /* no whole packet within the first-packet
+                                 deadline after connect */
+    RP_LEAVE_SEND_OVERFLOW,   /* queued bytes passed send_queue_limit: the
+                                 peer does not read */
+    RP_LEAVE_SERVER_STOP,     /* graceful stop */
+    RP_LEAVE_KICKED,          /* rp_server_disconnect() */
     RP_LEAVE_REASON_COUNT
 };
 

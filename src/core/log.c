@@ -76,8 +76,8 @@ static const char *current_thread_name(char *fallback, size_t size)
     return fallback;
 }
 
-void rp_log_vwrite(enum rp_log_level level, const char *module,
-                   const char *fmt, va_list ap)
+void rp_log_vwrite(enum rp_log_level level, const char *module, const char *fmt,
+                   va_list ap)
 {
     if (level < RP_LOG_DEBUG || level > RP_LOG_ERROR)
         return;
@@ -88,12 +88,12 @@ void rp_log_vwrite(enum rp_log_level level, const char *module,
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     char tid[THREAD_NAME_MAX];
-    int n = snprintf(line, sizeof line,
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s [%s] %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
-                     level_names[level], current_thread_name(tid, sizeof tid),
-                     module);
+    int n = snprintf(
+        line, sizeof line,
+        "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s [%s] %s: ", tm.tm_year + 1900,
+        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+        ts.tv_nsec / 1000000L, level_names[level],
+        current_thread_name(tid, sizeof tid), module);
     if (n < 0)
         n = 0;
     if ((size_t)n < sizeof line)
@@ -110,8 +110,8 @@ void rp_log_vwrite(enum rp_log_level level, const char *module,
     errno = saved_errno;
 }
 
-void rp_log_write(enum rp_log_level level, const char *module,
-                  const char *fmt, ...)
+void rp_log_write(enum rp_log_level level, const char *module, const char *fmt,
+                  ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -8,9 +8,9 @@
 #include "port_util.h"
 
 #include <linux/audit.h>
-#include <ringport/log.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <ringport/log.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>

@@ -8,8 +8,7 @@
 static char last_line[1024];
 static int lines_seen;
 
-static void capture_sink(enum rp_log_level level, const char *line,
-                         void *user)
+static void capture_sink(enum rp_log_level level, const char *line, void *user)
 {
     (void)level;
     (void)user;
