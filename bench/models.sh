@@ -19,7 +19,7 @@ secs=${4:-5}
 conns=${5:-50}
 sizes="64 1024"
 servers="echo-event echo-routine echo-port"
-load="$build/tools/echo_load/ringport-echo-load"
+load="$build/tools/bench/ringport-bench"
 
 pin_server=""
 pin_load=""
@@ -54,7 +54,8 @@ run_one() {
         exit 1
     fi
     if ! json=$($pin_load "$load" --port "$port" --connections "$conns" \
-        --size "$size" --depth 1 --duration "$secs" --json | tail -n 1); then
+        --size "$size" --depth 1 --duration "$secs" --warmup 0 --json |
+        tail -n 1); then
         echo "models.sh: load against $srv failed" >&2
         kill "$pid" 2>/dev/null || true
         exit 1

@@ -5,7 +5,8 @@
 # Usage: scripts/deps.sh [build|fuzz|bench]...
 set -eu
 
-pkgs="cmake make gcc pkg-config liburing-dev libcmocka-dev libinih-dev"
+pkgs="cmake make gcc pkg-config liburing-dev libcmocka-dev libinih-dev
+      libmicrohttpd-dev"
 for extra in "$@"; do
     case "$extra" in
     build) ;;

@@ -1,5 +1,5 @@
 #!/bin/sh
-# make run: ringport-echo (framed, a free port) under ringport-echo-load
+# make run: ringport-echo (framed, a free port) under ringport-bench
 # with every byte verified, then a graceful stop.
 #
 #   scripts/run-echo.sh BUILD_DIR [SECONDS] [CONNECTIONS]
@@ -14,7 +14,7 @@ build=${1:?usage: run-echo.sh BUILD_DIR [SECONDS] [CONNECTIONS]}
 secs=${2:-10}
 conns=${3:-100}
 echo_bin=$build/examples/echo/ringport-echo
-load_bin=$build/tools/echo_load/ringport-echo-load
+load_bin=$build/tools/bench/ringport-bench
 for b in "$echo_bin" "$load_bin"; do
     [ -x "$b" ] || { echo "run-echo: $b missing (build first)" >&2; exit 2; }
 done
@@ -60,7 +60,7 @@ echo "ringport-echo: $line (pid $srv_pid); load: $conns connections, ${secs} s"
 
 # shellcheck disable=SC2086
 $cpu1 "$load_bin" --port "$port" --mode framed --connections "$conns" \
-    --size 64..1024 --depth 4 --duration "$secs"
+    --size 64-1024 --depth 4 --duration "$secs" --warmup 0
 load_rc=$?
 
 kill -TERM "$srv_pid"
@@ -81,5 +81,5 @@ if [ "$srv_rc" -ne 0 ]; then
     echo "run-echo: ringport-echo exited with $srv_rc" >&2
     tail -n 20 "$tmp/err" >&2
 fi
-[ "$load_rc" -ne 0 ] && echo "run-echo: ringport-echo-load failed ($load_rc)" >&2
+[ "$load_rc" -ne 0 ] && echo "run-echo: ringport-bench failed ($load_rc)" >&2
 [ "$load_rc" -eq 0 ] && [ "$srv_rc" -eq 0 ]

@@ -12,19 +12,23 @@
  *     ringport-echo --mode raw --port 7000 &
  *     nc 127.0.0.1 7000                  # type a line, it comes back
  *     ringport-echo --port 0 --config examples/echo/echo.ini
- *     ringport-echo-load --port 7000 --mode framed --size 64..1024 --depth 4
+ *     ringport-bench --port 7000 --mode framed --size 64-1024 --depth 4
  *
  * The first line on stdout is "listening on ADDR:PORT" (flushed); a final
- * line of totals follows on stdout at exit. Exit status: 0 after a graceful
- * stop, 1 if the server cannot start, 2 for a bad flag, value or config
- * file. Settings come from the built-in defaults, then --config FILE (INI,
- * keys named like the long flags: max_sessions = 5000), then the flags.
+ * line of totals follows on stdout at exit. With --metrics ADDR:PORT the
+ * second line is "metrics on ADDR:PORT" (the bound port) and
+ * `curl ADDR:PORT/metrics` shows the Prometheus text. Exit status: 0 after
+ * a graceful stop, 1 if the server cannot start, 2 for a bad flag, value
+ * or config file. Settings come from the built-in defaults, then --config
+ * FILE (INI, keys named like the long flags: max_sessions = 5000; parsed
+ * by rp_config_load), then the flags.
  */
+#include <ringport/config.h>
 #include <ringport/log.h>
+#include <ringport/metrics.h>
 #include <ringport/server.h>
 
 #include <errno.h>
-#include <ini.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -39,12 +43,15 @@
 
 #define PROG "ringport-echo"
 
-/* What the command line and the config file set, applied to the server
-   config in one place (echo_apply). */
+/* What the command line and the config file set: the server's keys
+   (rp_config_server_keys) plus the program's own. */
 struct echo_opts {
     struct rp_server_config cfg;
-    char *listen; /* owned copy: the file's values do not outlive ini_parse */
+    char listen[64];
+    char metrics[80]; /* ADDR:PORT of GET /metrics; "" = off */
     bool stats;
+    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 2];
+    size_t nkeys;
 };
 
 static void usage(FILE *f)
@@ -57,9 +64,10 @@ static void usage(FILE *f)
         "[--max-sessions N]\n"
         "              [--max-payload BYTES] [--send-queue-limit BYTES]\n"
         "              [--idle-timeout-ms MS] [--frame-deadline-ms MS]\n"
-        "              [--first-packet-deadline-ms MS] [--spin-us US] "
-        "[--no-stats]\n"
-        "              [--help]\n"
+        "              [--first-packet-deadline-ms MS] [--max-iov N]\n"
+        "              [--stop-drain-ms MS] [--spin-us US] "
+        "[--recv-buffer-size BYTES]\n"
+        "              [--metrics ADDR:PORT] [--no-stats] [--help]\n"
         "  --config FILE      INI file, keys as the long flags without dashes\n"
         "                     (max_sessions = 100); flags override it\n"
         "  --listen ADDR      numeric IPv4/IPv6 address (default 127.0.0.1)\n"
@@ -73,127 +81,15 @@ static void usage(FILE *f)
         "  --idle-timeout-ms MS  cut a session silent this long (0 off)\n"
         "  --frame-deadline-ms MS  a started packet must complete in this\n"
         "  --first-packet-deadline-ms MS  first packet after connect (0 off)\n"
+        "  --max-iov N        packets per gather send\n"
+        "  --stop-drain-ms MS queued sends get this long at stop\n"
         "  --spin-us US       I/O threads poll this long before sleeping\n"
+        "  --recv-buffer-size B  receive buffer per session / provided buffer\n"
+        "  --metrics ADDR:PORT   serve Prometheus metrics at GET /metrics\n"
+        "                     (off by default; port 0 picks a free one)\n"
         "  --no-stats         no once-a-second stats line on stderr\n"
-        "Prints \"listening on ADDR:PORT\" first; stops gracefully on SIGINT "
-        "or SIGTERM.\n");
-}
-
-/* ---- settings: one table for the flags and the config file ---------- */
-
-enum key_kind { K_STR, K_PORT, K_U32, K_MODE, K_BACKEND, K_BOOL };
-
-struct key {
-    const char *name; /* config key; the flag is "--" + name with '-' */
-    enum key_kind kind;
-    size_t off; /* into struct rp_server_config (K_U32) */
-};
-
-#define CFG_U32(field)                                                         \
-    {                                                                          \
-#field, K_U32, offsetof(struct rp_server_config, field)                \
-    }
-
-static const struct key keys[] = {
-    {"listen", K_STR, 0},
-    {"port", K_PORT, 0},
-    {"mode", K_MODE, 0},
-    {"threads", K_U32, offsetof(struct rp_server_config, io_threads)},
-    {"backend", K_BACKEND, 0},
-    CFG_U32(max_sessions),
-    CFG_U32(max_payload),
-    CFG_U32(send_queue_limit),
-    CFG_U32(idle_timeout_ms),
-    CFG_U32(frame_deadline_ms),
-    CFG_U32(first_packet_deadline_ms),
-    CFG_U32(spin_us),
-    {"stats", K_BOOL, 0},
-};
-
-static const struct key *key_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (strcmp(keys[i].name, name) == 0)
-            return &keys[i];
-    return NULL;
-}
-
-static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    char *end;
-    if (*s < '0' || *s > '9') /* strtoull would take "-1" and " 1" */
-        return false;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_bool(const char *s, bool *out)
-{
-    static const char *yes[] = {"1", "true", "yes", "on"};
-    static const char *no[] = {"0", "false", "no", "off"};
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(s, yes[i]) == 0)
-            return (*out = true);
-        if (strcasecmp(s, no[i]) == 0)
-            return !(*out = false);
-    }
-    return false;
-}
-
-/*
- * Sets key 'k' from 'value'. Returns NULL, or what the value should have
- * been (for the caller's error line, which knows where it came from).
- * Ranges of the numbers are rp_server_config_validate's business.
- */
-static const char *echo_apply(struct echo_opts *o, const struct key *k,
-                              const char *value)
-{
-    uint64_t v;
-    switch (k->kind) {
-    case K_STR: {
-        char *copy = strdup(value);
-        if (!copy)
-            return "memory for a copy (out of memory)";
-        free(o->listen);
-        o->listen = copy;
-        o->cfg.listen_addr = copy;
-        return NULL;
-    }
-    case K_PORT:
-        if (!parse_u64(value, 65535, &v))
-            return "a port number 0..65535";
-        o->cfg.port = (uint16_t)v;
-        return NULL;
-    case K_U32:
-        if (!parse_u64(value, UINT32_MAX, &v))
-            return "a whole number";
-        *(uint32_t *)((char *)&o->cfg + k->off) = (uint32_t)v;
-        return NULL;
-    case K_MODE:
-        if (strcmp(value, "raw") == 0)
-            o->cfg.mode = RP_SERVER_RAW;
-        else if (strcmp(value, "framed") == 0)
-            o->cfg.mode = RP_SERVER_FRAMED;
-        else
-            return "raw or framed";
-        return NULL;
-    case K_BACKEND: {
-        int b = rp_backend_parse(value);
-        if (b < 0)
-            return "auto, uring or epoll";
-        o->cfg.backend = (enum rp_backend_kind)b;
-        return NULL;
-    }
-    case K_BOOL:
-        if (!parse_bool(value, &o->stats))
-            return "true or false";
-        return NULL;
-    }
-    return "a known kind";
+        "Prints \"listening on ADDR:PORT\" first (then \"metrics on "
+        "ADDR:PORT\");\nstops gracefully on SIGINT or SIGTERM.\n");
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) static void
@@ -208,101 +104,40 @@ bad_usage(const char *fmt, ...)
     exit(2);
 }
 
-/* ---- the config file ---------------------------------------------------- */
+/* ---- settings: one key table for the flags and the config file ------ */
 
-/* The first entry the handler refused; inih reports only its line. */
-struct ini_state {
-    struct echo_opts *o;
-    char error[256];
-    char name[64]; /* its key: the line that holds it is the error line */
-    bool failed;
-};
-
-static int ini_entry(void *user, const char *section, const char *name,
-                     const char *value)
+static void opts_init(struct echo_opts *o)
 {
-    struct ini_state *st = user;
-    if (st->failed)
-        return 1; /* keep the first error: its line is what ini_parse says */
-    const struct key *k = key_find(name);
-    const char *want = NULL;
-    bool bad_section = *section && strcmp(section, "echo") != 0;
-    if (bad_section)
-        snprintf(st->error, sizeof st->error,
-                 "section [%s]: unknown (keys go at the top or in [echo])",
-                 section);
-    else if (!k)
-        snprintf(st->error, sizeof st->error, "key '%s': unknown", name);
-    else if ((want = echo_apply(st->o, k, value)) != NULL)
-        snprintf(st->error, sizeof st->error, "key '%s': wants %s, got '%s'",
-                 name, want, value);
-    else
-        return 1;
-    snprintf(st->name, sizeof st->name, "%s", name);
-    st->failed = true;
-    return 0;
+    rp_server_config_init(&o->cfg);
+    o->cfg.port = 7000;
+    o->stats = true;
+    o->nkeys = rp_config_server_keys(&o->cfg, o->listen, sizeof o->listen,
+                                     o->keys, RP_CONFIG_SERVER_KEYS);
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "metrics", RP_CONFIG_ENDPOINT, o->metrics, sizeof o->metrics, NULL};
+    o->keys[o->nkeys++] =
+        (struct rp_config_key){"stats", RP_CONFIG_BOOL, &o->stats, 0, NULL};
 }
-
-/* Line 'line' of 'path' (1-based) into 'buf', or "" if it cannot be read. */
-static void file_line(const char *path, int line, char *buf, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    buf[0] = '\0';
-    if (!f)
-        return;
-    for (int i = 1; i <= line && fgets(buf, (int)len, f); i++)
-        if (i == line) {
-            fclose(f);
-            return;
-        }
-    buf[0] = '\0';
-    fclose(f);
-}
-
-static void load_config(struct echo_opts *o, const char *path)
-{
-    struct ini_state st = {.o = o};
-    int r = ini_parse(path, ini_entry, &st);
-    if (r == 0)
-        return;
-    if (r == -1)
-        bad_usage("%s: cannot open: %s", path, strerror(errno));
-    if (r < 0)
-        bad_usage("%s: cannot read (out of memory)", path);
-    /*
-     * inih gives the line of the first error, whether a syntax error or an
-     * entry we refused. Ours was the first only if that line holds its
-     * key; else a syntax error came first.
-     */
-    char text[512];
-    file_line(path, r, text, sizeof text);
-    if (st.failed && strstr(text, st.name) == NULL)
-        st.failed = false;
-    if (st.failed)
-        bad_usage("%s:%d: %s", path, r, st.error);
-    bad_usage("%s:%d: syntax error (want 'key = value')", path, r);
-}
-
-/* ---- the command line -------------------------------------------------- */
 
 /* "--max-sessions" -> "max_sessions" in 'buf'; NULL if not a long flag. */
-static const struct key *flag_key(const char *flag, char *buf, size_t len)
+static const struct rp_config_key *
+flag_key(const struct echo_opts *o, const char *flag, char *buf, size_t len)
 {
     if (strncmp(flag, "--", 2) != 0 || strlen(flag + 2) >= len)
+        return NULL;
+    if (strchr(flag + 2, '_')) /* the flags spell words with '-' only */
         return NULL;
     size_t i = 0;
     for (const char *p = flag + 2; *p; p++)
         buf[i++] = *p == '-' ? '_' : *p;
     buf[i] = '\0';
-    if (strchr(flag + 2, '_')) /* the flags spell words with '-' only */
-        return NULL;
-    return key_find(buf);
+    return rp_config_find(o->keys, o->nkeys, buf);
 }
 
 static void parse_args(int argc, char **argv, struct echo_opts *o)
 {
     const char *config = NULL;
-    char name[64];
+    char name[64], err[256];
     /* First the file, so that every flag overrides it. */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -312,7 +147,7 @@ static void parse_args(int argc, char **argv, struct echo_opts *o)
         if (strcmp(argv[i], "--no-stats") == 0)
             continue;
         if (strcmp(argv[i], "--config") != 0 &&
-            !flag_key(argv[i], name, sizeof name))
+            !flag_key(o, argv[i], name, sizeof name))
             bad_usage("unknown flag '%s' (try --help)", argv[i]);
         if (i + 1 >= argc)
             bad_usage("%s needs a value (try --help)", argv[i]);
@@ -320,23 +155,20 @@ static void parse_args(int argc, char **argv, struct echo_opts *o)
             config = argv[i + 1];
         i++;
     }
-    if (config)
-        load_config(o, config);
+    if (config &&
+        rp_config_load(config, "echo", o->keys, o->nkeys, err, sizeof err) < 0)
+        bad_usage("%s", err);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-stats") == 0) {
             o->stats = false;
             continue;
         }
         const char *flag = argv[i], *value = argv[++i];
-        const struct key *k = flag_key(flag, name, sizeof name);
-        if (!k || strcmp(k->name, "stats") == 0) {
-            if (strcmp(flag, "--config") == 0)
-                continue;
-            bad_usage("unknown flag '%s' (try --help)", flag);
-        }
-        const char *want = echo_apply(o, k, value);
-        if (want)
-            bad_usage("%s wants %s, got '%s'", flag, want, value);
+        if (strcmp(flag, "--config") == 0)
+            continue;
+        flag_key(o, flag, name, sizeof name);
+        if (rp_config_set(o->keys, o->nkeys, name, value, err, sizeof err) < 0)
+            bad_usage("%s %s", flag, err);
     }
 }
 
@@ -378,36 +210,12 @@ static void on_leave(struct rp_server *srv, rp_sid sid,
 
 /* ---- stats ------------------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t leaves_total(const struct rp_server_stats *s)
 {
     uint64_t n = 0;
     for (int r = 0; r < RP_LEAVE_REASON_COUNT; r++)
         n += s->leaves[r];
     return n;
-}
-
-/* One line of rates over the last interval (stderr). */
-static void stats_line(const struct rp_server_stats *a,
-                       const struct rp_server_stats *b, double secs)
-{
-    double sends = (double)(b->sends - a->sends);
-    double pkts = (double)(b->packets_out - a->packets_out);
-    fprintf(stderr,
-            "sessions %" PRIu64 " | accepts/s %.0f | msgs in/s %.0f out/s "
-            "%.0f | MB/s in %.2f out %.2f | sends/s %.0f (%.1f pkts/send) | "
-            "disconnects %" PRIu64 "\n",
-            b->sessions, (double)(b->accepts - a->accepts) / secs,
-            (double)(b->packets_in - a->packets_in) / secs, pkts / secs,
-            (double)(b->bytes_in - a->bytes_in) / secs / 1e6,
-            (double)(b->bytes_out - a->bytes_out) / secs / 1e6, sends / secs,
-            sends > 0 ? pkts / sends : 0.0, leaves_total(b));
 }
 
 /* The totals at exit (stdout), then each disconnect reason that occurred. */
@@ -431,14 +239,15 @@ static void stats_final(const struct rp_server_stats *s)
 }
 
 /*
- * Waits for SIGINT/SIGTERM on 'sfd', printing a stats line every second
- * unless 'stats' is off. Returns the signal.
+ * Waits for SIGINT/SIGTERM on 'sfd', printing the stats line
+ * (rp_statline_format) on stderr every second unless 'stats' is off.
+ * Returns the signal.
  */
-static int wait_for_stop(struct rp_server *srv, int sfd, bool stats)
+static int wait_for_stop(struct rp_metrics *m, int sfd, bool stats)
 {
-    struct rp_server_stats prev, cur;
-    uint64_t prev_ns = now_ns();
-    rp_server_get_stats(srv, &prev);
+    struct rp_statline_sample prev, cur;
+    char line[512];
+    rp_metrics_sample_now(m, &prev);
     for (;;) {
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         int r = poll(&p, 1, 1000);
@@ -450,25 +259,36 @@ static int wait_for_stop(struct rp_server *srv, int sfd, bool stats)
         }
         if (r < 0 && errno != EINTR)
             return -errno;
-        uint64_t t = now_ns();
-        if (!stats || t - prev_ns < 900000000ull)
+        if (!stats)
             continue;
-        rp_server_get_stats(srv, &cur);
-        stats_line(&prev, &cur, (double)(t - prev_ns) / 1e9);
+        rp_metrics_sample_now(m, &cur);
+        if (cur.t_ns - prev.t_ns < 900000000ull)
+            continue;
+        rp_statline_format(&prev, &cur, line, sizeof line);
+        fprintf(stderr, "%s\n", line);
         prev = cur;
-        prev_ns = t;
     }
+}
+
+/* "metrics on 127.0.0.1:9100": the endpoint as given, with the bound port
+   (which differs when the given one was 0). */
+static void print_metrics_line(const char *endpoint, uint16_t port)
+{
+    const char *colon = strrchr(endpoint, ':');
+    int hostlen = (int)(colon - endpoint);
+    printf("metrics on %.*s:%u\n", hostlen ? hostlen : 7,
+           hostlen ? endpoint : "0.0.0.0", port);
 }
 
 int main(int argc, char **argv)
 {
-    struct echo_opts o = {.stats = true};
+    static struct echo_opts o; /* big (key table): not on the stack */
     struct rp_server *srv;
+    struct rp_metrics *m;
     char err[256];
     int r;
 
-    rp_server_config_init(&o.cfg);
-    o.cfg.port = 7000;
+    opts_init(&o);
     o.cfg.cb.on_join = on_join;
     o.cfg.cb.on_message = on_message;
     o.cfg.cb.on_data = on_data;
@@ -497,21 +317,33 @@ int main(int argc, char **argv)
                 o.cfg.listen_addr, o.cfg.port, strerror(-r));
         return 1;
     }
+    /* The endpoint's thread starts here, also with the signals blocked. */
+    r = rp_metrics_create(o.metrics, &m);
+    if (r < 0) {
+        fprintf(stderr, PROG ": cannot serve metrics on %s: %s\n", o.metrics,
+                strerror(-r));
+        rp_server_destroy(srv);
+        return 1;
+    }
+    rp_metrics_add_server(m, srv, NULL);
     r = rp_server_start(srv);
     if (r < 0) {
         fprintf(stderr, PROG ": cannot start: %s\n", strerror(-r));
+        rp_metrics_destroy(m);
         rp_server_destroy(srv);
         return 1;
     }
     printf(strchr(o.cfg.listen_addr, ':') ? "listening on [%s]:%u\n"
                                           : "listening on %s:%u\n",
            o.cfg.listen_addr, rp_server_port(srv));
+    if (o.metrics[0])
+        print_metrics_line(o.metrics, rp_metrics_port(m));
     fflush(stdout);
     RP_INFO("echo", "%s mode, %u I/O thread(s), backend %s",
             o.cfg.mode == RP_SERVER_RAW ? "raw" : "framed", o.cfg.io_threads,
             rp_backend_name(rp_server_backend(srv)));
 
-    r = wait_for_stop(srv, sfd, o.stats);
+    r = wait_for_stop(m, sfd, o.stats);
     if (r < 0)
         fprintf(stderr, PROG ": waiting for a signal: %s\n", strerror(-r));
     rp_server_stop(srv);
@@ -519,8 +351,8 @@ int main(int argc, char **argv)
     struct rp_server_stats s;
     rp_server_get_stats(srv, &s);
     stats_final(&s);
+    rp_metrics_destroy(m);
     rp_server_destroy(srv);
     close(sfd);
-    free(o.listen);
     return r < 0 ? 1 : 0;
 }

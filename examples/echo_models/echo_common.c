@@ -237,7 +237,12 @@ void echo_block_signals(void)
 {
     sigset_t set;
     stop_signals(&set);
+    /* A shell starts background jobs with SIGINT ignored, and an ignored
+       signal is discarded even while blocked: restore the default so
+       sigwait() sees it. Blocked, the default action never runs. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     /* The port sends with MSG_NOSIGNAL; this is for anything else. */
     signal(SIGPIPE, SIG_IGN);
 }

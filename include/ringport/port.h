@@ -214,6 +214,10 @@ int rp_port_create(const struct rp_port_config *cfg, struct rp_port **out);
  * Frees the port. Every op must have completed first (see "Closing with ops
  * in flight"): completions still pending are dropped, never delivered.
  * Owned: on the owner thread. Shared: no thread may be inside a call on it.
+ * On io_uring, tearing the ring down queues kernel task work to the threads
+ * that submitted to it; the next blocking system call with a timeout on such
+ * a thread (e.g. recv with SO_RCVTIMEO) may then fail once with EINTR
+ * without any signal. Callers retry EINTR anyway; this is why.
  */
 void rp_port_destroy(struct rp_port *port);
 

@@ -15,6 +15,7 @@
 #define RP_VERSION_PATCH 0
 #define RP_VERSION_STRING "0.1.0"
 
+#include <ringport/group.h>
 #include <ringport/log.h>
 #include <ringport/packet.h>
 #include <ringport/port.h>

@@ -49,6 +49,8 @@ enum rp_leave_reason {
                                  peer does not read */
     RP_LEAVE_SERVER_STOP,     /* graceful stop */
     RP_LEAVE_KICKED,          /* rp_server_disconnect() */
+    RP_LEAVE_MOVED,           /* group on_leave: rp_group_move() */
+    RP_LEAVE_GROUP_STOP,      /* group on_leave: rp_group_stop() */
     RP_LEAVE_REASON_COUNT
 };
 

@@ -75,6 +75,13 @@ static void thread_on_req(struct net_thread *t, struct net_req *r)
     switch (r->kind) {
     case NET_REQ_OPEN: rp__session_open(t, s); return; /* keeps its ref */
     case NET_REQ_SEND: rp__session_enqueue(t, s, r); break;
+    case NET_REQ_MOVE:
+        if (s->sid == r->sid)
+            rp__route_move(t, s, r->route_to, r->route_from,
+                           (enum rp_leave_reason)r->why);
+        rp_pool_free(srv->req_pool, r);
+        break;
+    case NET_REQ_LEFT: rp__route_on_left(t, s); break;
     case NET_REQ_CLOSE:
         if (s->sid == r->sid && !s->closing) {
             int why =
@@ -294,7 +301,7 @@ void rp__thread_drain_inbox(struct net_thread *t)
     while ((n = rp_mpsc_pop(&t->inbox)) != NULL) {
         struct net_req *r = (struct net_req *)n;
         struct rp_session *s = &srv->table.slots[rp_sid_slot(r->sid)];
-        if (r->kind == NET_REQ_SEND) {
+        if (r->kind == NET_REQ_SEND || r->kind == NET_REQ_MOVE) {
             rp_packet_unref(r->pkt);
             rp_pool_free(srv->req_pool, r);
         } else if (r->kind == NET_REQ_OPEN) {

@@ -99,6 +99,8 @@ const char *rp_leave_reason_name(enum rp_leave_reason reason)
         [RP_LEAVE_SEND_OVERFLOW] = "send_overflow",
         [RP_LEAVE_SERVER_STOP] = "server_stop",
         [RP_LEAVE_KICKED] = "kicked",
+        [RP_LEAVE_MOVED] = "moved",
+        [RP_LEAVE_GROUP_STOP] = "group_stop",
     };
     if ((unsigned)reason >= RP_LEAVE_REASON_COUNT)
         return "unknown";

@@ -40,6 +40,8 @@ enum net_req_kind {
     NET_REQ_OPEN = 1, /* accept thread: a new fd for this slot */
     NET_REQ_CLOSE,    /* close_reason says why */
     NET_REQ_SEND,     /* one packet */
+    NET_REQ_MOVE,     /* route_to / route_from / why (route.c) */
+    NET_REQ_LEFT,     /* a group ran on_leave for a move out (route.c) */
 };
 
 struct net_req {
@@ -48,7 +50,60 @@ struct net_req {
     rp_sid sid;
     struct rp_packet *pkt; /* SEND: one reference, the request's */
     uint32_t bytes;        /* SEND: bytes counted in queued_bytes */
+    void *route_to;        /* MOVE: the target group, NULL = none */
+    void *route_from;      /* MOVE: only if still in this group (or NULL) */
+    uint8_t why;           /* MOVE: the old group's leave reason */
     uint8_t kind;
+};
+
+/* ---- routing to content groups (route.c) -----------------------------
+ * Layer 7 (src/group) plugs in through struct net_route_ops; this layer
+ * never includes it. A group is an opaque 'void *' here.
+ *
+ * A message for a group is a struct net_route_msg pushed into the group's
+ * inbox. ENTER and LEAVE markers are embedded in the session slot (at most
+ * one of each is ever in flight: see route.c); MSG nodes come from
+ * srv->route_pool and carry one packet reference.
+ *
+ * A LEAVE marker's 'state' decides, exactly once, what the leave is:
+ *   NET_LEAVE_MOVE  a move out: the group runs on_leave('reason') and
+ *                   replies with rp__route_left();
+ *   0..COUNT-1      the session ended: on_leave(state), then the group
+ *                   drops its slot reference with rp__route_done().
+ * The group takes it with an exchange to NET_LEAVE_TAKEN; a disconnect
+ * while moving turns MOVE into its reason with a CAS, so exactly one side
+ * wins.
+ */
+enum net_route_kind {
+    NET_ROUTE_MSG = 1,
+    NET_ROUTE_ENTER,
+    NET_ROUTE_LEAVE,
+};
+#define NET_LEAVE_MOVE 0x100
+#define NET_LEAVE_TAKEN 0x200
+
+struct net_route_msg {
+    struct rp_mpsc_node node;   /* group inbox link (must stay first) */
+    struct net_route_msg *next; /* the session's held list while moving */
+    rp_sid sid;
+    struct rp_packet *pkt; /* MSG: one reference, the message's */
+    _Atomic int state;     /* LEAVE: see above */
+    uint8_t kind;
+    uint8_t reason; /* LEAVE of a move: MOVED or GROUP_STOP */
+};
+
+struct net_route_ops {
+    /* I/O thread, before an ENTER is pushed: false if the group is
+       stopping (the session then goes to no group). A true must be
+       followed by push(ENTER). */
+    bool (*admit)(void *group);
+    /* Any thread: appends 'm' to the group's inbox and wakes it. */
+    void (*push)(void *group, struct net_route_msg *m);
+    /* After the I/O threads have exited (rp_server_stop): every group
+       handles what is left, runs the last on_leave calls, and stops. */
+    void (*stop)(struct rp_server *srv);
+    /* rp_server_destroy: frees the groups. */
+    void (*destroy)(struct rp_server *srv);
 };
 
 /* Op kinds, in the low bits of an op's key (sessions are 64-aligned). */
@@ -76,6 +131,11 @@ struct rp_session {
     struct sockaddr_storage addr;
     struct net_req open_req;  /* accept -> owner */
     struct net_req close_req; /* pushed by whoever set CLOSING remotely */
+    struct net_req left_req;  /* group -> owner after a move's on_leave */
+    struct net_route_msg enter_msg, leave_msg; /* owner -> group */
+
+    /* ---- the group holding the session only (route.c) ---- */
+    uint32_t member_pos; /* index in that group's member array */
 
     /* ---- owner thread only ---- */
     rp_sid sid;           /* the id of the current occupant */
@@ -103,6 +163,13 @@ struct rp_session {
     int64_t joined_ns, last_rx_ns, frame_start_ns, drain_deadline_ns;
     struct rp_session *prev, *next; /* the thread's session list */
     struct rp_session *dirty_next;
+    /* Routing (route.c): 'route' is the group the session's frames go to
+       (NULL: on_message here). While 'moving', the old group has a LEAVE
+       marker and frames wait in held_*, for 'route_next'. */
+    void *route;
+    void *route_next;
+    struct net_route_msg *held_head, *held_tail;
+    bool moving;
 };
 
 /* Per-thread counters: single writer (the thread), relaxed loads by
@@ -166,8 +233,12 @@ struct rp_server {
     int listen_fd;
     uint16_t port;
     struct net_table table;
-    struct rp_pool *req_pool; /* struct net_req, any thread */
-    struct rp_pool *iov_pool; /* max_iov iovecs, I/O threads */
+    struct rp_pool *req_pool;   /* struct net_req, any thread */
+    struct rp_pool *iov_pool;   /* max_iov iovecs, I/O threads */
+    struct rp_pool *route_pool; /* struct net_route_msg, any thread */
+    /* Set once by the first rp_group_create (layer 7), before any move. */
+    const struct net_route_ops *_Atomic route_ops;
+    void *_Atomic groups; /* layer 7's per-server state */
     struct net_thread *threads;
     uint32_t nthreads;
     pthread_t accept_tid;
@@ -225,6 +296,36 @@ void rp__thread_stop(struct net_thread *t);
 struct net_thread *rp__thread_current(const struct rp_server *srv);
 /* After the thread exited: releases requests left in its inbox. */
 void rp__thread_drain_inbox(struct net_thread *t);
+
+/* ---- route.c ---- */
+/* Owner thread: a frame for a session in (or moving to) a group. */
+void rp__route_frame(struct net_thread *t, struct rp_session *s,
+                     const struct rp_frame *f);
+/* Owner thread: applies a move (request or direct call). */
+void rp__route_move(struct net_thread *t, struct rp_session *s, void *to,
+                    void *from, enum rp_leave_reason why);
+/* Owner thread: the old group has run on_leave for the move. */
+void rp__route_on_left(struct net_thread *t, struct rp_session *s);
+/* Owner thread, at the session's end: the group's last leave. */
+void rp__route_end(struct net_thread *t, struct rp_session *s);
+/*
+ * Asks the session's I/O thread to move it to 'to' (NULL: no group); if
+ * 'from' is not NULL, only while it is still in 'from' and not moving.
+ * Returns 0, -ENOTCONN (stale or closing; nothing changes) or -ENOMEM.
+ * Thread: any.
+ */
+int rp__route_request(struct rp_server *srv, rp_sid sid, void *to, void *from,
+                      enum rp_leave_reason why);
+/* Group thread, after on_leave of a move out: hands the membership
+   reference back to the I/O thread (a NET_REQ_LEFT). */
+void rp__route_left(struct rp_server *srv, rp_sid sid);
+/* Group thread, after on_leave of an ended session: drops the membership
+   reference. */
+void rp__route_done(struct rp_server *srv, rp_sid sid);
+/* Releases a MSG node and its packet. Thread: any. */
+void rp__route_msg_free(struct rp_server *srv, struct net_route_msg *m);
+/* The member index field of the session the calling group holds. */
+uint32_t *rp__route_member_pos(struct rp_server *srv, rp_sid sid);
 
 /* ---- accept.c ---- */
 int rp__accept_start(struct rp_server *srv);

@@ -29,7 +29,12 @@ static int server_pools(struct rp_server *srv)
                                 .object_size =
                                     srv->cfg.max_iov * sizeof(struct iovec),
                                 .initial = 16};
-    return rp_pool_create(&ic, &srv->iov_pool);
+    if ((r = rp_pool_create(&ic, &srv->iov_pool)) < 0)
+        return r;
+    struct rp_pool_config mc = {.name = "net.route",
+                                .object_size = sizeof(struct net_route_msg),
+                                .initial = 0};
+    return rp_pool_create(&mc, &srv->route_pool);
 }
 
 int rp_server_create(const struct rp_server_config *cfg, struct rp_server **out)
@@ -114,6 +119,14 @@ void rp_server_stop(struct rp_server *srv)
         srv->stopped = true;
         rp__accept_stop(srv);
         server_stop_threads(srv, srv->nthreads);
+        /* Every session has ended; the groups run the last on_leave calls
+           (a move's reply may land in an exited thread's inbox). */
+        const struct net_route_ops *ops = atomic_load(&srv->route_ops);
+        if (ops) {
+            ops->stop(srv);
+            for (uint32_t i = 0; i < srv->nthreads; i++)
+                rp__thread_drain_inbox(&srv->threads[i]);
+        }
     }
     pthread_mutex_unlock(&srv->life_lock);
 }
@@ -123,12 +136,17 @@ void rp_server_destroy(struct rp_server *srv)
     if (!srv)
         return;
     rp_server_stop(srv);
+    const struct net_route_ops *ops = atomic_load(&srv->route_ops);
+    if (ops)
+        ops->destroy(srv); /* groups of a server never started, too */
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
     if (srv->req_pool)
         rp_pool_destroy(srv->req_pool);
     if (srv->iov_pool)
         rp_pool_destroy(srv->iov_pool);
+    if (srv->route_pool)
+        rp_pool_destroy(srv->route_pool);
     rp__table_destroy(&srv->table);
     pthread_mutex_destroy(&srv->life_lock);
     free(srv->threads);

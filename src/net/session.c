@@ -14,6 +14,8 @@
  */
 #include "net/net.h"
 
+#include "net/leave_log.h"
+
 #include "core/assert.h"
 #include "core/clock.h"
 #include <errno.h>
@@ -92,6 +94,10 @@ static int session_on_frame(void *user, const struct rp_frame *f)
         t->rx_pos = f->payload + f->len;
     NET_STAT_ADD(t, packets_in, 1);
     s->got_first = true;
+    if (s->route || s->moving) {
+        rp__route_frame(t, s, f); /* to its content group */
+        return 0;
+    }
     struct rp_message msg = {
         .type = f->type, .len = f->len, .payload = f->payload};
     t->srv->cfg.cb.on_message(t->srv, s->sid, &msg, t->srv->cfg.user);
@@ -323,6 +329,9 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->recv_armed = s->sending = s->draining = false;
     s->closing = s->closed = s->dirty = s->got_first = false;
     s->reason = 0;
+    s->route = s->route_next = NULL;
+    s->held_head = s->held_tail = NULL;
+    s->moving = false;
     s->joined_ns = s->last_rx_ns = t->now;
     s->frame_start_ns = s->drain_deadline_ns = 0;
     memset(&s->dec, 0, sizeof s->dec);
@@ -375,6 +384,7 @@ static void session_finish(struct net_thread *t, struct rp_session *s)
     if (s->next)
         s->next->prev = s->prev;
     t->open--;
+    rp__route_end(t, s); /* its group's on_leave follows on that thread */
     if (srv->cfg.cb.on_leave)
         srv->cfg.cb.on_leave(srv, s->sid, (enum rp_leave_reason)s->reason,
                              srv->cfg.user);
@@ -415,6 +425,7 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
     /* Counted before the peer can see the end, so a client that reads EOF
        then asks for stats finds the session gone and its reason counted. */
     NET_STAT_ADD(t, leaves[s->reason], 1);
+    rp__session_log_end(s, (enum rp_leave_reason)s->reason, t->now);
     atomic_fetch_sub(&t->srv->sessions_now, 1);
     shutdown(s->fd, SHUT_RDWR);
     if (s->ops > 0 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)

@@ -1,0 +1,145 @@
+/*
+ * rp_group: content groups, the "hetero" thread design. Each content of a
+ * game (lobby, PVP, dungeon, ...) is a group with its own thread, its own
+ * sessions and its own tick; a session is in no group (its frames go to
+ * the server's on_message on its I/O thread) or in exactly one, and its
+ * frames always go to the thread of the group it is in.
+ *
+ *   I/O thread: frame for a grouped session -> copy into a packet -> push
+ *               onto the group's inbox (lock-free; the push that finds it
+ *               empty wakes the group thread)
+ *   group thread: drains its inbox in order (on_enter, on_message,
+ *                 on_leave), runs on_tick at its interval, sends with
+ *                 rp_server_send / rp_server_broadcast
+ *
+ * Layouts (rp_group_set_layout, before the first group): HETERO (default)
+ * gives every group its own thread, named after the group; HOMO runs every
+ * group's callbacks on one shared logic thread ("rp-logic"), the single
+ * Update loop, so both designs can be measured on the same game code.
+ *
+ * Guarantees (docs/groups.md says how each is tested): a session's
+ * messages are handled in arrival order, exactly once, by one group at a
+ * time, across any number of moves; the old group's on_leave runs before
+ * the new group's on_enter, and messages that arrive during a move are
+ * handled by the new group after its on_enter; every on_enter in a group
+ * is balanced by exactly one on_leave in that group; a group never sees a
+ * session id reused while it holds it.
+ *
+ * Groups work with framed servers only. Errors: >= 0 success, -errno.
+ */
+#ifndef RINGPORT_GROUP_H
+#define RINGPORT_GROUP_H
+
+#include <ringport/packet.h>
+#include <ringport/server.h>
+#include <ringport/session.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rp_group; /* owned by its server; freed by rp_server_destroy */
+
+enum rp_group_layout {
+    RP_GROUP_HETERO = 0, /* one thread per group (default) */
+    RP_GROUP_HOMO = 1,   /* every group on one shared logic thread */
+};
+
+/*
+ * Callbacks run on the group's thread, one at a time for the whole group
+ * (and, in HOMO, for all groups). They must not block for long: a slow
+ * handler delays every session of the group and its ticks (counted as
+ * overruns). They may call any rp_server_* and rp_group_* function except
+ * rp_group_stop on their own group.
+ */
+struct rp_group_callbacks {
+    /* The session is now in this group; its messages follow. */
+    void (*on_enter)(struct rp_group *g, rp_sid sid, void *user);
+    /* One message, in arrival order. 'pkt' is valid during the call;
+       rp_packet_ref it to keep it (e.g. to forward it with
+       rp_server_send, which takes its own reference). */
+    void (*on_message)(struct rp_group *g, rp_sid sid, struct rp_packet *pkt,
+                       void *user);
+    /* Every tick_ms (if not 0). 'elapsed_ns' is the time since the
+       previous tick started (since the group started, for the first): a
+       value over the interval says the thread was late, and an overrun
+       was counted (see rp_group_stats). */
+    void (*on_tick)(struct rp_group *g, int64_t elapsed_ns, void *user);
+    /* The session has left: RP_LEAVE_MOVED (rp_group_move), GROUP_STOP
+       (rp_group_stop), or why it ended (peer closed, kicked, server stop,
+       ...), in which case 'sid' is already stale for every rp_server_*
+       call. Exactly once per on_enter. */
+    void (*on_leave)(struct rp_group *g, rp_sid sid,
+                     enum rp_leave_reason reason, void *user);
+};
+
+struct rp_group_config {
+    const char *name; /* thread name in HETERO (15 chars show); copied */
+    uint32_t tick_ms; /* 0: no tick; else 1..60,000 */
+    struct rp_group_callbacks cb;
+    void *user; /* passed to every callback */
+};
+
+/*
+ * Chooses the layout for the groups of 'srv'. Returns 0, -EBUSY once a
+ * group exists, or -EINVAL. Thread: the one that creates the groups.
+ */
+int rp_group_set_layout(struct rp_server *srv, enum rp_group_layout layout);
+
+/*
+ * Creates a group on 'srv' and starts its thread (HETERO) or adds it to the
+ * shared logic thread (HOMO). Groups may be created before or after
+ * rp_server_start. Returns 0, -EINVAL (no name, bad tick, raw-mode server),
+ * -ESHUTDOWN (server stopped), -ENOMEM or a pthread error. Thread: any but
+ * the server's and groups' own threads.
+ */
+int rp_group_create(struct rp_server *srv, const struct rp_group_config *cfg,
+                    struct rp_group **out);
+
+/*
+ * Moves session 'sid' into group 'to' (NULL: back to no group), after the
+ * messages it already has in its current group. Asynchronous: the move is
+ * applied on the session's I/O thread; on_leave (RP_LEAVE_MOVED) runs in the
+ * old group, then on_enter in the new one. A move requested while another
+ * is under way replaces its target (the latest wins); a move to the group
+ * the session is in changes nothing. If 'to' is stopping when the move is
+ * applied the session goes to no group. Returns 0, -ENOTCONN if 'sid' is
+ * stale or closing (nothing changes), -EINVAL if 'to' belongs to another
+ * server, -ESHUTDOWN if 'to' is stopping, or -ENOMEM. Thread: any,
+ * including a group's own handlers.
+ */
+int rp_group_move(struct rp_server *srv, rp_sid sid, struct rp_group *to);
+
+/*
+ * Stops the group: new moves into it are refused, every session inside
+ * leaves (on_leave with RP_LEAVE_GROUP_STOP, once each) and goes back to
+ * no group, then its thread exits (HETERO). Returns 0 once done, or
+ * -EDEADLK if called from a group's handler or an I/O thread of the
+ * server (it waits on both). Idempotent. rp_server_stop stops every group
+ * after the sessions have ended (their on_leave says SERVER_STOP).
+ * Thread: any other.
+ */
+int rp_group_stop(struct rp_group *g);
+
+const char *rp_group_name(const struct rp_group *g);
+struct rp_server *rp_group_server(const struct rp_group *g);
+
+/* Counters, written by the group's thread, read with relaxed loads. */
+struct rp_group_stats {
+    uint64_t sessions;       /* inside now */
+    uint64_t enters, leaves; /* on_enter / on_leave calls so far */
+    uint64_t messages;       /* on_message calls */
+    uint64_t inbox_depth;    /* queued, not yet handled (approximate) */
+    uint64_t ticks;          /* on_tick calls */
+    uint64_t tick_overruns;  /* ticks that ended past the next deadline */
+    uint64_t tick_ns_max, tick_ns_sum; /* on_tick durations */
+};
+
+void rp_group_get_stats(const struct rp_group *g, struct rp_group_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,241 @@
+/*
+ * Routing a session's frames to the content group it is in, and moving it
+ * between groups (the I/O-thread half; src/group is the other half and
+ * plugs in through srv->route_ops).
+ *
+ * The session's route lives in its slot and is read and written only by
+ * its owning I/O thread, so a frame is routed with no lock: copy it into a
+ * pooled packet, push one node into the group's MPSC inbox.
+ *
+ * A move, always applied on the owner thread:
+ *
+ *   I/O thread                      old group G            new group H
+ *   moving = true, push LEAVE ----> (messages before it)
+ *   frames now held on the session   on_leave(MOVED)
+ *   <---------------------------- NET_REQ_LEFT
+ *   push ENTER, then the held frames, then route = H ---> on_enter, msgs
+ *
+ * So G handles everything that arrived before the move, H everything after,
+ * never both at once, and G's on_leave runs before H's on_enter. A move
+ * requested while one is under way replaces its target (the latest wins).
+ *
+ * References: an ENTER takes one slot reference, the group's membership; it
+ * goes back with NET_REQ_LEFT (put here) or is dropped by the group after a
+ * final on_leave (rp__route_done). The slot is never reused while a group
+ * may still name it.
+ */
+#include "net/net.h"
+
+#include "core/assert.h"
+#include <errno.h>
+#include <ringport/log.h>
+
+static const struct net_route_ops *route_ops(struct rp_server *srv)
+{
+    return atomic_load_explicit(&srv->route_ops, memory_order_acquire);
+}
+
+void rp__route_msg_free(struct rp_server *srv, struct net_route_msg *m)
+{
+    rp_packet_unref(m->pkt);
+    rp_pool_free(srv->route_pool, m);
+}
+
+static void held_drop(struct rp_server *srv, struct rp_session *s)
+{
+    struct net_route_msg *m = s->held_head;
+    while (m) {
+        struct net_route_msg *next = m->next;
+        rp__route_msg_free(srv, m);
+        m = next;
+    }
+    s->held_head = s->held_tail = NULL;
+}
+
+void rp__route_frame(struct net_thread *t, struct rp_session *s,
+                     const struct rp_frame *f)
+{
+    struct rp_server *srv = t->srv;
+    struct net_route_msg *m = rp_pool_alloc(srv->route_pool);
+    struct rp_packet *pkt = NULL;
+    if (!m || rp_packet_create(f->len, f->type, &pkt) < 0) {
+        /* Dropping one frame would break exactly-once: end it instead. */
+        if (m)
+            rp_pool_free(srv->route_pool, m);
+        RP_WARN("route", "session %llu: out of memory for a frame",
+                (unsigned long long)s->sid);
+        rp__session_end(t, s, RP_LEAVE_RESET, false);
+        return;
+    }
+    rp_packet_put_bytes(pkt, f->payload, f->len);
+    m->kind = NET_ROUTE_MSG;
+    m->sid = s->sid;
+    m->pkt = pkt;
+    if (s->moving) {
+        m->next = NULL;
+        if (s->held_tail)
+            s->held_tail->next = m;
+        else
+            s->held_head = m;
+        s->held_tail = m;
+        return;
+    }
+    route_ops(srv)->push(s->route, m);
+}
+
+/* Enters 'to' (or no group) and hands it the frames held meanwhile. */
+static void route_enter(struct net_thread *t, struct rp_session *s, void *to)
+{
+    struct rp_server *srv = t->srv;
+    const struct net_route_ops *ops = route_ops(srv);
+    s->route = NULL;
+    if (to && ops->admit(to)) {
+        /* The membership reference (the session is open: refs > 0). */
+        atomic_fetch_add_explicit(&s->state, 1, memory_order_relaxed);
+        s->enter_msg.kind = NET_ROUTE_ENTER;
+        s->enter_msg.sid = s->sid;
+        s->enter_msg.pkt = NULL;
+        ops->push(to, &s->enter_msg);
+        s->route = to;
+    }
+    struct net_route_msg *m = s->held_head, *tail = s->held_tail;
+    s->held_head = s->held_tail = NULL;
+    while (m) {
+        struct net_route_msg *next = m->next;
+        if (s->moving) {
+            /* on_message below started another move: the rest waits for
+               it (nothing was held meanwhile: we are the receiver). */
+            s->held_head = m;
+            s->held_tail = tail;
+            return;
+        }
+        if (s->route) {
+            ops->push(s->route, m);
+        } else if (!s->closing && !s->draining) {
+            struct rp_message msg = {.type = rp_packet_type(m->pkt),
+                                     .len = (uint16_t)rp_packet_size(m->pkt),
+                                     .payload = rp_packet_payload(m->pkt)};
+            srv->cfg.cb.on_message(srv, s->sid, &msg, srv->cfg.user);
+            rp__route_msg_free(srv, m);
+        } else {
+            rp__route_msg_free(srv, m);
+        }
+        m = next;
+    }
+}
+
+void rp__route_move(struct net_thread *t, struct rp_session *s, void *to,
+                    void *from, enum rp_leave_reason why)
+{
+    if (s->closing || s->draining)
+        return;
+    if (from && (s->moving || s->route != from))
+        return; /* a stop's move-out: it has left 'from' already */
+    if (s->moving) {
+        s->route_next = to;
+        return;
+    }
+    if (s->route == to)
+        return;
+    if (!s->route) {
+        route_enter(t, s, to);
+        return;
+    }
+    s->moving = true;
+    s->route_next = to;
+    s->leave_msg.kind = NET_ROUTE_LEAVE;
+    s->leave_msg.sid = s->sid;
+    s->leave_msg.pkt = NULL;
+    s->leave_msg.reason = (uint8_t)why;
+    atomic_store_explicit(&s->leave_msg.state, NET_LEAVE_MOVE,
+                          memory_order_relaxed);
+    route_ops(t->srv)->push(s->route, &s->leave_msg);
+}
+
+void rp__route_on_left(struct net_thread *t, struct rp_session *s)
+{
+    assert(s->moving);
+    s->moving = false;
+    s->route = NULL;
+    if (s->closing) {
+        /* Ended after the old group took the leave as a move: it is in no
+           group now; its held frames went at the end. */
+        held_drop(t->srv, s);
+        return;
+    }
+    route_enter(t, s, s->route_next);
+}
+
+void rp__route_end(struct net_thread *t, struct rp_session *s)
+{
+    struct rp_server *srv = t->srv;
+    held_drop(srv, s);
+    if (s->moving) {
+        int expect = NET_LEAVE_MOVE;
+        if (atomic_compare_exchange_strong_explicit(
+                &s->leave_msg.state, &expect, (int)s->reason,
+                memory_order_acq_rel, memory_order_acquire)) {
+            /* The old group will see the end, not a move: no reply. */
+            s->moving = false;
+            s->route = NULL;
+        }
+        /* Else its NET_REQ_LEFT is coming: rp__route_on_left. */
+        return;
+    }
+    if (!s->route)
+        return;
+    s->leave_msg.kind = NET_ROUTE_LEAVE;
+    s->leave_msg.sid = s->sid;
+    s->leave_msg.pkt = NULL;
+    atomic_store_explicit(&s->leave_msg.state, (int)s->reason,
+                          memory_order_relaxed);
+    route_ops(srv)->push(s->route, &s->leave_msg);
+    s->route = NULL;
+}
+
+int rp__route_request(struct rp_server *srv, rp_sid sid, void *to, void *from,
+                      enum rp_leave_reason why)
+{
+    struct rp_session *s = rp__session_get(srv, sid);
+    if (!s)
+        return -ENOTCONN;
+    struct net_thread *cur = rp__thread_current(srv);
+    if (s->owner == cur) {
+        rp__route_move(cur, s, to, from, why);
+        rp__session_put(srv, s);
+        return 0;
+    }
+    struct net_req *r = rp_pool_alloc(srv->req_pool);
+    if (!r) {
+        rp__session_put(srv, s);
+        return -ENOMEM;
+    }
+    r->kind = NET_REQ_MOVE;
+    r->sid = sid;
+    r->pkt = NULL;
+    r->bytes = 0;
+    r->route_to = to;
+    r->route_from = from;
+    r->why = (uint8_t)why;
+    rp__thread_push(s->owner, r); /* carries our slot reference */
+    return 0;
+}
+
+void rp__route_left(struct rp_server *srv, rp_sid sid)
+{
+    struct rp_session *s = &srv->table.slots[rp_sid_slot(sid)];
+    s->left_req.kind = NET_REQ_LEFT;
+    s->left_req.sid = sid;
+    s->left_req.pkt = NULL;
+    rp__thread_push(s->owner, &s->left_req); /* the membership reference */
+}
+
+void rp__route_done(struct rp_server *srv, rp_sid sid)
+{
+    rp__session_put(srv, &srv->table.slots[rp_sid_slot(sid)]);
+}
+
+uint32_t *rp__route_member_pos(struct rp_server *srv, rp_sid sid)
+{
+    return &srv->table.slots[rp_sid_slot(sid)].member_pos;
+}
