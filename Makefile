@@ -8,6 +8,8 @@
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
 #   make bench      Release build, micro-benchmarks side by side
 #   make run        ringport-echo under a verifying load (SECONDS, CONNECTIONS)
+#   make soak       echo (and game) load for SOAK_SECONDS (default 600), server
+#                   RSS and descriptors sampled into build/soak/soak.{csv,png}
 #   make install    PREFIX=DIR (default /usr/local)
 #   make format     clang-format the tree
 
@@ -21,7 +23,7 @@ CTEST_ARGS ?=
 CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-.PHONY: all build test sanitize tsan fuzz bench run install format clean deps
+.PHONY: all build test sanitize tsan fuzz bench run soak install format clean deps
 
 all: build
 
@@ -72,6 +74,13 @@ SECONDS ?= 10
 CONNECTIONS ?= 100
 run: build
 	@sh scripts/run-echo.sh build $(SECONDS) $(CONNECTIONS)
+
+# Fails if a byte is wrong or RSS / descriptors keep growing after warm-up
+# (the rule is in scripts/soak.sh; docs/reliability.md).
+SOAK_SECONDS ?= 600
+soak: build
+	@sh scripts/deps.sh soak
+	@sh scripts/soak.sh build $(SOAK_SECONDS)
 
 install: build
 	@cmake --install build --prefix $(PREFIX)

@@ -66,7 +66,7 @@ def log(msg):
 def server_table(build):
     echo = os.path.join(build, "examples/echo/ringport-echo")
     b = lambda n: os.path.join(build, "bench", "bench-" + n)
-    rp = [echo, "--port", "0", "--no-stats", "--max-sessions", "20000"]
+    rp = [echo, "--port", "0", "--no-stats"]  # max_sessions 10,000
     # name -> (argv, client mode, is the baseline for paired ratios)
     return {
         "rp-raw": (rp + ["--mode", "raw"], "raw"),
@@ -442,17 +442,23 @@ def report_cell(cell, runs, perf_runs, out):
     if cell["kind"] == "idle":
         out.append("\n### %s\n" % cell["name"])
         out.append("| server | KiB per session (RSS delta / sessions) | "
-                   "accepted | RSS before → after (KiB) |")
-        out.append("|---|---|---|---|")
+                   "KiB per session (whole RSS / sessions) | accepted | "
+                   "RSS before → after (KiB) |")
+        out.append("|---|---|---|---|---|")
         for s in cell["servers"]:
             rs = runs.get(s) or []
             if not rs:
-                out.append("| %s | — | — | — |" % s)
+                out.append("| %s | — | — | — | — |" % s)
                 continue
             r = rs[0]
-            out.append("| %s | %.2f | %d | %d → %d |" % (
-                s, med([x["kib_per_session"] for x in rs]), r["accepted"],
+            out.append("| %s | %.2f | %.2f | %d | %d → %d |" % (
+                s, med([x["kib_per_session"] for x in rs]),
+                r["rss_after_kib"] / cell["conns"], r["accepted"],
                 r["rss_before_kib"], r["rss_after_kib"]))
+        out.append("\nThe delta counts what a session adds once the server "
+                   "runs; a server that sizes its tables for max_sessions "
+                   "(ringport-echo: 10,000 by default) at start shows it "
+                   "only in the whole-RSS column.")
         return
     out.append("\n### %s\n" % cell["name"])
     out.append("| server | msgs/s (median) | min–max | p50 µs | p99 µs | "
@@ -523,10 +529,130 @@ def summary(cells, results, out):
             len(xs)))
 
 
+def cell_median(runs, server, fn):
+    return med([fn(r) for r in runs.get(server, []) if r])
+
+
+def targets(cells, results, out):
+    """The issue's targets, each met or missed, with the margin."""
+    out.append("\n## Targets\n")
+    out.append("| target | result | verdict |")
+    out.append("|---|---|---|")
+
+    def row(name, value, ok):
+        out.append("| %s | %s | %s |" % (name, value,
+                                         "—" if ok is None else
+                                         ("met" if ok else "**missed**")))
+
+    echo = [c for c in cells if c["kind"] == "echo" and c["name"] in results]
+    errs = 0
+    for c in cells:
+        if c["name"] in results and c["kind"] != "idle":
+            runs, perf_runs = results[c["name"]]
+            for rs in list(runs.values()) + list(perf_runs.values()):
+                errs += sum(errors_of(r) for r in rs if r)
+    row("zero verification errors, every cell", "%d errors" % errs, errs == 0)
+
+    def ratio_rows(a, b, every, geo, only=None, where="every cell"):
+        xs = []
+        for c in echo:
+            if only and not only(c):
+                continue
+            rs = cell_ratios(c, results[c["name"]][0]).get((a, b))
+            if rs:
+                xs.append((statistics.median(rs), c["name"]))
+        if not xs:
+            return
+        lo = min(xs)
+        g = geomean([x for x, _ in xs])
+        if every is not None:
+            row("%s / %s >= %.2fx %s" % (a, b, every, where),
+                "min %.3f (%s)" % lo, lo[0] >= every)
+        if geo is not None:
+            row("%s / %s >= %.2fx geomean" % (a, b, geo), "%.3f over %d "
+                "cells" % (g, len(xs)), g >= geo)
+
+    ratio_rows("rp-raw", "uring", 0.95, 1.00)
+    ratio_rows("rp-raw-spin", "uring-spin", 0.95, 1.00)
+    ratio_rows("rp-raw", "epoll", 0.90, 1.00)
+    ratio_rows("rp-raw", "uv", 0.90, 1.00)
+    ratio_rows("rp-raw-spin", "epoll", None, 1.15)
+    ratio_rows("rp-raw-spin", "epoll", 1.25, None,
+               only=lambda c: c["conns"] == 1,
+               where="every 1-connection cell")
+    ratio_rows("rp-framed", "rp-raw", 0.85, None)
+
+    for a, b in (("rp-raw", "uring"), ("rp-raw-spin", "uring-spin")):
+        for key, limit, what in (("cpu_ns", 1.05, "server CPU/msg"),
+                                 ("syscalls", 1.10, "syscalls/msg"),
+                                 ("ctx", 1.00, "ctx switches/msg")):
+            xs = []
+            for c in echo:
+                if c["conns"] < 100:
+                    continue
+                runs, perf_runs = results[c["name"]]
+                src = perf_runs if key == "syscalls" else runs
+                va = cell_median(src, a, lambda r: per_msg(r, key))
+                vb = cell_median(src, b, lambda r: per_msg(r, key))
+                if va is None or vb is None:
+                    continue
+                if vb > 0:
+                    xs.append((va / vb, c["name"], va, vb))
+                else:
+                    xs.append((1.0 if va == 0 else math.inf, c["name"], va,
+                               vb))
+            if xs:
+                hi = max(xs)
+                row("%s %s <= %.2fx %s, >= 100 connections" % (
+                    a, what, limit, b), "max %.3f (%s: %.4g vs %.4g)" % hi,
+                    hi[0] <= limit + 1e-9)
+
+    for c in cells:
+        if c["kind"] == "room" and c["name"] in results:
+            runs = results[c["name"]][0]
+            va = cell_median(runs, "rp-room", lambda r: per_msg(r, "cpu_ns"))
+            vb = cell_median(runs, "epoll-room",
+                             lambda r: per_msg(r, "cpu_ns"))
+            if va is not None and vb:
+                row("fan-out CPU per delivery <= 0.5x epoll room",
+                    "%.0f vs %.0f ns: %.3fx" % (va, vb, va / vb),
+                    va / vb <= 0.5)
+        if c["kind"] == "idle" and c["name"] in results:
+            runs = results[c["name"]][0]
+            for s in ("rp-raw", "rp-framed"):
+                rs = [r for r in runs.get(s, []) if r]
+                if rs:
+                    d = med([r["kib_per_session"] for r in rs])
+                    whole = rs[0]["rss_after_kib"] / c["conns"]
+                    row("%s idle memory <= 4 KiB/session" % s,
+                        "%.2f KiB delta, %.2f KiB whole RSS" % (d, whole),
+                        max(d, whole) <= 4.0)
+
+
 # ---- main ----------------------------------------------------------------
 
 
+def rereport(path):
+    """Rebuilds the report from a run's raw.json (no new measurement)."""
+    with open(path) as f:
+        data = json.load(f)
+    header = data.get("header", ["# ringport side by side (from %s)" % path])
+    results = data.get("results", data)
+    cells = [c for c in all_cells() if c["name"] in results]
+    for c in cells:
+        runs = results[c["name"]][0]
+        c["servers"] = [s for s in c["servers"] if s in runs]
+    out = list(header)
+    for cell in cells:
+        report_cell(cell, *results[cell["name"]], out)
+    summary(cells, results, out)
+    targets(cells, results, out)
+    print("\n".join(out))
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--rereport":
+        return rereport(sys.argv[2])
     build = sys.argv[1] if len(sys.argv) > 1 else "build-release"
     build = os.path.abspath(build if os.path.isabs(build)
                             else os.path.join(ROOT, build))
@@ -621,12 +747,13 @@ def main():
         if cell["name"] in results:
             report_cell(cell, *results[cell["name"]], out)
     summary(cells, results, out)
+    targets(cells, results, out)
     text = "\n".join(out) + "\n"
     path = os.path.join(outdir, "side_by_side-%s.md" % stamp)
     with open(path, "w") as f:
         f.write(text)
     with open(os.path.join(logdir, "raw.json"), "w") as f:
-        json.dump({k: v for k, v in results.items()}, f, default=str)
+        json.dump({"header": out[:8], "results": results}, f, default=str)
     print(text)
     log("report: %s" % path)
 

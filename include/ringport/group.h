@@ -90,9 +90,10 @@ int rp_group_set_layout(struct rp_server *srv, enum rp_group_layout layout);
 /*
  * Creates a group on 'srv' and starts its thread (HETERO) or adds it to the
  * shared logic thread (HOMO). Groups may be created before or after
- * rp_server_start. Returns 0, -EINVAL (no name, bad tick, raw-mode server),
- * -ESHUTDOWN (server stopped), -ENOMEM or a pthread error. Thread: any but
- * the server's and groups' own threads.
+ * rp_server_start. The thread may run before this returns: callbacks use
+ * the group they are passed, not *out. Returns 0, -EINVAL (no name, bad tick,
+ * raw-mode server), -ESHUTDOWN (server stopped), -ENOMEM or a pthread error.
+ * Thread: any but the server's and groups' own threads.
  */
 int rp_group_create(struct rp_server *srv, const struct rp_group_config *cfg,
                     struct rp_group **out);

@@ -16,7 +16,9 @@
 #define RP_VERSION_STRING "0.1.0"
 
 #include <ringport/group.h>
+#include <ringport/config.h>
 #include <ringport/log.h>
+#include <ringport/metrics.h>
 #include <ringport/packet.h>
 #include <ringport/port.h>
 #include <ringport/server.h>

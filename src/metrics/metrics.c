@@ -280,8 +280,12 @@ int rp_metrics_render(struct rp_metrics *m, char **out, size_t *len)
         collect_pools(w);
     }
     rp__metrics_collect_groups(w, m->groups, m->ngroups);
-    for (uint32_t i = 0; i < m->ncollectors; i++)
+    for (uint32_t i = 0; i < m->ncollectors; i++) {
+        /* A collector starts outside any family: a sample before its own
+           rp_metrics_family is a mistake, not part of ours. */
+        w->in_family = false;
         m->collectors[i].fn(w, m->collectors[i].user);
+    }
     pthread_mutex_unlock(&m->lock);
 
     int r = rp__writer_finish(w, out, len);

@@ -60,8 +60,9 @@ int rp_statline_format(const struct rp_statline_sample *prev,
         sends > 0 ? pkts / sends : 0.0, leaves, cur->pool_in_use,
         cur->pool_capacity);
     for (uint32_t g = 0; g < cur->ngroups && g < RP_STATLINE_MAX_GROUPS; g++) {
-        /* Groups are matched by name: one may have come or gone. */
-        uint64_t before = cur->groups[g].messages;
+        /* Groups are matched by name: one may have come or gone (a new
+           one counts from 0). */
+        uint64_t before = 0;
         for (uint32_t p = 0; p < prev->ngroups && p < RP_STATLINE_MAX_GROUPS;
              p++)
             if (strcmp(prev->groups[p].name, cur->groups[g].name) == 0)

@@ -22,6 +22,12 @@ int main(void)
 {
     if (RP_VERSION_MAJOR != rp_version_major())
         return 1;
+    /* Touch the parts with private dependencies (libmicrohttpd, inih) so
+       the static link must resolve them through ringport.pc. */
+    struct rp_metrics *m;
+    if (rp_metrics_create("127.0.0.1:0", &m) != 0)
+        return 1;
+    rp_metrics_destroy(m);
     printf("ringport %s\n", rp_version_string());
     return strcmp(rp_version_string(), RP_VERSION_STRING) != 0;
 }
@@ -29,8 +35,12 @@ C
 # shellcheck disable=SC2046
 "$cc" $san -o "$work/hello_shared" "$work/hello.c" $(pkg-config --cflags --libs ringport)
 LD_LIBRARY_PATH="$lib" "$work/hello_shared"
+# Static: the archive by path (with -lringport the linker would prefer the
+# .so), then every private dependency ringport.pc names.
+static_libs=$(pkg-config --libs --static ringport | sed "s|-lringport|$lib/libringport.a|")
+# shellcheck disable=SC2086
 "$cc" $san -o "$work/hello_static" "$work/hello.c" $(pkg-config --cflags ringport) \
-    "$lib/libringport.a" $(pkg-config --libs --static liburing) -lpthread -lm
+    $static_libs
 "$work/hello_static"
 soname=$(objdump -p "$lib/libringport.so" | awk '/SONAME/ {print $2}')
 case "$soname" in

@@ -247,6 +247,9 @@ static void report(const struct bench_opts *o, const struct totals *t,
         hist_percentile(hist, 0.50) / 1e3, hist_percentile(hist, 0.90) / 1e3,
         hist_percentile(hist, 0.99) / 1e3, hist_percentile(hist, 0.999) / 1e3};
     double max = (double)max_ns / 1e3;
+    for (int i = 0; i < 4; i++) /* a bucket's middle may pass the max */
+        if (p[i] > max)
+            p[i] = max;
     char size[48], load[48];
     if (o->size_min == o->size_max)
         snprintf(size, sizeof size, "%u B", o->size_min);

@@ -1,0 +1,244 @@
+/*
+ * The dungeon content: a party (1..4, formed by the lobby) against
+ * server-driven monsters ticking at 10 Hz (rules.h has the fight). The
+ * members arrive one by one with the same match_id; the run starts when
+ * all party_n have arrived, or after DUNGEON_WAIT_TICKS with those who did
+ * (a member that disconnected on the way counts as gone). At the end every
+ * member left gets the final DUNGEON_STATE, DUNGEON_END with its gold and
+ * goes back to the lobby. A member who disconnects is removed; the party
+ * goes on, and a run with nobody left is dropped. Runs on its own thread.
+ */
+#include "game.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct run {
+    uint32_t id;
+    bool started;
+    uint8_t party_n, arrived;
+    struct player *m[GM_PARTY_MAX];
+    struct dungeon_fight fight;
+    uint32_t wait_ticks;
+    struct run *prev, *next;
+};
+
+struct dungeon {
+    struct game *g;
+    struct player **by_slot;
+    struct run *runs;
+};
+
+static void run_unlink(struct dungeon *dg, struct run *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        dg->runs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+}
+
+static size_t run_members(const struct run *r, rp_sid *ids)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < r->party_n; i++)
+        if (r->m[i])
+            ids[n++] = r->m[i]->sid;
+    return n;
+}
+
+static void run_send_state(struct dungeon *dg, struct run *r)
+{
+    rp_sid ids[GM_PARTY_MAX];
+    struct gm_msg m = {.type = GM_DUNGEON_STATE};
+    m.u.dungeon_state.id = r->id;
+    m.u.dungeon_state.tick = r->fight.tick;
+    m.u.dungeon_state.nm = r->fight.nm;
+    m.u.dungeon_state.np = r->fight.np;
+    memcpy(m.u.dungeon_state.mhp, r->fight.mhp, sizeof r->fight.mhp);
+    memcpy(m.u.dungeon_state.php, r->fight.php, sizeof r->fight.php);
+    game_broadcast(dg->g, ids, run_members(r, ids), &m);
+}
+
+static void run_start(struct dungeon *dg, struct run *r)
+{
+    r->started = true;
+    dungeon_fight_init(&r->fight, r->party_n);
+    for (unsigned i = 0; i < r->party_n; i++) {
+        if (!r->m[i]) {
+            dungeon_fight_remove(&r->fight, i);
+            continue;
+        }
+        struct gm_msg m = {.type = GM_DUNGEON_START};
+        m.u.dungeon_start.id = r->id;
+        m.u.dungeon_start.you = (uint8_t)i;
+        m.u.dungeon_start.players = r->party_n;
+        m.u.dungeon_start.monsters = r->fight.nm;
+        m.u.dungeon_start.monster_hp = DUNGEON_MONSTER_HP;
+        game_send(dg->g, r->m[i]->sid, &m);
+    }
+    run_send_state(dg, r);
+}
+
+static void run_end(struct dungeon *dg, struct run *r, uint8_t result)
+{
+    struct gm_msg m = {.type = GM_DUNGEON_END};
+    m.u.dungeon_end.id = r->id;
+    m.u.dungeon_end.result = result;
+    m.u.dungeon_end.gold = dungeon_reward(&r->fight, result);
+    for (unsigned i = 0; i < r->party_n; i++) {
+        struct player *p = r->m[i];
+        if (!p)
+            continue;
+        p->gold += m.u.dungeon_end.gold;
+        p->where = NULL;
+        game_send(dg->g, p->sid, &m);
+        rp_group_move(dg->g->srv, p->sid, dg->g->lobby_g);
+    }
+    run_unlink(dg, r);
+    free(r);
+}
+
+static void dungeon_enter(struct rp_group *grp, rp_sid sid, void *user)
+{
+    struct dungeon *dg = user;
+    struct player *p = handoff_take(dg->g, sid);
+    (void)grp;
+    if (!p) {
+        rp_server_disconnect(dg->g->srv, sid);
+        return;
+    }
+    dg->by_slot[rp_sid_slot(sid)] = p;
+    struct run *r = dg->runs;
+    for (; r; r = r->next)
+        if (r->id == p->match_id && !r->started)
+            break;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) {
+            rp_group_move(dg->g->srv, sid, dg->g->lobby_g);
+            return;
+        }
+        r->id = p->match_id;
+        r->party_n = p->party_n;
+        r->next = dg->runs;
+        if (dg->runs)
+            dg->runs->prev = r;
+        dg->runs = r;
+    }
+    r->m[p->side] = p;
+    r->arrived++;
+    p->where = r;
+    if (r->arrived == r->party_n)
+        run_start(dg, r);
+}
+
+static void dungeon_message(struct rp_group *grp, rp_sid sid,
+                            struct rp_packet *pkt, void *user)
+{
+    struct dungeon *dg = user;
+    struct player *p = dg->by_slot[rp_sid_slot(sid)];
+    struct gm_msg m;
+    (void)grp;
+    if (!p || !game_decode(dg->g, sid, pkt, &m))
+        return;
+    if (m.type != GM_DUNGEON_ATTACK) {
+        game_send_error(dg->g, sid, GM_ERR_WRONG_CONTENT, m.type);
+        return;
+    }
+    struct run *r = p->where;
+    if (!r || !r->started)
+        return; /* crossed DUNGEON_END on the wire, or too early */
+    if (m.u.target >= r->fight.nm) {
+        game_send_error(dg->g, sid, GM_ERR_BAD_FIELD, m.type);
+        return;
+    }
+    r->fight.target[p->side] = m.u.target;
+}
+
+static void dungeon_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
+{
+    struct dungeon *dg = user;
+    (void)grp, (void)elapsed_ns;
+    for (struct run *r = dg->runs, *next; r; r = next) {
+        next = r->next;
+        if (!r->started) {
+            if (++r->wait_ticks >= DUNGEON_WAIT_TICKS)
+                run_start(dg, r);
+            continue;
+        }
+        uint8_t result;
+        bool changed;
+        bool over = dungeon_fight_step(&r->fight, &result, &changed);
+        if (changed || over)
+            run_send_state(dg, r);
+        if (over)
+            run_end(dg, r, result);
+    }
+}
+
+static void dungeon_leave(struct rp_group *grp, rp_sid sid,
+                          enum rp_leave_reason reason, void *user)
+{
+    struct dungeon *dg = user;
+    uint32_t slot = rp_sid_slot(sid);
+    struct player *p = dg->by_slot[slot];
+    (void)grp;
+    if (!p)
+        return;
+    dg->by_slot[slot] = NULL;
+    struct run *r = p->where;
+    if (r) {
+        r->m[p->side] = NULL;
+        if (r->started)
+            dungeon_fight_remove(&r->fight, p->side);
+        else
+            r->arrived--;
+        p->where = NULL;
+        rp_sid ids[GM_PARTY_MAX];
+        if (run_members(r, ids) == 0) {
+            run_unlink(dg, r);
+            free(r);
+        }
+    }
+    if (reason == RP_LEAVE_MOVED)
+        handoff_put(dg->g, p);
+    else
+        player_free(dg->g, p);
+}
+
+int dungeon_create(struct game *g)
+{
+    struct dungeon *dg = calloc(1, sizeof *dg);
+    if (!dg)
+        return -ENOMEM;
+    dg->g = g;
+    g->dungeon = dg;
+    dg->by_slot = calloc(g->nslots, sizeof *dg->by_slot);
+    if (!dg->by_slot)
+        return -ENOMEM;
+    struct rp_group_config cfg = {.name = "dungeon",
+                                  .tick_ms = DUNGEON_TICK_MS,
+                                  .cb = {.on_enter = dungeon_enter,
+                                         .on_message = dungeon_message,
+                                         .on_tick = dungeon_tick,
+                                         .on_leave = dungeon_leave},
+                                  .user = dg};
+    return rp_group_create(g->srv, &cfg, &g->dungeon_g);
+}
+
+void dungeon_destroy(struct game *g)
+{
+    struct dungeon *dg = g->dungeon;
+    if (!dg)
+        return;
+    for (struct run *r = dg->runs, *next; r; r = next) {
+        next = r->next;
+        free(r);
+    }
+    free(dg->by_slot);
+    free(dg);
+    g->dungeon = NULL;
+}

@@ -1,0 +1,140 @@
+/*
+ * Internals of ringport-game shared by its contents (lobby.c, pvp.c,
+ * dungeon.c), the player records and hand-offs (player.c), the nickname
+ * registry (names.c) and main.c.
+ *
+ * Ownership (the one rule everything else follows): a session's struct
+ * player belongs to the content whose group the session is in, and only
+ * that content's thread reads or writes it; no lock guards it. It changes
+ * hands with the session:
+ *
+ *   content A: sets the fields the next content needs (match_id, side,
+ *              party_n), calls rp_group_move(sid, B), keeps the record
+ *   A's on_leave(MOVED): drops it from A's tables, publishes it in the
+ *              hand-off slot of the session (release store)
+ *   B's on_enter: takes it from that slot (acquire exchange); B owns it
+ *
+ * The engine runs A's on_leave before B's on_enter, so the record is
+ * always there when B looks, and the release/acquire pair makes A's writes
+ * visible to B whatever the layout (HETERO or HOMO). A session that ends
+ * instead (on_leave with any other reason) is freed by the content holding
+ * it: one owner, one free. Records left in hand-off slots when the server
+ * stops (a move whose target stopped) are freed by game_destroy after
+ * every thread is joined.
+ *
+ * The nickname registry is the one shared structure: a name is taken at
+ * login in the lobby but released wherever the session ends (lobby, pvp or
+ * dungeon thread), so three threads touch it; a mutex around a hash set is
+ * simple, and login/logout are rare next to game messages.
+ */
+#ifndef RINGPORT_GAME_GAME_H
+#define RINGPORT_GAME_GAME_H
+
+#include "protocol.h"
+#include "rules.h"
+
+#include <pthread.h>
+#include <ringport/group.h>
+#include <ringport/server.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct player {
+    rp_sid sid;
+    uint32_t id; /* 0 until logged in */
+    char name[GM_NAME_MAX + 1];
+    uint32_t gold, wins;
+    /* Set by the lobby before a move, for the content that receives the
+       session: the room or dungeon to join and the place in it. */
+    uint32_t match_id;
+    uint8_t side;    /* pvp side, dungeon member index */
+    uint8_t party_n; /* dungeon: members in the party as formed */
+    /* The owning content's own bookkeeping (meaningless to the others). */
+    bool busy;     /* lobby: queued or being moved out */
+    uint32_t chan; /* lobby: chat channel + 1 (0: none) */
+    uint32_t chan_pos;
+    void *where; /* pvp: its room; dungeon: its run */
+};
+
+/* Names taken by logged-in sessions (names.c). Thread: any. */
+struct names {
+    pthread_mutex_t lock;
+    struct name_node **buckets;
+    uint32_t mask;
+    uint32_t count;
+};
+
+int names_init(struct names *n, uint32_t expected);
+void names_fini(struct names *n);
+/* Returns 0, or -EEXIST if taken, -ENOMEM. */
+int names_add(struct names *n, const char *name);
+void names_remove(struct names *n, const char *name);
+uint32_t names_count(struct names *n);
+
+struct game_config {
+    uint32_t chat_channel_size; /* lobby chat reaches this many at most */
+};
+
+/* Counters: written by the content threads, read by main and metrics. */
+struct game_counters {
+    _Atomic uint64_t players_live; /* records allocated, not yet freed */
+    _Atomic uint64_t logins, chats, matches, dungeons;
+    _Atomic uint64_t errors_sent, kicks;
+};
+
+struct lobby;
+struct pvp;
+struct dungeon;
+
+struct game {
+    struct rp_server *srv;
+    struct game_config cfg;
+    uint32_t nslots; /* = max_sessions: every sid's slot is below it */
+    _Atomic(struct player *) *handoff; /* [nslots], records in transit */
+    struct names names;
+    struct game_counters n;
+    struct rp_group *lobby_g, *pvp_g, *dungeon_g;
+    struct lobby *lobby;
+    struct pvp *pvp;
+    struct dungeon *dungeon;
+};
+
+/* player.c */
+int game_init(struct game *g, struct rp_server *srv, uint32_t max_sessions,
+              const struct game_config *cfg);
+/* After rp_server_stop: frees the contents, stray records, the tables;
+   then names_fini(&g->names) once the final count is taken. */
+void game_destroy(struct game *g);
+struct player *player_new(struct game *g, rp_sid sid);
+/* Releases the name (if any) and frees the record. */
+void player_free(struct game *g, struct player *p);
+void handoff_put(struct game *g, struct player *p);
+/* The record published for 'sid', or NULL. */
+struct player *handoff_take(struct game *g, rp_sid sid);
+
+/* Encodes and sends 'm' to one session / to 'n' (one shared packet). */
+int game_send(struct game *g, rp_sid sid, const struct gm_msg *m);
+int game_broadcast(struct game *g, const rp_sid *ids, size_t n,
+                   const struct gm_msg *m);
+void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about);
+/*
+ * Decodes 'pkt' into 'm' and answers what is wrong with it: a type that no
+ * client may send or a payload of the wrong length gets an error packet
+ * and a disconnect (the client is broken or hostile: nothing it sends
+ * later can be trusted to be framed as it means); a field out of range
+ * gets an error packet and the session stays. Returns true if 'm' is
+ * usable.
+ */
+bool game_decode(struct game *g, rp_sid sid, struct rp_packet *pkt,
+                 struct gm_msg *m);
+
+/* Contents: each creates its group (tick included) and its state. */
+int lobby_create(struct game *g);
+void lobby_destroy(struct game *g);
+int pvp_create(struct game *g);
+void pvp_destroy(struct game *g);
+int dungeon_create(struct game *g);
+void dungeon_destroy(struct game *g);
+
+#endif

@@ -1,0 +1,336 @@
+/*
+ * The lobby content: login with a unique nickname, chat, the PVP match
+ * queue and the dungeon queue. Every session starts here (main.c moves it
+ * in from on_join) and comes back here after a match or a run.
+ *
+ * Chat goes to the sender's channel: logged-in players fill channels of
+ * chat_channel_size in order, so one line costs at most that many sends
+ * (one shared packet) however many players wait in the lobby; with the
+ * size at or above max_sessions the whole lobby is one channel.
+ *
+ * The PVP queue pairs the first two players who ask. The dungeon queue
+ * keeps one line per party size: a party forms when 'size' players asked
+ * for that size, or, on the tick, when the oldest has waited
+ * LOBBY_PARTY_WAIT_MS, with whoever is there (so a party never waits on
+ * players who do not come). Everything here runs on the lobby's thread.
+ */
+#include "game.h"
+
+#include <errno.h>
+#include <ringport/log.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOBBY_TICK_MS 100
+#define LOBBY_PARTY_WAIT_MS 1000
+
+struct channel {
+    rp_sid *members; /* [chat_channel_size], first 'n' used */
+    uint32_t n;
+};
+
+struct party_line {
+    struct player *waiting[GM_PARTY_MAX];
+    uint32_t n;
+    uint32_t oldest_ticks; /* lobby ticks since the first one queued */
+};
+
+struct lobby {
+    struct game *g;
+    struct player **by_slot; /* [nslots]: the lobby's sessions */
+    struct channel *chans;
+    uint32_t nchans;
+    struct player *pvp_waiting;
+    struct party_line lines[GM_PARTY_MAX + 1]; /* index = party size */
+    uint32_t next_player_id, next_match_id;
+};
+
+static void chan_join(struct lobby *lb, struct player *p)
+{
+    uint32_t size = lb->g->cfg.chat_channel_size;
+    for (uint32_t c = 0; c < lb->nchans; c++) {
+        struct channel *ch = &lb->chans[c];
+        if (ch->n == size)
+            continue;
+        if (!ch->members) {
+            ch->members = malloc(size * sizeof *ch->members);
+            if (!ch->members)
+                return; /* no chat for this one; everything else works */
+        }
+        p->chan = c + 1;
+        p->chan_pos = ch->n;
+        ch->members[ch->n++] = p->sid;
+        return;
+    }
+}
+
+static void chan_leave(struct lobby *lb, struct player *p)
+{
+    if (!p->chan)
+        return;
+    struct channel *ch = &lb->chans[p->chan - 1];
+    rp_sid last = ch->members[--ch->n];
+    if (p->chan_pos < ch->n) {
+        ch->members[p->chan_pos] = last;
+        lb->by_slot[rp_sid_slot(last)]->chan_pos = p->chan_pos;
+    }
+    p->chan = 0;
+}
+
+static void line_remove(struct party_line *l, struct player *p)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        if (l->waiting[i] == p) {
+            memmove(&l->waiting[i], &l->waiting[i + 1],
+                    (l->n - i - 1) * sizeof *l->waiting);
+            l->n--;
+            if (i == 0)
+                l->oldest_ticks = 0;
+            return;
+        }
+}
+
+/* Takes 'p' out of every queue and channel: it is leaving the lobby. */
+static void lobby_forget(struct lobby *lb, struct player *p)
+{
+    chan_leave(lb, p);
+    if (lb->pvp_waiting == p)
+        lb->pvp_waiting = NULL;
+    for (int s = 1; s <= GM_PARTY_MAX; s++)
+        line_remove(&lb->lines[s], p);
+}
+
+/* Hands 'p' to another content; on failure the session is closing and its
+   on_leave here frees it. */
+static void send_away(struct lobby *lb, struct player *p, struct rp_group *to)
+{
+    lobby_forget(lb, p);
+    p->busy = true;
+    int r = rp_group_move(lb->g->srv, p->sid, to);
+    if (r < 0 && r != -ENOTCONN && r != -ESHUTDOWN)
+        RP_WARN("lobby", "session %llu: move: %d", (unsigned long long)p->sid,
+                r);
+}
+
+static void form_party(struct lobby *lb, struct party_line *l)
+{
+    uint32_t id = ++lb->next_match_id;
+    uint32_t n = l->n;
+    struct player *members[GM_PARTY_MAX];
+    memcpy(members, l->waiting, n * sizeof *members);
+    l->n = 0;
+    l->oldest_ticks = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        members[i]->match_id = id;
+        members[i]->side = (uint8_t)i;
+        members[i]->party_n = (uint8_t)n;
+        send_away(lb, members[i], lb->g->dungeon_g);
+    }
+    atomic_fetch_add_explicit(&lb->g->n.dungeons, 1, memory_order_relaxed);
+}
+
+static void on_login(struct lobby *lb, struct player *p, struct gm_str name)
+{
+    struct game *g = lb->g;
+    if (p->id) {
+        game_send_error(g, p->sid, GM_ERR_ALREADY_LOGGED_IN, GM_LOGIN);
+        return;
+    }
+    if (!gm_name_valid(name.p, name.len)) {
+        game_send_error(g, p->sid, GM_ERR_BAD_NAME, GM_LOGIN);
+        return;
+    }
+    memcpy(p->name, name.p, name.len);
+    p->name[name.len] = '\0';
+    int r = names_add(&g->names, p->name);
+    if (r < 0) {
+        p->name[0] = '\0';
+        game_send_error(g, p->sid,
+                        r == -EEXIST ? GM_ERR_NAME_TAKEN : GM_ERR_BAD_NAME,
+                        GM_LOGIN);
+        return;
+    }
+    p->id = ++lb->next_player_id;
+    chan_join(lb, p);
+    atomic_fetch_add_explicit(&g->n.logins, 1, memory_order_relaxed);
+    struct gm_msg m = {.type = GM_LOGIN_OK};
+    m.u.login_ok.player_id = p->id;
+    m.u.login_ok.gold = p->gold;
+    game_send(g, p->sid, &m);
+}
+
+static void on_chat(struct lobby *lb, struct player *p, struct gm_str text)
+{
+    if (!gm_text_valid(text.p, text.len)) {
+        game_send_error(lb->g, p->sid, GM_ERR_BAD_TEXT, GM_CHAT);
+        return;
+    }
+    if (!p->chan)
+        return;
+    struct channel *ch = &lb->chans[p->chan - 1];
+    struct gm_msg m = {.type = GM_CHAT_MSG};
+    m.u.chat_msg.channel = p->chan - 1;
+    m.u.chat_msg.from = gm_str_of(p->name, strlen(p->name));
+    m.u.chat_msg.text = text;
+    game_broadcast(lb->g, ch->members, ch->n, &m);
+    atomic_fetch_add_explicit(&lb->g->n.chats, 1, memory_order_relaxed);
+}
+
+static void on_pvp_queue(struct lobby *lb, struct player *p)
+{
+    struct gm_msg m = {.type = GM_PVP_QUEUED};
+    game_send(lb->g, p->sid, &m);
+    struct player *o = lb->pvp_waiting;
+    if (!o) {
+        lb->pvp_waiting = p;
+        p->busy = true;
+        return;
+    }
+    lb->pvp_waiting = NULL;
+    uint32_t id = ++lb->next_match_id;
+    o->match_id = p->match_id = id;
+    o->side = 0;
+    p->side = 1;
+    send_away(lb, o, lb->g->pvp_g);
+    send_away(lb, p, lb->g->pvp_g);
+    atomic_fetch_add_explicit(&lb->g->n.matches, 1, memory_order_relaxed);
+}
+
+static void on_dungeon_enter(struct lobby *lb, struct player *p, uint8_t size)
+{
+    struct gm_msg m = {.type = GM_DUNGEON_QUEUED};
+    m.u.party_size = size;
+    game_send(lb->g, p->sid, &m);
+    struct party_line *l = &lb->lines[size];
+    p->busy = true;
+    if (l->n == 0)
+        l->oldest_ticks = 0;
+    l->waiting[l->n++] = p;
+    if (l->n == size)
+        form_party(lb, l);
+}
+
+static void lobby_message(struct rp_group *grp, rp_sid sid,
+                          struct rp_packet *pkt, void *user)
+{
+    struct lobby *lb = user;
+    struct player *p = lb->by_slot[rp_sid_slot(sid)];
+    struct gm_msg m;
+    (void)grp;
+    if (!p || !game_decode(lb->g, sid, pkt, &m))
+        return;
+    if (m.type != GM_LOGIN && m.type != GM_CHAT && m.type != GM_PVP_QUEUE &&
+        m.type != GM_DUNGEON_ENTER) {
+        game_send_error(lb->g, sid, GM_ERR_WRONG_CONTENT, m.type);
+        return;
+    }
+    if (m.type == GM_LOGIN) {
+        on_login(lb, p, m.u.login);
+        return;
+    }
+    if (!p->id) {
+        game_send_error(lb->g, sid, GM_ERR_NOT_LOGGED_IN, m.type);
+        return;
+    }
+    if (m.type == GM_CHAT) {
+        on_chat(lb, p, m.u.chat);
+        return;
+    }
+    if (p->busy) {
+        game_send_error(lb->g, sid, GM_ERR_ALREADY_QUEUED, m.type);
+        return;
+    }
+    if (m.type == GM_PVP_QUEUE)
+        on_pvp_queue(lb, p);
+    else
+        on_dungeon_enter(lb, p, m.u.party_size);
+}
+
+static void lobby_enter(struct rp_group *grp, rp_sid sid, void *user)
+{
+    struct lobby *lb = user;
+    struct player *p = handoff_take(lb->g, sid);
+    (void)grp;
+    if (!p) {
+        p = player_new(lb->g, sid);
+        if (!p) {
+            rp_server_disconnect(lb->g->srv, sid);
+            return;
+        }
+    }
+    p->busy = false;
+    p->where = NULL;
+    lb->by_slot[rp_sid_slot(sid)] = p;
+    if (p->id) { /* back from a match or a run */
+        chan_join(lb, p);
+        struct gm_msg m = {.type = GM_LOBBY_ENTER};
+        m.u.lobby_enter.gold = p->gold;
+        m.u.lobby_enter.wins = p->wins;
+        game_send(lb->g, sid, &m);
+    }
+}
+
+static void lobby_leave(struct rp_group *grp, rp_sid sid,
+                        enum rp_leave_reason reason, void *user)
+{
+    struct lobby *lb = user;
+    uint32_t slot = rp_sid_slot(sid);
+    struct player *p = lb->by_slot[slot];
+    (void)grp;
+    if (!p)
+        return; /* out of memory at on_enter */
+    lb->by_slot[slot] = NULL;
+    lobby_forget(lb, p);
+    if (reason == RP_LEAVE_MOVED)
+        handoff_put(lb->g, p);
+    else
+        player_free(lb->g, p);
+}
+
+static void lobby_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
+{
+    struct lobby *lb = user;
+    (void)grp, (void)elapsed_ns;
+    for (int s = 2; s <= GM_PARTY_MAX; s++) {
+        struct party_line *l = &lb->lines[s];
+        if (l->n && ++l->oldest_ticks * LOBBY_TICK_MS >= LOBBY_PARTY_WAIT_MS)
+            form_party(lb, l);
+    }
+}
+
+int lobby_create(struct game *g)
+{
+    struct lobby *lb = calloc(1, sizeof *lb);
+    if (!lb)
+        return -ENOMEM;
+    lb->g = g;
+    lb->by_slot = calloc(g->nslots, sizeof *lb->by_slot);
+    lb->nchans =
+        (g->nslots + g->cfg.chat_channel_size - 1) / g->cfg.chat_channel_size;
+    lb->chans = calloc(lb->nchans, sizeof *lb->chans);
+    g->lobby = lb;
+    if (!lb->by_slot || !lb->chans)
+        return -ENOMEM;
+    struct rp_group_config cfg = {.name = "lobby",
+                                  .tick_ms = LOBBY_TICK_MS,
+                                  .cb = {.on_enter = lobby_enter,
+                                         .on_message = lobby_message,
+                                         .on_tick = lobby_tick,
+                                         .on_leave = lobby_leave},
+                                  .user = lb};
+    return rp_group_create(g->srv, &cfg, &g->lobby_g);
+}
+
+void lobby_destroy(struct game *g)
+{
+    struct lobby *lb = g->lobby;
+    if (!lb)
+        return;
+    /* Every session has left (server stop): the tables hold nothing. */
+    for (uint32_t c = 0; lb->chans && c < lb->nchans; c++)
+        free(lb->chans[c].members);
+    free(lb->chans);
+    free(lb->by_slot);
+    free(lb);
+    g->lobby = NULL;
+}

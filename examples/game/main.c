@@ -1,0 +1,423 @@
+/*
+ * ringport-game: the game demo server. Three contents, each a content
+ * group (rp_group) with its own thread in the hetero layout: the lobby
+ * (login, chat, queues), PVP (1v1 rooms at 20 Hz) and the dungeon (a party
+ * against monsters at 10 Hz). `--layout homo` runs the same code on one
+ * logic thread, the single-Update design, for comparison. The protocol is
+ * in docs/protocol.md ("Game messages"); game.h says who owns what.
+ *
+ * Run and poke it:
+ *
+ *     ringport-game --port 7200 &
+ *     ringport-bench game --port 7200 --bots 100 --duration 10
+ *     ringport-game --config examples/game/game.ini --metrics 127.0.0.1:9200
+ *     curl 127.0.0.1:9200/metrics | grep ringport_game
+ *
+ * The first line on stdout is "listening on ADDR:PORT" (flushed), then
+ * "metrics on ADDR:PORT" with --metrics; a stats line goes to stderr each
+ * second unless --no-stats; at exit a "final:" line of totals on stdout
+ * ends with "sessions 0 players 0 names 0" when every session, player
+ * record and nickname was released. Exit status: 0 after a graceful stop
+ * (SIGINT/SIGTERM), 1 if the server cannot start, 2 for a bad flag, value
+ * or config file. Settings: defaults, then --config FILE (INI, keys named
+ * like the long flags, at the top or under [game]), then the flags.
+ */
+#include "game.h"
+
+#include <ringport/config.h>
+#include <ringport/log.h>
+#include <ringport/metrics.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define PROG "ringport-game"
+
+struct game_opts {
+    struct rp_server_config cfg;
+    char listen[64];
+    char metrics[80];
+    bool stats;
+    int layout; /* enum rp_group_layout */
+    struct game_config game;
+    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 4];
+    size_t nkeys;
+};
+
+static const struct rp_config_choice layouts[] = {
+    {"hetero", RP_GROUP_HETERO}, {"homo", RP_GROUP_HOMO}, {NULL, 0}};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: " PROG " [--config FILE] [--listen ADDR] [--port N]\n"
+               "              [--threads N] [--backend auto|uring|epoll]\n"
+               "              [--layout hetero|homo] [--max-sessions N]\n"
+               "              [--chat-channel-size N] [--metrics ADDR:PORT]\n"
+               "              [--no-stats] [--help] [server flags]\n"
+               "  --config FILE      INI file, keys as the long flags without "
+               "dashes\n"
+               "                     (max_sessions = 100); flags override it\n"
+               "  --listen ADDR      numeric IPv4/IPv6 address (default "
+               "127.0.0.1)\n"
+               "  --port N           TCP port (default 7200; 0 picks a free "
+               "one)\n"
+               "  --threads N        I/O threads (default 1)\n"
+               "  --backend B        auto, uring or epoll (default auto)\n"
+               "  --layout L         hetero: a thread per content (default);\n"
+               "                     homo: every content on one logic thread\n"
+               "  --max-sessions N   sessions at once (default 10000)\n"
+               "  --chat-channel-size N  lobby chat reaches at most N players "
+               "(100)\n"
+               "  --metrics ADDR:PORT    Prometheus metrics at GET /metrics\n"
+               "  --no-stats         no once-a-second stats line on stderr\n"
+               "  server flags: --max-payload --send-queue-limit "
+               "--idle-timeout-ms\n"
+               "    --frame-deadline-ms --first-packet-deadline-ms --max-iov\n"
+               "    --stop-drain-ms --spin-us --recv-buffer-size (see "
+               "ringport-echo)\n"
+               "Prints \"listening on ADDR:PORT\" first; stops gracefully on "
+               "SIGINT or SIGTERM.\n");
+}
+
+__attribute__((format(printf, 1, 2), noreturn)) static void
+bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, PROG ": ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+static void opts_init(struct game_opts *o)
+{
+    rp_server_config_init(&o->cfg);
+    o->cfg.port = 7200;
+    o->stats = true;
+    o->layout = RP_GROUP_HETERO;
+    o->game.chat_channel_size = 100;
+    o->nkeys = rp_config_server_keys(&o->cfg, o->listen, sizeof o->listen,
+                                     o->keys, RP_CONFIG_SERVER_KEYS);
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "metrics", RP_CONFIG_ENDPOINT, o->metrics, sizeof o->metrics, NULL};
+    o->keys[o->nkeys++] =
+        (struct rp_config_key){"stats", RP_CONFIG_BOOL, &o->stats, 0, NULL};
+    o->keys[o->nkeys++] = (struct rp_config_key){"layout", RP_CONFIG_ENUM,
+                                                 &o->layout, 0, layouts};
+    o->keys[o->nkeys++] =
+        (struct rp_config_key){"chat_channel_size", RP_CONFIG_U32,
+                               &o->game.chat_channel_size, 0, NULL};
+}
+
+/* "--max-sessions" -> "max_sessions"; NULL if not one of our keys. */
+static const struct rp_config_key *
+flag_key(const struct game_opts *o, const char *flag, char *buf, size_t len)
+{
+    if (strncmp(flag, "--", 2) != 0 || strlen(flag + 2) >= len ||
+        strchr(flag + 2, '_'))
+        return NULL;
+    size_t i = 0;
+    for (const char *p = flag + 2; *p; p++)
+        buf[i++] = *p == '-' ? '_' : *p;
+    buf[i] = '\0';
+    /* "mode" is the server's (raw|framed): the game is framed only. */
+    if (strcmp(buf, "mode") == 0)
+        return NULL;
+    return rp_config_find(o->keys, o->nkeys, buf);
+}
+
+static void parse_args(int argc, char **argv, struct game_opts *o)
+{
+    const char *config = NULL;
+    char name[64], err[256];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strcmp(argv[i], "--no-stats") == 0)
+            continue;
+        if (strcmp(argv[i], "--config") != 0 &&
+            !flag_key(o, argv[i], name, sizeof name))
+            bad_usage("unknown flag '%s' (try --help)", argv[i]);
+        if (i + 1 >= argc)
+            bad_usage("%s needs a value (try --help)", argv[i]);
+        if (strcmp(argv[i], "--config") == 0)
+            config = argv[i + 1];
+        i++;
+    }
+    if (config &&
+        rp_config_load(config, "game", o->keys, o->nkeys, err, sizeof err) < 0)
+        bad_usage("%s", err);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--no-stats") == 0) {
+            o->stats = false;
+            continue;
+        }
+        const char *flag = argv[i], *value = argv[++i];
+        if (strcmp(flag, "--config") == 0)
+            continue;
+        flag_key(o, flag, name, sizeof name);
+        if (rp_config_set(o->keys, o->nkeys, name, value, err, sizeof err) < 0)
+            bad_usage("%s %s", flag, err);
+    }
+    o->cfg.mode = RP_SERVER_FRAMED;
+    if (o->game.chat_channel_size < 1)
+        bad_usage("chat_channel_size = 0: must be at least 1");
+    if (o->game.chat_channel_size > o->cfg.max_sessions)
+        o->game.chat_channel_size = o->cfg.max_sessions;
+}
+
+/* ---- the server's own callbacks: every session starts in the lobby ---- */
+
+static void on_join(struct rp_server *srv, rp_sid sid, void *user)
+{
+    struct game *g = user;
+    if (rp_group_move(srv, sid, g->lobby_g) < 0)
+        rp_server_disconnect(srv, sid);
+}
+
+/* Only while a session is in no group: before the lobby took it (frames
+   that arrive during that move go to the lobby) or at shutdown. */
+static void on_message(struct rp_server *srv, rp_sid sid,
+                       const struct rp_message *msg, void *user)
+{
+    (void)srv;
+    game_send_error(user, sid, GM_ERR_WRONG_CONTENT, msg->type);
+}
+
+static void on_leave(struct rp_server *srv, rp_sid sid,
+                     enum rp_leave_reason reason, void *user)
+{
+    (void)srv, (void)sid, (void)reason, (void)user;
+}
+
+/* ---- metrics and stats ------------------------------------------------- */
+
+static uint64_t ld(_Atomic uint64_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static void collect(struct rp_metrics_writer *w, void *user)
+{
+    struct game *g = user;
+    rp_metrics_family(w, "ringport_game_players", RP_METRIC_GAUGE,
+                      "Player records alive (one per session in a content)");
+    rp_metrics_sample_u64(w, NULL, 0, ld(&g->n.players_live));
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } c[] = {
+        {"ringport_game_logins_total", "Successful logins",
+         offsetof(struct game_counters, logins)},
+        {"ringport_game_chats_total", "Chat lines broadcast",
+         offsetof(struct game_counters, chats)},
+        {"ringport_game_matches_total", "PVP matches formed",
+         offsetof(struct game_counters, matches)},
+        {"ringport_game_dungeons_total", "Dungeon parties formed",
+         offsetof(struct game_counters, dungeons)},
+        {"ringport_game_errors_sent_total", "ERROR packets sent",
+         offsetof(struct game_counters, errors_sent)},
+        {"ringport_game_kicks_total", "Sessions closed for a bad message",
+         offsetof(struct game_counters, kicks)},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        rp_metrics_family(w, c[i].name, RP_METRIC_COUNTER, c[i].help);
+        rp_metrics_sample_u64(
+            w, NULL, 0, ld((_Atomic uint64_t *)((char *)&g->n + c[i].off)));
+    }
+}
+
+static void overruns(struct game *g, uint64_t out[3])
+{
+    struct rp_group *gs[3] = {g->lobby_g, g->pvp_g, g->dungeon_g};
+    for (int i = 0; i < 3; i++) {
+        struct rp_group_stats st;
+        rp_group_get_stats(gs[i], &st);
+        out[i] = st.tick_overruns;
+    }
+}
+
+static int wait_for_stop(struct game *g, struct rp_metrics *m, int sfd,
+                         bool stats)
+{
+    struct rp_statline_sample prev, cur;
+    char line[640];
+    rp_metrics_sample_now(m, &prev);
+    for (;;) {
+        struct pollfd p = {.fd = sfd, .events = POLLIN};
+        int r = poll(&p, 1, 1000);
+        if (r > 0) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+                return (int)si.ssi_signo;
+            continue;
+        }
+        if (r < 0 && errno != EINTR)
+            return -errno;
+        if (!stats)
+            continue;
+        rp_metrics_sample_now(m, &cur);
+        if (cur.t_ns - prev.t_ns < 900000000ull)
+            continue;
+        uint64_t o[3];
+        overruns(g, o);
+        int n = rp_statline_format(&prev, &cur, line, sizeof line);
+        if (n < 0 || (size_t)n >= sizeof line)
+            n = (int)strlen(line);
+        snprintf(line + n, sizeof line - (size_t)n,
+                 " | overruns lobby %" PRIu64 " pvp %" PRIu64
+                 " dungeon %" PRIu64 " | players %" PRIu64,
+                 o[0], o[1], o[2], ld(&g->n.players_live));
+        fprintf(stderr, "%s\n", line);
+        prev = cur;
+    }
+}
+
+static void print_final(struct game *g, const struct rp_server_stats *s)
+{
+    uint64_t o[3];
+    overruns(g, o);
+    struct rp_group *gs[3] = {g->lobby_g, g->pvp_g, g->dungeon_g};
+    printf("final: accepts %" PRIu64 ", max sessions %" PRIu64
+           ", msgs in %" PRIu64 " out %" PRIu64 ", logins %" PRIu64
+           ", chats %" PRIu64 ", matches %" PRIu64 ", dungeons %" PRIu64
+           ", errors sent %" PRIu64 ", kicks %" PRIu64,
+           s->accepts, s->sessions_max, s->packets_in, s->packets_out,
+           ld(&g->n.logins), ld(&g->n.chats), ld(&g->n.matches),
+           ld(&g->n.dungeons), ld(&g->n.errors_sent), ld(&g->n.kicks));
+    for (int i = 0; i < 3; i++) {
+        struct rp_group_stats st;
+        rp_group_get_stats(gs[i], &st);
+        printf(", %s msgs %" PRIu64 " overruns %" PRIu64, rp_group_name(gs[i]),
+               st.messages, o[i]);
+    }
+    printf(", sessions %" PRIu64 " players %" PRIu64 " names %" PRIu32 "\n",
+           s->sessions, ld(&g->n.players_live), names_count(&g->names));
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    static struct game_opts o;
+    static struct game g;
+    struct rp_server *srv;
+    struct rp_metrics *m;
+    char err[256];
+    int r;
+
+    opts_init(&o);
+    parse_args(argc, argv, &o);
+    /* The engine logs every session's end at INFO: with thousands of bots
+       that buries the stats line. RINGPORT_LOG=info brings it back. */
+    if (!getenv("RINGPORT_LOG"))
+        rp_log_set_level(RP_LOG_WARN);
+    o.cfg.cb.on_join = on_join;
+    o.cfg.cb.on_message = on_message;
+    o.cfg.cb.on_leave = on_leave;
+    o.cfg.user = &g;
+    if (rp_server_config_validate(&o.cfg, err, sizeof err) < 0)
+        bad_usage("%s", err);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0) {
+        fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
+        return 1;
+    }
+
+    r = rp_server_create(&o.cfg, &srv);
+    if (r < 0) {
+        fprintf(stderr, PROG ": cannot listen on %s:%u: %s\n",
+                o.cfg.listen_addr, o.cfg.port, strerror(-r));
+        return 1;
+    }
+    r = game_init(&g, srv, o.cfg.max_sessions, &o.game);
+    if (r == 0)
+        r = rp_group_set_layout(srv, (enum rp_group_layout)o.layout);
+    if (r == 0)
+        r = lobby_create(&g);
+    if (r == 0)
+        r = pvp_create(&g);
+    if (r == 0)
+        r = dungeon_create(&g);
+    if (r < 0) {
+        fprintf(stderr, PROG ": cannot create the contents: %s\n",
+                strerror(-r));
+        rp_server_stop(srv);
+        game_destroy(&g);
+        names_fini(&g.names);
+        rp_server_destroy(srv);
+        return 1;
+    }
+    r = rp_metrics_create(o.metrics, &m);
+    if (r < 0) {
+        fprintf(stderr, PROG ": cannot serve metrics on %s: %s\n", o.metrics,
+                strerror(-r));
+        rp_server_stop(srv);
+        game_destroy(&g);
+        names_fini(&g.names);
+        rp_server_destroy(srv);
+        return 1;
+    }
+    rp_metrics_add_server(m, srv, NULL);
+    rp_metrics_add_group(m, g.lobby_g);
+    rp_metrics_add_group(m, g.pvp_g);
+    rp_metrics_add_group(m, g.dungeon_g);
+    rp_metrics_add_collector(m, collect, &g);
+    r = rp_server_start(srv);
+    if (r < 0) {
+        fprintf(stderr, PROG ": cannot start: %s\n", strerror(-r));
+        rp_metrics_destroy(m);
+        rp_server_stop(srv);
+        game_destroy(&g);
+        names_fini(&g.names);
+        rp_server_destroy(srv);
+        return 1;
+    }
+    printf(strchr(o.cfg.listen_addr, ':') ? "listening on [%s]:%u\n"
+                                          : "listening on %s:%u\n",
+           o.cfg.listen_addr, rp_server_port(srv));
+    if (o.metrics[0]) {
+        const char *colon = strrchr(o.metrics, ':');
+        int hostlen = (int)(colon - o.metrics);
+        printf("metrics on %.*s:%u\n", hostlen ? hostlen : 7,
+               hostlen ? o.metrics : "0.0.0.0", rp_metrics_port(m));
+    }
+    fflush(stdout);
+    RP_INFO("game", "%s layout, %u I/O thread(s), backend %s",
+            o.layout == RP_GROUP_HOMO ? "homo" : "hetero", o.cfg.io_threads,
+            rp_backend_name(rp_server_backend(srv)));
+
+    r = wait_for_stop(&g, m, sfd, o.stats);
+    if (r < 0)
+        fprintf(stderr, PROG ": waiting for a signal: %s\n", strerror(-r));
+    /* Every session leaves (each content frees its records in on_leave),
+       then the groups stop; only then is the game state freed. */
+    rp_server_stop(srv);
+    struct rp_server_stats s;
+    rp_server_get_stats(srv, &s);
+    rp_metrics_destroy(m);
+    game_destroy(&g);
+    print_final(&g, &s);
+    names_fini(&g.names);
+    rp_server_destroy(srv);
+    close(sfd);
+    return r < 0 ? 1 : 0;
+}

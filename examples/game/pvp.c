@@ -1,0 +1,243 @@
+/*
+ * The PVP content: 1v1 rooms ticking at 20 Hz (rules.h has the fight).
+ * The lobby pairs two players and moves both here with the same match_id;
+ * the first to arrive opens the room, the second starts the fight
+ * (MATCH_START to both). A room whose second player never comes (it
+ * disconnected on the way) ends after PVP_WAIT_TICKS with the first as
+ * winner. At the end both get MATCH_END and go back to the lobby. A player
+ * who disconnects loses: the other is told (OPPONENT_LEFT) and sent back.
+ *
+ * Moves and attacks are requests, applied at the next tick; a request from
+ * a player whose room has ended (it crossed MATCH_END on the wire) is
+ * dropped without an answer. Everything here runs on the pvp thread.
+ */
+#include "game.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum room_state { ROOM_WAITING, ROOM_FIGHTING };
+
+struct room {
+    uint32_t id;
+    enum room_state state;
+    struct player *p[2];
+    struct pvp_fight fight;
+    uint32_t wait_ticks;
+    struct room *prev, *next;
+};
+
+struct pvp {
+    struct game *g;
+    struct player **by_slot;
+    struct room *rooms; /* waiting and fighting, newest first */
+};
+
+static void room_unlink(struct pvp *pv, struct room *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        pv->rooms = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+}
+
+static void room_state_msg(const struct room *r, uint16_t type,
+                           struct gm_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    m->type = type;
+    m->u.pvp_state.room = r->id;
+    m->u.pvp_state.tick = r->fight.tick;
+    memcpy(m->u.pvp_state.f, r->fight.f, sizeof r->fight.f);
+}
+
+static void room_broadcast(struct pvp *pv, struct room *r,
+                           const struct gm_msg *m)
+{
+    rp_sid ids[2];
+    size_t n = 0;
+    for (int s = 0; s < 2; s++)
+        if (r->p[s])
+            ids[n++] = r->p[s]->sid;
+    game_broadcast(pv->g, ids, n, m);
+}
+
+/* Tells who is still there, sends them home and frees the room. */
+static void room_end(struct pvp *pv, struct room *r, uint8_t winner,
+                     uint8_t reason)
+{
+    struct gm_msg m = {.type = GM_MATCH_END};
+    m.u.match_end.room = r->id;
+    m.u.match_end.winner = winner;
+    m.u.match_end.reason = reason;
+    room_broadcast(pv, r, &m);
+    for (int s = 0; s < 2; s++) {
+        struct player *p = r->p[s];
+        if (!p)
+            continue;
+        if (winner == s)
+            p->wins++;
+        p->where = NULL;
+        rp_group_move(pv->g->srv, p->sid, pv->g->lobby_g);
+    }
+    room_unlink(pv, r);
+    free(r);
+}
+
+static void room_start(struct pvp *pv, struct room *r)
+{
+    r->state = ROOM_FIGHTING;
+    for (int s = 0; s < 2; s++) {
+        struct player *o = r->p[1 - s];
+        struct gm_msg m = {.type = GM_MATCH_START};
+        m.u.match_start.room = r->id;
+        m.u.match_start.side = (uint8_t)s;
+        m.u.match_start.opponent = gm_str_of(o->name, strlen(o->name));
+        memcpy(m.u.match_start.f, r->fight.f, sizeof r->fight.f);
+        game_send(pv->g, r->p[s]->sid, &m);
+    }
+}
+
+static void pvp_enter(struct rp_group *grp, rp_sid sid, void *user)
+{
+    struct pvp *pv = user;
+    struct player *p = handoff_take(pv->g, sid);
+    (void)grp;
+    if (!p) { /* only the lobby sends sessions here, always with a record */
+        rp_server_disconnect(pv->g->srv, sid);
+        return;
+    }
+    pv->by_slot[rp_sid_slot(sid)] = p;
+    struct room *r = pv->rooms;
+    for (; r; r = r->next)
+        if (r->id == p->match_id && r->state == ROOM_WAITING)
+            break;
+    if (r) {
+        r->p[p->side] = p;
+        p->where = r;
+        room_start(pv, r);
+        return;
+    }
+    r = calloc(1, sizeof *r);
+    if (!r) {
+        p->where = NULL;
+        rp_group_move(pv->g->srv, sid, pv->g->lobby_g);
+        return;
+    }
+    r->id = p->match_id;
+    r->p[p->side] = p;
+    pvp_fight_init(&r->fight);
+    p->where = r;
+    r->next = pv->rooms;
+    if (pv->rooms)
+        pv->rooms->prev = r;
+    pv->rooms = r;
+}
+
+static void pvp_message(struct rp_group *grp, rp_sid sid, struct rp_packet *pkt,
+                        void *user)
+{
+    struct pvp *pv = user;
+    struct player *p = pv->by_slot[rp_sid_slot(sid)];
+    struct gm_msg m;
+    (void)grp;
+    if (!p || !game_decode(pv->g, sid, pkt, &m))
+        return;
+    if (m.type != GM_PVP_MOVE && m.type != GM_PVP_ATTACK) {
+        game_send_error(pv->g, sid, GM_ERR_WRONG_CONTENT, m.type);
+        return;
+    }
+    struct room *r = p->where;
+    if (!r || r->state != ROOM_FIGHTING)
+        return; /* crossed MATCH_END or arrived early: dropped */
+    if (m.type == GM_PVP_MOVE) {
+        r->fight.dx[p->side] = m.u.move.dx;
+        r->fight.dy[p->side] = m.u.move.dy;
+    } else {
+        r->fight.attack[p->side] = true;
+    }
+}
+
+static void pvp_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
+{
+    struct pvp *pv = user;
+    (void)grp, (void)elapsed_ns;
+    for (struct room *r = pv->rooms, *next; r; r = next) {
+        next = r->next;
+        if (r->state == ROOM_WAITING) {
+            if (++r->wait_ticks >= PVP_WAIT_TICKS)
+                room_end(pv, r, r->p[0] ? 0 : 1, GM_END_OPPONENT_LEFT);
+            continue;
+        }
+        uint8_t winner, reason;
+        bool changed;
+        bool over = pvp_fight_step(&r->fight, &winner, &reason, &changed);
+        if (changed) {
+            struct gm_msg m;
+            room_state_msg(r, GM_PVP_STATE, &m);
+            room_broadcast(pv, r, &m);
+        }
+        if (over)
+            room_end(pv, r, winner, reason);
+    }
+}
+
+static void pvp_leave(struct rp_group *grp, rp_sid sid,
+                      enum rp_leave_reason reason, void *user)
+{
+    struct pvp *pv = user;
+    uint32_t slot = rp_sid_slot(sid);
+    struct player *p = pv->by_slot[slot];
+    (void)grp;
+    if (!p)
+        return;
+    pv->by_slot[slot] = NULL;
+    struct room *r = p->where;
+    if (r) {
+        /* It left mid-fight (or before the fight): it loses. */
+        r->p[p->side] = NULL;
+        p->where = NULL;
+        room_end(pv, r, (uint8_t)(1 - p->side), GM_END_OPPONENT_LEFT);
+    }
+    if (reason == RP_LEAVE_MOVED)
+        handoff_put(pv->g, p);
+    else
+        player_free(pv->g, p);
+}
+
+int pvp_create(struct game *g)
+{
+    struct pvp *pv = calloc(1, sizeof *pv);
+    if (!pv)
+        return -ENOMEM;
+    pv->g = g;
+    g->pvp = pv;
+    pv->by_slot = calloc(g->nslots, sizeof *pv->by_slot);
+    if (!pv->by_slot)
+        return -ENOMEM;
+    struct rp_group_config cfg = {.name = "pvp",
+                                  .tick_ms = PVP_TICK_MS,
+                                  .cb = {.on_enter = pvp_enter,
+                                         .on_message = pvp_message,
+                                         .on_tick = pvp_tick,
+                                         .on_leave = pvp_leave},
+                                  .user = pv};
+    return rp_group_create(g->srv, &cfg, &g->pvp_g);
+}
+
+void pvp_destroy(struct game *g)
+{
+    struct pvp *pv = g->pvp;
+    if (!pv)
+        return;
+    for (struct room *r = pv->rooms, *next; r; r = next) {
+        next = r->next;
+        free(r);
+    }
+    free(pv->by_slot);
+    free(pv);
+    g->pvp = NULL;
+}

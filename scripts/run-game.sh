@@ -1,0 +1,127 @@
+#!/bin/sh
+# make run: ringport-game (defaults, a free port) under BOTS verifying bots
+# (ringport-bench game) for SECONDS, with the server's and the bots' figures
+# live each second, then a graceful stop and both final reports.
+#
+#   scripts/run-game.sh BUILD_DIR [SECONDS] [BOTS]
+#
+# The server runs on CPU 0 and the bots on CPU 1 when taskset exists.
+# Exits non-zero if either program failed (a verification error included).
+# Bounded: the server gets 10 s to print its port and 15 s to stop after
+# SIGTERM; the bots end on their own (SECONDS + at most 20 s of wind-down)
+# and are killed after SECONDS + 60 s. Everything it started is stopped by
+# PID.
+set -u
+
+build=${1:?usage: run-game.sh BUILD_DIR [SECONDS] [BOTS]}
+secs=${2:-30}
+bots=${3:-1000}
+game_bin=$build/examples/game/ringport-game
+bots_bin=$build/tools/bench/ringport-bench
+for b in "$game_bin" "$bots_bin"; do
+    [ -x "$b" ] || { echo "run-game: $b missing (build first)" >&2; exit 2; }
+done
+
+cpu0="" cpu1=""
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+    cpu0="taskset -c 0" cpu1="taskset -c 1"
+fi
+threads=1
+[ "$bots" -ge 2000 ] && threads=2
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringport-game.XXXXXX") || exit 1
+srv_pid="" bots_pid=""
+stop_pid() { # PID: stops it if it still runs
+    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+        kill -KILL "$1" 2>/dev/null
+        wait "$1" 2>/dev/null
+    fi
+}
+cleanup() {
+    stop_pid "$bots_pid"
+    stop_pid "$srv_pid"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Room for BOTS sessions (plus rejoins in flight) whatever the default.
+max=$((bots + bots / 4 + 100))
+[ "$max" -lt 10000 ] && max=10000
+# shellcheck disable=SC2086
+$cpu0 "$game_bin" --port 0 --max-sessions "$max" >"$tmp/out" 2>"$tmp/err" &
+srv_pid=$!
+
+port=""
+i=0
+while [ $i -lt 100 ]; do
+    line=$(head -n 1 "$tmp/out" 2>/dev/null)
+    case "$line" in
+    "listening on "*) port=${line##*:}; break ;;
+    esac
+    kill -0 "$srv_pid" 2>/dev/null || break
+    sleep 0.1
+    i=$((i + 1))
+done
+if [ -z "$port" ]; then
+    echo "run-game: ringport-game did not start:" >&2
+    cat "$tmp/err" >&2
+    exit 1
+fi
+echo "ringport-game: $line (pid $srv_pid); $bots bots for ${secs} s"
+
+# shellcheck disable=SC2086
+$cpu1 "$bots_bin" game --port "$port" --bots "$bots" --duration "$secs" \
+    --threads "$threads" --progress >"$tmp/bots" 2>&1 &
+bots_pid=$!
+
+# Live: each second, the new lines of the server's stats (stderr) and of
+# the bots' progress, prefixed. Bounded by the bots' own end or 'limit'.
+shown_s=0 shown_b=0
+show_new() { # FILE SHOWN PREFIX: prints lines after SHOWN, echoes the count
+    n=$(wc -l <"$1")
+    [ "$n" -gt "$2" ] && sed -n "$(($2 + 1)),${n}p" "$1" | sed "s/^/$3/" >&2
+    echo "$n"
+}
+limit=$((secs + 60))
+i=0
+while kill -0 "$bots_pid" 2>/dev/null && [ $i -lt $((limit * 10)) ]; do
+    sleep 0.1
+    i=$((i + 1))
+    if [ $((i % 10)) -eq 0 ]; then
+        shown_s=$(show_new "$tmp/err" "$shown_s" "server | ")
+        shown_b=$(show_new "$tmp/bots" "$shown_b" "bots   | ")
+    fi
+done
+if kill -0 "$bots_pid" 2>/dev/null; then
+    echo "run-game: the bots did not end within $limit s" >&2
+    kill -KILL "$bots_pid" 2>/dev/null
+fi
+wait "$bots_pid"
+bots_rc=$?
+bots_pid=""
+
+kill -TERM "$srv_pid"
+i=0
+while kill -0 "$srv_pid" 2>/dev/null && [ $i -lt 150 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+if kill -0 "$srv_pid" 2>/dev/null; then
+    echo "run-game: ringport-game did not stop within 15 s" >&2
+    kill -KILL "$srv_pid" 2>/dev/null
+fi
+wait "$srv_pid"
+srv_rc=$?
+srv_pid=""
+
+echo "---- report"
+tail -n +2 "$tmp/out" | sed 's/, /\n    /g; s/^/ringport-game: /'
+grep -v '^\[' "$tmp/bots" | grep -v ': bot '
+grep ': bot ' "$tmp/bots" >&2
+if [ "$srv_rc" -ne 0 ]; then
+    echo "run-game: ringport-game exited with $srv_rc" >&2
+    tail -n 20 "$tmp/err" >&2
+fi
+[ "$bots_rc" -ne 0 ] && echo "run-game: the bots failed ($bots_rc)" >&2
+[ "$bots_rc" -eq 0 ] && [ "$srv_rc" -eq 0 ]

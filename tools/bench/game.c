@@ -1,0 +1,1096 @@
+/*
+ * ringport-bench game: N bots that play ringport-game in a loop and check
+ * every reply against the rules (examples/game/rules.h, docs/protocol.md).
+ *
+ *   connect -> LOGIN (now and then a bad name first: BAD_NAME expected)
+ *   lobby: chat (its own line must come back), queue for PVP (a match
+ *          within --match-timeout-ms), enter a dungeon (party of 1..4),
+ *          probe an error (empty chat: BAD_TEXT), or leave and rejoin
+ *   pvp:   walk to the opponent and attack every 100 ms; positions in the
+ *          arena and moving at most one step per tick, hit points only
+ *          falling by whole hits, the winner the one left standing
+ *   dungeon: attack the first living monster every 200 ms; monster and
+ *          member hit points only falling, the end matching the last
+ *          state, the gold matching the reward
+ *   back in the lobby: gold and wins add up
+ *
+ * Every request waits for its reply at most --timeout-ms. Bots leave and
+ * rejoin at random (also mid-fight: the opponent must be told it won).
+ * Threads: bot i belongs to worker i % threads for the whole run; a worker
+ * owns its bots, its epoll set and its histograms; main reads the
+ * counters and histograms with relaxed loads (one writer each). The run is
+ * bounded: after --duration no bot starts anything new, each leaves at its
+ * next idle moment, and every socket is closed by --duration + 20 s.
+ */
+#include "game.h"
+
+#include "bench.h"
+#include "protocol.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG BENCH_PROG " game"
+#define ARENA 20
+#define PVP_HIT 10
+#define DUNGEON_HIT 10
+#define MONSTER_HP 50
+#define GOLD_PER_MONSTER 10
+#define PVP_ACTION_MS 100
+#define DUNGEON_ACTION_MS 200
+#define GRACE_NS (20 * 1000000000ull)
+#define NOTE_MAX 10 /* error lines printed to stderr */
+
+enum lat {
+    LAT_LOGIN,
+    LAT_CHAT,
+    LAT_PVP_QUEUE,
+    LAT_MATCH,
+    LAT_PVP_ACTION,
+    LAT_DUNGEON_ENTER,
+    LAT_DUNGEON_ACTION,
+    LAT_RETURN,
+    LAT_ERROR,
+    LAT_COUNT
+};
+
+static const char *const lat_names[LAT_COUNT] = {
+    "login",         "chat",           "pvp_queue", "match",      "pvp_action",
+    "dungeon_enter", "dungeon_action", "return",    "error_probe"};
+
+enum bstate {
+    B_OFFLINE,       /* reconnect at 'due' */
+    B_CONNECTING,    /* waiting for the connect to complete */
+    B_LOGIN,         /* LOGIN sent */
+    B_LOBBY,         /* idle until 'due' */
+    B_CHAT,          /* own line awaited */
+    B_PROBE,         /* an ERROR awaited */
+    B_PVP_QUEUE,     /* PVP_QUEUED awaited */
+    B_PVP_WAIT,      /* MATCH_START awaited */
+    B_PVP,           /* fighting */
+    B_DUNGEON_QUEUE, /* DUNGEON_QUEUED awaited */
+    B_DUNGEON_WAIT,  /* DUNGEON_START awaited */
+    B_DUNGEON,       /* in a run */
+    B_RETURN,        /* LOBBY_ENTER awaited */
+    B_DONE,
+};
+
+struct game_opts {
+    struct bench_opts net; /* host, port, resolved address (net.c) */
+    uint32_t bots, threads;
+    double duration;
+    uint64_t seed;
+    bool json, progress;
+    uint32_t timeout_ms;
+};
+
+struct bot {
+    uint32_t idx, gen;
+    int fd;
+    enum bstate st;
+    uint64_t rng;
+    char name[GM_NAME_MAX + 1];
+    uint64_t due;       /* next action (ns) */
+    uint64_t deadline;  /* the awaited reply must come by then; 0 none */
+    uint64_t sent_at;   /* when the awaited request went out */
+    uint64_t action_at; /* first action not yet answered by a state */
+    bool bad_name_first, end_seen;
+    uint16_t probe_code;
+    uint32_t chat_seq;
+    char chat[24];
+    uint32_t gold, wins, want_gold, want_wins;
+    /* pvp */
+    uint32_t room, ptick;
+    uint8_t side;
+    bool started;
+    struct gm_fighter f[2];
+    /* dungeon */
+    uint32_t dun, dtick;
+    uint8_t you, np, nm;
+    uint16_t mhp[GM_MONSTERS_MAX], php[GM_PARTY_MAX];
+    /* I/O */
+    uint32_t rlen, wlen;
+    uint8_t rbuf[2048];
+    uint8_t wbuf[1024];
+};
+
+struct gstats {
+    _Atomic uint64_t in, out, logins, chats, matches, dungeons, rejoins;
+    _Atomic uint64_t err_verify, err_timeout, err_closed, err_connect,
+        err_packet;
+    _Atomic uint32_t online;
+};
+
+struct gworker {
+    uint32_t index;
+    const struct game_opts *o;
+    struct bot *bots;
+    uint32_t nbots;
+    int epfd;
+    struct gstats st;
+    struct hist lat[LAT_COUNT];
+};
+
+static _Atomic uint64_t g_t0, g_end;
+static _Atomic uint32_t g_notes;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t rnd(struct bot *b)
+{
+    uint64_t z = (b->rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rnd_range(struct bot *b, uint64_t lo, uint64_t hi)
+{
+    return lo + rnd(b) % (hi - lo + 1);
+}
+
+static void bump(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static uint64_t ld(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static uint64_t ms(uint64_t v)
+{
+    return v * 1000000ull;
+}
+
+/* Counts a failure of 'kind' and prints the first few on stderr. */
+__attribute__((format(printf, 4, 5))) static void fail(struct gworker *w,
+                                                       struct bot *b,
+                                                       _Atomic uint64_t *kind,
+                                                       const char *fmt, ...)
+{
+    bump(kind);
+    if (atomic_fetch_add(&g_notes, 1) >= NOTE_MAX)
+        return;
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, PROG ": bot %u (%s, worker %u): %s\n", b->idx, b->name,
+            w->index, line);
+}
+
+static void set_events(struct gworker *w, struct bot *b, uint32_t ev)
+{
+    struct epoll_event e = {.events = ev, .data.ptr = b};
+    epoll_ctl(w->epfd, EPOLL_CTL_MOD, b->fd, &e);
+}
+
+static void bot_close(struct gworker *w, struct bot *b)
+{
+    if (b->fd >= 0) {
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, b->fd, NULL);
+        close(b->fd);
+        b->fd = -1;
+        if (b->st != B_CONNECTING && b->st != B_OFFLINE)
+            atomic_fetch_sub_explicit(&w->st.online, 1, memory_order_relaxed);
+    }
+    b->rlen = b->wlen = 0;
+    b->deadline = 0;
+}
+
+/* Leaves on purpose; rejoins after a pause unless the run is over. */
+static void bot_leave(struct gworker *w, struct bot *b, uint64_t now)
+{
+    bot_close(w, b);
+    if (now >= atomic_load(&g_end)) {
+        b->st = B_DONE;
+        return;
+    }
+    bump(&w->st.rejoins);
+    b->st = B_OFFLINE;
+    b->due = now + ms(rnd_range(b, 50, 500));
+}
+
+static void flush(struct gworker *w, struct bot *b)
+{
+    while (b->wlen) {
+        ssize_t n = write(b->fd, b->wbuf, b->wlen);
+        if (n < 0) {
+            if (errno == EAGAIN)
+                set_events(w, b, EPOLLIN | EPOLLOUT);
+            return; /* a hard error shows up as a close on read */
+        }
+        memmove(b->wbuf, b->wbuf + n, b->wlen - (size_t)n);
+        b->wlen -= (uint32_t)n;
+    }
+    set_events(w, b, EPOLLIN);
+}
+
+static void send_msg(struct gworker *w, struct bot *b, const struct gm_msg *m)
+{
+    int n = gm_encode_frame(m, b->wbuf + b->wlen, sizeof b->wbuf - b->wlen);
+    if (n < 0) {
+        fail(w, b, &w->st.err_verify, "send queue full (server not reading)");
+        return;
+    }
+    b->wlen += (uint32_t)n;
+    bump(&w->st.out);
+    if (b->wlen == (uint32_t)n)
+        flush(w, b);
+}
+
+/* Waits for a reply to what was just sent. */
+static void await(struct gworker *w, struct bot *b, enum bstate st,
+                  uint64_t now)
+{
+    b->st = st;
+    b->sent_at = now;
+    b->deadline = now + ms(w->o->timeout_ms);
+}
+
+static void latency(struct gworker *w, enum lat k, uint64_t since, uint64_t now)
+{
+    hist_record(&w->lat[k], now > since ? now - since : 0);
+}
+
+/* ---- the lobby -------------------------------------------------------- */
+
+static void send_login(struct gworker *w, struct bot *b, uint64_t now)
+{
+    struct gm_msg m = {.type = GM_LOGIN};
+    if (b->bad_name_first)
+        m.u.login = gm_str_of("no", 2); /* too short */
+    else
+        m.u.login = gm_str_of(b->name, strlen(b->name));
+    send_msg(w, b, &m);
+    await(w, b, B_LOGIN, now);
+}
+
+static void go_idle(struct gworker *w, struct bot *b, uint64_t now)
+{
+    (void)w;
+    b->st = B_LOBBY;
+    b->deadline = 0;
+    b->due = now + ms(rnd_range(b, 100, 600));
+}
+
+static void lobby_act(struct gworker *w, struct bot *b, uint64_t now)
+{
+    if (now >= atomic_load(&g_end)) {
+        bot_close(w, b);
+        b->st = B_DONE;
+        return;
+    }
+    uint64_t r = rnd_range(b, 0, 99);
+    struct gm_msg m = {0};
+    if (r < 4) {
+        bot_leave(w, b, now);
+    } else if (r < 30) {
+        snprintf(b->chat, sizeof b->chat, "hi %u.%u", b->idx, ++b->chat_seq);
+        m.type = GM_CHAT;
+        m.u.chat = gm_str_of(b->chat, strlen(b->chat));
+        send_msg(w, b, &m);
+        await(w, b, B_CHAT, now);
+    } else if (r < 33) {
+        /* Wrong on purpose: the server must answer, not hang up. */
+        if (r == 30) {
+            m.type = GM_CHAT;
+            m.u.chat = gm_str_of("", 0);
+            b->probe_code = GM_ERR_BAD_TEXT;
+        } else if (r == 31) {
+            m.type = GM_PVP_ATTACK;
+            b->probe_code = GM_ERR_WRONG_CONTENT;
+        } else {
+            m.type = GM_DUNGEON_ENTER;
+            m.u.party_size = GM_PARTY_MAX + 1;
+            b->probe_code = GM_ERR_BAD_FIELD;
+        }
+        send_msg(w, b, &m);
+        await(w, b, B_PROBE, now);
+    } else if (r < 66 && w->o->bots >= 2) {
+        m.type = GM_PVP_QUEUE;
+        send_msg(w, b, &m);
+        await(w, b, B_PVP_QUEUE, now);
+    } else {
+        m.type = GM_DUNGEON_ENTER;
+        m.u.party_size = (uint8_t)rnd_range(b, 1, GM_PARTY_MAX);
+        send_msg(w, b, &m);
+        await(w, b, B_DUNGEON_QUEUE, now);
+    }
+}
+
+/* ---- pvp -------------------------------------------------------------- */
+
+static int sgn(int v)
+{
+    return (v > 0) - (v < 0);
+}
+
+static void pvp_act(struct gworker *w, struct bot *b, uint64_t now)
+{
+    if (rnd_range(b, 0, 999) < 3) { /* rage quit: the other must win */
+        bot_leave(w, b, now);
+        return;
+    }
+    struct gm_fighter *me = &b->f[b->side], *o = &b->f[1 - b->side];
+    int dx = o->x - me->x, dy = o->y - me->y;
+    struct gm_msg m = {.type = GM_PVP_ATTACK};
+    if (abs(dx) > 2 || abs(dy) > 2) {
+        m.type = GM_PVP_MOVE;
+        m.u.move.dx = (int8_t)sgn(dx);
+        m.u.move.dy = (int8_t)sgn(dy);
+    }
+    send_msg(w, b, &m);
+    if (!b->action_at)
+        b->action_at = now;
+    b->due = now + ms(PVP_ACTION_MS);
+}
+
+static bool fighter_ok(const struct gm_fighter *was,
+                       const struct gm_fighter *now, uint32_t ticks)
+{
+    if (now->x < 0 || now->x > ARENA || now->y < 0 || now->y > ARENA)
+        return false;
+    if ((uint32_t)abs(now->x - was->x) > ticks ||
+        (uint32_t)abs(now->y - was->y) > ticks)
+        return false;
+    return now->hp <= was->hp && (was->hp - now->hp) % PVP_HIT == 0;
+}
+
+static void on_pvp_state(struct gworker *w, struct bot *b,
+                         const struct gm_msg *m, uint64_t now)
+{
+    if (b->st != B_PVP) {
+        fail(w, b, &w->st.err_verify, "pvp_state outside a fight");
+        return;
+    }
+    if (m->u.pvp_state.room != b->room || m->u.pvp_state.tick <= b->ptick) {
+        fail(w, b, &w->st.err_verify, "pvp_state room %u tick %u after %u",
+             m->u.pvp_state.room, m->u.pvp_state.tick, b->ptick);
+        return;
+    }
+    uint32_t ticks = m->u.pvp_state.tick - b->ptick;
+    for (int s = 0; s < 2; s++)
+        if (!fighter_ok(&b->f[s], &m->u.pvp_state.f[s], ticks))
+            fail(w, b, &w->st.err_verify,
+                 "fighter %d: (%d,%d) hp %u -> (%d,%d) hp %u in %u ticks", s,
+                 b->f[s].x, b->f[s].y, b->f[s].hp, m->u.pvp_state.f[s].x,
+                 m->u.pvp_state.f[s].y, m->u.pvp_state.f[s].hp, ticks);
+    if (m->u.pvp_state.f[0].hp == 0 && m->u.pvp_state.f[1].hp == 0)
+        fail(w, b, &w->st.err_verify, "both fighters at 0 hp");
+    memcpy(b->f, m->u.pvp_state.f, sizeof b->f);
+    b->ptick = m->u.pvp_state.tick;
+    if (b->action_at) {
+        latency(w, LAT_PVP_ACTION, b->action_at, now);
+        b->action_at = 0;
+    }
+}
+
+static void on_match_end(struct gworker *w, struct bot *b,
+                         const struct gm_msg *m, uint64_t now)
+{
+    uint8_t win = m->u.match_end.winner, why = m->u.match_end.reason;
+    if (b->st == B_PVP_WAIT) {
+        /* The opponent left before the fight began. */
+        if (why != GM_END_OPPONENT_LEFT)
+            fail(w, b, &w->st.err_verify, "match_end %u before match_start",
+                 why);
+        b->want_wins = b->wins + 1;
+        b->side = win;
+    } else if (b->st != B_PVP || m->u.match_end.room != b->room) {
+        fail(w, b, &w->st.err_verify, "match_end for room %u",
+             m->u.match_end.room);
+        return;
+    } else {
+        const struct gm_fighter *f = b->f;
+        bool ok = true;
+        if (why == GM_END_KO)
+            ok = win <= 1 && f[1 - win].hp == 0 && f[win].hp > 0;
+        else if (why == GM_END_OPPONENT_LEFT)
+            ok = win == b->side;
+        else
+            ok = win == (f[0].hp == f[1].hp  ? GM_DRAW
+                         : f[0].hp > f[1].hp ? 0
+                                             : 1);
+        if (!ok)
+            fail(w, b, &w->st.err_verify,
+                 "match_end winner %u reason %u with hp %u/%u (side %u)", win,
+                 why, f[0].hp, f[1].hp, b->side);
+        b->want_wins = b->wins + (win == b->side);
+    }
+    b->want_gold = b->gold;
+    await(w, b, B_RETURN, now);
+}
+
+/* ---- dungeon ---------------------------------------------------------- */
+
+static void dungeon_act(struct gworker *w, struct bot *b, uint64_t now)
+{
+    if (rnd_range(b, 0, 999) < 3) {
+        bot_leave(w, b, now);
+        return;
+    }
+    b->due = now + ms(DUNGEON_ACTION_MS);
+    if (b->php[b->you] == 0)
+        return; /* dead: watch the others */
+    for (uint8_t i = 0; i < b->nm; i++)
+        if (b->mhp[i] > 0) {
+            struct gm_msg m = {.type = GM_DUNGEON_ATTACK};
+            m.u.target = i;
+            send_msg(w, b, &m);
+            if (!b->action_at)
+                b->action_at = now;
+            return;
+        }
+}
+
+static void on_dungeon_state(struct gworker *w, struct bot *b,
+                             const struct gm_msg *m, uint64_t now)
+{
+    const __typeof__(m->u.dungeon_state) *s = &m->u.dungeon_state;
+    if (b->st != B_DUNGEON || s->id != b->dun || s->tick < b->dtick ||
+        s->nm != b->nm || s->np != b->np) {
+        fail(w, b, &w->st.err_verify, "dungeon_state id %u tick %u in state %d",
+             s->id, s->tick, b->st);
+        return;
+    }
+    for (unsigned i = 0; i < s->nm; i++)
+        if (s->mhp[i] > b->mhp[i] || (b->mhp[i] - s->mhp[i]) % DUNGEON_HIT)
+            fail(w, b, &w->st.err_verify, "monster %u hp %u -> %u", i,
+                 b->mhp[i], s->mhp[i]);
+    for (unsigned i = 0; i < s->np; i++)
+        if (s->php[i] != GM_HP_GONE && s->php[i] > b->php[i])
+            fail(w, b, &w->st.err_verify, "member %u hp %u -> %u", i, b->php[i],
+                 s->php[i]);
+    if (s->php[b->you] == GM_HP_GONE)
+        fail(w, b, &w->st.err_verify, "listed as gone while here");
+    memcpy(b->mhp, s->mhp, sizeof b->mhp);
+    memcpy(b->php, s->php, sizeof b->php);
+    b->dtick = s->tick;
+    if (b->action_at) {
+        latency(w, LAT_DUNGEON_ACTION, b->action_at, now);
+        b->action_at = 0;
+    }
+}
+
+static void on_dungeon_end(struct gworker *w, struct bot *b,
+                           const struct gm_msg *m, uint64_t now)
+{
+    if (b->st != B_DUNGEON || m->u.dungeon_end.id != b->dun) {
+        fail(w, b, &w->st.err_verify, "dungeon_end %u in state %d",
+             m->u.dungeon_end.id, b->st);
+        return;
+    }
+    bool cleared = m->u.dungeon_end.result == GM_DUNGEON_CLEARED;
+    bool all_dead = true, all_down = true;
+    for (unsigned i = 0; i < b->nm; i++)
+        all_dead &= b->mhp[i] == 0;
+    for (unsigned i = 0; i < b->np; i++)
+        all_down &= b->php[i] == 0 || b->php[i] == GM_HP_GONE;
+    uint32_t want = cleared ? b->nm * GOLD_PER_MONSTER : 0;
+    /* A wipe is everyone down, or the time limit (nobody at 0 is fine). */
+    if (cleared != all_dead || m->u.dungeon_end.gold != want ||
+        (!cleared && all_dead))
+        fail(w, b, &w->st.err_verify, "dungeon_end result %u gold %u (%s)",
+             m->u.dungeon_end.result, m->u.dungeon_end.gold,
+             all_down ? "party down" : "party standing");
+    b->want_gold = b->gold + want;
+    b->want_wins = b->wins;
+    await(w, b, B_RETURN, now);
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+static bool is_action(uint16_t type)
+{
+    return type == GM_PVP_MOVE || type == GM_PVP_ATTACK ||
+           type == GM_DUNGEON_ATTACK;
+}
+
+static void on_error(struct gworker *w, struct bot *b, const struct gm_msg *m,
+                     uint64_t now)
+{
+    uint16_t code = m->u.error.code, about = m->u.error.about;
+    if (b->st == B_LOGIN && b->bad_name_first && code == GM_ERR_BAD_NAME) {
+        b->bad_name_first = false;
+        latency(w, LAT_ERROR, b->sent_at, now);
+        send_login(w, b, now);
+        return;
+    }
+    if (b->st == B_PROBE && code == b->probe_code) {
+        latency(w, LAT_ERROR, b->sent_at, now);
+        go_idle(w, b, now);
+        return;
+    }
+    /* An action that crossed MATCH_END / DUNGEON_END on the wire reaches
+       the lobby: expected. */
+    if (code == GM_ERR_WRONG_CONTENT && is_action(about))
+        return;
+    fail(w, b, &w->st.err_packet, "error %s about %s in state %d",
+         gm_error_name(code), gm_type_name(about), b->st);
+}
+
+static void on_msg(struct gworker *w, struct bot *b, const struct gm_msg *m,
+                   uint64_t now)
+{
+    switch (m->type) {
+    case GM_ERROR: on_error(w, b, m, now); return;
+    case GM_LOGIN_OK:
+        if (b->st != B_LOGIN)
+            break;
+        bump(&w->st.logins);
+        latency(w, LAT_LOGIN, b->sent_at, now);
+        b->gold = b->wins = 0;
+        go_idle(w, b, now);
+        return;
+    case GM_CHAT_MSG:
+        if (b->st == B_CHAT && m->u.chat_msg.from.len == strlen(b->name) &&
+            memcmp(m->u.chat_msg.from.p, b->name, strlen(b->name)) == 0) {
+            if (m->u.chat_msg.text.len != strlen(b->chat) ||
+                memcmp(m->u.chat_msg.text.p, b->chat, strlen(b->chat)) != 0) {
+                fail(w, b, &w->st.err_verify, "own chat line changed");
+                return;
+            }
+            bump(&w->st.chats);
+            latency(w, LAT_CHAT, b->sent_at, now);
+            go_idle(w, b, now);
+        }
+        return; /* other players' lines: fine in any state */
+    case GM_PVP_QUEUED:
+        if (b->st != B_PVP_QUEUE)
+            break;
+        latency(w, LAT_PVP_QUEUE, b->sent_at, now);
+        b->st = B_PVP_WAIT; /* the match bound runs from the request */
+        return;
+    case GM_MATCH_START:
+        if (b->st != B_PVP_WAIT)
+            break;
+        latency(w, LAT_MATCH, b->sent_at, now);
+        bump(&w->st.matches);
+        b->room = m->u.match_start.room;
+        b->side = m->u.match_start.side;
+        memcpy(b->f, m->u.match_start.f, sizeof b->f);
+        b->ptick = 0;
+        b->action_at = 0;
+        if (b->f[0].hp != b->f[1].hp || b->f[0].hp == 0) {
+            fail(w, b, &w->st.err_verify, "match_start hp %u/%u", b->f[0].hp,
+                 b->f[1].hp);
+            return;
+        }
+        b->st = B_PVP;
+        b->deadline = 0;
+        b->due = now;
+        return;
+    case GM_PVP_STATE: on_pvp_state(w, b, m, now); return;
+    case GM_MATCH_END: on_match_end(w, b, m, now); return;
+    case GM_DUNGEON_QUEUED:
+        if (b->st != B_DUNGEON_QUEUE)
+            break;
+        b->st = B_DUNGEON_WAIT;
+        return;
+    case GM_DUNGEON_START:
+        if (b->st != B_DUNGEON_WAIT)
+            break;
+        latency(w, LAT_DUNGEON_ENTER, b->sent_at, now);
+        bump(&w->st.dungeons);
+        b->dun = m->u.dungeon_start.id;
+        b->you = m->u.dungeon_start.you;
+        b->np = m->u.dungeon_start.players;
+        b->nm = m->u.dungeon_start.monsters;
+        if (b->nm != b->np + 2 || m->u.dungeon_start.monster_hp != MONSTER_HP)
+            fail(w, b, &w->st.err_verify,
+                 "dungeon_start %u players %u monsters", b->np, b->nm);
+        for (unsigned i = 0; i < GM_MONSTERS_MAX; i++)
+            b->mhp[i] = MONSTER_HP;
+        for (unsigned i = 0; i < GM_PARTY_MAX; i++)
+            b->php[i] = 100;
+        b->dtick = 0;
+        b->action_at = 0;
+        b->st = B_DUNGEON;
+        b->deadline = 0;
+        b->due = now;
+        return;
+    case GM_DUNGEON_STATE: on_dungeon_state(w, b, m, now); return;
+    case GM_DUNGEON_END: on_dungeon_end(w, b, m, now); return;
+    case GM_LOBBY_ENTER:
+        if (b->st != B_RETURN)
+            break;
+        latency(w, LAT_RETURN, b->sent_at, now);
+        if (m->u.lobby_enter.gold != b->want_gold ||
+            m->u.lobby_enter.wins != b->want_wins)
+            fail(w, b, &w->st.err_verify,
+                 "lobby_enter gold %u wins %u, want %u %u",
+                 m->u.lobby_enter.gold, m->u.lobby_enter.wins, b->want_gold,
+                 b->want_wins);
+        b->gold = m->u.lobby_enter.gold;
+        b->wins = m->u.lobby_enter.wins;
+        go_idle(w, b, now);
+        return;
+    }
+    fail(w, b, &w->st.err_verify, "unexpected %s in state %d",
+         gm_type_name(m->type), b->st);
+}
+
+/* Parses whole frames out of the receive buffer. Returns false if the bot
+   was closed. */
+static bool parse(struct gworker *w, struct bot *b, uint64_t now)
+{
+    uint32_t at = 0;
+    while (b->rlen - at >= 4 && b->fd >= 0) {
+        const uint8_t *h = b->rbuf + at;
+        uint16_t len = (uint16_t)(h[0] | h[1] << 8);
+        uint16_t type = (uint16_t)(h[2] | h[3] << 8);
+        if (len > GM_PAYLOAD_MAX) {
+            fail(w, b, &w->st.err_verify, "frame of %u bytes", len);
+            bot_leave(w, b, now);
+            return false;
+        }
+        if (b->rlen - at < 4u + len)
+            break;
+        struct gm_msg m;
+        int r = gm_decode(type, h + 4, len, &m);
+        bump(&w->st.in);
+        if (r < 0 || gm_is_client_type(type))
+            fail(w, b, &w->st.err_verify, "bad %s (%u bytes): %d",
+                 gm_type_name(type), len, r);
+        else
+            on_msg(w, b, &m, now);
+        at += 4u + len;
+    }
+    if (b->fd < 0)
+        return false;
+    memmove(b->rbuf, b->rbuf + at, b->rlen - at);
+    b->rlen -= at;
+    return true;
+}
+
+static void on_readable(struct gworker *w, struct bot *b, uint64_t now)
+{
+    for (;;) {
+        ssize_t n = read(b->fd, b->rbuf + b->rlen, sizeof b->rbuf - b->rlen);
+        if (n > 0) {
+            b->rlen += (uint32_t)n;
+            if (!parse(w, b, now))
+                return;
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n < 0 && errno == EINTR)
+            continue;
+        fail(w, b, &w->st.err_closed, "server closed the connection (%s)",
+             n == 0 ? "eof" : strerror(errno));
+        bot_leave(w, b, now);
+        return;
+    }
+}
+
+static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
+{
+    int fd = net_connect(&w->o->net);
+    if (fd < 0) {
+        fail(w, b, &w->st.err_connect, "connect: %s", strerror(-fd));
+        b->st = B_DONE;
+        return;
+    }
+    b->fd = fd;
+    b->gen++;
+    snprintf(b->name, sizeof b->name, "b%u_%u", b->idx, b->gen);
+    b->bad_name_first = rnd_range(b, 0, 99) < 5;
+    struct epoll_event e = {.events = EPOLLOUT, .data.ptr = b};
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
+    b->st = B_CONNECTING;
+    b->deadline = now + ms(w->o->timeout_ms);
+}
+
+static void on_connected(struct gworker *w, struct bot *b, uint64_t now)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+        fail(w, b, &w->st.err_connect, "connect: %s", strerror(err));
+        bot_close(w, b);
+        b->st = B_DONE;
+        return;
+    }
+    atomic_fetch_add_explicit(&w->st.online, 1, memory_order_relaxed);
+    set_events(w, b, EPOLLIN);
+    send_login(w, b, now);
+}
+
+/* Timers: an awaited reply that is late, or the next action. */
+static void bot_timers(struct gworker *w, struct bot *b, uint64_t now)
+{
+    uint64_t end = atomic_load(&g_end);
+    if (b->deadline && now > b->deadline) {
+        /* A lone bot left in the PVP queue when the run ends has nobody
+           to meet: not the server's fault. */
+        if (now > end && (b->st == B_PVP_WAIT || b->st == B_PVP_QUEUE)) {
+            bot_close(w, b);
+            b->st = B_DONE;
+            return;
+        }
+        fail(w, b, &w->st.err_timeout, "no reply in state %d within %u ms",
+             b->st, w->o->timeout_ms);
+        bot_leave(w, b, now);
+        return;
+    }
+    if (now > end && b->st == B_PVP_WAIT) {
+        bot_close(w, b);
+        b->st = B_DONE;
+        return;
+    }
+    if (now < b->due)
+        return;
+    switch (b->st) {
+    case B_OFFLINE: bot_connect(w, b, now); break;
+    case B_LOBBY: lobby_act(w, b, now); break;
+    case B_PVP: pvp_act(w, b, now); break;
+    case B_DUNGEON: dungeon_act(w, b, now); break;
+    default: break;
+    }
+}
+
+static void *gworker_main(void *arg)
+{
+    struct gworker *w = arg;
+    struct epoll_event ev[256];
+    uint64_t t0 = atomic_load(&g_t0);
+    for (uint32_t i = 0; i < w->nbots; i++) /* spread the logins */
+        w->bots[i].due = t0 + ms(i * w->o->threads % 1000);
+    for (;;) {
+        uint64_t now = bench_now_ns();
+        uint32_t live = 0;
+        for (uint32_t i = 0; i < w->nbots; i++) {
+            struct bot *b = &w->bots[i];
+            if (b->st == B_DONE)
+                continue;
+            if (now > atomic_load(&g_end) + GRACE_NS) {
+                bot_close(w, b);
+                b->st = B_DONE;
+                continue;
+            }
+            bot_timers(w, b, now);
+            live += b->st != B_DONE;
+        }
+        if (!live)
+            break;
+        int n = epoll_wait(w->epfd, ev, 256, 5);
+        now = bench_now_ns();
+        for (int i = 0; i < n; i++) {
+            struct bot *b = ev[i].data.ptr;
+            if (b->fd < 0)
+                continue;
+            if (b->st == B_CONNECTING) {
+                on_connected(w, b, now);
+                continue;
+            }
+            if (ev[i].events & EPOLLOUT)
+                flush(w, b);
+            if (b->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+                on_readable(w, b, now);
+        }
+    }
+    return NULL;
+}
+
+/* ---- flags, progress, report ------------------------------------------ */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " PROG " --port N [flags]\n"
+            "  --host ADDR        numeric address (default 127.0.0.1)\n"
+            "  --port N           ringport-game's port (required)\n"
+            "  --bots N           bots (default 100)\n"
+            "  --duration S       seconds of play (default 10); then each bot "
+            "leaves\n"
+            "  --threads N        client threads (default 1)\n"
+            "  --seed N           bots' choices (default 1)\n"
+            "  --timeout-ms MS    bound on every reply, match found included "
+            "(10000)\n"
+            "  --json             one JSON object as the last line\n"
+            "  --progress         a progress line each second even when "
+            "stdout is\n"
+            "                     not a terminal (one line each, not "
+            "redrawn)\n"
+            "Exit status: 0 all verified, 1 a verification error, timeout, "
+            "close or\nfailed connect, 2 bad flag.\n");
+}
+
+__attribute__((format(printf, 1, 2), noreturn)) static void
+bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, PROG ": ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (try --help)\n", stderr);
+    exit(2);
+}
+
+static double num(const char *flag, const char *s, double lo, double hi,
+                  bool whole)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi) ||
+        (whole && v != floor(v)))
+        bad_usage("%s wants a %snumber in [%g, %g], got '%s'", flag,
+                  whole ? "whole " : "", lo, hi, s);
+    return v;
+}
+
+static void parse_args(int argc, char **argv, struct game_opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strcmp(a, "--json") == 0) {
+            o->json = true;
+            continue;
+        }
+        if (strcmp(a, "--progress") == 0) {
+            o->progress = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0)
+            bad_usage("unexpected argument '%s'", a);
+        if (i + 1 >= argc)
+            bad_usage("%s needs a value", a);
+        const char *v = argv[++i];
+        if (strcmp(a, "--host") == 0)
+            o->net.host = v;
+        else if (strcmp(a, "--port") == 0)
+            o->net.port = (uint16_t)num(a, v, 1, 65535, true);
+        else if (strcmp(a, "--bots") == 0)
+            o->bots = (uint32_t)num(a, v, 1, 1000000, true);
+        else if (strcmp(a, "--duration") == 0)
+            o->duration = num(a, v, 0.001, 86400, false);
+        else if (strcmp(a, "--threads") == 0)
+            o->threads = (uint32_t)num(a, v, 1, 1024, true);
+        else if (strcmp(a, "--seed") == 0)
+            o->seed = (uint64_t)num(a, v, 0, 9007199254740992.0, true);
+        else if (strcmp(a, "--timeout-ms") == 0)
+            o->timeout_ms = (uint32_t)num(a, v, 1, 3600000, true);
+        else
+            bad_usage("unknown flag '%s'", a);
+    }
+    if (!o->net.port)
+        bad_usage("--port is required");
+    if (net_resolve(&o->net) < 0)
+        bad_usage("--host wants a numeric address, got '%s'", o->net.host);
+    if (o->threads > o->bots)
+        o->threads = o->bots;
+}
+
+struct gtotals {
+    uint64_t in, out, logins, chats, matches, dungeons, rejoins;
+    uint64_t verify, timeout, closed, connect, packet, online;
+};
+
+static void gsum(struct gworker *ws, uint32_t n, struct gtotals *t)
+{
+    memset(t, 0, sizeof *t);
+    for (uint32_t i = 0; i < n; i++) {
+        struct gstats *s = &ws[i].st;
+        t->in += ld(&s->in);
+        t->out += ld(&s->out);
+        t->logins += ld(&s->logins);
+        t->chats += ld(&s->chats);
+        t->matches += ld(&s->matches);
+        t->dungeons += ld(&s->dungeons);
+        t->rejoins += ld(&s->rejoins);
+        t->verify += ld(&s->err_verify);
+        t->timeout += ld(&s->err_timeout);
+        t->closed += ld(&s->err_closed);
+        t->connect += ld(&s->err_connect);
+        t->packet += ld(&s->err_packet);
+        t->online += atomic_load_explicit(&s->online, memory_order_relaxed);
+    }
+}
+
+static uint64_t errors_of(const struct gtotals *t)
+{
+    return t->verify + t->timeout + t->closed + t->connect + t->packet;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    nanosleep(&ts, NULL);
+}
+
+static void report(const struct game_opts *o, struct gworker *ws,
+                   const struct gtotals *t, double secs)
+{
+    static uint64_t b[LAT_COUNT][HIST_BUCKETS];
+    uint64_t count[LAT_COUNT], max[LAT_COUNT];
+    for (int k = 0; k < LAT_COUNT; k++) {
+        count[k] = max[k] = 0;
+        for (uint32_t i = 0; i < o->threads; i++) {
+            hist_add(b[k], &ws[i].lat[k]);
+            uint64_t m = atomic_load(&ws[i].lat[k].max);
+            if (m > max[k])
+                max[k] = m;
+        }
+        for (unsigned i = 0; i < HIST_BUCKETS; i++)
+            count[k] += b[k][i];
+    }
+    bool ok = errors_of(t) == 0;
+    printf(PROG ": %u bots, %u threads, %.1f s: msgs in %" PRIu64
+                " (%.0f/s) out %" PRIu64 " (%.0f/s), logins %" PRIu64
+                ", chats %" PRIu64 ", matches %" PRIu64 ", dungeons %" PRIu64
+                ", rejoins %" PRIu64 "\n",
+           o->bots, o->threads, secs, t->in, (double)t->in / secs, t->out,
+           (double)t->out / secs, t->logins, t->chats, t->matches, t->dungeons,
+           t->rejoins);
+    printf("  %-15s %9s %10s %10s %10s %10s\n", "latency (us)", "count", "p50",
+           "p90", "p99", "max");
+    for (int k = 0; k < LAT_COUNT; k++)
+        printf("  %-15s %9" PRIu64 " %10.1f %10.1f %10.1f %10.1f\n",
+               lat_names[k], count[k], hist_percentile(b[k], 0.5) / 1e3,
+               hist_percentile(b[k], 0.9) / 1e3,
+               hist_percentile(b[k], 0.99) / 1e3, (double)max[k] / 1e3);
+    printf("  verification errors %" PRIu64 " (verify %" PRIu64
+           ", timeout %" PRIu64 ", closed %" PRIu64 ", connect %" PRIu64
+           ", error packets %" PRIu64 ")%s\n",
+           errors_of(t), t->verify, t->timeout, t->closed, t->connect,
+           t->packet, ok ? "" : " FAILED");
+    if (o->json) {
+        printf("{\"tool\":\"ringport-bench\",\"mode\":\"game\",\"bots\":%u,"
+               "\"threads\":%u,\"seed\":%" PRIu64 ",\"duration_s\":%.3f,"
+               "\"messages_in\":%" PRIu64 ",\"messages_out\":%" PRIu64
+               ",\"msgs_per_s\":%.1f,\"logins\":%" PRIu64 ",\"chats\":%" PRIu64
+               ",\"matches\":%" PRIu64 ",\"dungeons\":%" PRIu64
+               ",\"rejoins\":%" PRIu64 ",\"latency_us\":{",
+               o->bots, o->threads, o->seed, secs, t->in, t->out,
+               (double)(t->in + t->out) / secs, t->logins, t->chats, t->matches,
+               t->dungeons, t->rejoins);
+        for (int k = 0; k < LAT_COUNT; k++)
+            printf("%s\"%s\":{\"count\":%" PRIu64 ",\"p50\":%.1f,\"p90\":%.1f,"
+                   "\"p99\":%.1f,\"max\":%.1f}",
+                   k ? "," : "", lat_names[k], count[k],
+                   hist_percentile(b[k], 0.5) / 1e3,
+                   hist_percentile(b[k], 0.9) / 1e3,
+                   hist_percentile(b[k], 0.99) / 1e3, (double)max[k] / 1e3);
+        printf("},\"errors\":{\"verify\":%" PRIu64 ",\"timeout\":%" PRIu64
+               ",\"closed\":%" PRIu64 ",\"connect\":%" PRIu64
+               ",\"error_packet\":%" PRIu64 "},\"ok\":%s}\n",
+               t->verify, t->timeout, t->closed, t->connect, t->packet,
+               ok ? "true" : "false");
+    }
+    fflush(stdout);
+}
+
+int game_main(int argc, char **argv)
+{
+    struct game_opts o = {.net = {.host = "127.0.0.1"},
+                          .bots = 100,
+                          .threads = 1,
+                          .duration = 10,
+                          .seed = 1,
+                          .timeout_ms = 10000};
+    parse_args(argc, argv, &o);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct gworker *ws = calloc(o.threads, sizeof *ws);
+    struct bot *bots = calloc(o.bots, sizeof *bots);
+    pthread_t *tids = calloc(o.threads, sizeof *tids);
+    if (!ws || !bots || !tids) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return 1;
+    }
+    /* Bot i -> worker i % threads, stored contiguously per worker. */
+    uint32_t at = 0;
+    for (uint32_t t = 0; t < o.threads; t++) {
+        struct gworker *w = &ws[t];
+        w->index = t;
+        w->o = &o;
+        w->bots = bots + at;
+        for (uint32_t i = t; i < o.bots; i += o.threads) {
+            struct bot *b = &bots[at++];
+            b->idx = i;
+            b->fd = -1;
+            b->st = B_OFFLINE;
+            b->rng = o.seed * 0x100000001B3ull + i;
+            w->nbots++;
+        }
+        w->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (w->epfd < 0) {
+            fprintf(stderr, PROG ": epoll: %s\n", strerror(errno));
+            return 1;
+        }
+    }
+    uint64_t t0 = bench_now_ns();
+    atomic_store(&g_t0, t0);
+    atomic_store(&g_end, t0 + (uint64_t)(o.duration * 1e9));
+    uint32_t running = 0;
+    for (; running < o.threads; running++)
+        if (pthread_create(&tids[running], NULL, gworker_main, &ws[running])) {
+            fprintf(stderr, PROG ": cannot start a thread\n");
+            atomic_store(&g_end, 0);
+            break;
+        }
+
+    /* The live line, on a terminal, while the bots play. */
+    bool tty = isatty(STDOUT_FILENO), live = tty || o.progress;
+    struct gtotals prev, cur;
+    gsum(ws, running, &prev);
+    uint64_t tprev = t0, end = atomic_load(&g_end);
+    while (live) {
+        uint64_t now = bench_now_ns();
+        if (now >= end)
+            break;
+        uint64_t next = tprev + 1000000000ull;
+        sleep_ns((next < end ? next : end) - now);
+        now = bench_now_ns();
+        gsum(ws, running, &cur);
+        double s = (double)(now - tprev) / 1e9;
+        printf("%s[%5.0fs] bots online %" PRIu64 " | in %.0f/s out %.0f/s | "
+               "matches %" PRIu64 " dungeons %" PRIu64 " chats %" PRIu64
+               " | errors %" PRIu64 "%s",
+               tty ? "\r" : "", (double)(now - t0) / 1e9, cur.online,
+               (double)(cur.in - prev.in) / s, (double)(cur.out - prev.out) / s,
+               cur.matches, cur.dungeons, cur.chats, errors_of(&cur),
+               tty ? "\033[K" : "\n");
+        fflush(stdout);
+        prev = cur;
+        tprev = now;
+    }
+    if (tty)
+        printf("\n");
+    for (uint32_t i = 0; i < running; i++)
+        pthread_join(tids[i], NULL);
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    struct gtotals t;
+    gsum(ws, running, &t);
+    report(&o, ws, &t, secs);
+    bool ok = errors_of(&t) == 0 && running == o.threads;
+    for (uint32_t i = 0; i < o.threads; i++)
+        close(ws[i].epfd);
+    free(tids);
+    free(bots);
+    free(ws);
+    return ok ? 0 : 1;
+}
