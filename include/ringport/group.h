@@ -126,6 +126,16 @@ int rp_group_stop(struct rp_group *g);
 const char *rp_group_name(const struct rp_group *g);
 struct rp_server *rp_group_server(const struct rp_group *g);
 
+/*
+ * Tick duration histogram: tick_buckets[b] counts ticks whose on_tick took
+ * at most rp_group_tick_bounds_ns[b] (and more than the bound before it);
+ * tick_buckets[RP_GROUP_TICK_BUCKETS] counts the slower ones. Per-bucket
+ * counts, not cumulative. Bounds: 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50,
+ * 100, 250 and 1000 ms.
+ */
+#define RP_GROUP_TICK_BUCKETS 12
+extern const uint64_t rp_group_tick_bounds_ns[RP_GROUP_TICK_BUCKETS];
+
 /* Counters, written by the group's thread, read with relaxed loads. */
 struct rp_group_stats {
     uint64_t sessions;       /* inside now */
@@ -134,7 +144,8 @@ struct rp_group_stats {
     uint64_t inbox_depth;    /* queued, not yet handled (approximate) */
     uint64_t ticks;          /* on_tick calls */
     uint64_t tick_overruns;  /* ticks that ended past the next deadline */
-    uint64_t tick_ns_max, tick_ns_sum; /* on_tick durations */
+    uint64_t tick_ns_max, tick_ns_sum;                /* on_tick durations */
+    uint64_t tick_buckets[RP_GROUP_TICK_BUCKETS + 1]; /* see above */
 };
 
 void rp_group_get_stats(const struct rp_group *g, struct rp_group_stats *out);

@@ -264,6 +264,11 @@ struct rp_server *rp_group_server(const struct rp_group *g)
     return g->srv;
 }
 
+const uint64_t rp_group_tick_bounds_ns[RP_GROUP_TICK_BUCKETS] = {
+    100000,   250000,   500000,   1000000,   2500000,   5000000,
+    10000000, 25000000, 50000000, 100000000, 250000000, 1000000000,
+};
+
 void rp_group_get_stats(const struct rp_group *g, struct rp_group_stats *out)
 {
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
@@ -276,6 +281,8 @@ void rp_group_get_stats(const struct rp_group *g, struct rp_group_stats *out)
     out->tick_overruns = LD(m->overruns);
     out->tick_ns_max = LD(m->tick_ns_max);
     out->tick_ns_sum = LD(m->tick_ns_sum);
+    for (size_t b = 0; b <= RP_GROUP_TICK_BUCKETS; b++)
+        out->tick_buckets[b] = LD(m->tick_buckets[b]);
     uint64_t pushed = LD(m->pushed);
     uint64_t handled = out->messages + out->enters + out->leaves;
     out->inbox_depth = pushed > handled ? pushed - handled : 0;

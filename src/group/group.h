@@ -72,6 +72,7 @@ struct rp_group {
     /* ---- counters ---- */
     _Atomic uint64_t sessions, enters, leaves, messages;
     _Atomic uint64_t ticks, overruns, tick_ns_max, tick_ns_sum;
+    _Atomic uint64_t tick_buckets[RP_GROUP_TICK_BUCKETS + 1];
 
     struct rp_group *next; /* sys->all */
 };

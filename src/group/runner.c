@@ -138,6 +138,16 @@ static void group_handle(struct rp_group *g, struct net_route_msg *m)
 
 /* ---- ticks ------------------------------------------------------------- */
 
+/* The histogram bucket of a tick that took 'dur' ns (12 bounds: a linear
+   scan is as fast as anything cleverer). */
+static size_t tick_bucket(uint64_t dur)
+{
+    size_t b = 0;
+    while (b < RP_GROUP_TICK_BUCKETS && dur > rp_group_tick_bounds_ns[b])
+        b++;
+    return b;
+}
+
 static void group_tick(struct rp_group *g, int64_t now)
 {
     int64_t elapsed = now - g->last_tick_ns;
@@ -150,6 +160,7 @@ static void group_tick(struct rp_group *g, int64_t now)
     STAT_ADD(g, tick_ns_sum, dur);
     if (dur > atomic_load_explicit(&g->tick_ns_max, memory_order_relaxed))
         atomic_store_explicit(&g->tick_ns_max, dur, memory_order_relaxed);
+    STAT_ADD(g, tick_buckets[tick_bucket(dur)], 1);
     int64_t next = g->next_tick_ns + g->tick_ns;
     if (end >= next) {
         STAT_ADD(g, overruns, 1);

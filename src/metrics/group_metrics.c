@@ -5,10 +5,8 @@
  * samples each group's message count. The groups' counters are kept by
  * their threads and read with relaxed loads (rp_group_get_stats).
  *
- * Tick durations: a histogram when <ringport/group.h> provides buckets
- * (RP_GROUP_TICK_BUCKETS, rp_group_tick_bounds_ns and
- * rp_group_stats.tick_buckets); until then the histogram has only its
- * +Inf bucket (count and sum, so the mean is right) and the max is a gauge.
+ * Tick durations: a histogram over the group's fixed buckets
+ * (RP_GROUP_TICK_BUCKETS, rp_group_tick_bounds_ns), plus the max as a gauge.
  */
 #include "metrics/writer.h"
 
@@ -98,16 +96,11 @@ void rp__metrics_collect_groups(struct rp_metrics_writer *w,
     for (uint32_t i = 0; i < n; i++) {
         struct rp_metric_label l = {"group", names[i]};
         double sum = (double)gs[i].tick_ns_sum / 1e9;
-#ifdef RP_GROUP_TICK_BUCKETS
         double bounds[RP_GROUP_TICK_BUCKETS];
         for (size_t b = 0; b < RP_GROUP_TICK_BUCKETS; b++)
             bounds[b] = (double)rp_group_tick_bounds_ns[b] / 1e9;
         rp_metrics_histogram(w, &l, 1, bounds, RP_GROUP_TICK_BUCKETS,
                              gs[i].tick_buckets, sum);
-#else
-        uint64_t count = gs[i].ticks;
-        rp_metrics_histogram(w, &l, 1, NULL, 0, &count, sum);
-#endif
     }
 }
 

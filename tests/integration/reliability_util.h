@@ -78,6 +78,17 @@ static inline void ru_log_end(void)
     rp_log_set_sink(NULL, NULL);
 }
 
+/* Protocol-error lines so far, and the lines reported suppressed. */
+static inline size_t ru_proto_count(uint64_t *suppressed)
+{
+    pthread_mutex_lock(&ru_logged.lock);
+    size_t n = ru_logged.n_proto;
+    if (suppressed)
+        *suppressed = ru_logged.suppressed;
+    pthread_mutex_unlock(&ru_logged.lock);
+    return n;
+}
+
 /* Protocol-error lines that named 'sid'. */
 static inline size_t ru_proto_lines_for(rp_sid sid)
 {

@@ -116,6 +116,17 @@ static void tick_overrun_is_counted_and_next_elapsed_shows_it(void **state)
     assert_true(gs.tick_overruns >= 1);
     assert_true(gs.tick_ns_max >= (uint64_t)SLOW_NS);
     assert_true(gs.tick_ns_sum >= gs.tick_ns_max);
+    /* The histogram: every tick in exactly one bucket, and the 70 ms one
+       above the 50 ms bound. */
+    uint64_t in_buckets = 0, slow = 0;
+    for (size_t b = 0; b <= RP_GROUP_TICK_BUCKETS; b++) {
+        in_buckets += gs.tick_buckets[b];
+        if (b == RP_GROUP_TICK_BUCKETS ||
+            rp_group_tick_bounds_ns[b] > (uint64_t)SLOW_NS)
+            slow += gs.tick_buckets[b];
+    }
+    assert_int_equal(in_buckets, gs.ticks);
+    assert_true(slow >= 1);
     su_finish(srv, &ev, before);
 }
 

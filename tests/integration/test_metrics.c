@@ -434,9 +434,19 @@ static void groups_appear_with_their_counters(void **state)
     double count = mu_value(
         text, "ringport_group_tick_duration_seconds_count{group=\"lobby\"}");
     assert_true(count >= 1);
-    assert_false(isnan(mu_value(
+    double inf = mu_value(
         text, "ringport_group_tick_duration_seconds_bucket{group=\"lobby\","
-              "le=\"+Inf\"}")));
+              "le=\"+Inf\"}");
+    assert_true(inf == count);
+    /* Real buckets, cumulative: 0.1 ms <= 1 s <= +Inf. */
+    double fast = mu_value(
+        text, "ringport_group_tick_duration_seconds_bucket{group=\"lobby\","
+              "le=\"0.0001\"}");
+    double second = mu_value(
+        text, "ringport_group_tick_duration_seconds_bucket{group=\"lobby\","
+              "le=\"1\"}");
+    assert_false(isnan(fast));
+    assert_true(fast <= second && second <= inf);
     mu_promtool(text);
     free(text);
 
