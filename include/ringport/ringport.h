@@ -15,8 +15,8 @@
 #define RP_VERSION_PATCH 0
 #define RP_VERSION_STRING "0.1.0"
 
-#include <ringport/group.h>
 #include <ringport/config.h>
+#include <ringport/group.h>
 #include <ringport/log.h>
 #include <ringport/metrics.h>
 #include <ringport/packet.h>

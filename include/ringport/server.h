@@ -32,6 +32,7 @@
 #include <ringport/packet.h>
 #include <ringport/port.h>
 #include <ringport/session.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -86,6 +87,10 @@ struct rp_server_config {
     uint32_t io_threads;        /* 1..64; 1 */
     uint32_t max_sessions;      /* 1..1,000,000; 10,000 */
     uint32_t max_payload;       /* 1..65535; 8,192 */
+    bool reject_empty;          /* framed: a zero-length payload is a
+                                   protocol error (PROTOCOL); false */
+    uint16_t type_min;          /* framed: accepted message types, */
+    uint16_t type_max;          /* inclusive; no check while type_max is 0 */
     uint32_t send_queue_limit;  /* bytes queued per session before it is cut
                                    with SEND_OVERFLOW; >= max frame; 1 MiB */
     uint32_t idle_timeout_ms;   /* nothing received for this long; 0 (off) */

@@ -96,6 +96,7 @@ struct rp_buffers {
     uint16_t *free_ids;
     uint32_t nfree;
     /* io_uring: the provided-buffer ring */
+    uint32_t held; /* buffers handed to the caller, not yet recycled */
     void *ring;
     size_t ring_bytes;
 };

@@ -291,6 +291,7 @@ static void uring_on_multishot(struct uring_backend *u, struct rp_op *op,
     if (res > 0) {
         uint32_t flags = RP_COMP_BUFFER | RP_COMP_MORE |
                          ((cflags >> IORING_CQE_BUFFER_SHIFT) << 16);
+        op->rp__priv.buffers->held++;
         p->complete(p->ctx, op, res, flags);
         if (!(cflags & IORING_CQE_F_MORE))
             uring_rearm_multishot(u, op);
@@ -298,6 +299,14 @@ static void uring_on_multishot(struct uring_backend *u, struct rp_op *op,
     }
     if (res == -ENOBUFS) {
         struct rp_buffers *b = op->rp__priv.buffers;
+        /* The ring was empty when the kernel looked, but buffers may have
+           been recycled since (CQEs are reaped in order, so every buffer
+           the kernel took before this one is already counted in 'held'):
+           parking now would wait for a recycle that may never come. */
+        if (b->held < b->count) {
+            uring_rearm_multishot(u, op);
+            return;
+        }
         op->rp__priv.parked = 1;
         op->rp__priv.next = b->parked;
         b->parked = op;
@@ -562,6 +571,7 @@ static void uring_buffer_recycle(struct rp__backend *be,
     io_uring_buf_ring_add(br, bufs->data + (size_t)id * bufs->size, bufs->size,
                           id, io_uring_buf_ring_mask(bufs->count), 0);
     io_uring_buf_ring_advance(br, 1);
+    bufs->held--;
     if (!bufs->parked)
         return;
     while (bufs->parked) {

@@ -65,6 +65,9 @@ int rp_server_config_validate(const struct rp_server_config *cfg, char *err,
     CHECK_RANGE(io_threads, 1, 64, "1..64");
     CHECK_RANGE(max_sessions, 1, 1000000, "1..1000000");
     CHECK_RANGE(max_payload, 1, RP_PACKET_MAX_PAYLOAD, "1..65535");
+    if (cfg->type_max != 0 && cfg->type_min > cfg->type_max)
+        return bad(err, errlen, "type_min", cfg->type_min,
+                   "<= type_max when type_max is set");
     if (cfg->send_queue_limit < cfg->max_payload + RP_PACKET_HEADER_SIZE)
         return bad(err, errlen, "send_queue_limit", cfg->send_queue_limit,
                    ">= max_payload + 4 (one whole frame)");

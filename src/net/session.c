@@ -337,7 +337,10 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     memset(&s->dec, 0, sizeof s->dec);
     memset(&s->ring, 0, sizeof s->ring);
     if (srv->cfg.mode == RP_SERVER_FRAMED) {
-        struct rp_frame_limits lim = {.max_payload = srv->cfg.max_payload};
+        struct rp_frame_limits lim = {.max_payload = srv->cfg.max_payload,
+                                      .reject_empty = srv->cfg.reject_empty,
+                                      .type_min = srv->cfg.type_min,
+                                      .type_max = srv->cfg.type_max};
         rp_frame_decoder_init(&s->dec, &lim);
     }
     if ((!t->uring &&
@@ -391,6 +394,20 @@ static void session_finish(struct net_thread *t, struct rp_session *s)
     rp__session_put(srv, s); /* the open reference */
 }
 
+/* Ends for which the peer misbehaved: the connection is reset, and what is
+   still queued for it is dropped. */
+static bool session_end_is_abortive(enum rp_leave_reason reason)
+{
+    switch (reason) {
+    case RP_LEAVE_PROTOCOL:
+    case RP_LEAVE_IDLE_TIMEOUT:
+    case RP_LEAVE_FRAME_DEADLINE:
+    case RP_LEAVE_FIRST_PACKET:
+    case RP_LEAVE_SEND_OVERFLOW: return true;
+    default: return false;
+    }
+}
+
 void rp__session_end(struct net_thread *t, struct rp_session *s,
                      enum rp_leave_reason reason, bool drain)
 {
@@ -427,6 +444,14 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
     NET_STAT_ADD(t, leaves[s->reason], 1);
     rp__session_log_end(s, (enum rp_leave_reason)s->reason, t->now);
     atomic_fetch_sub(&t->srv->sessions_now, 1);
+    if (session_end_is_abortive((enum rp_leave_reason)s->reason)) {
+        /* Reset, don't linger: a peer that stopped reading has a zero
+           window, so a FIN would wait behind our unsent bytes for minutes
+           (and so would the kernel memory they hold), and the peer would
+           never learn it was cut. */
+        struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
+    }
     shutdown(s->fd, SHUT_RDWR);
     if (s->ops > 0 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
         s->ops++;

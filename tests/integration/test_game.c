@@ -179,7 +179,8 @@ static void send_raw(int fd, uint16_t type, const void *payload, size_t len)
 {
     uint8_t buf[600] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)type,
                         (uint8_t)(type >> 8)};
-    memcpy(buf + 4, payload, len);
+    if (len)
+        memcpy(buf + 4, payload, len);
     assert_int_equal(write(fd, buf, 4 + len), (ssize_t)(4 + len));
 }
 

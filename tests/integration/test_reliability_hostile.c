@@ -111,8 +111,8 @@ static uint64_t send_bad(int fd, enum bad_kind kind)
  * limit (10 lines a second per I/O thread) is never reached: each bad
  * session is closed with PROTOCOL within the bound, named by exactly one
  * protocol-error line; a header cut short then closed (FIN or RST) is an
- * ordinary end, not a protocol error; an empty payload is legal (the
- * server has no option to refuse it yet: docs/reliability.md); the 100
+ * ordinary end, not a protocol error; an empty payload is legal by
+ * default (reject_empty refuses it: see the test below); the 100
  * bystanders notice nothing.
  */
 static void malformed_frames_close_only_their_session_promptly(void **state)
@@ -467,6 +467,34 @@ hundred_peers_that_never_read_are_cut_with_memory_bounded(void **state)
     su_finish(srv, &ev, before);
 }
 
+/* rp_server_disconnect twice on a live session, then once more on the
+   stale id: the session ends once, KICKED; nothing else is disturbed. */
+static void double_disconnect_is_harmless(void **state)
+{
+    (void)state;
+    struct rp_server_config cfg;
+    uint64_t before = su_packets_alive();
+    hostile_config(&cfg);
+    struct rp_server *srv = su_start(&cfg);
+    rp_sid sid;
+    int other = su_connect(rp_server_port(srv));
+    su_ping(other, 3);
+    int fd = connect_session(rp_server_port(srv), &sid);
+    assert_int_equal(rp_server_disconnect(srv, sid), 0);
+    int r = rp_server_disconnect(srv, sid);
+    assert_true(r == 0 || r == -ENOTCONN);
+    assert_int_equal(su_wait_closed(fd, SU_WAIT_MS), 0);
+    SU_WAIT(ru_reason_of(sid) >= 0);
+    assert_int_equal(ru_reason_of(sid), RP_LEAVE_KICKED);
+    assert_int_equal(rp_server_disconnect(srv, sid), -ENOTCONN);
+    su_ping(other, 4);
+    close(fd);
+    close(other);
+    SU_WAIT(su_sessions(srv) == 0);
+    assert_int_equal(su_leaves(srv, RP_LEAVE_KICKED), 1);
+    su_finish(srv, &ev, before); /* each on_leave exactly once */
+}
+
 /* ---- the fallback names its reason --------------------------------------- */
 
 /*
@@ -501,6 +529,56 @@ static void server_on_a_refused_io_uring_logs_the_reason(void **state)
     assert_non_null(strstr(ru_logged.fallback_line, "epoll"));
 }
 
+/*
+ * Where the configuration refuses them (reject_empty, type_min..type_max),
+ * an empty payload and a type outside the range are protocol errors, judged
+ * on the header alone: that session is closed with PROTOCOL within the
+ * bound and named by one line; a well-behaved neighbour keeps echoing.
+ */
+static void
+empty_payload_and_stray_type_are_refused_where_configured(void **state)
+{
+    (void)state;
+    static const struct {
+        uint16_t type;
+        size_t len;
+    } bad[] = {{42, 0}, {0, 8}, {1000, 8}};
+    enum { NBAD = sizeof bad / sizeof bad[0] };
+    struct rp_server_config cfg;
+    uint64_t before = su_packets_alive();
+    ru_log_begin();
+    hostile_config(&cfg);
+    cfg.reject_empty = true;
+    cfg.type_min = 1;
+    cfg.type_max = 999;
+    struct rp_server *srv = su_start(&cfg);
+    uint16_t port = rp_server_port(srv);
+    rp_sid good_sid;
+    int good = connect_session(port, &good_sid);
+
+    for (size_t i = 0; i < NBAD; i++) {
+        rp_sid sid;
+        int fd = connect_session(port, &sid);
+        uint8_t wire[4 + 8];
+        size_t n = su_frame(wire, bad[i].type, "12345678", bad[i].len);
+        uint64_t t0 = su_now_ms();
+        su_send_all(fd, wire, n);
+        assert_true(ms_until_closed(fd, t0) < CLOSE_BOUND_MS);
+        close(fd);
+        SU_WAIT(ru_reason_of(sid) >= 0 && ru_proto_lines_for(sid) == 1);
+        assert_int_equal(ru_reason_of(sid), RP_LEAVE_PROTOCOL);
+        assert_int_equal(ru_proto_lines_for(sid), 1);
+        su_ping(good, 9); /* the neighbour is untouched */
+        su_sleep_ms(150); /* under the log's 10 lines a second */
+    }
+    close(good);
+    SU_WAIT(su_sessions(srv) == 0);
+    assert_int_equal(su_leaves(srv, RP_LEAVE_PROTOCOL), NBAD);
+    assert_int_equal(ru_reason_of(good_sid), RP_LEAVE_PEER_CLOSED);
+    su_finish(srv, &ev, before);
+    ru_log_end();
+}
+
 int main(int argc, char **argv)
 {
     rng = t_seed();
@@ -511,10 +589,14 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(a_burst_of_protocol_errors_is_rate_limited,
                                reset_events),
         cmocka_unit_test_setup(
+            empty_payload_and_stray_type_are_refused_where_configured,
+            reset_events),
+        cmocka_unit_test_setup(
             connect_and_reset_storm_leaves_bystanders_unharmed, reset_events),
         cmocka_unit_test_setup(
             hundred_peers_that_never_read_are_cut_with_memory_bounded,
             reset_events),
+        cmocka_unit_test_setup(double_disconnect_is_harmless, reset_events),
         cmocka_unit_test_setup(server_on_a_refused_io_uring_logs_the_reason,
                                reset_events),
     };
