@@ -7,7 +7,8 @@
 #   make tsan       ThreadSanitizer build, every test on the epoll backend
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
 #   make bench      Release build, micro-benchmarks side by side
-#   make run        ringport-echo under a verifying load (SECONDS, CONNECTIONS)
+#   make run        ringport-game with 1,000 verifying bots (BOTS, SECONDS)
+#   make run-echo   ringport-echo under a verifying load (SECONDS, CONNECTIONS)
 #   make soak       echo (and game) load for SOAK_SECONDS (default 600), server
 #                   RSS and descriptors sampled into build/soak/soak.{csv,png}
 #   make install    PREFIX=DIR (default /usr/local)
@@ -23,7 +24,7 @@ CTEST_ARGS ?=
 CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-.PHONY: all build test sanitize tsan fuzz bench run soak install format clean deps
+.PHONY: all build test sanitize tsan fuzz bench run run-echo soak install format clean deps
 
 all: build
 
@@ -68,19 +69,18 @@ bench: deps
 	    { cat build-release.log; exit 1; }
 	@sh bench/run.sh build-release
 
-# The echo server under a bounded, byte-verified load; SECONDS and
-# CONNECTIONS tune it (make run SECONDS=30 CONNECTIONS=500).
-SECONDS ?= 10
+# The main demo: ringport-game (lobby, PVP, dungeon groups) with BOTS
+# verifying bots for SECONDS (make run BOTS=5000 SECONDS=60); it stops
+# everything it started. `make run-echo` is the echo server under a verifying
+# load (SECONDS, CONNECTIONS).
+SECONDS ?= 30
+BOTS ?= 1000
 CONNECTIONS ?= 100
 run: build
-	@sh scripts/run-echo.sh build $(SECONDS) $(CONNECTIONS)
+	@sh scripts/run-game.sh build $(SECONDS) $(BOTS)
 
-# Fails if a byte is wrong or RSS / descriptors keep growing after warm-up
-# (the rule is in scripts/soak.sh; docs/reliability.md).
-SOAK_SECONDS ?= 600
-soak: build
-	@sh scripts/deps.sh soak
-	@sh scripts/soak.sh build $(SOAK_SECONDS)
+run-echo: build
+	@sh scripts/run-echo.sh build $(SECONDS) $(CONNECTIONS)
 
 install: build
 	@cmake --install build --prefix $(PREFIX)

@@ -110,7 +110,7 @@ static struct rp_server *server(enum rp_group_layout layout, int ngroups)
         rp_group_set_layout(srv, layout) < 0)
         exit(1);
     for (int i = 0; i < ngroups; i++) {
-        char name[16];
+        char name[24]; /* "bench-" and any int */
         snprintf(name, sizeof name, "bench-%d", i);
         struct rp_group_config gc = {
             .name = name,

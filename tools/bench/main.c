@@ -16,6 +16,7 @@
  * unexpected close or a failed connect; 2 a bad flag.
  */
 #include "bench.h"
+#include "game.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -297,6 +298,8 @@ static void sleep_ns(uint64_t ns)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "game") == 0) /* tools/bench/game.c */
+        return game_main(argc - 1, argv + 1);
     struct bench_opts o = {.host = "127.0.0.1",
                            .connections = 1,
                            .size_min = 64,
