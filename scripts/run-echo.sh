@@ -19,39 +19,21 @@ for b in "$echo_bin" "$load_bin"; do
     [ -x "$b" ] || { echo "run-echo: $b missing (build first)" >&2; exit 2; }
 done
 
-cpu0="" cpu1=""
-if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
-    cpu0="taskset -c 0" cpu1="taskset -c 1"
-fi
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_pin
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringport-run.XXXXXX") || exit 1
 srv_pid=""
 cleanup() {
-    if [ -n "$srv_pid" ] && kill -0 "$srv_pid" 2>/dev/null; then
-        kill -KILL "$srv_pid" 2>/dev/null
-        wait "$srv_pid" 2>/dev/null
-    fi
+    lib_kill "$srv_pid"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# shellcheck disable=SC2086
-$cpu0 "$echo_bin" --mode framed --port 0 --no-stats >"$tmp/out" 2>"$tmp/err" &
-srv_pid=$!
-
-port=""
-i=0
-while [ $i -lt 100 ]; do
-    line=$(head -n 1 "$tmp/out" 2>/dev/null)
-    case "$line" in
-    "listening on "*) port=${line##*:}; break ;;
-    esac
-    kill -0 "$srv_pid" 2>/dev/null || break
-    sleep 0.1
-    i=$((i + 1))
-done
-if [ -z "$port" ]; then
+lib_start "$tmp/out" "$tmp/err" "$echo_bin" --mode framed --port 0 --no-stats
+if ! lib_port "$tmp/out"; then
     echo "run-echo: ringport-echo did not start:" >&2
     cat "$tmp/err" >&2
     exit 1
@@ -63,18 +45,8 @@ $cpu1 "$load_bin" --port "$port" --mode framed --connections "$conns" \
     --size 64-1024 --depth 4 --duration "$secs" --warmup 0
 load_rc=$?
 
-kill -TERM "$srv_pid"
-i=0
-while kill -0 "$srv_pid" 2>/dev/null && [ $i -lt 150 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-if kill -0 "$srv_pid" 2>/dev/null; then
-    echo "run-echo: ringport-echo did not stop within 15 s" >&2
-    kill -KILL "$srv_pid" 2>/dev/null
-fi
-wait "$srv_pid"
-srv_rc=$?
+lib_stop "$srv_pid" run-echo ringport-echo
+srv_rc=$stop_rc
 srv_pid=""
 tail -n +2 "$tmp/out" | sed 's/^/ringport-echo: /'
 if [ "$srv_rc" -ne 0 ]; then

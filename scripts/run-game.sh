@@ -22,24 +22,17 @@ for b in "$game_bin" "$bots_bin"; do
     [ -x "$b" ] || { echo "run-game: $b missing (build first)" >&2; exit 2; }
 done
 
-cpu0="" cpu1=""
-if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
-    cpu0="taskset -c 0" cpu1="taskset -c 1"
-fi
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_pin
 threads=1
 [ "$bots" -ge 2000 ] && threads=2
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringport-game.XXXXXX") || exit 1
 srv_pid="" bots_pid=""
-stop_pid() { # PID: stops it if it still runs
-    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
-        kill -KILL "$1" 2>/dev/null
-        wait "$1" 2>/dev/null
-    fi
-}
 cleanup() {
-    stop_pid "$bots_pid"
-    stop_pid "$srv_pid"
+    lib_kill "$bots_pid"
+    lib_kill "$srv_pid"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -48,22 +41,8 @@ trap 'exit 130' INT TERM
 # Room for BOTS sessions (plus rejoins in flight) whatever the default.
 max=$((bots + bots / 4 + 100))
 [ "$max" -lt 10000 ] && max=10000
-# shellcheck disable=SC2086
-$cpu0 "$game_bin" --port 0 --max-sessions "$max" >"$tmp/out" 2>"$tmp/err" &
-srv_pid=$!
-
-port=""
-i=0
-while [ $i -lt 100 ]; do
-    line=$(head -n 1 "$tmp/out" 2>/dev/null)
-    case "$line" in
-    "listening on "*) port=${line##*:}; break ;;
-    esac
-    kill -0 "$srv_pid" 2>/dev/null || break
-    sleep 0.1
-    i=$((i + 1))
-done
-if [ -z "$port" ]; then
+lib_start "$tmp/out" "$tmp/err" "$game_bin" --port 0 --max-sessions "$max"
+if ! lib_port "$tmp/out"; then
     echo "run-game: ringport-game did not start:" >&2
     cat "$tmp/err" >&2
     exit 1
@@ -101,18 +80,8 @@ wait "$bots_pid"
 bots_rc=$?
 bots_pid=""
 
-kill -TERM "$srv_pid"
-i=0
-while kill -0 "$srv_pid" 2>/dev/null && [ $i -lt 150 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-if kill -0 "$srv_pid" 2>/dev/null; then
-    echo "run-game: ringport-game did not stop within 15 s" >&2
-    kill -KILL "$srv_pid" 2>/dev/null
-fi
-wait "$srv_pid"
-srv_rc=$?
+lib_stop "$srv_pid" run-game ringport-game
+srv_rc=$stop_rc
 srv_pid=""
 
 echo "---- report"

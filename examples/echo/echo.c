@@ -119,57 +119,21 @@ static void opts_init(struct echo_opts *o)
         (struct rp_config_key){"stats", RP_CONFIG_BOOL, &o->stats, 0, NULL};
 }
 
-/* "--max-sessions" -> "max_sessions" in 'buf'; NULL if not a long flag. */
-static const struct rp_config_key *
-flag_key(const struct echo_opts *o, const char *flag, char *buf, size_t len)
-{
-    if (strncmp(flag, "--", 2) != 0 || strlen(flag + 2) >= len)
-        return NULL;
-    if (strchr(flag + 2, '_')) /* the flags spell words with '-' only */
-        return NULL;
-    size_t i = 0;
-    for (const char *p = flag + 2; *p; p++)
-        buf[i++] = *p == '-' ? '_' : *p;
-    buf[i] = '\0';
-    return rp_config_find(o->keys, o->nkeys, buf);
-}
-
 static void parse_args(int argc, char **argv, struct echo_opts *o)
 {
-    const char *config = NULL;
-    char name[64], err[256];
-    /* First the file, so that every flag overrides it. */
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strcmp(argv[i], "--no-stats") == 0)
-            continue;
-        if (strcmp(argv[i], "--config") != 0 &&
-            !flag_key(o, argv[i], name, sizeof name))
-            bad_usage("unknown flag '%s' (try --help)", argv[i]);
-        if (i + 1 >= argc)
-            bad_usage("%s needs a value (try --help)", argv[i]);
-        if (strcmp(argv[i], "--config") == 0)
-            config = argv[i + 1];
-        i++;
+    static const struct rp_config_flag flags[] = {
+        {"--no-stats", "stats", "false"},
+        {NULL, NULL, NULL},
+    };
+    char err[256];
+    int r = rp_config_apply_args(o->keys, o->nkeys, flags, "echo", argc, argv,
+                                 err, sizeof err);
+    if (r == RP_CONFIG_HELP) {
+        usage(stdout);
+        exit(0);
     }
-    if (config &&
-        rp_config_load(config, "echo", o->keys, o->nkeys, err, sizeof err) < 0)
+    if (r < 0)
         bad_usage("%s", err);
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--no-stats") == 0) {
-            o->stats = false;
-            continue;
-        }
-        const char *flag = argv[i], *value = argv[++i];
-        if (strcmp(flag, "--config") == 0)
-            continue;
-        flag_key(o, flag, name, sizeof name);
-        if (rp_config_set(o->keys, o->nkeys, name, value, err, sizeof err) < 0)
-            bad_usage("%s %s", flag, err);
-    }
 }
 
 /* ---- the echo ---------------------------------------------------------- */

@@ -119,58 +119,23 @@ static void opts_init(struct game_opts *o)
                                &o->game.chat_channel_size, 0, NULL};
 }
 
-/* "--max-sessions" -> "max_sessions"; NULL if not one of our keys. */
-static const struct rp_config_key *
-flag_key(const struct game_opts *o, const char *flag, char *buf, size_t len)
-{
-    if (strncmp(flag, "--", 2) != 0 || strlen(flag + 2) >= len ||
-        strchr(flag + 2, '_'))
-        return NULL;
-    size_t i = 0;
-    for (const char *p = flag + 2; *p; p++)
-        buf[i++] = *p == '-' ? '_' : *p;
-    buf[i] = '\0';
-    /* "mode" is the server's (raw|framed): the game is framed only. */
-    if (strcmp(buf, "mode") == 0)
-        return NULL;
-    return rp_config_find(o->keys, o->nkeys, buf);
-}
-
 static void parse_args(int argc, char **argv, struct game_opts *o)
 {
-    const char *config = NULL;
-    char name[64], err[256];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strcmp(argv[i], "--no-stats") == 0)
-            continue;
-        if (strcmp(argv[i], "--config") != 0 &&
-            !flag_key(o, argv[i], name, sizeof name))
-            bad_usage("unknown flag '%s' (try --help)", argv[i]);
-        if (i + 1 >= argc)
-            bad_usage("%s needs a value (try --help)", argv[i]);
-        if (strcmp(argv[i], "--config") == 0)
-            config = argv[i + 1];
-        i++;
+    static const struct rp_config_flag flags[] = {
+        {"--no-stats", "stats", "false"},
+        /* "mode" is the server's (raw|framed): the game is framed only. */
+        {"--mode", NULL, NULL},
+        {NULL, NULL, NULL},
+    };
+    char err[256];
+    int r = rp_config_apply_args(o->keys, o->nkeys, flags, "game", argc, argv,
+                                 err, sizeof err);
+    if (r == RP_CONFIG_HELP) {
+        usage(stdout);
+        exit(0);
     }
-    if (config &&
-        rp_config_load(config, "game", o->keys, o->nkeys, err, sizeof err) < 0)
+    if (r < 0)
         bad_usage("%s", err);
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--no-stats") == 0) {
-            o->stats = false;
-            continue;
-        }
-        const char *flag = argv[i], *value = argv[++i];
-        if (strcmp(flag, "--config") == 0)
-            continue;
-        flag_key(o, flag, name, sizeof name);
-        if (rp_config_set(o->keys, o->nkeys, name, value, err, sizeof err) < 0)
-            bad_usage("%s %s", flag, err);
-    }
     o->cfg.mode = RP_SERVER_FRAMED;
     if (o->game.chat_channel_size < 1)
         bad_usage("chat_channel_size = 0: must be at least 1");

@@ -2,8 +2,9 @@
  * Program settings from INI files (libinih) and command-line flags, through
  * one table of keys. A program lists its keys (each pointing at the field it
  * sets), adds the server's own with rp_config_server_keys(), and hands the
- * table to rp_config_load() for the file and rp_config_set() for each flag,
- * so a key means the same thing in both places.
+ * table to rp_config_apply_args() for its command line and config file
+ * (or to rp_config_load() and rp_config_set()), so a key means the same
+ * thing in both places.
  *
  * Errors come back as one line in 'err' (never logged here, never exit):
  *     echo.ini:7: key 'max_sessions': wants a whole number 0..4294967295,
@@ -86,6 +87,40 @@ int rp_config_parse(const char *text, size_t len, const char *file,
 int rp_config_load(const char *path, const char *section,
                    const struct rp_config_key *keys, size_t n, char *err,
                    size_t errlen);
+
+/*
+ * A flag of a command line that is not a key's own flag. With 'key' set it
+ * takes no value and sets that key to 'value' ("--no-stats": "stats" =
+ * "false"); with 'key' NULL the flag is refused as unknown (a key that a
+ * program takes from its file but not from its command line).
+ */
+struct rp_config_flag {
+    const char *flag; /* "--no-stats" */
+    const char *key;
+    const char *value;
+};
+
+/* rp_config_apply_args: --help or -h was asked for. */
+#define RP_CONFIG_HELP 1
+
+/*
+ * Applies a command line, argv[1..argc-1], to the keys. "--long-flag VALUE"
+ * sets the key "long_flag" (the flag joins words with '-' only);
+ * "--config FILE" loads FILE (rp_config_load with 'section'; the last one
+ * given) before any flag is set, so that every flag overrides it; 'flags'
+ * (ends with a NULL flag; may be NULL) adds switches and hides keys.
+ * Every argument is checked (a known flag, with its value) before the file
+ * is loaded and the flags are set, in order. Returns 0; RP_CONFIG_HELP if
+ * "--help" or "-h" comes before any unknown flag (nothing set); -ENOENT
+ * ("unknown flag '--colour' (try --help)"); -EINVAL ("--port needs a
+ * value (try --help)", "--mode wants raw or framed, got 'chunky'"); or
+ * the error of rp_config_load (its line in 'err'). Keys may have been set
+ * when it fails.
+ */
+int rp_config_apply_args(const struct rp_config_key *keys, size_t n,
+                         const struct rp_config_flag *flags,
+                         const char *section, int argc, char *const argv[],
+                         char *err, size_t errlen);
 
 /*
  * Parses "ADDR:PORT" (numeric IPv4), "[ADDR]:PORT" (numeric IPv6) or

@@ -179,6 +179,93 @@ int rp_config_set(const struct rp_config_key *keys, size_t n, const char *name,
     return -EINVAL;
 }
 
+/* ---- command lines ---------------------------------------------------- */
+
+/* The key the long flag 'flag' names ("--max-sessions": "max_sessions"),
+   or NULL: not "--" and words joined by '-', hidden, or no such key. */
+static const struct rp_config_key *flag_key(const struct rp_config_key *keys,
+                                            size_t n,
+                                            const struct rp_config_flag *flags,
+                                            const char *flag)
+{
+    char name[64];
+    size_t i = 0;
+    if (strncmp(flag, "--", 2) != 0 || strlen(flag + 2) >= sizeof name ||
+        strchr(flag + 2, '_'))
+        return NULL;
+    for (const struct rp_config_flag *f = flags; f && f->flag; f++)
+        if (!f->key && strcmp(f->flag, flag) == 0)
+            return NULL;
+    for (const char *p = flag + 2; *p; p++)
+        name[i++] = *p == '-' ? '_' : *p;
+    name[i] = '\0';
+    return rp_config_find(keys, n, name);
+}
+
+/* The switch (a flag without a value) spelled 'arg', or NULL. */
+static const struct rp_config_flag *
+flag_switch(const struct rp_config_flag *flags, const char *arg)
+{
+    for (const struct rp_config_flag *f = flags; f && f->flag; f++)
+        if (f->key && strcmp(f->flag, arg) == 0)
+            return f;
+    return NULL;
+}
+
+int rp_config_apply_args(const struct rp_config_key *keys, size_t n,
+                         const struct rp_config_flag *flags,
+                         const char *section, int argc, char *const argv[],
+                         char *err, size_t errlen)
+{
+    const char *config = NULL;
+    char why[256];
+    /* First every flag checked and the file loaded, so flags override it. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            return RP_CONFIG_HELP;
+        if (flag_switch(flags, a))
+            continue;
+        if (strcmp(a, "--config") != 0 && !flag_key(keys, n, flags, a)) {
+            if (err)
+                snprintf(err, errlen, "unknown flag '%s' (try --help)", a);
+            return -ENOENT;
+        }
+        if (i + 1 >= argc) {
+            if (err)
+                snprintf(err, errlen, "%s needs a value (try --help)", a);
+            return -EINVAL;
+        }
+        if (strcmp(a, "--config") == 0)
+            config = argv[i + 1];
+        i++;
+    }
+    if (config) {
+        int r = rp_config_load(config, section, keys, n, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *name, *value;
+        const struct rp_config_flag *sw = flag_switch(flags, a);
+        if (sw) {
+            name = sw->key;
+            value = sw->value;
+        } else {
+            value = argv[++i];
+            if (strcmp(a, "--config") == 0)
+                continue;
+            name = flag_key(keys, n, flags, a)->name;
+        }
+        if (rp_config_set(keys, n, name, value, why, sizeof why) < 0) {
+            if (err)
+                snprintf(err, errlen, "%s %s", a, why);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* ---- INI text -------------------------------------------------------- */
 
 struct text_stream {

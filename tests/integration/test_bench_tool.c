@@ -8,9 +8,8 @@
  * this test. Programs are found beside this test in the build tree:
  * BUILD/tests/test_bench_tool -> BUILD/tools/bench/ringport-bench.
  */
-#include "helpers.h"
-
-#include <ringport/port.h>
+#define CU_WAIT_MS 20000 /* bound on any wait for a child's output or exit */
+#include "child_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,96 +19,40 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define WAIT_MS 20000 /* bound on any wait for a child's output or exit */
 #define OUT_MAX 65536
 
-extern char **environ;
-
-static char build_dir[PATH_MAX];
 static const char *backend;
-static pid_t server_pid; /* a ringport server child, killed on failure */
+static struct cu_child server; /* a ringport server child */
 static uint64_t rng;
-
-static int kill_leftover_server(void **state)
-{
-    (void)state;
-    if (server_pid > 0) {
-        kill(server_pid, SIGKILL);
-        waitpid(server_pid, NULL, 0);
-        server_pid = 0;
-    }
-    return 0;
-}
-
-static void program_path(char *out, size_t len, const char *rel)
-{
-    snprintf(out, len, "%s/%s", build_dir, rel);
-}
-
-static pid_t spawn_piped(char *const argv[], int *out)
-{
-    int fds[2];
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    int err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    if (err)
-        fail_msg("cannot start %s: %s", argv[0], strerror(err));
-    *out = fds[0];
-    return pid;
-}
 
 /* Starts a ringport server program; returns its port from its first line,
    "listening on ADDR:PORT". */
 static uint16_t server_start(const char *rel, const char *mode)
 {
-    char path[PATH_MAX + 64], line[256];
-    int out;
-    size_t n = 0;
-    program_path(path, sizeof path, rel);
+    char path[PATH_MAX + 64];
+    cu_program(path, sizeof path, rel);
     char *argv[] = {path,         "--port",        "0",
                     "--backend",  (char *)backend, "--mode",
                     (char *)mode, "--no-stats",    NULL};
     if (!mode)
         argv[5] = NULL; /* the room server has none of these flags */
-    server_pid = spawn_piped(argv, &out);
-    while (n + 1 < sizeof line) {
-        struct pollfd p = {.fd = out, .events = POLLIN};
-        if (poll(&p, 1, WAIT_MS) <= 0 || read(out, line + n, 1) != 1)
-            fail_msg("%s printed no first line", rel);
-        if (line[n] == '\n')
-            break;
-        n++;
-    }
-    line[n] = '\0';
-    close(out); /* it prints nothing more we need */
-    const char *colon = strrchr(line, ':');
-    assert_non_null(strstr(line, "listening on"));
-    assert_non_null(colon);
-    return (uint16_t)atoi(colon + 1);
+    cu_start(&server, argv, false);
+    uint16_t port = cu_read_port(&server);
+    close(server.out); /* it prints nothing more we need */
+    return port;
 }
 
 static void server_stop(void)
 {
-    int status;
-    kill(server_pid, SIGTERM);
-    assert_int_equal(waitpid(server_pid, &status, 0), server_pid);
-    server_pid = 0;
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    cu_term(&server);
+    assert_int_equal(cu_wait(&server), 0);
 }
 
 /*
@@ -120,9 +63,10 @@ static int bench_run(uint16_t port, const char *const *args, char *out)
 {
     char path[PATH_MAX + 64], port_s[16];
     char *argv[40];
-    int n = 0, fd, status;
+    int n = 0;
+    struct cu_child c;
     size_t len = 0;
-    program_path(path, sizeof path, "tools/bench/ringport-bench");
+    cu_program(path, sizeof path, "tools/bench/ringport-bench");
     snprintf(port_s, sizeof port_s, "%u", port);
     argv[n++] = path;
     argv[n++] = "--port";
@@ -130,27 +74,26 @@ static int bench_run(uint16_t port, const char *const *args, char *out)
     while (*args && n < 38)
         argv[n++] = (char *)*args++;
     argv[n] = NULL;
-    pid_t pid = spawn_piped(argv, &fd);
+    cu_start(&c, argv, false);
     for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, WAIT_MS);
+        struct pollfd p = {.fd = c.out, .events = POLLIN};
+        int r = poll(&p, 1, CU_WAIT_MS);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            fail_msg("ringport-bench still running after %d ms", WAIT_MS);
+            kill(c.pid, SIGKILL);
+            waitpid(c.pid, NULL, 0);
+            cu_track(0, c.pid);
+            fail_msg("ringport-bench still running after %d ms", CU_WAIT_MS);
         }
-        ssize_t got = read(fd, out + len, OUT_MAX - 1 - len);
+        ssize_t got = read(c.out, out + len, OUT_MAX - 1 - len);
         if (got <= 0)
             break;
         len += (size_t)got;
     }
     out[len] = '\0';
-    close(fd);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    cu_close(&c);
+    return cu_wait(&c);
 }
 
 /* The last line of 'out', which must be one JSON object. */
@@ -396,53 +339,25 @@ static void refuses_a_bad_flag_with_status_2(void **state)
         assert_int_equal(bench_run(7, bad[i], out), 2);
 }
 
-/* BUILD from BUILD/tests/test_bench_tool. */
-static void find_build_dir(void)
-{
-    ssize_t n = readlink("/proc/self/exe", build_dir, sizeof build_dir - 1);
-    if (n <= 0) {
-        perror("readlink /proc/self/exe");
-        exit(1);
-    }
-    build_dir[n] = '\0';
-    for (int up = 0; up < 2; up++) {
-        char *slash = strrchr(build_dir, '/');
-        if (slash)
-            *slash = '\0';
-    }
-}
-
 int main(int argc, char **argv)
 {
     rng = t_seed();
-    backend = t_backend(argc, argv);
-    find_build_dir();
+    backend = cu_backend(argc, argv);
+    cu_find_build_dir();
     signal(SIGPIPE, SIG_IGN);
 
-    /* The ringport servers would only fail to start; say "skipped". */
-    int kind = rp_backend_parse(backend);
-    struct rp_port_config cfg = {
-        .backend = kind < 0 ? RP_BACKEND_AUTO : (enum rp_backend_kind)kind};
-    struct rp_port *port;
-    if (kind < 0 || rp_port_create(&cfg, &port) < 0) {
-        printf("backend %s unavailable: skipped\n", backend);
-        return 77;
-    }
-    rp_port_destroy(port);
-
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(passes_a_raw_echo_server,
-                                  kill_leftover_server),
+        cmocka_unit_test_teardown(passes_a_raw_echo_server, cu_kill_leftovers),
         cmocka_unit_test_teardown(passes_a_framed_echo_server,
-                                  kill_leftover_server),
+                                  cu_kill_leftovers),
         cmocka_unit_test(fails_with_a_verify_error_when_one_byte_is_flipped),
         cmocka_unit_test(fails_with_a_close_error_when_the_server_hangs_up),
         cmocka_unit_test(fails_with_a_connect_error_when_nobody_listens),
         cmocka_unit_test_teardown(
             room_mode_delivers_every_message_to_every_member,
-            kill_leftover_server),
+            cu_kill_leftovers),
         cmocka_unit_test_teardown(open_loop_sends_at_the_rate_asked,
-                                  kill_leftover_server),
+                                  cu_kill_leftovers),
         cmocka_unit_test(refuses_a_bad_flag_with_status_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

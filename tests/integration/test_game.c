@@ -10,7 +10,8 @@
  * Binaries: BUILD/tests/test_game -> BUILD/examples/game/ringport-game and
  * BUILD/tools/bench/ringport-bench. Bounded: every wait has a limit.
  */
-#include "helpers.h"
+#define CU_WAIT_MS 60000
+#include "child_util.h"
 
 /* The game's message codec, compiled in: the tests/ glob links only the
    helpers, and protocol.c depends on nothing else. */
@@ -21,31 +22,17 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define WAIT_MS 60000
 #define BOTS "200"
 #define SECONDS "10"
 
-extern char **environ;
-
-static char build_dir[4096];
 static const char *backend;
-static pid_t live[2];
-
-struct child {
-    pid_t pid;
-    int out; /* read end of its stdout; stderr goes to ours */
-};
 
 static void sleep_ms(int ms)
 {
@@ -53,112 +40,39 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static int kill_leftover_children(void **state)
+static uint16_t game_start(struct cu_child *srv)
 {
-    (void)state;
-    for (size_t i = 0; i < 2; i++)
-        if (live[i] > 0) {
-            kill(live[i], SIGKILL);
-            waitpid(live[i], NULL, 0);
-            live[i] = 0;
-        }
-    return 0;
-}
-
-static void child_start(struct child *c, char *const argv[])
-{
-    int o[2];
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(pipe2(o, O_CLOEXEC), 0);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, o[1], STDOUT_FILENO);
-    int err = posix_spawn(&c->pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(o[1]);
-    if (err)
-        fail_msg("cannot start %s: %s", argv[0], strerror(err));
-    c->out = o[0];
-    for (size_t i = 0; i < 2; i++)
-        if (live[i] == 0) {
-            live[i] = c->pid;
-            break;
-        }
-}
-
-/* One line of 'fd' (bounded); returns its length, 0 at EOF. */
-static size_t read_line(int fd, char *line, size_t len)
-{
-    size_t n = 0;
-    while (n + 1 < len) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, WAIT_MS);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            fail_msg("no line within %d ms", WAIT_MS);
-        if (read(fd, line + n, 1) != 1 || line[n] == '\n')
-            break;
-        n++;
-    }
-    line[n] = '\0';
-    return n;
-}
-
-static int child_wait(struct child *c)
-{
-    int status = 0;
-    for (int waited = 0;; waited += 10) {
-        if (waitpid(c->pid, &status, WNOHANG) == c->pid)
-            break;
-        if (waited >= WAIT_MS) {
-            kill(c->pid, SIGKILL);
-            waitpid(c->pid, &status, 0);
-            fail_msg("child %d did not exit", (int)c->pid);
-        }
-        sleep_ms(10);
-    }
-    for (size_t i = 0; i < 2; i++)
-        if (live[i] == c->pid)
-            live[i] = 0;
-    if (!WIFEXITED(status))
-        fail_msg("child died of signal %d", WTERMSIG(status));
-    return WEXITSTATUS(status);
-}
-
-static uint16_t game_start(struct child *srv)
-{
-    char path[4200], be[32], line[256];
-    snprintf(path, sizeof path, "%s/examples/game/ringport-game", build_dir);
+    char path[PATH_MAX + 64], be[32], line[256];
+    cu_program(path, sizeof path, "examples/game/ringport-game");
     snprintf(be, sizeof be, "%s", backend);
     char *argv[] = {path, "--port", "0", "--backend", be, "--no-stats", NULL};
-    child_start(srv, argv);
-    if (read_line(srv->out, line, sizeof line) == 0) {
+    cu_start(srv, argv, false);
+    if (cu_read_line(srv->out, line, sizeof line) == 0) {
         /* It could not start: io_uring refused here is a skip. */
-        int status = child_wait(srv);
-        close(srv->out);
+        int status = cu_wait(srv);
+        cu_close(srv);
         if (strcmp(backend, "uring") == 0 && status == 1)
             skip();
         fail_msg("ringport-game exited with %d before listening", status);
     }
-    char *colon = strrchr(line, ':');
     assert_non_null(strstr(line, "listening on 127.0.0.1:"));
-    return (uint16_t)atoi(colon + 1);
+    return cu_listening_port(line);
 }
 
 /* SIGTERM, exit 0, and the final line shows nothing left behind. */
-static void game_stop(struct child *srv)
+static void game_stop(struct cu_child *srv)
 {
     char line[1024];
-    kill(srv->pid, SIGTERM);
+    cu_term(srv);
     for (;;) {
-        assert_true(read_line(srv->out, line, sizeof line) > 0);
+        assert_true(cu_read_line(srv->out, line, sizeof line) > 0);
         if (strncmp(line, "final:", 6) == 0)
             break;
     }
     fprintf(stderr, "%s\n", line);
     assert_non_null(strstr(line, "sessions 0 players 0 names 0"));
-    assert_int_equal(child_wait(srv), 0);
-    close(srv->out);
+    assert_int_equal(cu_wait(srv), 0);
+    cu_close(srv);
 }
 
 /* ---- one raw client, for the error cases -------------------------------- */
@@ -241,7 +155,7 @@ static void expect_closed(int fd)
 static void bad_input_gets_an_error_or_a_disconnect_never_a_crash(void **state)
 {
     (void)state;
-    struct child srv;
+    struct cu_child srv;
     struct gm_msg m;
     uint8_t buf[GM_PAYLOAD_MAX];
     uint16_t port = game_start(&srv);
@@ -310,21 +224,21 @@ static void bad_input_gets_an_error_or_a_disconnect_never_a_crash(void **state)
 static void two_hundred_bots_play_for_ten_seconds_without_an_error(void **state)
 {
     (void)state;
-    struct child srv, bots;
-    char path[4200], port[16], line[8192];
+    struct cu_child srv, bots;
+    char path[PATH_MAX + 64], port[16], line[8192];
     snprintf(port, sizeof port, "%u", game_start(&srv));
-    snprintf(path, sizeof path, "%s/tools/bench/ringport-bench", build_dir);
+    cu_program(path, sizeof path, "tools/bench/ringport-bench");
     char *argv[] = {path,         "game",  "--port",    port, "--bots", BOTS,
                     "--duration", SECONDS, "--threads", "2",  "--json", NULL};
-    child_start(&bots, argv);
+    cu_start(&bots, argv, false);
     char json[8192] = "";
-    while (read_line(bots.out, line, sizeof line) > 0) {
+    while (cu_read_line(bots.out, line, sizeof line) > 0) {
         fprintf(stderr, "%s\n", line);
         if (line[0] == '{')
             snprintf(json, sizeof json, "%s", line);
     }
-    assert_int_equal(child_wait(&bots), 0);
-    close(bots.out);
+    assert_int_equal(cu_wait(&bots), 0);
+    cu_close(&bots);
     assert_non_null(strstr(json, "\"mode\":\"game\""));
     assert_non_null(strstr(json, "\"ok\":true"));
     assert_non_null(strstr(json, "\"errors\":{\"verify\":0,\"timeout\":0,"
@@ -336,34 +250,19 @@ static void two_hundred_bots_play_for_ten_seconds_without_an_error(void **state)
     game_stop(&srv);
 }
 
-static void find_build_dir(void)
-{
-    ssize_t n = readlink("/proc/self/exe", build_dir, sizeof build_dir - 1);
-    if (n <= 0) {
-        perror("readlink /proc/self/exe");
-        exit(1);
-    }
-    build_dir[n] = '\0';
-    for (int up = 0; up < 2; up++) {
-        char *slash = strrchr(build_dir, '/');
-        if (slash)
-            *slash = '\0';
-    }
-}
-
 int main(int argc, char **argv)
 {
     (void)t_seed();
     backend = t_backend(argc, argv);
-    find_build_dir();
+    cu_find_build_dir();
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(
             bad_input_gets_an_error_or_a_disconnect_never_a_crash,
-            kill_leftover_children),
+            cu_kill_leftovers),
         cmocka_unit_test_teardown(
             two_hundred_bots_play_for_ten_seconds_without_an_error,
-            kill_leftover_children),
+            cu_kill_leftovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,30 +11,25 @@
  */
 #include "server_util.h"
 
-#include <limits.h>
-#include <signal.h>
-#include <sys/wait.h>
+#include "child_util.h"
+
+#include <sys/resource.h>
 
 #define FD_LIMIT 64
 #define MAX_CLIENTS 80
 #define NEWCOMERS 3
 #define FREED 8
 
-static char build_dir[PATH_MAX];
-static pid_t child = -1;
-static int child_out = -1; /* its stdout, open until it exits */
+/* Its stdout stays open until it exits: its final line must not SIGPIPE
+   it. */
+static struct cu_child child = {.pid = -1, .out = -1, .err = -1};
 
 static int kill_child(void **state)
 {
-    (void)state;
-    if (child > 0) {
-        kill(child, SIGKILL);
-        waitpid(child, NULL, 0);
-        child = -1;
-    }
-    if (child_out >= 0)
-        close(child_out);
-    child_out = -1;
+    cu_kill_leftovers(state);
+    if (child.out >= 0)
+        close(child.out);
+    child.out = -1;
     return 0;
 }
 
@@ -42,9 +37,9 @@ static int kill_child(void **state)
    'log_path'. Returns its port. */
 static uint16_t echo_start(const char *log_path)
 {
-    char path[PATH_MAX + 64], line[256];
+    char path[PATH_MAX + 64];
     int out[2];
-    snprintf(path, sizeof path, "%s/examples/echo/ringport-echo", build_dir);
+    cu_program(path, sizeof path, CU_ECHO);
     char *argv[] = {path,
                     "--port",
                     "0",
@@ -58,9 +53,9 @@ static uint16_t echo_start(const char *log_path)
     int err = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     assert_true(err >= 0);
     fflush(NULL);
-    child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
+    child.pid = fork();
+    assert_true(child.pid >= 0);
+    if (child.pid == 0) {
         struct rlimit lim = {FD_LIMIT, FD_LIMIT};
         if (dup2(out[1], STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0 ||
             setrlimit(RLIMIT_NOFILE, &lim) < 0)
@@ -70,28 +65,16 @@ static uint16_t echo_start(const char *log_path)
     }
     close(out[1]);
     close(err);
-    size_t n = 0;
-    while (n + 1 < sizeof line) {
-        struct pollfd p = {.fd = out[0], .events = POLLIN};
-        if (poll(&p, 1, SU_WAIT_MS) <= 0)
-            fail_msg("ringport-echo printed no first line");
-        if (read(out[0], line + n, 1) != 1 || line[n] == '\n')
-            break;
-        n++;
-    }
-    line[n] = '\0';
-    child_out = out[0]; /* kept open: its final line must not SIGPIPE it */
-    const char *colon = strrchr(line, ':');
-    if (strncmp(line, "listening on ", 13) != 0 || !colon)
-        fail_msg("unexpected first line '%s'", line);
-    return (uint16_t)atoi(colon + 1);
+    child.out = out[0];
+    cu_track(child.pid, 0);
+    return cu_read_port(&child);
 }
 
 /* The child's user + system CPU time in microseconds. */
 static uint64_t child_cpu_us(void)
 {
     char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)child);
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)child.pid);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -193,18 +176,8 @@ static void echo_under_ulimit_64_sheds_newcomers_and_recovers(void **state)
     close(fresh);
     for (int k = 0; k < old; k++)
         close(fd[k]);
-    assert_int_equal(kill(child, SIGTERM), 0);
-    int status = 0;
-    for (int waited = 0; waited < SU_WAIT_MS; waited += 10) {
-        if (waitpid(child, &status, WNOHANG) == child)
-            break;
-        su_sleep_ms(10);
-    }
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-    child = -1;
-    close(child_out);
-    child_out = -1;
+    cu_stop(&child);
+    child.out = -1;
 
     /* The log names the condition. */
     char text[65536];
@@ -218,27 +191,11 @@ static void echo_under_ulimit_64_sheds_newcomers_and_recovers(void **state)
         fail_msg("no 'out of descriptors' line in the server log");
 }
 
-/* BUILD from BUILD/tests/<this test>. */
-static void find_build_dir(void)
-{
-    ssize_t n = readlink("/proc/self/exe", build_dir, sizeof build_dir - 1);
-    if (n <= 0) {
-        perror("readlink /proc/self/exe");
-        exit(1);
-    }
-    build_dir[n] = '\0';
-    for (int up = 0; up < 2; up++) {
-        char *slash = strrchr(build_dir, '/');
-        if (slash)
-            *slash = '\0';
-    }
-}
-
 int main(int argc, char **argv)
 {
     (void)t_seed();
     su_parse_backend(argc, argv);
-    find_build_dir();
+    cu_find_build_dir();
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(

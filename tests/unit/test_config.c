@@ -6,7 +6,9 @@
 #include <ringport/config.h>
 #include <ringport/server.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct opts {
     struct rp_server_config cfg;
@@ -152,6 +154,126 @@ static void load_reports_a_missing_file(void **state)
         rp_config_load("/tmp", "echo", o.keys, o.n, err, sizeof err), -EINVAL);
 }
 
+/* --no-stats as a switch; --mode hidden, as ringport-game has it. */
+static const struct rp_config_flag test_flags[] = {
+    {"--no-stats", "stats", "false"},
+    {"--mode", NULL, NULL},
+    {NULL, NULL, NULL}};
+
+static int apply(struct opts *o, const char *const *args, char *err, size_t len)
+{
+    char *argv[16] = {"prog"};
+    int argc = 1;
+    while (*args && argc < 15)
+        argv[argc++] = (char *)*args++;
+    argv[argc] = NULL;
+    return rp_config_apply_args(o->keys, o->n, test_flags, "echo", argc, argv,
+                                err, len);
+}
+
+static void args_set_keys_and_override_the_config_file(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[256] = "", ini[] = "/tmp/ringport-config-test-XXXXXX";
+    int f = mkstemp(ini);
+    assert_true(f >= 0);
+    const char *text = "port = 1\nthreads = 3\n[echo]\nmax_sessions = 16\n";
+    assert_int_equal(write(f, text, strlen(text)), (ssize_t)strlen(text));
+    close(f);
+    opts_init(&o);
+    /* The file comes after the flags on the line: they still win. */
+    int r = apply(&o,
+                  (const char *const[]){"--port", "0", "--max-sessions", "9",
+                                        "--no-stats", "--config", ini,
+                                        "--backend", "epoll", NULL},
+                  err, sizeof err);
+    unlink(ini);
+    if (r != 0)
+        fail_msg("refused: %s", err);
+    assert_int_equal(o.cfg.port, 0);
+    assert_int_equal(o.cfg.max_sessions, 9);
+    assert_int_equal(o.cfg.io_threads, 3); /* from the file alone */
+    assert_int_equal(o.cfg.backend, RP_BACKEND_EPOLL);
+    assert_false(o.stats);
+    /* In order: a later flag overrides the switch before it. */
+    assert_int_equal(
+        apply(&o, (const char *const[]){"--no-stats", "--stats", "on", NULL},
+              err, sizeof err),
+        0);
+    assert_true(o.stats);
+}
+
+static void args_name_the_flag_they_refuse(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[256];
+    opts_init(&o);
+    uint16_t port = o.cfg.port;
+    const struct {
+        const char *args[5];
+        int r;
+        const char *says;
+    } bad[] = {
+        {{"--colour", "red"}, -ENOENT, "unknown flag '--colour' (try --help)"},
+        {{"--max_sessions", "5"}, -ENOENT, "unknown flag '--max_sessions'"},
+        {{"port", "5"}, -ENOENT, "unknown flag 'port'"},
+        {{"--mode", "raw"}, -ENOENT, "unknown flag '--mode'"}, /* hidden */
+        {{"--port", "1", "--threads"}, -EINVAL, "--threads needs a value"},
+        {{"--config"}, -EINVAL, "--config needs a value"},
+        {{"--backend", "iocp"},
+         -EINVAL,
+         "--backend wants auto, uring or epoll, got 'iocp'"},
+        {{"--port", "70000"}, -EINVAL, "--port wants a whole number"},
+        {{"--config", "/nonexistent/x.ini"},
+         -ENOENT,
+         "/nonexistent/x.ini: cannot read"},
+        /* Every flag is checked before the file is read. */
+        {{"--config", "/nonexistent/x.ini", "--bogus", "1"},
+         -ENOENT,
+         "unknown flag '--bogus'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        int r = apply(&o, bad[i].args, err, sizeof err);
+        if (r != bad[i].r || !strstr(err, bad[i].says))
+            fail_msg("case %zu: %d '%s', want %d '%s'", i, r, err, bad[i].r,
+                     bad[i].says);
+    }
+    /* Refused in the check: nothing set; a bad value: its key untouched. */
+    assert_int_equal(o.cfg.port, port);
+    assert_int_equal(o.cfg.backend, RP_BACKEND_AUTO);
+}
+
+static void help_wins_unless_an_earlier_flag_is_unknown(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[256];
+    opts_init(&o);
+    uint16_t port = o.cfg.port;
+    assert_int_equal(
+        apply(&o,
+              (const char *const[]){"--port", "5", "--help", "--bogus", NULL},
+              err, sizeof err),
+        RP_CONFIG_HELP);
+    assert_int_equal(o.cfg.port, port); /* nothing set */
+    assert_int_equal(
+        apply(&o, (const char *const[]){"-h", NULL}, err, sizeof err),
+        RP_CONFIG_HELP);
+    assert_int_equal(apply(&o,
+                           (const char *const[]){"--bogus", "1", "-h", NULL},
+                           err, sizeof err),
+                     -ENOENT);
+    /* A value is a value, even one spelled like --help. */
+    assert_int_equal(apply(&o, (const char *const[]){"--port", "--help", NULL},
+                           err, sizeof err),
+                     -EINVAL);
+    assert_string_equal(err,
+                        "--port wants a whole number 0..65535, got '--help'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +282,9 @@ int main(void)
         cmocka_unit_test(set_reports_unknown_keys_and_bad_values),
         cmocka_unit_test(endpoints_parse_v4_v6_and_any),
         cmocka_unit_test(load_reports_a_missing_file),
+        cmocka_unit_test(args_set_keys_and_override_the_config_file),
+        cmocka_unit_test(args_name_the_flag_they_refuse),
+        cmocka_unit_test(help_wins_unless_an_earlier_flag_is_unknown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

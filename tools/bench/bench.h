@@ -157,4 +157,20 @@ int net_resolve(struct bench_opts *o);
  */
 int net_connect(const struct bench_opts *o);
 
+/* ---- the command line (cli.c), shared by both modes' parsers ---------- */
+
+/* Prints "PROG: MESSAGE (try --help)" on stderr and exits with status 2. */
+__attribute__((format(printf, 2, 3), noreturn)) void
+bench_bad_usage(const char *prog, const char *fmt, ...);
+
+/* The value of the flag at argv[*i] (which must start with "--"), from
+   argv[*i + 1]; advances *i past it. Exits 2 (bench_bad_usage) if 'a' is
+   not a flag or has no value. */
+const char *bench_flag_value(const char *prog, int argc, char **argv, int *i);
+
+/* 's', the value of 'flag', as a number in [lo, hi] (a whole one if
+   'whole'); exits 2 (bench_bad_usage) if it is not. */
+double bench_flag_num(const char *prog, const char *flag, const char *s,
+                      double lo, double hi, bool whole);
+
 #endif

@@ -11,7 +11,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,29 +44,12 @@ static void usage(FILE *f)
             "close or\nfailed connect, 2 bad flag.\n");
 }
 
-__attribute__((format(printf, 1, 2), noreturn)) static void
-bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, PROG ": ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs(" (try --help)\n", stderr);
-    exit(2);
-}
+#define bad_usage(...) bench_bad_usage(PROG, __VA_ARGS__)
 
 static double num(const char *flag, const char *s, double lo, double hi,
                   bool whole)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi) ||
-        (whole && v != floor(v)))
-        bad_usage("%s wants a %snumber in [%g, %g], got '%s'", flag,
-                  whole ? "whole " : "", lo, hi, s);
-    return v;
+    return bench_flag_num(PROG, flag, s, lo, hi, whole);
 }
 
 static void parse_args(int argc, char **argv, struct game_opts *o)
@@ -86,11 +68,7 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
             o->progress = true;
             continue;
         }
-        if (strncmp(a, "--", 2) != 0)
-            bad_usage("unexpected argument '%s'", a);
-        if (i + 1 >= argc)
-            bad_usage("%s needs a value", a);
-        const char *v = argv[++i];
+        const char *v = bench_flag_value(PROG, argc, argv, &i);
         if (strcmp(a, "--host") == 0)
             o->net.host = v;
         else if (strcmp(a, "--port") == 0)

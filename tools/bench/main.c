@@ -23,7 +23,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,35 +59,17 @@ static void usage(FILE *f)
            "failure, 2 bad flag.\n");
 }
 
-__attribute__((format(printf, 1, 2), noreturn)) static void
-bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, BENCH_PROG ": ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs(" (try --help)\n", stderr);
-    exit(2);
-}
+#define bad_usage(...) bench_bad_usage(BENCH_PROG, __VA_ARGS__)
 
 static double parse_num(const char *flag, const char *s, double lo, double hi)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        bad_usage("%s wants a number in [%g, %g], got '%s'", flag, lo, hi, s);
-    return v;
+    return bench_flag_num(BENCH_PROG, flag, s, lo, hi, false);
 }
 
 static uint32_t parse_u32(const char *flag, const char *s, uint32_t lo,
                           uint32_t hi)
 {
-    double v = parse_num(flag, s, lo, hi);
-    if (v != floor(v))
-        bad_usage("%s wants a whole number, got '%s'", flag, s);
-    return (uint32_t)v;
+    return (uint32_t)bench_flag_num(BENCH_PROG, flag, s, lo, hi, true);
 }
 
 /* "N", "MIN-MAX" (or "MIN..MAX", as the old echo-load took it). */
@@ -130,11 +111,7 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
                 o->mode = MODE_ROOM;
             continue;
         }
-        if (strncmp(a, "--", 2) != 0)
-            bad_usage("unexpected argument '%s'", a);
-        if (i + 1 >= argc)
-            bad_usage("%s needs a value", a);
-        const char *v = argv[++i];
+        const char *v = bench_flag_value(BENCH_PROG, argc, argv, &i);
         if (strcmp(a, "--host") == 0)
             o->host = v;
         else if (strcmp(a, "--port") == 0)
