@@ -6,7 +6,9 @@
 #   make sanitize   ASan+UBSan build, whole suite
 #   make tsan       ThreadSanitizer build, every test on the epoll backend
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
-#   make bench      Release build, micro-benchmarks side by side
+#   make bench      Release build, micro-benchmarks, then the side-by-side
+#                   matrix against epoll, libuv and raw io_uring (~30 min;
+#                   QUICK=1 for a 4-minute subset)
 #   make run        ringport-game with 1,000 verifying bots (BOTS, SECONDS)
 #   make run-echo   ringport-echo under a verifying load (SECONDS, CONNECTIONS)
 #   make soak       echo (and game) load for SOAK_SECONDS (default 600), server
@@ -68,6 +70,7 @@ bench: deps
 	@cmake --build build-release -j $(JOBS) >build-release.log 2>&1 || \
 	    { cat build-release.log; exit 1; }
 	@sh bench/run.sh build-release
+	@sh bench/side_by_side.sh build-release
 
 # The main demo: ringport-game (lobby, PVP, dungeon groups) with BOTS
 # verifying bots for SECONDS (make run BOTS=5000 SECONDS=60); it stops

@@ -16,7 +16,8 @@ apart because the tracepoint slows syscall-heavy servers more).
 
 Environment: REPS (5), DURATION (2 s), WARMUP (1 s), QUICK=1 (a few cells,
 REPS=3, DURATION=1), FILTER (regex on the cell name), OUT_DIR
-(bench/results), SERVER_CPU (0), LOAD_CPU (1), NO_PERF=1.
+(bench/results), SERVER_CPU (0), LOAD_CPU (1), NO_PERF=1, PERF_REPS (1:
+extra runs per server and cell under perf; syscalls/msg is their median).
 Only the processes it starts are ever signalled; every wait is bounded.
 """
 import datetime
@@ -52,6 +53,7 @@ SERVER_CPU = os.environ.get("SERVER_CPU", "0")
 LOAD_CPU = os.environ.get("LOAD_CPU", "1")
 USE_PERF = os.environ.get("NO_PERF", "") in ("", "0")
 IDLE_CONNS = env_num("IDLE_CONNS", 10000)
+PERF_REPS = env_num("PERF_REPS", 1)  # extra runs under perf, per server
 
 live = []  # every process we started and have not reaped yet
 
@@ -697,10 +699,10 @@ def main():
                     log("%s %s: %.2f KiB/session" % (
                         cell["name"], s, runs[s][-1]["kib_per_session"]))
             else:
-                for rep in range(REPS + (1 if perf else 0)):
+                for rep in range(REPS + (PERF_REPS if perf else 0)):
                     order = names[rep % len(names):] + names[:rep % len(names)]
                     for s in order:
-                        is_perf = rep == REPS
+                        is_perf = rep >= REPS
                         if not servers[s].alive():
                             (perf_runs if is_perf else runs)[s].append(None)
                             continue

@@ -8,6 +8,7 @@
 #   QUICK=1      a few cells, REPS=3, DURATION=1: a fast check
 #   FILTER=RE    only the cells whose name matches RE ('echo c100', 'tick')
 #   REPS=N       repetitions per cell (default 5); DURATION=S (default 2)
+#   PERF_REPS=N  extra runs per server and cell under perf stat (default 1)
 # Writes bench/results/side_by_side-<date>.md and prints it.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
