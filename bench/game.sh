@@ -5,7 +5,7 @@
 #
 # Usage: bench/game.sh [BUILD_DIR]            (default build-release)
 #   BOTS=N (5000)  DURATION=S (20)  REPS=N (3)  THREADS=N (bot threads, 2)
-# Prints a markdown table (docs/benchmarks-game.md holds a recorded one).
+# Prints a markdown table (docs/benchmarks.md holds a recorded one).
 # 5,000 bots need ~10,000 descriptors across the two processes.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

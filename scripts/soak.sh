@@ -99,8 +99,8 @@ game_pid="" game_load=""
 if [ -x "$game_bin" ] && "$load_bin" game --help >/dev/null 2>&1; then
     start_server game "$game_bin" --port 0 --no-stats || exit 1
     game_pid=$srv_pid
-    "$load_bin" game --port "$srv_port" --connections 200 \
-        --duration "$secs" --warmup 0 --json \
+    "$load_bin" game --port "$srv_port" --bots 200 \
+        --duration "$secs" --json \
         >"$tmp/game-load.out" 2>"$tmp/game-load.err" &
     game_load=$!
     pids="$pids $game_load"
