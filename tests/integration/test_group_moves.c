@@ -125,6 +125,7 @@ moves_from_handlers_and_threads_keep_every_message_in_order(void **state)
         msgs += gs.messages;
     }
     assert_int_equal(enters, atomic_load(&gu_log.enters));
+    assert_int_equal(leaves, atomic_load(&gu_log.leaves));
     assert_int_equal(msgs, atomic_load(&gu_log.grp_msgs));
     finish(srv, before);
 }
