@@ -328,6 +328,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->ops = 0;
     s->recv_armed = s->sending = s->draining = false;
     s->closing = s->closed = s->dirty = s->got_first = false;
+    s->cancelling = false;
     s->reason = 0;
     s->route = s->route_next = NULL;
     s->held_head = s->held_tail = NULL;
@@ -394,6 +395,16 @@ static void session_finish(struct net_thread *t, struct rp_session *s)
     rp__session_put(srv, s); /* the open reference */
 }
 
+/* Cancels every op on the session's fd; the cancel itself is an op. */
+static void session_cancel_all(struct net_thread *t, struct rp_session *s)
+{
+    if (s->ops > 0 && !s->cancelling &&
+        rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0) {
+        s->ops++;
+        s->cancelling = true;
+    }
+}
+
 /* Ends for which the peer misbehaved: the connection is reset, and what is
    still queued for it is dropped. */
 static bool session_end_is_abortive(enum rp_leave_reason reason)
@@ -453,8 +464,8 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
         setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
     }
     shutdown(s->fd, SHUT_RDWR);
-    if (s->ops > 0 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
-        s->ops++;
+    s->closing_ns = t->now;
+    session_cancel_all(t, s);
     rp__session_end(t, s, reason, false);
 }
 
@@ -465,6 +476,10 @@ void rp__session_complete(struct net_thread *t, struct rp_session *s,
     case NET_OP_RECV: session_on_recv(t, s, res, flags); break;
     case NET_OP_SEND: session_on_send(t, s, res); break;
     case NET_OP_CANCEL:
+        s->cancelling = false;
+        s->ops--;
+        rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
+        break;
     case NET_OP_CLOSE:
         s->ops--;
         rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
@@ -477,8 +492,20 @@ void rp__session_tick(struct net_thread *t, struct rp_session *s)
 {
     const struct rp_server_config *cfg = &t->srv->cfg;
     int64_t now = t->now;
-    if (s->closing)
+    if (s->closing) {
+        /* Teardown waits for every op. One re-armed or parked just after
+           the cancel went in (a multishot receive that met -ENOBUFS in the
+           same batch) would hold the session forever: a second later,
+           cancel again, once a second, until the last op is back. */
+        if (!s->closed && s->ops > 0 && !s->cancelling &&
+            now - s->closing_ns >= RP_NS_PER_SEC) {
+            RP_DEBUG("session", "session %llu: %u ops outlived the cancel",
+                     (unsigned long long)s->sid, (unsigned)s->ops);
+            s->closing_ns = now;
+            session_cancel_all(t, s);
+        }
         return;
+    }
     if (s->draining) {
         if (now >= s->drain_deadline_ns)
             rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
