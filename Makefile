@@ -85,6 +85,14 @@ run: build
 run-echo: build
 	@sh scripts/run-echo.sh build $(SECONDS) $(CONNECTIONS)
 
+# Echo and game load for SOAK_SECONDS, sampling server RSS and descriptors;
+# fails if a byte is wrong or either keeps growing after warm-up (the rule
+# is in scripts/soak.sh; docs/reliability.md).
+SOAK_SECONDS ?= 600
+soak: build
+	@sh scripts/deps.sh soak
+	@sh scripts/soak.sh build $(SOAK_SECONDS)
+
 install: build
 	@cmake --install build --prefix $(PREFIX)
 
