@@ -313,6 +313,55 @@ static inline void su_set_nonblock(int fd)
     assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
 }
 
+/*
+ * Peers that never read: writes 'stream' (again and again) on each of the
+ * n non-blocking sockets in fd[] until the server cuts every one (EPIPE,
+ * ECONNRESET, POLLERR or POLLHUP) or 'wait_ms' pass. sent[i] counts the
+ * bytes each got into its kernel buffer; a peer past 'cap' bytes fails the
+ * test (the server's queue would be unbounded). Returns how many were
+ * still not cut. cut[] and sent[] are the caller's, n entries each.
+ */
+static inline int su_flood_until_cut(const int *fd, bool *cut, uint64_t *sent,
+                                     int n, const uint8_t *stream,
+                                     size_t stream_len, uint64_t cap,
+                                     uint64_t wait_ms)
+{
+    struct pollfd *p = calloc((size_t)n, sizeof *p);
+    assert_non_null(p);
+    uint64_t end = su_now_ms() + wait_ms;
+    int left = 0;
+    for (int i = 0; i < n; i++)
+        left += !cut[i];
+    while (left > 0 && su_now_ms() < end) {
+        for (int i = 0; i < n; i++) {
+            p[i] =
+                (struct pollfd){.fd = cut[i] ? -1 : fd[i], .events = POLLOUT};
+            while (!cut[i]) {
+                assert_true(sent[i] < cap);
+                size_t off = sent[i] % stream_len;
+                ssize_t r =
+                    send(fd[i], stream + off, stream_len - off, MSG_NOSIGNAL);
+                if (r > 0) {
+                    sent[i] += (uint64_t)r;
+                    continue;
+                }
+                if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                    break;
+                cut[i] = true; /* EPIPE / ECONNRESET: the server cut it */
+                left--;
+            }
+        }
+        poll(p, (nfds_t)n, 10);
+        for (int i = 0; i < n; i++)
+            if (!cut[i] && (p[i].revents & (POLLERR | POLLHUP))) {
+                cut[i] = true;
+                left--;
+            }
+    }
+    free(p);
+    return left;
+}
+
 /* Closes with an RST instead of a FIN (SO_LINGER 0). */
 static inline void su_close_rst(int fd)
 {

@@ -103,35 +103,8 @@ static void peer_that_never_reads_is_cut_at_the_send_queue_limit(void **state)
     /* Bounded: ~4 MiB of kernel buffers plus the limit would do; 64 MiB
        per client is far past anything a bounded queue absorbs. */
     const uint64_t cap = 64ull << 20;
-    uint64_t end = su_now_ms() + SU_WAIT_MS;
-    int left = N;
-    while (left > 0 && su_now_ms() < end) {
-        struct pollfd p[N];
-        for (int i = 0; i < N; i++) {
-            p[i] =
-                (struct pollfd){.fd = cut[i] ? -1 : fd[i], .events = POLLOUT};
-            while (!cut[i]) {
-                assert_true(sent[i] < cap);
-                size_t off = sent[i] % stream_len;
-                ssize_t r =
-                    send(fd[i], stream + off, stream_len - off, MSG_NOSIGNAL);
-                if (r > 0) {
-                    sent[i] += (uint64_t)r;
-                    continue;
-                }
-                if (r < 0 && (errno == EAGAIN || errno == EINTR))
-                    break;
-                cut[i] = true; /* EPIPE / ECONNRESET: the server cut it */
-                left--;
-            }
-        }
-        poll(p, N, 10);
-        for (int i = 0; i < N; i++)
-            if (!cut[i] && (p[i].revents & (POLLERR | POLLHUP))) {
-                cut[i] = true;
-                left--;
-            }
-    }
+    int left = su_flood_until_cut(fd, cut, sent, N, stream, stream_len, cap,
+                                  SU_WAIT_MS);
     assert_int_equal(left, 0);
     SU_WAIT(su_leaves(srv, RP_LEAVE_SEND_OVERFLOW) == N &&
             atomic_load(&ev.by_reason[RP_LEAVE_SEND_OVERFLOW]) == N);
