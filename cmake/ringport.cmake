@@ -24,3 +24,11 @@ function(rp_program target)
   target_link_libraries(${target} PRIVATE ringport_static)
   rp_target_defaults(${target})
 endfunction()
+
+# One configure-time line for a target skipped because a package outside the
+# build set is missing, naming the scripts/deps.sh set that brings it. The
+# quick start (scripts/deps.sh build) must never need more than the build set.
+function(rp_skip_optional target what set)
+  message(NOTICE "ringport: skipping ${target}: ${what} not found "
+                 "(scripts/deps.sh ${set} installs it)")
+endfunction()
