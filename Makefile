@@ -13,6 +13,8 @@
 #   make run-echo   ringport-echo under a verifying load (SECONDS, CONNECTIONS)
 #   make soak       echo (and game) load for SOAK_SECONDS (default 600), server
 #                   RSS and descriptors sampled into build/soak/soak.{csv,png}
+#   make fresh-check  the README's two commands in a pristine Debian 12 root
+#                   (debootstrap, cached; root only; scripts/fresh-check.sh)
 #   make install    PREFIX=DIR (default /usr/local)
 #   make format     clang-format the tree
 
@@ -26,7 +28,7 @@ CTEST_ARGS ?=
 CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-.PHONY: all build test sanitize tsan fuzz bench run run-echo soak install format clean deps
+.PHONY: all build test sanitize tsan fuzz bench run run-echo soak fresh-check install format clean deps
 
 all: build
 
@@ -92,6 +94,11 @@ SOAK_SECONDS ?= 600
 soak: build
 	@sh scripts/deps.sh soak
 	@sh scripts/soak.sh build $(SOAK_SECONDS)
+
+# Needs no build here: it proves the committed tree on a machine that has
+# nothing (FRESH=rebuild bootstraps the cached root again).
+fresh-check:
+	@sh scripts/fresh-check.sh
 
 install: build
 	@cmake --install build --prefix $(PREFIX)
