@@ -134,7 +134,7 @@ in_root "$work/make.log" "apt-get update -qq && apt-get install -y -qq make" ||
 echo "fresh-check: make run BOTS=50 SECONDS=5"
 in_root "$work/run.log" "make run BOTS=50 SECONDS=5" ||
     failed "make run BOTS=50 SECONDS=5" "$work/run.log"
-grep -E 'verification|^ringport-game: (sessions|players)' "$work/run.log"
+grep -E 'verification errors|sessions [0-9]+ players' "$work/run.log"
 
 echo "fresh-check: make test"
 in_root "$work/test.log" "make test" || failed "make test" "$work/test.log"
