@@ -177,11 +177,14 @@ struct rp_op {
         int32_t result;             /* models 1 and 2: the completion's res */
         uint32_t result_flags;
         uint8_t kind;
-        uint8_t where;  /* epoll: which backend list holds the op */
+        uint8_t where;  /* epoll: which backend list holds the op;
+                           io_uring: a cancel named this op */
         uint8_t parked; /* multishot waiting for a recycled buffer */
         uint8_t pad;
         int fd;
         int arg;           /* shutdown 'how'; connect addrlen */
+        uint32_t fd_gen;   /* io_uring: the fd's cancel generation when
+                              submitted (send, multishot receive) */
         struct msghdr msg; /* recv/send */
         int64_t ts_sec;    /* timer: a struct __kernel_timespec */
         long long ts_nsec;

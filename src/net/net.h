@@ -151,18 +151,17 @@ struct rp_session {
     struct net_req *inflight;        /* sent by the send in flight */
     uint32_t inflight_n;
     uint32_t inflight_bytes;
-    uint8_t ops; /* ops in flight (recv, send, cancel, close) */
+    uint8_t ops; /* ops in flight (recv, send, cancel, close), plus one
+                    while session_end_begin() runs */
     bool recv_armed;
     bool sending;
-    bool draining;   /* ends once the queue is empty (kick, stop) */
-    bool closing;    /* teardown begun: no new op */
-    bool closed;     /* close op submitted */
-    bool cancelling; /* cancel_op in flight */
-    bool dirty;      /* on the thread's flush list */
-    bool got_first;  /* a whole frame (raw: a byte) has arrived */
-    uint8_t reason;  /* enum rp_leave_reason once ending */
+    bool draining;  /* ends once the queue is empty (kick, stop) */
+    bool closing;   /* teardown begun: no new op */
+    bool closed;    /* close op submitted */
+    bool dirty;     /* on the thread's flush list */
+    bool got_first; /* a whole frame (raw: a byte) has arrived */
+    uint8_t reason; /* enum rp_leave_reason once ending */
     int64_t joined_ns, last_rx_ns, frame_start_ns, drain_deadline_ns;
-    int64_t closing_ns; /* teardown began (for the re-cancel below) */
     struct rp_session *prev, *next; /* the thread's session list */
     struct rp_session *dirty_next;
     /* Routing (route.c): 'route' is the group the session's frames go to
