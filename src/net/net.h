@@ -16,6 +16,7 @@
 #define RP_NET_NET_H
 
 #include "buf/ring.h"
+#include "core/assert.h"
 #include "core/mpsc.h"
 #include "core/pool.h"
 #include "proto/frame.h"
@@ -272,7 +273,19 @@ void rp__session_put(struct rp_server *srv, struct rp_session *s);
 int rp__session_mark_closing(struct rp_server *srv, rp_sid sid,
                              struct rp_session **out);
 
-/* ---- session.c ---- */
+/*
+ * Every "Owner thread" entry point below checks that it runs on 't' and
+ * that 's' belongs to 't' (Debug and sanitizer builds: core/assert.h); a
+ * call from any other thread panics instead of racing the owner.
+ */
+#define NET_ASSERT_OWNER(t, s)                                                 \
+    do {                                                                       \
+        RP_ASSERT_THREAD(t);                                                   \
+        RP_ASSERT_THREAD((s)->owner);                                          \
+    } while (0)
+
+/* ---- session.c ----
+ * Thread: owner (the session's I/O thread 't'), every function. */
 void rp__session_open(struct net_thread *t, struct rp_session *s);
 void rp__session_complete(struct net_thread *t, struct rp_session *s,
                           unsigned kind, int32_t res, uint32_t flags);

@@ -190,6 +190,7 @@ static void session_on_recv(struct net_thread *t, struct rp_session *s,
 void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
                          struct net_req *r)
 {
+    NET_ASSERT_OWNER(t, s);
     /* A request may race the session's end (or, with a guessed id, its
        start): the reference it holds keeps the slot, not the session. */
     if (s->closing || s->sid != r->sid) {
@@ -212,6 +213,7 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
 /* Starts one gather send of up to max_iov queued packets. */
 void rp__session_flush(struct net_thread *t, struct rp_session *s)
 {
+    NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
     if (s->closing || s->sending)
         return;
@@ -315,6 +317,7 @@ static void session_refuse(struct net_thread *t, struct rp_session *s)
 
 void rp__session_open(struct net_thread *t, struct rp_session *s)
 {
+    NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
     s->sid = s->open_req.sid;
     if (t->stopping) {
@@ -475,7 +478,7 @@ static void session_end_begin(struct net_thread *t, struct rp_session *s)
 void rp__session_end(struct net_thread *t, struct rp_session *s,
                      enum rp_leave_reason reason, bool drain)
 {
-    RP_ASSERT_THREAD(t);
+    NET_ASSERT_OWNER(t, s);
     if (s->closing)
         return; /* teardown under way: its ops move it on */
     if (!s->draining) {
@@ -496,7 +499,7 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
 void rp__session_complete(struct net_thread *t, struct rp_session *s,
                           unsigned kind, int32_t res, uint32_t flags)
 {
-    RP_ASSERT_THREAD(t);
+    NET_ASSERT_OWNER(t, s);
     switch (kind) {
     case NET_OP_RECV: session_on_recv(t, s, res, flags); break;
     case NET_OP_SEND: session_on_send(t, s, res); break;
@@ -508,7 +511,7 @@ void rp__session_complete(struct net_thread *t, struct rp_session *s,
 
 void rp__session_tick(struct net_thread *t, struct rp_session *s)
 {
-    RP_ASSERT_THREAD(t);
+    NET_ASSERT_OWNER(t, s);
     const struct rp_server_config *cfg = &t->srv->cfg;
     int64_t now = t->now;
     if (s->closing)
