@@ -14,6 +14,11 @@ endfunction()
 
 function(rp_target_defaults target)
   target_compile_definitions(${target} PRIVATE _GNU_SOURCE)
+  # Thread-ownership checks (RP_ASSERT_THREAD, src/core/assert.h) stay on
+  # in sanitizer builds even where NDEBUG is set (make tsan).
+  if(RP_SANITIZE)
+    target_compile_definitions(${target} PRIVATE RP_CHECK_THREADS)
+  endif()
   target_compile_options(${target} PRIVATE ${RP_WARNINGS})
   rp_link_sanitizers(${target})
 endfunction()

@@ -177,11 +177,14 @@ struct rp_op {
         int32_t result;             /* models 1 and 2: the completion's res */
         uint32_t result_flags;
         uint8_t kind;
-        uint8_t where;  /* epoll: which backend list holds the op */
+        uint8_t where;  /* epoll: which backend list holds the op;
+                           io_uring: a cancel named this op */
         uint8_t parked; /* multishot waiting for a recycled buffer */
         uint8_t pad;
         int fd;
         int arg;           /* shutdown 'how'; connect addrlen */
+        uint32_t fd_gen;   /* io_uring: the fd's cancel generation when
+                              submitted (send, multishot receive) */
         struct msghdr msg; /* recv/send */
         int64_t ts_sec;    /* timer: a struct __kernel_timespec */
         long long ts_nsec;
@@ -254,7 +257,15 @@ int rp_backend_parse(const char *name);
  *           and cancelled, -ENOENT not pending (already completed), or
  *           -EALREADY (running, cannot be stopped). The target completes
  *           with -ECANCELED, or with its result if it won the race.
- * cancel_fd cancels every pending op on 'fd'; res = how many.
+ * cancel_fd cancels every pending op on 'fd'. Each completes with
+ *           -ECANCELED, or its result if it won the race; none is continued,
+ *           re-armed or parked after the cancel (a multishot receive that
+ *           had just met -ENOBUFS, a short send), so each completes without
+ *           further help. res = how many ops the kernel found (plus parked
+ *           receives): a figure, not a count to wait for. io_uring counts an
+ *           op it found already running on a worker thread, which then
+ *           completes with its own result, and the port ends with
+ *           -ECANCELED some ops the kernel could no longer find.
  * timer     completes after 'timeout_ns' with res = -ETIME (as io_uring),
  *           or -ECANCELED if cancelled first.
  * nop       completes with res = 0 through the backend (a barrier, a test
@@ -264,8 +275,10 @@ int rp_backend_parse(const char *name);
  *           port (it wakes the owner only if the owner sleeps).
  *
  * Closing with ops in flight, the documented teardown: shutdown(fd) (or
- * rp_port_shutdown), rp_port_cancel_fd(fd), wait until every op on the fd
- * has completed (-ECANCELED or its result), then rp_port_close(fd). The
+ * rp_port_shutdown, and wait for it: a cancel_fd sent while it is in flight
+ * may cancel the shutdown itself), rp_port_cancel_fd(fd), wait until every
+ * op on the fd has completed (-ECANCELED or its result), then
+ * rp_port_close(fd). The
  * port never frees or reuses anything under a pending op; io_uring itself
  * does not cancel requests on close(2), and a multishot receive would keep
  * delivering.

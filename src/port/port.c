@@ -151,6 +151,7 @@ static int drain_posts(struct rp_port *p)
 
 void rp__port_pump(struct rp_port *p, int64_t timeout_ns)
 {
+    RP_ASSERT_THREAD(p); /* owned ports only: the owner pumps */
     /* Something delivered now is what the caller waits for: do not sleep
        on top of it. */
     if (drain_posts(p) > 0)
@@ -251,6 +252,7 @@ void rp_port_destroy(struct rp_port *p)
     if (!p)
         return;
     if (p->owned) {
+        RP_ASSERT_THREAD(p); /* Thread: the owner */
         struct rp__apc_ctx *ctx = rp__apc_self();
         if (ctx->owned == p)
             ctx->owned = NULL;
@@ -513,6 +515,10 @@ void rp_port_buffer_recycle(struct rp_buffers *bufs, uint16_t id)
 {
     struct rp_port *p = bufs->port;
     assert(id < bufs->count);
+    /* Thread: the owner of an owned port (there is no error to return:
+       a recycle from elsewhere would race the owner's backend). */
+    if (p->owned)
+        RP_ASSERT_THREAD(p);
     if (!p->owned)
         pthread_mutex_lock(&p->be_lock);
     p->be->ops->buffer_recycle(p->be, bufs, id);
