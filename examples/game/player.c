@@ -22,17 +22,24 @@ int game_init(struct game *g, struct rp_server *srv, uint32_t max_sessions,
     g->cfg = *cfg;
     g->nslots = max_sessions;
     g->handoff = calloc(max_sessions, sizeof *g->handoff);
-    if (!g->handoff)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < max_sessions; i++)
+    g->ended = calloc(max_sessions, sizeof *g->ended);
+    int r = -ENOMEM;
+    if (!g->handoff || !g->ended)
+        goto fail;
+    for (uint32_t i = 0; i < max_sessions; i++) {
         atomic_init(&g->handoff[i], NULL);
-    int r = names_init(&g->names, max_sessions);
-    if (r < 0) {
-        free(g->handoff);
-        g->handoff = NULL;
-        return r;
+        atomic_init(&g->ended[i], 0); /* 0 is never a sid */
     }
+    r = names_init(&g->names, max_sessions);
+    if (r < 0)
+        goto fail;
     return 0;
+fail:
+    free(g->handoff);
+    free(g->ended);
+    g->handoff = NULL;
+    g->ended = NULL;
+    return r;
 }
 
 void game_destroy(struct game *g)
@@ -46,7 +53,9 @@ void game_destroy(struct game *g)
             player_free(g, p);
     }
     free(g->handoff);
+    free(g->ended);
     g->handoff = NULL;
+    g->ended = NULL;
     /* The names stay for the caller's final count: names_fini(). */
 }
 
@@ -68,17 +77,34 @@ void player_free(struct game *g, struct player *p)
     free(p);
 }
 
+/* Frees the record parked in 'slot' if it is still there and belongs to
+   'sid': the compare-exchange makes this the one owner (a content's
+   on_enter may have taken it first, and then frees it itself). */
+static void handoff_reclaim(struct game *g, uint32_t slot, rp_sid sid)
+{
+    struct player *p = atomic_load(&g->handoff[slot]);
+    if (p && p->sid == sid &&
+        atomic_compare_exchange_strong(&g->handoff[slot], &p, NULL))
+        player_free(g, p);
+}
+
 void handoff_put(struct game *g, struct player *p)
 {
+    uint32_t slot = rp_sid_slot(p->sid);
+    rp_sid sid = p->sid;
     /* The slot is empty: a session is held by one content at a time, and
        the next one empties the slot before the session can move again. */
-    struct player *old = atomic_exchange_explicit(
-        &g->handoff[rp_sid_slot(p->sid)], p, memory_order_acq_rel);
+    struct player *old = atomic_exchange(&g->handoff[slot], p);
     if (old) {
         RP_WARN("game", "session %llu: stale hand-off record freed",
                 (unsigned long long)old->sid);
         player_free(g, old);
     }
+    /* Ended while in transit: no on_enter will come for it (game.h). Read
+       after the publishing exchange, both seq_cst, as the server's
+       on_leave writes 'ended' before it looks at the slot. */
+    if (atomic_load(&g->ended[slot]) == sid)
+        handoff_reclaim(g, slot, sid);
 }
 
 struct player *handoff_take(struct game *g, rp_sid sid)
@@ -97,6 +123,15 @@ struct player *handoff_take(struct game *g, rp_sid sid)
         return NULL;
     }
     return p;
+}
+
+void handoff_session_ended(struct game *g, rp_sid sid)
+{
+    uint32_t slot = rp_sid_slot(sid);
+    if (slot >= g->nslots)
+        return;
+    atomic_store(&g->ended[slot], sid);
+    handoff_reclaim(g, slot, sid);
 }
 
 static struct rp_packet *encode(const struct gm_msg *m)
