@@ -18,9 +18,20 @@
  * always there when B looks, and the release/acquire pair makes A's writes
  * visible to B whatever the layout (HETERO or HOMO). A session that ends
  * instead (on_leave with any other reason) is freed by the content holding
- * it: one owner, one free. Records left in hand-off slots when the server
- * stops (a move whose target stopped) are freed by game_destroy after
- * every thread is joined.
+ * it: one owner, one free.
+ *
+ * A session can also end while its record is in transit: after A's
+ * on_leave(MOVED) took the move but before B's on_enter, or after the
+ * ENTER was queued for B. The engine then runs no on_enter at all (or one
+ * that finds the slot already emptied), so nobody would take the record:
+ * it and its name would stay until the slot is reused. So the server's
+ * on_leave, which runs once per session on its I/O thread, marks the sid
+ * ended (ended[slot]) and reclaims a record parked for it, and handoff_put
+ * checks the mark after publishing: both are seq_cst, so at least one of
+ * the two sees the other, and the exchange on the slot lets exactly one
+ * free the record. Records left in hand-off slots when the server stops
+ * (a move whose target stopped) are freed by game_destroy after every
+ * thread is joined.
  *
  * The nickname registry is the one shared structure: a name is taken at
  * login in the lobby but released wherever the session ends (lobby, pvp or
@@ -92,6 +103,8 @@ struct game {
     struct game_config cfg;
     uint32_t nslots; /* = max_sessions: every sid's slot is below it */
     _Atomic(struct player *) *handoff; /* [nslots], records in transit */
+    _Atomic rp_sid *ended; /* [nslots]: the last sid of the slot whose
+                              session ended (server on_leave) */
     struct names names;
     struct game_counters n;
     struct rp_group *lobby_g, *pvp_g, *dungeon_g;
@@ -109,9 +122,16 @@ void game_destroy(struct game *g);
 struct player *player_new(struct game *g, rp_sid sid);
 /* Releases the name (if any) and frees the record. */
 void player_free(struct game *g, struct player *p);
+/* Publishes 'p' for the next content (or frees it if its session has
+   ended meanwhile). Thread: the content that held it, in its on_leave. */
 void handoff_put(struct game *g, struct player *p);
-/* The record published for 'sid', or NULL. */
+/* The record published for 'sid', or NULL. Thread: the receiving content,
+   in its on_enter. */
 struct player *handoff_take(struct game *g, rp_sid sid);
+/* Session 'sid' has ended: frees a record parked for it, and makes a
+   later handoff_put of its record free it. Thread: the server's on_leave
+   (the session's I/O thread). */
+void handoff_session_ended(struct game *g, rp_sid sid);
 
 /* Encodes and sends 'm' to one session / to 'n' (one shared packet). */
 int game_send(struct game *g, rp_sid sid, const struct gm_msg *m);
@@ -119,15 +139,22 @@ int game_broadcast(struct game *g, const rp_sid *ids, size_t n,
                    const struct gm_msg *m);
 void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about);
 /*
- * Decodes 'pkt' into 'm' and answers what is wrong with it: a type that no
- * client may send or a payload of the wrong length gets an error packet
- * and a disconnect (the client is broken or hostile: nothing it sends
- * later can be trusted to be framed as it means); a field out of range
- * gets an error packet and the session stays. Returns true if 'm' is
- * usable.
+ * Decodes 'pkt' into 'm' and judges it in the order docs/protocol.md
+ * gives ("Which error wins"), answering only the first thing wrong:
+ *   1. a type no client may send, or a payload of the wrong length: an
+ *      error packet and a disconnect (the client is broken or hostile:
+ *      nothing it sends later can be trusted to be framed as it means)
+ *   2. anything but LOGIN before login ('logged_in' false): NOT_LOGGED_IN
+ *   3. a client type this content does not take (not in 'accepts', a
+ *      mask of GAME_TYPE_BIT): WRONG_CONTENT
+ *   4. a field out of its wire range: BAD_FIELD
+ * In 2-4 the session stays. The content's own checks (name taken,
+ * already queued, a monster index over the run's count, ...) come after.
+ * Returns true if 'm' is usable.
  */
+#define GAME_TYPE_BIT(t) (1u << (t))
 bool game_decode(struct game *g, rp_sid sid, struct rp_packet *pkt,
-                 struct gm_msg *m);
+                 uint32_t accepts, bool logged_in, struct gm_msg *m);
 
 /* Contents: each creates its group (tick included) and its state. */
 int lobby_create(struct game *g);

@@ -161,10 +161,13 @@ static void on_message(struct rp_server *srv, rp_sid sid,
     game_send_error(user, sid, GM_ERR_WRONG_CONTENT, msg->type);
 }
 
+/* The session has ended: its record may be in transit between two
+   contents, where no content's on_leave will free it (game.h). */
 static void on_leave(struct rp_server *srv, rp_sid sid,
                      enum rp_leave_reason reason, void *user)
 {
-    (void)srv, (void)sid, (void)reason, (void)user;
+    (void)srv, (void)reason;
+    handoff_session_ended(user, sid);
 }
 
 /* ---- metrics and stats ------------------------------------------------- */

@@ -22,17 +22,24 @@ int game_init(struct game *g, struct rp_server *srv, uint32_t max_sessions,
     g->cfg = *cfg;
     g->nslots = max_sessions;
     g->handoff = calloc(max_sessions, sizeof *g->handoff);
-    if (!g->handoff)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < max_sessions; i++)
+    g->ended = calloc(max_sessions, sizeof *g->ended);
+    int r = -ENOMEM;
+    if (!g->handoff || !g->ended)
+        goto fail;
+    for (uint32_t i = 0; i < max_sessions; i++) {
         atomic_init(&g->handoff[i], NULL);
-    int r = names_init(&g->names, max_sessions);
-    if (r < 0) {
-        free(g->handoff);
-        g->handoff = NULL;
-        return r;
+        atomic_init(&g->ended[i], 0); /* 0 is never a sid */
     }
+    r = names_init(&g->names, max_sessions);
+    if (r < 0)
+        goto fail;
     return 0;
+fail:
+    free(g->handoff);
+    free(g->ended);
+    g->handoff = NULL;
+    g->ended = NULL;
+    return r;
 }
 
 void game_destroy(struct game *g)
@@ -46,7 +53,9 @@ void game_destroy(struct game *g)
             player_free(g, p);
     }
     free(g->handoff);
+    free(g->ended);
     g->handoff = NULL;
+    g->ended = NULL;
     /* The names stay for the caller's final count: names_fini(). */
 }
 
@@ -68,17 +77,34 @@ void player_free(struct game *g, struct player *p)
     free(p);
 }
 
+/* Frees the record parked in 'slot' if it is still there and belongs to
+   'sid': the compare-exchange makes this the one owner (a content's
+   on_enter may have taken it first, and then frees it itself). */
+static void handoff_reclaim(struct game *g, uint32_t slot, rp_sid sid)
+{
+    struct player *p = atomic_load(&g->handoff[slot]);
+    if (p && p->sid == sid &&
+        atomic_compare_exchange_strong(&g->handoff[slot], &p, NULL))
+        player_free(g, p);
+}
+
 void handoff_put(struct game *g, struct player *p)
 {
+    uint32_t slot = rp_sid_slot(p->sid);
+    rp_sid sid = p->sid;
     /* The slot is empty: a session is held by one content at a time, and
        the next one empties the slot before the session can move again. */
-    struct player *old = atomic_exchange_explicit(
-        &g->handoff[rp_sid_slot(p->sid)], p, memory_order_acq_rel);
+    struct player *old = atomic_exchange(&g->handoff[slot], p);
     if (old) {
         RP_WARN("game", "session %llu: stale hand-off record freed",
                 (unsigned long long)old->sid);
         player_free(g, old);
     }
+    /* Ended while in transit: no on_enter will come for it (game.h). Read
+       after the publishing exchange, both seq_cst, as the server's
+       on_leave writes 'ended' before it looks at the slot. */
+    if (atomic_load(&g->ended[slot]) == sid)
+        handoff_reclaim(g, slot, sid);
 }
 
 struct player *handoff_take(struct game *g, rp_sid sid)
@@ -97,6 +123,15 @@ struct player *handoff_take(struct game *g, rp_sid sid)
         return NULL;
     }
     return p;
+}
+
+void handoff_session_ended(struct game *g, rp_sid sid)
+{
+    uint32_t slot = rp_sid_slot(sid);
+    if (slot >= g->nslots)
+        return;
+    atomic_store(&g->ended[slot], sid);
+    handoff_reclaim(g, slot, sid);
 }
 
 static struct rp_packet *encode(const struct gm_msg *m)
@@ -146,22 +181,31 @@ void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about)
 }
 
 bool game_decode(struct game *g, rp_sid sid, struct rp_packet *pkt,
-                 struct gm_msg *m)
+                 uint32_t accepts, bool logged_in, struct gm_msg *m)
 {
     uint16_t type = rp_packet_type(pkt);
     int r = gm_is_client_type(type) ? gm_decode(type, rp_packet_payload(pkt),
                                                 rp_packet_size(pkt), m)
                                     : -ENOMSG;
-    if (r == 0)
-        return true;
-    if (r == -ERANGE) {
-        game_send_error(g, sid, GM_ERR_BAD_FIELD, type);
+    if (r == -ENOMSG || r == -EBADMSG) {
+        game_send_error(g, sid,
+                        r == -ENOMSG ? GM_ERR_UNKNOWN_TYPE : GM_ERR_MALFORMED,
+                        type);
+        count(&g->n.kicks, 1);
+        /* The error goes out first: disconnect sends what is queued. */
+        rp_server_disconnect(g->srv, sid);
         return false;
     }
-    game_send_error(
-        g, sid, r == -ENOMSG ? GM_ERR_UNKNOWN_TYPE : GM_ERR_MALFORMED, type);
-    count(&g->n.kicks, 1);
-    /* The error goes out first: disconnect sends what is queued. */
-    rp_server_disconnect(g->srv, sid);
-    return false;
+    uint16_t code = 0;
+    if (!logged_in && type != GM_LOGIN)
+        code = GM_ERR_NOT_LOGGED_IN;
+    else if (!(accepts & GAME_TYPE_BIT(type)))
+        code = GM_ERR_WRONG_CONTENT;
+    else if (r == -ERANGE)
+        code = GM_ERR_BAD_FIELD;
+    if (code) {
+        game_send_error(g, sid, code, type);
+        return false;
+    }
+    return true;
 }

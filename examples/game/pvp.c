@@ -144,12 +144,12 @@ static void pvp_message(struct rp_group *grp, rp_sid sid, struct rp_packet *pkt,
     struct player *p = pv->by_slot[rp_sid_slot(sid)];
     struct gm_msg m;
     (void)grp;
-    if (!p || !game_decode(pv->g, sid, pkt, &m))
+    /* Only logged-in sessions are ever moved here. */
+    if (!p ||
+        !game_decode(pv->g, sid, pkt,
+                     GAME_TYPE_BIT(GM_PVP_MOVE) | GAME_TYPE_BIT(GM_PVP_ATTACK),
+                     true, &m))
         return;
-    if (m.type != GM_PVP_MOVE && m.type != GM_PVP_ATTACK) {
-        game_send_error(pv->g, sid, GM_ERR_WRONG_CONTENT, m.type);
-        return;
-    }
     struct room *r = p->where;
     if (!r || r->state != ROOM_FIGHTING)
         return; /* crossed MATCH_END or arrived early: dropped */
