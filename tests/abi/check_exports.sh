@@ -44,8 +44,11 @@ check_lib() {
     echo "$3" | tr ',' '\n' >"$work/$name.headers"
     awk 'NR == FNR { h[$1] = 1; next } ($1 in h) { print $2 }' \
         "$work/$name.headers" "$work/decls" | sort -u >"$work/$name.declared"
-    nm -D --defined-only "$so" | awk 'NF >= 3 { print $3 }' | sort -u \
-        >"$work/$name.exported"
+    # AddressSanitizer exports an ODR indicator (__odr_asan.NAME) beside
+    # each exported object; it is the sanitizer's, not ours.
+    nm -D --defined-only "$so" |
+        awk 'NF >= 3 && $3 !~ /^__odr_asan[.]/ { print $3 }' | sort -u \
+            >"$work/$name.exported"
     extra=$(comm -13 "$work/$name.declared" "$work/$name.exported")
     missing=$(comm -23 "$work/$name.declared" "$work/$name.exported")
     if [ -n "$extra" ]; then
