@@ -70,6 +70,27 @@ int main(void)
 }
 C
 
+# A game client: libringport-client alone (libc only, its own .pc).
+cat >"$work/client.c" <<'C'
+#include <errno.h>
+#include <ringport/client.h>
+#include <stdio.h>
+int main(void)
+{
+    struct rp_client_config cfg;
+    struct rp_client *c;
+    rp_client_config_init(&cfg, "127.0.0.1", 9);
+    if (rp_client_create(&cfg, &c) != 0)
+        return 1;
+    int ok = rp_client_state(c) == RP_CLIENT_IDLE &&
+             rp_client_send(c, 1, "x", 1) == -ENOTCONN &&
+             rp_client_backoff_ms(1, 100, 5000, 0) == 50;
+    rp_client_destroy(c);
+    printf("ringport-client\n");
+    return !ok;
+}
+C
+
 # build NAME PACKAGE: NAME.c against PACKAGE, shared then static, and run.
 build() {
     name=$1
@@ -82,6 +103,7 @@ build() {
     # .so), then every private dependency the .pc files name.
     static_libs=$(pkg-config --libs --static "$pkg" |
         sed -e "s|-lringport-extras|$lib/libringport-extras.a|" \
+            -e "s|-lringport-client|$lib/libringport-client.a|" \
             -e "s|-lringport\\b|$lib/libringport.a|")
     # shellcheck disable=SC2086
     "$cc" $san -o "$work/${name}_static" "$work/$name.c" \
@@ -90,6 +112,22 @@ build() {
 }
 build core ringport
 build extras ringport-extras
+build client ringport-client
+
+# The client needs nothing but libc, and exports only rp_client_*.
+if objdump -p "$work/client_shared" | grep NEEDED |
+    grep -Ev 'libringport-client\.so|libc\.so|libasan|libubsan|libtsan|libgcc_s|libm\.so|libstdc' |
+    grep -q .; then
+    echo "a client-only program needs more than libc:" >&2
+    objdump -p "$work/client_shared" | grep NEEDED >&2
+    exit 1
+fi
+if nm -D --defined-only "$lib/libringport-client.so" | awk '{print $3}' |
+    grep -v '^rp_client_' | grep -Ev '^(__odr_asan|_init|_fini|__bss|_edata|_end)' |
+    grep -q .; then
+    echo "libringport-client.so exports more than rp_client_*" >&2
+    exit 1
+fi
 
 # The core alone pulls in nothing of the extras.
 if pkg-config --libs --static ringport | grep -Eq 'microhttpd|inih|extras'; then
@@ -102,7 +140,7 @@ if objdump -p "$work/core_shared" |
     exit 1
 fi
 
-for l in libringport libringport-extras; do
+for l in libringport libringport-extras libringport-client; do
     soname=$(objdump -p "$lib/$l.so" | awk '/SONAME/ {print $2}')
     case "$soname" in
     "$l".so.[0-9]*) echo "soname $soname" ;;
