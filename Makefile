@@ -13,6 +13,8 @@
 #   make run-echo   ringport-echo under a verifying load (SECONDS, CONNECTIONS)
 #   make soak       echo (and game) load for SOAK_SECONDS (default 600), server
 #                   RSS and descriptors sampled into build/soak/soak.{csv,png}
+#   make cross-check  compile every library source for aarch64 (Debian's
+#                   cross toolchain, -Werror; no link, nothing runs)
 #   make install    PREFIX=DIR (default /usr/local)
 #   make format     clang-format the tree
 
@@ -26,7 +28,8 @@ CTEST_ARGS ?=
 CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-.PHONY: all build test sanitize tsan fuzz bench run run-echo soak install format clean deps
+.PHONY: all build test sanitize tsan fuzz bench run run-echo soak cross-check \
+	install format clean deps
 
 all: build
 
@@ -92,6 +95,12 @@ SOAK_SECONDS ?= 600
 soak: build
 	@sh scripts/deps.sh soak
 	@sh scripts/soak.sh build $(SOAK_SECONDS)
+
+# Every src/**/*.c compiled for aarch64 with our warning flags and -Werror,
+# so x86-only code cannot come back (scripts/cross-check.sh; installs the
+# `cross` set of scripts/deps.sh when missing).
+cross-check:
+	@sh scripts/cross-check.sh
 
 install: build
 	@cmake --install build --prefix $(PREFIX)
