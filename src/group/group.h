@@ -36,6 +36,7 @@ enum group_stop_mode {
 struct group_sys;
 
 struct group_runner {
+    struct group_sys *sys;
     pthread_t tid;
     char name[16];
     _Atomic uint32_t wake; /* futex word: 1 = woken since last cleared */

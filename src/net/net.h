@@ -104,6 +104,9 @@ struct net_route_ops {
     void (*stop)(struct rp_server *srv);
     /* rp_server_destroy: frees the groups. */
     void (*destroy)(struct rp_server *srv);
+    /* True on a thread that runs groups of 'srv' (in a group handler):
+       rp_server_stop there would wait for itself. Thread: any. */
+    bool (*is_own_thread)(const struct rp_server *srv);
 };
 
 /* Op kinds, in the low bits of an op's key (sessions are 64-aligned). */
@@ -332,5 +335,7 @@ uint32_t *rp__route_member_pos(struct rp_server *srv, rp_sid sid);
 /* ---- accept.c ---- */
 int rp__accept_start(struct rp_server *srv);
 void rp__accept_stop(struct rp_server *srv);
+/* True on the accept thread of 'srv' (in its accept_filter). */
+bool rp__accept_is_current(const struct rp_server *srv);
 
 #endif

@@ -112,8 +112,24 @@ out:
     return r;
 }
 
-void rp_server_stop(struct rp_server *srv)
+/*
+ * Whether the calling thread is one that rp_server_stop joins or waits for:
+ * an I/O thread, the accept thread, or a group thread of 'srv'. Read
+ * before life_lock is taken: a stop already under way on another thread
+ * holds it while it joins this one.
+ */
+static bool server_is_own_thread(const struct rp_server *srv)
 {
+    if (rp__thread_current(srv) || rp__accept_is_current(srv))
+        return true;
+    const struct net_route_ops *ops = atomic_load(&srv->route_ops);
+    return ops && ops->is_own_thread(srv);
+}
+
+int rp_server_stop(struct rp_server *srv)
+{
+    if (server_is_own_thread(srv))
+        return -EDEADLK;
     pthread_mutex_lock(&srv->life_lock);
     if (srv->started && !srv->stopped) {
         srv->stopped = true;
@@ -129,13 +145,20 @@ void rp_server_stop(struct rp_server *srv)
         }
     }
     pthread_mutex_unlock(&srv->life_lock);
+    return 0;
 }
 
 void rp_server_destroy(struct rp_server *srv)
 {
     if (!srv)
         return;
-    rp_server_stop(srv);
+    if (rp_server_stop(srv) == -EDEADLK) {
+        /* Freeing the server under its own running threads would be a
+           use-after-free; leaking it is the lesser harm. */
+        RP_ERROR("server", "rp_server_destroy called on one of the server's "
+                           "own threads: refused (the server is not freed)");
+        return;
+    }
     const struct net_route_ops *ops = atomic_load(&srv->route_ops);
     if (ops)
         ops->destroy(srv); /* groups of a server never started, too */
