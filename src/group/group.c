@@ -293,7 +293,8 @@ void rp_group_get_stats(const struct rp_group *g, struct rp_group_stats *out)
     for (size_t b = 0; b <= RP_GROUP_TICK_BUCKETS; b++)
         out->tick_buckets[b] = LD(m->tick_buckets[b]);
     uint64_t pushed = LD(m->pushed);
-    uint64_t handled = out->messages + out->enters + out->leaves;
+    uint64_t handled =
+        out->messages + out->enters + out->leaves + LD(m->dropped);
     out->inbox_depth = pushed > handled ? pushed - handled : 0;
 #undef LD
 }

@@ -332,6 +332,14 @@ void rp__route_msg_free(struct rp_server *srv, struct net_route_msg *m);
 /* The member index field of the session the calling group holds. */
 uint32_t *rp__route_member_pos(struct rp_server *srv, rp_sid sid);
 
+/* ---- server.c ---- */
+/* Sets CLOSING for 'sid' and has its owner end it for 'why' (KICKED lets
+   queued sends go first). Allocates nothing: the close request lives in
+   the slot. Returns 0, or -ENOTCONN if stale or already ending (its end,
+   and a group's LEAVE, are on their way then). Thread: any. */
+int rp__server_close(struct rp_server *srv, rp_sid sid,
+                     enum rp_leave_reason why);
+
 /* ---- accept.c ---- */
 int rp__accept_start(struct rp_server *srv);
 void rp__accept_stop(struct rp_server *srv);

@@ -188,9 +188,8 @@ enum rp_backend_kind rp_server_backend(const struct rp_server *srv)
 
 /* ---- ending a session from the API ---------------------------------- */
 
-/* Sets CLOSING for 'sid' and has its owner end it. 0 or -ENOTCONN. */
-static int server_close(struct rp_server *srv, rp_sid sid,
-                        enum rp_leave_reason why)
+int rp__server_close(struct rp_server *srv, rp_sid sid,
+                     enum rp_leave_reason why)
 {
     struct rp_session *s;
     int r = rp__session_mark_closing(srv, sid, &s);
@@ -212,7 +211,7 @@ static int server_close(struct rp_server *srv, rp_sid sid,
    happens, the session still leaves once. */
 int rp_server_disconnect(struct rp_server *srv, rp_sid sid)
 {
-    return server_close(srv, sid, RP_LEAVE_KICKED);
+    return rp__server_close(srv, sid, RP_LEAVE_KICKED);
 }
 
 /* ---- sends -------------------------------------------------------- */
@@ -250,7 +249,7 @@ static int server_reserve(struct rp_server *srv, struct rp_session *s,
     if ((uint64_t)old + bytes <= srv->cfg.send_queue_limit)
         return 0;
     atomic_fetch_sub_explicit(&s->queued_bytes, bytes, memory_order_relaxed);
-    server_close(srv, sid, RP_LEAVE_SEND_OVERFLOW);
+    rp__server_close(srv, sid, RP_LEAVE_SEND_OVERFLOW);
     return -ENOBUFS;
 }
 
