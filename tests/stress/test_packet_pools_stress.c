@@ -33,9 +33,10 @@
 
 #define THREADS 3
 #define PER_THREAD 8 /* packets a thread frees per round */
-#define ROUNDS 3000
-#define CHURN 40000 /* create/free pairs per thread */
-#define CHILDREN 12
+#define ROUNDS 1000
+#define CHURN 10000 /* create/free bursts per thread */
+#define CHILDREN 6
+#define SHUTDOWNS 5000 /* while the churners run */
 
 /* Payload sizes in the three smaller classes (the 64 KiB class would make
    every round carve megabytes). */
@@ -199,7 +200,7 @@ static void shutdown_racing_creators_and_freers_keeps_packets_intact(void **s)
         assert_int_equal(
             pthread_create(&th[i], NULL, churner, (void *)(uintptr_t)i), 0);
     uint64_t freed = 0, busy = 0;
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < SHUTDOWNS; i++) {
         int rc = rp_packet_pools_shutdown();
         if (rc == 0)
             freed++;
