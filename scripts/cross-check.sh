@@ -1,7 +1,8 @@
 #!/bin/sh
 # make cross-check: compiles (-c, no link, nothing runs) every library
 # source, src/**/*.c, for aarch64 with Debian's cross toolchain and the
-# project's own warning flags plus -Werror, so x86-only code (an unguarded
+# flags the host build gives it (the project's warnings, -Werror, defines,
+# include directories), so x86-only code (an unguarded
 # __builtin_ia32_pause(), an x86 intrinsic, an assumption about long or
 # alignment that a warning catches) cannot come back unnoticed.
 #
@@ -9,6 +10,12 @@
 #
 # Installs what is missing first (scripts/deps.sh cross: gcc-aarch64-linux-gnu,
 # libc6-dev-arm64-cross, linux-libc-dev-arm64-cross; as root via apt-get).
+#
+# Flags: CMake configures a scratch build (no tests) with
+# CMAKE_EXPORT_COMPILE_COMMANDS, and each source is compiled with the
+# command CMake gives it, the host compiler swapped for the cross one and
+# include directories outside the tree dropped. A source under src/ that
+# no target compiles fails the check.
 #
 # Headers: the cross compiler's own and the arm64 C library's, with the
 # host's /usr/include removed from the search (-nostdinc, then each cross
@@ -43,7 +50,33 @@ else
     trap 'rm -rf "$tmp"' EXIT
 fi
 trap 'exit 130' INT TERM
-mkdir -p "$tmp/include" "$tmp/out"
+mkdir -p "$tmp/include" "$tmp/out" "$tmp/host"
+
+# The host build's compile command of every source, one "FILE<TAB>COMMAND"
+# line each (compile_commands.json holds one key per line).
+if ! cmake -S "$root" -B "$tmp/host" -Wno-dev -DRP_BUILD_TESTS=OFF \
+        -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >"$tmp/configure.log" 2>&1; then
+    cat "$tmp/configure.log" >&2
+    echo "cross-check: cmake configure failed" >&2
+    exit 1
+fi
+awk '
+    /^  "command": / {
+        c = $0
+        sub(/^  "command": "/, "", c)
+        sub(/",?$/, "", c)
+        gsub(/\\"/, "\"", c)
+    }
+    /^  "file": / {
+        f = $0
+        sub(/^  "file": "/, "", f)
+        sub(/",?$/, "", f)
+        if (!(f in seen)) {
+            seen[f] = 1
+            print f "\t" c
+        }
+    }
+' "$tmp/host/compile_commands.json" >"$tmp/commands"
 
 # The cross compiler's include directories, less the host's.
 sysdirs=$("$cc" -E -v -x c /dev/null -o /dev/null 2>&1 |
@@ -78,22 +111,14 @@ for h in liburing.h liburing ini.h microhttpd.h; do
     cp -R "$found" "$tmp/include/"
 done
 
-# The project's warning flags, from the one place CMake reads them.
-warn=$(sed -n '/^set(RP_WARNINGS/,/)/p' cmake/ringport.cmake |
-    sed -e 's/set(RP_WARNINGS//' -e 's/)//' | tr '\n' ' ')
-case "$warn" in
-*-Werror*) ;;
-*) warn="$warn -Werror" ;;
-esac
-
 isys=""
 for d in $sysdirs; do
     isys="$isys -isystem $d"
 done
-allowed=$(printf '%s\n' "$sysdirs" "$tmp/include" "$root/include" "$root/src")
+allowed=$(printf '%s\n' "$sysdirs" "$tmp" "$root")
 
 # One compile per source, in parallel; each leaves NAME.ok or NAME.fail.
-export cc warn isys tmp root allowed
+export cc isys tmp root allowed
 find src -name '*.c' | LC_ALL=C sort >"$tmp/sources"
 total=$(wc -l <"$tmp/sources")
 if [ "$total" -eq 0 ]; then
@@ -105,9 +130,33 @@ xargs -P "$(nproc)" -n 1 sh -c '
     src=$1
     key=$(printf "%s" "$src" | tr "/." "__")
     log=$tmp/out/$key.log
+    cmd=$(awk -F "\t" -v f="$root/$src" "\$1 == f { print \$2; exit }" \
+        "$tmp/commands")
+    if [ -z "$cmd" ]; then
+        echo "$src: no target compiles it" >"$tmp/out/$key.fail"
+        exit 0
+    fi
+    # The host command less its compiler, output, input and any include
+    # directory outside the tree or the scratch build; -Werror always.
     # shellcheck disable=SC2086
-    if ! $cc -std=c11 -D_GNU_SOURCE -O2 $warn -nostdinc $isys \
-            -I"$tmp/include" -I"$root/include" -I"$root/src" \
+    set -- $cmd
+    shift
+    flags=""
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        -o | -c | -MF | -MT | -MQ) shift ;;
+        -I | -isystem | -iquote) d=$2; shift
+            case "$d" in "$root"/* | "$tmp"/*) flags="$flags -I$d" ;; esac ;;
+        -I* | -isystem* | -iquote*)
+            d=${1#-I}; d=${d#-isystem}; d=${d#-iquote}
+            case "$d" in "$root"/* | "$tmp"/*) flags="$flags -I$d" ;; esac ;;
+        -fsanitize* | -fno-sanitize* | -MD | -MMD) ;;
+        *) flags="$flags $1" ;;
+        esac
+        shift
+    done
+    # shellcheck disable=SC2086
+    if ! $cc $flags -Werror -nostdinc $isys -I"$tmp/include" \
             -MD -MF "$tmp/out/$key.d" -c "$root/$src" -o "$tmp/out/$key.o" \
             >"$log" 2>&1; then
         first=$(grep -m 1 -E "error|warning" "$log" || head -n 1 "$log")
