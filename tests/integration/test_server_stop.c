@@ -84,7 +84,9 @@ static void stop_delivers_queued_sends_and_ends_every_session(void **state)
     assert_int_equal(pthread_create(&stopper, NULL, stop_main, srv), 0);
 
     /* While it drains: a newcomer is refused (connect fails, or it is
-       closed without ever becoming a session). */
+       closed without ever becoming a session), unless it came before the
+       listener's close, which nothing here can see: then it is a session
+       that the stop ends like the others. */
     su_sleep_ms(20);
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons(port),
@@ -106,10 +108,12 @@ static void stop_delivers_queued_sends_and_ends_every_session(void **state)
 
     struct rp_server_stats s;
     su_stats(srv, &s);
+    uint64_t late_joined = atomic_load(&ev.joins) - CLIENTS;
+    assert_true(late_joined <= 1);
     assert_int_equal(s.sessions, 0);
-    assert_int_equal(s.leaves[RP_LEAVE_SERVER_STOP], CLIENTS);
-    assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_SERVER_STOP]), CLIENTS);
-    assert_int_equal(atomic_load(&ev.joins), CLIENTS);
+    assert_int_equal(s.leaves[RP_LEAVE_SERVER_STOP], CLIENTS + late_joined);
+    assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_SERVER_STOP]),
+                     CLIENTS + late_joined);
     assert_int_equal(s.packets_out, (uint64_t)CLIENTS * (QUEUED + 1));
 
     /* After the stop the port is closed. */
