@@ -16,6 +16,8 @@
 #                   RSS and descriptors sampled into build/soak/soak.{csv,png}
 #   make fresh-check  the README's two commands in a pristine Debian 12 root
 #                   (debootstrap, cached; root only; scripts/fresh-check.sh)
+#   make cross-check  compile every library source for aarch64 (Debian's
+#                   cross toolchain, -Werror; no link, nothing runs)
 #   make install    PREFIX=DIR (default /usr/local)
 #   make format     clang-format the tree
 
@@ -29,7 +31,8 @@ CTEST_ARGS ?=
 CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-.PHONY: all build test sanitize tsan fuzz bench bench-scaling run run-echo soak fresh-check install format clean deps
+.PHONY: all build test sanitize tsan fuzz bench bench-scaling run run-echo \
+	soak fresh-check cross-check install format clean deps
 
 all: build
 
@@ -108,6 +111,12 @@ soak: build
 # nothing (FRESH=rebuild bootstraps the cached root again).
 fresh-check:
 	@sh scripts/fresh-check.sh
+
+# Every src/**/*.c compiled for aarch64 with our warning flags and -Werror,
+# so x86-only code cannot come back (scripts/cross-check.sh; installs the
+# `cross` set of scripts/deps.sh when missing).
+cross-check:
+	@sh scripts/cross-check.sh
 
 install: build
 	@cmake --install build --prefix $(PREFIX)

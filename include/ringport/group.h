@@ -52,7 +52,8 @@ enum rp_group_layout {
  * (and, in HOMO, for all groups). They must not block for long: a slow
  * handler delays every session of the group and its ticks (counted as
  * overruns). They may call any rp_server_* and rp_group_* function except
- * rp_group_stop on their own group.
+ * rp_group_stop and rp_server_stop, which wait for this thread and return
+ * -EDEADLK here (rp_server_destroy logs an error and does nothing).
  */
 struct rp_group_callbacks {
     /* The session is now in this group; its messages follow. */

@@ -196,10 +196,14 @@ struct rp_packet_pool_stats {
 RP_API void rp_packet_pool_stats(struct rp_packet_pool_stats *out);
 
 /*
- * Frees the packet pools now rather than at exit (they are also freed by an
- * exit handler when no packet is alive). The next rp_packet_create()
- * creates them again. Returns 0, or -EBUSY if packets are still alive (the
- * pools are kept). Thread: any, while no other thread creates packets.
+ * Frees the packet pools now; the next rp_packet_create() creates them
+ * again. Returns 0 (also when there were none), or -EBUSY if a packet of a
+ * pool is alive or being freed (the pools are kept). Nothing frees them at
+ * exit: exit() leaves other threads running, and they may still be freeing
+ * packets (an exit handler only logs a WARN line naming how many packets
+ * are still alive: the program's leak). Thread: any, also beside threads
+ * that create and free packets: a packet is never freed into, or taken
+ * from, a pool being destroyed.
  */
 RP_API int rp_packet_pools_shutdown(void);
 

@@ -134,10 +134,17 @@ RP_API int rp_server_start(struct rp_server *srv);
  * Graceful stop: stops accepting (new connections are refused), lets queued
  * sends drain up to stop_drain_ms, ends every session with
  * RP_LEAVE_SERVER_STOP (each on_leave runs once), joins every thread.
- * Thread: any thread but the server's own. Idempotent.
+ * Returns 0 (also when already stopped, or never started), or -EDEADLK,
+ * doing nothing, when called on one of the server's own threads: an I/O
+ * thread (on_join, on_message, on_data, on_leave), the accept thread
+ * (accept_filter) or a thread running one of its groups (any group
+ * handler). The stop joins those threads, so from there it would wait for
+ * itself. Thread: any other. Idempotent.
  */
-RP_API void rp_server_stop(struct rp_server *srv);
-/* Stops the server if it runs, then frees everything. */
+RP_API int rp_server_stop(struct rp_server *srv);
+/* Stops the server if it runs, then frees everything. On one of the
+   server's own threads (see rp_server_stop) it logs an error and does
+   nothing. */
 RP_API void rp_server_destroy(struct rp_server *srv);
 
 /* The bound port (useful with port 0) and the backend in use. */

@@ -43,6 +43,8 @@
  */
 #include "core/mpsc.h"
 
+#include "core/cpu.h"
+
 #include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -61,15 +63,6 @@
 #define MPSC_SPINS 64
 #define MPSC_YIELDS 8
 #define MPSC_SLEEP_NS 20000
-
-static inline void mpsc_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#endif
-}
 
 void rp_mpsc_init(struct rp_mpsc *q)
 {
@@ -120,7 +113,7 @@ static struct rp_mpsc_node *mpsc_wait_next(struct rp_mpsc_node *node)
     while ((next = atomic_load_explicit(&node->next, memory_order_acquire)) ==
            NULL) {
         if (spins < MPSC_SPINS)
-            mpsc_cpu_relax();
+            rp_cpu_relax();
         else if (spins < MPSC_SPINS + MPSC_YIELDS)
             sched_yield();
         else

@@ -29,6 +29,13 @@ static bool group_admit(void *group)
     return false;
 }
 
+/* Whether the calling thread runs groups of 'srv' (a group handler). */
+static bool groups_is_own_thread(const struct rp_server *srv)
+{
+    struct group_runner *r = rp__runner_current();
+    return r && r->sys->srv == srv;
+}
+
 static void groups_stop(struct rp_server *srv);
 static void groups_destroy(struct rp_server *srv);
 
@@ -37,6 +44,7 @@ static const struct net_route_ops group_route_ops = {
     .push = rp__group_push,
     .stop = groups_stop,
     .destroy = groups_destroy,
+    .is_own_thread = groups_is_own_thread,
 };
 
 /* The server's group system, created on first use. */
@@ -82,6 +90,7 @@ static struct group_runner *runner_new(struct group_sys *sys, const char *name)
     struct group_runner *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
+    r->sys = sys;
     /* The kernel keeps 15 characters of a thread name. */
     size_t n = strnlen(name, sizeof r->name - 1);
     memcpy(r->name, name, n);
@@ -284,7 +293,8 @@ void rp_group_get_stats(const struct rp_group *g, struct rp_group_stats *out)
     for (size_t b = 0; b <= RP_GROUP_TICK_BUCKETS; b++)
         out->tick_buckets[b] = LD(m->tick_buckets[b]);
     uint64_t pushed = LD(m->pushed);
-    uint64_t handled = out->messages + out->enters + out->leaves;
+    uint64_t handled =
+        out->messages + out->enters + out->leaves + LD(m->dropped);
     out->inbox_depth = pushed > handled ? pushed - handled : 0;
 #undef LD
 }

@@ -36,6 +36,7 @@ enum group_stop_mode {
 struct group_sys;
 
 struct group_runner {
+    struct group_sys *sys;
     pthread_t tid;
     char name[16];
     _Atomic uint32_t wake; /* futex word: 1 = woken since last cleared */
@@ -67,10 +68,12 @@ struct rp_group {
     bool kick; /* stopping: some member still needs its move-out asked */
     rp_sid *members;
     uint32_t n_members, cap_members;
+    uint32_t refused; /* entered, not members (no memory): LEAVE to come */
     int64_t next_tick_ns, last_tick_ns;
 
     /* ---- counters ---- */
     _Atomic uint64_t sessions, enters, leaves, messages;
+    _Atomic uint64_t dropped; /* handled without a callback (refused) */
     _Atomic uint64_t ticks, overruns, tick_ns_max, tick_ns_sum;
     _Atomic uint64_t tick_buckets[RP_GROUP_TICK_BUCKETS + 1];
 

@@ -15,6 +15,13 @@
  * its end, so the next tick runs at once and its elapsed time (start to
  * start) shows the delay. No tick is dropped without that trace, and a late
  * group does not fire a burst of catch-up ticks.
+ *
+ * Out of memory: a session whose ENTER finds no room in the member array
+ * (its realloc failed) is refused rather than the process ended: no
+ * on_enter (so no on_leave here either), its frames are dropped, and it is
+ * ended with RESET, as the I/O thread ends a session it cannot route a
+ * frame for. It still holds its membership reference until its LEAVE
+ * arrives, which 'refused' waits for before the group may finish.
  */
 #include "group/group.h"
 
@@ -23,6 +30,7 @@
 #include <errno.h>
 #include <ringport/log.h>
 #include <stdlib.h>
+#include <string.h>
 
 static _Thread_local struct group_runner *tls_runner;
 
@@ -30,6 +38,8 @@ struct group_runner *rp__runner_current(void)
 {
     return tls_runner;
 }
+
+#define MEMBER_NONE UINT32_MAX /* member_pos of a refused session */
 
 #define STAT_ADD(g, field, n)                                                  \
     atomic_store_explicit(                                                     \
@@ -39,6 +49,8 @@ struct group_runner *rp__runner_current(void)
 
 /* ---- membership -------------------------------------------------------- */
 
+/* Returns 0, or -ENOMEM if the member array could not grow (the session
+   is then not a member). */
 static int members_add(struct rp_group *g, rp_sid sid)
 {
     if (g->n_members == g->cap_members) {
@@ -53,6 +65,14 @@ static int members_add(struct rp_group *g, rp_sid sid)
     g->members[g->n_members++] = sid;
     STAT_ADD(g, sessions, 1);
     return 0;
+}
+
+/* A session refused at its enter is never found: its member_pos is
+   MEMBER_NONE, and a stale pos from an earlier stay no longer names it. */
+static bool members_has(const struct rp_group *g, rp_sid sid)
+{
+    uint32_t pos = *rp__route_member_pos(g->srv, sid);
+    return pos < g->n_members && g->members[pos] == sid;
 }
 
 static void members_remove(struct rp_group *g, rp_sid sid)
@@ -87,12 +107,27 @@ static void group_kick_all(struct rp_group *g)
 
 /* ---- the inbox --------------------------------------------------------- */
 
+/* The session entered but cannot be held (see the file comment). */
+static void group_refuse(struct rp_group *g, rp_sid sid, int err)
+{
+    *rp__route_member_pos(g->srv, sid) = MEMBER_NONE;
+    g->refused++;
+    STAT_ADD(g, dropped, 1);
+    RP_WARN("group", "group %s: session %llu refused (%s): ending it", g->name,
+            (unsigned long long)sid, strerror(-err));
+    /* -ENOTCONN: it is ending already; its LEAVE comes all the same. */
+    (void)rp__server_close(g->srv, sid, RP_LEAVE_RESET);
+}
+
 static void group_on_enter(struct rp_group *g, struct net_route_msg *m)
 {
     rp_sid sid = m->sid;
-    if (members_add(g, sid) < 0)
-        RP_PANIC("group %s: out of memory for a member", g->name);
+    int r = members_add(g, sid);
     atomic_fetch_sub(&g->entering, 1);
+    if (r < 0) {
+        group_refuse(g, sid, r);
+        return;
+    }
     STAT_ADD(g, enters, 1);
     if (g->cb.on_enter)
         g->cb.on_enter(g, sid, g->user);
@@ -108,6 +143,16 @@ static void group_on_leave(struct rp_group *g, struct net_route_msg *m)
                                       memory_order_acq_rel);
     /* 'm' lives in the session slot: after rp__route_left/done the I/O
        thread may reuse it, so nothing reads it past this point. */
+    if (RP_UNLIKELY(g->refused > 0) && !members_has(g, sid)) {
+        /* Refused at its enter: no on_leave, the reference goes back. */
+        g->refused--;
+        STAT_ADD(g, dropped, 1);
+        if (st == NET_LEAVE_MOVE)
+            rp__route_left(g->srv, sid);
+        else
+            rp__route_done(g->srv, sid);
+        return;
+    }
     members_remove(g, sid);
     STAT_ADD(g, leaves, 1);
     if (st == NET_LEAVE_MOVE) {
@@ -125,9 +170,13 @@ static void group_handle(struct rp_group *g, struct net_route_msg *m)
 {
     switch (m->kind) {
     case NET_ROUTE_MSG:
-        STAT_ADD(g, messages, 1);
-        if (g->cb.on_message)
-            g->cb.on_message(g, m->sid, m->pkt, g->user);
+        if (RP_UNLIKELY(g->refused > 0) && !members_has(g, m->sid)) {
+            STAT_ADD(g, dropped, 1); /* a refused session's frame */
+        } else {
+            STAT_ADD(g, messages, 1);
+            if (g->cb.on_message)
+                g->cb.on_message(g, m->sid, m->pkt, g->user);
+        }
         rp__route_msg_free(g->srv, m);
         break;
     case NET_ROUTE_ENTER: group_on_enter(g, m); break;
@@ -184,11 +233,12 @@ static void group_finish(struct rp_group *g)
     pthread_mutex_unlock(&g->sys->lock);
 }
 
-/* True once the group may finish: nobody inside, nobody on the way in. */
+/* True once the group may finish: nobody inside, nobody on the way in,
+   no refused session's LEAVE still to come. */
 static bool group_drained(struct rp_group *g)
 {
-    return g->n_members == 0 && atomic_load(&g->entering) == 0 &&
-           rp_mpsc_empty(&g->inbox);
+    return g->n_members == 0 && g->refused == 0 &&
+           atomic_load(&g->entering) == 0 && rp_mpsc_empty(&g->inbox);
 }
 
 /* ---- the loop ---------------------------------------------------------- */

@@ -26,6 +26,14 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
 
+/* The server whose accept thread this is (NULL on every other thread). */
+static _Thread_local const struct rp_server *tls_accept_srv;
+
+bool rp__accept_is_current(const struct rp_server *srv)
+{
+    return tls_accept_srv == srv;
+}
+
 static void count(_Atomic uint64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
@@ -97,6 +105,7 @@ static void *accept_main(void *arg)
     struct rp_server *srv = arg;
     int backoff = 0;
     rp_log_set_thread_name("rp-accept");
+    tls_accept_srv = srv;
     while (!atomic_load_explicit(&srv->accept_stop, memory_order_acquire)) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;

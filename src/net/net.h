@@ -105,6 +105,9 @@ struct net_route_ops {
     void (*stop)(struct rp_server *srv);
     /* rp_server_destroy: frees the groups. */
     void (*destroy)(struct rp_server *srv);
+    /* True on a thread that runs groups of 'srv' (in a group handler):
+       rp_server_stop there would wait for itself. Thread: any. */
+    bool (*is_own_thread)(const struct rp_server *srv);
 };
 
 /* Op kinds, in the low bits of an op's key (sessions are 64-aligned). */
@@ -341,8 +344,18 @@ void rp__route_msg_free(struct rp_server *srv, struct net_route_msg *m);
 /* The member index field of the session the calling group holds. */
 uint32_t *rp__route_member_pos(struct rp_server *srv, rp_sid sid);
 
+/* ---- server.c ---- */
+/* Sets CLOSING for 'sid' and has its owner end it for 'why' (KICKED lets
+   queued sends go first). Allocates nothing: the close request lives in
+   the slot. Returns 0, or -ENOTCONN if stale or already ending (its end,
+   and a group's LEAVE, are on their way then). Thread: any. */
+int rp__server_close(struct rp_server *srv, rp_sid sid,
+                     enum rp_leave_reason why);
+
 /* ---- accept.c ---- */
 int rp__accept_start(struct rp_server *srv);
 void rp__accept_stop(struct rp_server *srv);
+/* True on the accept thread of 'srv' (in its accept_filter). */
+bool rp__accept_is_current(const struct rp_server *srv);
 
 #endif

@@ -112,8 +112,24 @@ out:
     return r;
 }
 
-void rp_server_stop(struct rp_server *srv)
+/*
+ * Whether the calling thread is one that rp_server_stop joins or waits for:
+ * an I/O thread, the accept thread, or a group thread of 'srv'. Read
+ * before life_lock is taken: a stop already under way on another thread
+ * holds it while it joins this one.
+ */
+static bool server_is_own_thread(const struct rp_server *srv)
 {
+    if (rp__thread_current(srv) || rp__accept_is_current(srv))
+        return true;
+    const struct net_route_ops *ops = atomic_load(&srv->route_ops);
+    return ops && ops->is_own_thread(srv);
+}
+
+int rp_server_stop(struct rp_server *srv)
+{
+    if (server_is_own_thread(srv))
+        return -EDEADLK;
     pthread_mutex_lock(&srv->life_lock);
     if (srv->started && !srv->stopped) {
         srv->stopped = true;
@@ -129,13 +145,20 @@ void rp_server_stop(struct rp_server *srv)
         }
     }
     pthread_mutex_unlock(&srv->life_lock);
+    return 0;
 }
 
 void rp_server_destroy(struct rp_server *srv)
 {
     if (!srv)
         return;
-    rp_server_stop(srv);
+    if (rp_server_stop(srv) == -EDEADLK) {
+        /* Freeing the server under its own running threads would be a
+           use-after-free; leaking it is the lesser harm. */
+        RP_ERROR("server", "rp_server_destroy called on one of the server's "
+                           "own threads: refused (the server is not freed)");
+        return;
+    }
     const struct net_route_ops *ops = atomic_load(&srv->route_ops);
     if (ops)
         ops->destroy(srv); /* groups of a server never started, too */
@@ -165,9 +188,8 @@ enum rp_backend_kind rp_server_backend(const struct rp_server *srv)
 
 /* ---- ending a session from the API ---------------------------------- */
 
-/* Sets CLOSING for 'sid' and has its owner end it. 0 or -ENOTCONN. */
-static int server_close(struct rp_server *srv, rp_sid sid,
-                        enum rp_leave_reason why)
+int rp__server_close(struct rp_server *srv, rp_sid sid,
+                     enum rp_leave_reason why)
 {
     struct rp_session *s;
     int r = rp__session_mark_closing(srv, sid, &s);
@@ -189,7 +211,7 @@ static int server_close(struct rp_server *srv, rp_sid sid,
    happens, the session still leaves once. */
 int rp_server_disconnect(struct rp_server *srv, rp_sid sid)
 {
-    return server_close(srv, sid, RP_LEAVE_KICKED);
+    return rp__server_close(srv, sid, RP_LEAVE_KICKED);
 }
 
 /* ---- sends -------------------------------------------------------- */
@@ -227,7 +249,7 @@ static int server_reserve(struct rp_server *srv, struct rp_session *s,
     if ((uint64_t)old + bytes <= srv->cfg.send_queue_limit)
         return 0;
     atomic_fetch_sub_explicit(&s->queued_bytes, bytes, memory_order_relaxed);
-    server_close(srv, sid, RP_LEAVE_SEND_OVERFLOW);
+    rp__server_close(srv, sid, RP_LEAVE_SEND_OVERFLOW);
     return -ENOBUFS;
 }
 

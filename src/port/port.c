@@ -16,6 +16,7 @@
  */
 #include "core/assert.h"
 #include "core/clock.h"
+#include "core/cpu.h"
 #include "port/port_internal.h"
 
 #include <assert.h>
@@ -599,7 +600,7 @@ static int get_shared(struct rp_port *p, struct rp_completion *out, size_t max,
         int64_t spin_until = rp_clock_ns() + (int64_t)p->spin_us * RP_NS_PER_US;
         while (__atomic_load_n(&p->q_len, __ATOMIC_RELAXED) == 0 &&
                rp_clock_ns() < spin_until)
-            __builtin_ia32_pause();
+            rp_cpu_relax();
     }
     struct timespec abs;
     if (timeout_ms > 0)

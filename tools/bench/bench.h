@@ -82,7 +82,13 @@ uint32_t msg_write(const struct msg_layout *m, uint8_t *dst);
  * Log-linear, fixed size: values below 2^SUB_BITS ns are exact, then each
  * power of two is cut into 2^SUB_BITS equal buckets (under 1.6 % wide).
  * Written by hand because no Debian package ships HdrHistogram_c and this
- * much of it is sixty lines; one per worker, merged at the end.
+ * much of it is sixty lines; one per worker, merged at the end into a
+ * struct hist_sum, which is what percentiles are read from.
+ *
+ * A percentile is interpolated inside its bucket, over the part of the
+ * bucket that lies between the smallest and the largest value recorded,
+ * then clamped to them: it never exceeds the reported max nor falls below
+ * the min (a bucket's edge or middle can lie past either).
  */
 #define HIST_SUB_BITS 6
 #define HIST_SUB (1u << HIST_SUB_BITS)
@@ -91,14 +97,26 @@ uint32_t msg_write(const struct msg_layout *m, uint8_t *dst);
 
 struct hist {
     _Atomic uint64_t b[HIST_BUCKETS]; /* one writer; relaxed */
-    _Atomic uint64_t max;
+    _Atomic uint64_t min, max;        /* valid once 'count' > 0 */
+    _Atomic uint64_t count;           /* release: min and max are set */
 };
 
+/* A merged snapshot of one or more histograms. */
+struct hist_sum {
+    uint64_t b[HIST_BUCKETS];
+    uint64_t count;    /* values recorded */
+    uint64_t min, max; /* of those values; 0 and 0 when count is 0 */
+};
+
+/* Thread: the histogram's one writer. */
 void hist_record(struct hist *h, uint64_t ns);
-/* dst += src (a snapshot: relaxed loads). */
-void hist_add(uint64_t *dst, const struct hist *src);
-/* Percentile p (0..1) of the counts in 'b', in ns; 0 if empty. */
-double hist_percentile(const uint64_t *b, double p);
+/* Empties 'dst' (count 0). */
+void hist_sum_clear(struct hist_sum *dst);
+/* dst += src (a snapshot: relaxed loads of the buckets). Thread: any. */
+void hist_sum_add(struct hist_sum *dst, const struct hist *src);
+/* Percentile p (0..1) of 's', in ns: p <= 0 gives the min, p >= 1 the max,
+   anything between lies in [min, max]. 0 if empty. */
+double hist_percentile(const struct hist_sum *s, double p);
 
 /* ---- workers (loop.c) --------------------------------------------------- */
 

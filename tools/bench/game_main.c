@@ -134,18 +134,16 @@ static void sleep_ns(uint64_t ns)
 static void report(const struct game_opts *o, struct gworker *ws,
                    const struct gtotals *t, double secs)
 {
-    static uint64_t b[LAT_COUNT][HIST_BUCKETS];
+    static struct hist_sum sums[LAT_COUNT];
+    const struct hist_sum *b[LAT_COUNT];
     uint64_t count[LAT_COUNT], max[LAT_COUNT];
     for (int k = 0; k < LAT_COUNT; k++) {
-        count[k] = max[k] = 0;
-        for (uint32_t i = 0; i < o->threads; i++) {
-            hist_add(b[k], &ws[i].lat[k]);
-            uint64_t m = atomic_load(&ws[i].lat[k].max);
-            if (m > max[k])
-                max[k] = m;
-        }
-        for (unsigned i = 0; i < HIST_BUCKETS; i++)
-            count[k] += b[k][i];
+        hist_sum_clear(&sums[k]);
+        for (uint32_t i = 0; i < o->threads; i++)
+            hist_sum_add(&sums[k], &ws[i].lat[k]);
+        b[k] = &sums[k];
+        count[k] = sums[k].count;
+        max[k] = sums[k].max;
     }
     bool ok = errors_of(t) == 0;
     printf(PROG ": %u bots, %u threads, %.1f s: msgs in %" PRIu64

@@ -173,11 +173,11 @@ static uint64_t ld(const _Atomic uint64_t *v)
 }
 
 static void sum(const struct worker *ws, uint32_t n, struct totals *t,
-                uint64_t *hist)
+                struct hist_sum *hist)
 {
     memset(t, 0, sizeof *t);
     if (hist)
-        memset(hist, 0, HIST_BUCKETS * sizeof *hist);
+        hist_sum_clear(hist);
     for (uint32_t i = 0; i < n; i++) {
         const struct worker_stats *s = &ws[i].st;
         t->msgs += ld(&s->msgs);
@@ -189,17 +189,22 @@ static void sum(const struct worker *ws, uint32_t n, struct totals *t,
         t->connect += ld(&s->err_connect);
         t->open += atomic_load_explicit(&s->open, memory_order_relaxed);
         if (hist)
-            hist_add(hist, &ws[i].hist);
+            hist_sum_add(hist, &ws[i].hist);
     }
 }
 
-/* One progress line over the last interval, redrawn in place. */
+/* One progress line over the last interval, redrawn in place. 'ha' (the
+   previous snapshot) becomes this interval's latencies; their exact min
+   and max are unknown, but the run's so far bound them. */
 static void progress(const struct totals *a, const struct totals *b,
-                     uint64_t *ha, const uint64_t *hb, double secs,
-                     double elapsed, double warmup)
+                     struct hist_sum *ha, const struct hist_sum *hb,
+                     double secs, double elapsed, double warmup)
 {
     for (unsigned i = 0; i < HIST_BUCKETS; i++)
-        ha[i] = hb[i] - ha[i]; /* this interval's latencies */
+        ha->b[i] = hb->b[i] - ha->b[i];
+    ha->count = hb->count - ha->count;
+    ha->min = hb->min;
+    ha->max = hb->max;
     printf("\r[%5.0fs%s] conns %" PRIu64 " | %.0f msgs/s | %.2f MB/s | p50 "
            "%.1f us p99 %.1f us | errors %" PRIu64 "\033[K",
            elapsed, elapsed < warmup ? " warmup" : "", b->open,
@@ -216,7 +221,7 @@ static const char *mode_name(enum bench_mode m)
 }
 
 static void report(const struct bench_opts *o, const struct totals *t,
-                   const uint64_t *hist, double secs, uint64_t max_ns)
+                   const struct hist_sum *hist, double secs)
 {
     bool ok = t->verify + t->closed + t->connect == 0;
     double rate = secs > 0 ? (double)t->msgs / secs : 0;
@@ -224,10 +229,7 @@ static void report(const struct bench_opts *o, const struct totals *t,
     double p[4] = {
         hist_percentile(hist, 0.50) / 1e3, hist_percentile(hist, 0.90) / 1e3,
         hist_percentile(hist, 0.99) / 1e3, hist_percentile(hist, 0.999) / 1e3};
-    double max = (double)max_ns / 1e3;
-    for (int i = 0; i < 4; i++) /* a bucket's middle may pass the max */
-        if (p[i] > max)
-            p[i] = max;
+    double max = (double)hist->max / 1e3;
     char size[48], load[48];
     if (o->size_min == o->size_max)
         snprintf(size, sizeof size, "%u B", o->size_min);
@@ -293,7 +295,7 @@ int main(int argc, char **argv)
     msg_init(&o);
 
     struct worker *ws = calloc(o.threads, sizeof *ws);
-    uint64_t *hist = calloc(2 * HIST_BUCKETS, sizeof *hist);
+    struct hist_sum *hist = calloc(2, sizeof *hist);
     if (o.mode == MODE_ROOM)
         g_run.final_seq = calloc(o.connections, sizeof *g_run.final_seq);
     if (!ws || !hist || (o.mode == MODE_ROOM && !g_run.final_seq)) {
@@ -330,7 +332,7 @@ int main(int argc, char **argv)
     bool live = isatty(STDOUT_FILENO) && !atomic_load(&g_run.failed);
     uint64_t end = t0 + (uint64_t)((o.warmup + o.duration) * 1e9);
     struct totals prev, cur;
-    uint64_t *hprev = hist, *hcur = hist + HIST_BUCKETS;
+    struct hist_sum *hprev = hist, *hcur = hist + 1;
     uint64_t tprev = t0;
     sum(ws, running, &prev, hprev);
     while (live && !atomic_load(&g_run.failed)) {
@@ -343,7 +345,7 @@ int main(int argc, char **argv)
         sum(ws, running, &cur, hcur);
         progress(&prev, &cur, hprev, hcur, (double)(now - tprev) / 1e9,
                  (double)(now - t0) / 1e9, o.warmup);
-        uint64_t *swap = hprev;
+        struct hist_sum *swap = hprev;
         hprev = hcur;
         hcur = swap;
         prev = cur;
@@ -352,18 +354,15 @@ int main(int argc, char **argv)
     if (live)
         printf("\n");
 
-    uint64_t window = 0, max_ns = 0;
+    uint64_t window = 0;
     for (uint32_t i = 0; i < running; i++) {
         pthread_join(tids[i], NULL);
         if (ws[i].window_ns > window)
             window = ws[i].window_ns;
-        uint64_t m = atomic_load(&ws[i].hist.max);
-        if (m > max_ns)
-            max_ns = m;
     }
     struct totals t;
     sum(ws, running, &t, hist);
-    report(&o, &t, hist, (double)window / 1e9, max_ns);
+    report(&o, &t, hist, (double)window / 1e9);
     bool ok =
         t.verify + t.closed + t.connect == 0 && !atomic_load(&g_run.failed);
 
