@@ -95,14 +95,16 @@ static void run_end(struct dungeon *dg, struct run *r, uint8_t result)
         p->gold += m.u.dungeon_end.gold;
         p->where = NULL;
         game_send(dg->g, p->sid, &m);
-        rp_group_move(dg->g->srv, p->sid, dg->g->lobby_g);
+        rp_group_move(dg->g->srv, p->sid, dg->g->lobby_g, NULL);
     }
     run_unlink(dg, r);
     free(r);
 }
 
-static void dungeon_enter(struct rp_group *grp, rp_sid sid, void *user)
+static void dungeon_enter(struct rp_group *grp, rp_sid sid, void *data,
+                          void *ticket, void *user)
 {
+    (void)data, (void)ticket;
     struct dungeon *dg = user;
     struct player *p = handoff_take(dg->g, sid);
     (void)grp;
@@ -118,7 +120,7 @@ static void dungeon_enter(struct rp_group *grp, rp_sid sid, void *user)
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r) {
-            rp_group_move(dg->g->srv, sid, dg->g->lobby_g);
+            rp_group_move(dg->g->srv, sid, dg->g->lobby_g, NULL);
             return;
         }
         r->id = p->match_id;
@@ -135,14 +137,15 @@ static void dungeon_enter(struct rp_group *grp, rp_sid sid, void *user)
         run_start(dg, r);
 }
 
-static void dungeon_message(struct rp_group *grp, rp_sid sid,
-                            struct rp_packet *pkt, void *user)
+static void dungeon_message(struct rp_group *grp, rp_sid sid, void *data,
+                            const struct rp_message *msg, void *user)
 {
+    (void)data;
     struct dungeon *dg = user;
     struct player *p = dg->by_slot[rp_sid_slot(sid)];
     struct gm_msg m;
     (void)grp;
-    if (!p || !game_decode(dg->g, sid, pkt, &m))
+    if (!p || !game_decode(dg->g, sid, msg, &m))
         return;
     if (m.type != GM_DUNGEON_ATTACK) {
         game_send_error(dg->g, sid, GM_ERR_WRONG_CONTENT, m.type);
@@ -179,9 +182,10 @@ static void dungeon_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
     }
 }
 
-static void dungeon_leave(struct rp_group *grp, rp_sid sid,
+static void dungeon_leave(struct rp_group *grp, rp_sid sid, void *data,
                           enum rp_leave_reason reason, void *user)
 {
+    (void)data;
     struct dungeon *dg = user;
     uint32_t slot = rp_sid_slot(sid);
     struct player *p = dg->by_slot[slot];

@@ -119,14 +119,14 @@ int game_broadcast(struct game *g, const rp_sid *ids, size_t n,
                    const struct gm_msg *m);
 void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about);
 /*
- * Decodes 'pkt' into 'm' and answers what is wrong with it: a type that no
+ * Decodes 'msg' into 'm' and answers what is wrong with it: a type that no
  * client may send or a payload of the wrong length gets an error packet
  * and a disconnect (the client is broken or hostile: nothing it sends
  * later can be trusted to be framed as it means); a field out of range
  * gets an error packet and the session stays. Returns true if 'm' is
  * usable.
  */
-bool game_decode(struct game *g, rp_sid sid, struct rp_packet *pkt,
+bool game_decode(struct game *g, rp_sid sid, const struct rp_message *msg,
                  struct gm_msg *m);
 
 /* Contents: each creates its group (tick included) and its state. */

@@ -106,7 +106,7 @@ static void send_away(struct lobby *lb, struct player *p, struct rp_group *to)
 {
     lobby_forget(lb, p);
     p->busy = true;
-    int r = rp_group_move(lb->g->srv, p->sid, to);
+    int r = rp_group_move(lb->g->srv, p->sid, to, NULL);
     if (r < 0 && r != -ENOTCONN && r != -ESHUTDOWN)
         RP_WARN("lobby", "session %llu: move: %d", (unsigned long long)p->sid,
                 r);
@@ -210,14 +210,15 @@ static void on_dungeon_enter(struct lobby *lb, struct player *p, uint8_t size)
         form_party(lb, l);
 }
 
-static void lobby_message(struct rp_group *grp, rp_sid sid,
-                          struct rp_packet *pkt, void *user)
+static void lobby_message(struct rp_group *grp, rp_sid sid, void *data,
+                          const struct rp_message *msg, void *user)
 {
+    (void)data;
     struct lobby *lb = user;
     struct player *p = lb->by_slot[rp_sid_slot(sid)];
     struct gm_msg m;
     (void)grp;
-    if (!p || !game_decode(lb->g, sid, pkt, &m))
+    if (!p || !game_decode(lb->g, sid, msg, &m))
         return;
     if (m.type != GM_LOGIN && m.type != GM_CHAT && m.type != GM_PVP_QUEUE &&
         m.type != GM_DUNGEON_ENTER) {
@@ -246,8 +247,10 @@ static void lobby_message(struct rp_group *grp, rp_sid sid,
         on_dungeon_enter(lb, p, m.u.party_size);
 }
 
-static void lobby_enter(struct rp_group *grp, rp_sid sid, void *user)
+static void lobby_enter(struct rp_group *grp, rp_sid sid, void *data,
+                        void *ticket, void *user)
 {
+    (void)data, (void)ticket;
     struct lobby *lb = user;
     struct player *p = handoff_take(lb->g, sid);
     (void)grp;
@@ -270,9 +273,10 @@ static void lobby_enter(struct rp_group *grp, rp_sid sid, void *user)
     }
 }
 
-static void lobby_leave(struct rp_group *grp, rp_sid sid,
+static void lobby_leave(struct rp_group *grp, rp_sid sid, void *data,
                         enum rp_leave_reason reason, void *user)
 {
+    (void)data;
     struct lobby *lb = user;
     uint32_t slot = rp_sid_slot(sid);
     struct player *p = lb->by_slot[slot];

@@ -148,23 +148,23 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
 static void on_join(struct rp_server *srv, rp_sid sid, void *user)
 {
     struct game *g = user;
-    if (rp_group_move(srv, sid, g->lobby_g) < 0)
+    if (rp_group_move(srv, sid, g->lobby_g, NULL) < 0)
         rp_server_disconnect(srv, sid);
 }
 
 /* Only while a session is in no group: before the lobby took it (frames
    that arrive during that move go to the lobby) or at shutdown. */
-static void on_message(struct rp_server *srv, rp_sid sid,
+static void on_message(struct rp_server *srv, rp_sid sid, void *data,
                        const struct rp_message *msg, void *user)
 {
-    (void)srv;
+    (void)srv, (void)data;
     game_send_error(user, sid, GM_ERR_WRONG_CONTENT, msg->type);
 }
 
-static void on_leave(struct rp_server *srv, rp_sid sid,
+static void on_leave(struct rp_server *srv, rp_sid sid, void *data,
                      enum rp_leave_reason reason, void *user)
 {
-    (void)srv, (void)sid, (void)reason, (void)user;
+    (void)srv, (void)sid, (void)data, (void)reason, (void)user;
 }
 
 /* ---- metrics and stats ------------------------------------------------- */

@@ -145,12 +145,11 @@ void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about)
     (void)game_send(g, sid, &m);
 }
 
-bool game_decode(struct game *g, rp_sid sid, struct rp_packet *pkt,
+bool game_decode(struct game *g, rp_sid sid, const struct rp_message *msg,
                  struct gm_msg *m)
 {
-    uint16_t type = rp_packet_type(pkt);
-    int r = gm_is_client_type(type) ? gm_decode(type, rp_packet_payload(pkt),
-                                                rp_packet_size(pkt), m)
+    uint16_t type = msg->type;
+    int r = gm_is_client_type(type) ? gm_decode(type, msg->payload, msg->len, m)
                                     : -ENOMSG;
     if (r == 0)
         return true;

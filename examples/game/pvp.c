@@ -81,7 +81,7 @@ static void room_end(struct pvp *pv, struct room *r, uint8_t winner,
         if (winner == s)
             p->wins++;
         p->where = NULL;
-        rp_group_move(pv->g->srv, p->sid, pv->g->lobby_g);
+        rp_group_move(pv->g->srv, p->sid, pv->g->lobby_g, NULL);
     }
     room_unlink(pv, r);
     free(r);
@@ -101,8 +101,10 @@ static void room_start(struct pvp *pv, struct room *r)
     }
 }
 
-static void pvp_enter(struct rp_group *grp, rp_sid sid, void *user)
+static void pvp_enter(struct rp_group *grp, rp_sid sid, void *data,
+                      void *ticket, void *user)
 {
+    (void)data, (void)ticket;
     struct pvp *pv = user;
     struct player *p = handoff_take(pv->g, sid);
     (void)grp;
@@ -124,7 +126,7 @@ static void pvp_enter(struct rp_group *grp, rp_sid sid, void *user)
     r = calloc(1, sizeof *r);
     if (!r) {
         p->where = NULL;
-        rp_group_move(pv->g->srv, sid, pv->g->lobby_g);
+        rp_group_move(pv->g->srv, sid, pv->g->lobby_g, NULL);
         return;
     }
     r->id = p->match_id;
@@ -137,14 +139,15 @@ static void pvp_enter(struct rp_group *grp, rp_sid sid, void *user)
     pv->rooms = r;
 }
 
-static void pvp_message(struct rp_group *grp, rp_sid sid, struct rp_packet *pkt,
-                        void *user)
+static void pvp_message(struct rp_group *grp, rp_sid sid, void *data,
+                        const struct rp_message *msg, void *user)
 {
+    (void)data;
     struct pvp *pv = user;
     struct player *p = pv->by_slot[rp_sid_slot(sid)];
     struct gm_msg m;
     (void)grp;
-    if (!p || !game_decode(pv->g, sid, pkt, &m))
+    if (!p || !game_decode(pv->g, sid, msg, &m))
         return;
     if (m.type != GM_PVP_MOVE && m.type != GM_PVP_ATTACK) {
         game_send_error(pv->g, sid, GM_ERR_WRONG_CONTENT, m.type);
@@ -185,9 +188,10 @@ static void pvp_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
     }
 }
 
-static void pvp_leave(struct rp_group *grp, rp_sid sid,
+static void pvp_leave(struct rp_group *grp, rp_sid sid, void *data,
                       enum rp_leave_reason reason, void *user)
 {
+    (void)data;
     struct pvp *pv = user;
     uint32_t slot = rp_sid_slot(sid);
     struct player *p = pv->by_slot[slot];
