@@ -9,10 +9,13 @@
 #   make bench      Release build, micro-benchmarks, then the side-by-side
 #                   matrix against epoll, libuv and raw io_uring (~30 min;
 #                   QUICK=1 for a 4-minute subset)
+#   make bench-scaling  I/O threads 1, 2, 4, 8 (echo and game); needs 16 cores
 #   make run        ringport-game with 1,000 verifying bots (BOTS, SECONDS)
 #   make run-echo   ringport-echo under a verifying load (SECONDS, CONNECTIONS)
 #   make soak       echo (and game) load for SOAK_SECONDS (default 600), server
 #                   RSS and descriptors sampled into build/soak/soak.{csv,png}
+#   make fresh-check  the README's two commands in a pristine Debian 12 root
+#                   (debootstrap, cached; root only; scripts/fresh-check.sh)
 #   make install    PREFIX=DIR (default /usr/local)
 #   make format     clang-format the tree
 
@@ -26,7 +29,7 @@ CTEST_ARGS ?=
 CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-.PHONY: all build test sanitize tsan fuzz bench run run-echo soak install format clean deps
+.PHONY: all build test sanitize tsan fuzz bench bench-scaling run run-echo soak fresh-check install format clean deps
 
 all: build
 
@@ -72,6 +75,14 @@ bench: deps
 	@sh bench/run.sh build-release
 	@sh bench/side_by_side.sh build-release
 
+# Multi-core scaling (bench/scaling.sh): run it on a machine with 16 or more
+# cores; on fewer it says so and exits 2.
+bench-scaling: deps
+	@$(CMAKE_CONFIGURE) -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build-release -j $(JOBS) >build-release.log 2>&1 || \
+	    { cat build-release.log; exit 1; }
+	@sh bench/scaling.sh build-release
+
 # The main demo: ringport-game (lobby, PVP, dungeon groups) with BOTS
 # verifying bots for SECONDS (make run BOTS=5000 SECONDS=60); it stops
 # everything it started. `make run-echo` is the echo server under a verifying
@@ -92,6 +103,11 @@ SOAK_SECONDS ?= 600
 soak: build
 	@sh scripts/deps.sh soak
 	@sh scripts/soak.sh build $(SOAK_SECONDS)
+
+# Needs no build here: it proves the committed tree on a machine that has
+# nothing (FRESH=rebuild bootstraps the cached root again).
+fresh-check:
+	@sh scripts/fresh-check.sh
 
 install: build
 	@cmake --install build --prefix $(PREFIX)

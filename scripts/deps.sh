@@ -2,7 +2,7 @@
 # Makes sure the Debian packages the build needs are installed. As root it
 # installs what is missing with apt-get (Debian's archive is the only network
 # it assumes); otherwise it prints the exact command to run and fails.
-# Usage: scripts/deps.sh [build|fuzz|bench|soak]...
+# Usage: scripts/deps.sh [build|fuzz|bench|soak|fresh]...
 set -eu
 
 pkgs="cmake make gcc pkg-config liburing-dev libcmocka-dev libinih-dev
@@ -13,6 +13,7 @@ for extra in "$@"; do
     fuzz) pkgs="$pkgs clang libclang-rt-dev" ;;
     bench) pkgs="$pkgs liburcu-dev libck-dev libuv1-dev" ;;
     soak) pkgs="$pkgs gnuplot-nox" ;;
+    fresh) pkgs="$pkgs debootstrap" ;;
     *) echo "deps.sh: unknown set '$extra'" >&2; exit 2 ;;
     esac
 done

@@ -1,0 +1,177 @@
+/*
+ * libringport-client: a game client's side of a ringport connection, in C
+ * with nothing but libc. It speaks the frame format of docs/protocol.md
+ * (u16 length + u16 type + payload, little-endian), keeps a send queue and
+ * a receive buffer, and reconnects by itself with exponential back-off and
+ * jitter, so a client program only calls send, poll and recv:
+ *
+ *     struct rp_client_config cfg;
+ *     rp_client_config_init(&cfg, "127.0.0.1", 7000);
+ *     rp_client_create(&cfg, &c);
+ *     rp_client_connect(c, 5000);            // blocking, with a timeout
+ *     rp_client_send(c, 1, "hi", 2);
+ *     while (rp_client_poll(c, 100) >= 0)    // I/O, reconnects
+ *         while (rp_client_recv(c, &frame) > 0)
+ *             handle(frame.type, frame.payload, frame.len);
+ *
+ * Two ways to drive it:
+ * - blocking: rp_client_connect waits for the connection, rp_client_poll
+ *   waits up to its timeout for data (or for the back-off to pass);
+ * - in the caller's own poll/epoll loop: rp_client_start begins a connect
+ *   without waiting; the caller watches rp_client_fd() for
+ *   rp_client_events() (the descriptor changes when the client reconnects:
+ *   read both again after every rp_client_poll), sleeps at most
+ *   rp_client_timeout_ms(), and then calls rp_client_poll(c, 0).
+ *
+ * Delivery across a reconnect: a frame is written whole or not at all on a
+ * connection; a frame cut by a drop is sent again, whole, on the next one,
+ * and frames queued meanwhile follow in order. Without session resume on
+ * the server a reconnect is a new session, and a frame that was written
+ * before the drop may or may not have been handled (the server never
+ * acknowledges it): at most once. The program learns of a reconnect from
+ * rp_client_get_stats (connects grows) and starts its session again
+ * (a game logs in again).
+ *
+ * Thread: a client belongs to one thread at a time; it holds no lock and
+ * starts no thread. Different clients are independent.
+ *
+ * Errors follow ringport's convention: >= 0 success, -errno failure.
+ */
+#ifndef RINGPORT_CLIENT_H
+#define RINGPORT_CLIENT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rp_client; /* opaque; rp_client_create / rp_client_destroy */
+
+struct rp_client_config {
+    const char *host;        /* name or address; resolved by rp_client_create
+                                (a blocking getaddrinfo); copied */
+    uint16_t port;           /* TCP port */
+    uint32_t max_payload;    /* a received frame over it is a protocol error
+                                (the connection is dropped); default 8192,
+                                at most 65535 */
+    uint32_t send_queue_max; /* bytes queued and not yet written; a send
+                                past it fails with -ENOBUFS; default 1 MiB */
+    int reconnect;           /* 1: on a drop or a failed connect, connect
+                                again after a back-off (default 1) */
+    uint32_t backoff_min_ms; /* first back-off, default 100 */
+    uint32_t backoff_max_ms; /* cap of the doubling, default 5000 */
+    uint64_t seed;           /* jitter seed; 0: from getrandom */
+};
+
+/* Fills the defaults above for host:port (host is not copied here). */
+void rp_client_config_init(struct rp_client_config *cfg, const char *host,
+                           uint16_t port);
+
+enum rp_client_state {
+    RP_CLIENT_IDLE = 0,   /* created, no connect asked for yet */
+    RP_CLIENT_CONNECTING, /* a connect is under way */
+    RP_CLIENT_CONNECTED,
+    RP_CLIENT_BACKOFF, /* dropped or refused; connects again when the
+                          back-off has passed (reconnect = 1) */
+    RP_CLIENT_CLOSED,  /* dropped or refused with reconnect = 0 */
+};
+
+/* A received frame. 'payload' points into the client's buffer: valid
+   until the next rp_client_poll, rp_client_recv or rp_client_destroy. */
+struct rp_client_frame {
+    uint16_t type;
+    uint16_t len;
+    const uint8_t *payload;
+};
+
+struct rp_client_stats {
+    uint64_t connects; /* connections made, the first included */
+    uint64_t drops;    /* established connections that were lost */
+    uint64_t failed_connects;
+    uint64_t frames_out, frames_in;
+    uint64_t frames_resent; /* frames cut by a drop and sent again whole */
+};
+
+/*
+ * Creates a client for cfg->host:port. Returns 0, -EINVAL (bad config),
+ * -ENOENT (the host does not resolve) or -ENOMEM. Nothing is connected yet.
+ */
+int rp_client_create(const struct rp_client_config *cfg,
+                     struct rp_client **out);
+
+/* Closes the connection at once (queued frames are dropped) and frees. */
+void rp_client_destroy(struct rp_client *c);
+
+/*
+ * Connects and waits at most timeout_ms (< 0: no limit) for the
+ * connection. Returns 0 once connected, -ETIMEDOUT, or the connect's error
+ * (-ECONNREFUSED, ...). A failed attempt does not start the back-off:
+ * call again, or rp_client_start. Not while connected (-EISCONN).
+ */
+int rp_client_connect(struct rp_client *c, int timeout_ms);
+
+/*
+ * Starts a connect without waiting: returns 0 (connected at once, or
+ * under way: see rp_client_state) or -errno. rp_client_poll finishes it.
+ */
+int rp_client_start(struct rp_client *c);
+
+/*
+ * Does the client's I/O: finishes a connect, writes queued frames, reads
+ * what has arrived, and connects again once a back-off has passed. Waits
+ * at most timeout_ms (0: not at all; < 0: until something happens) for the
+ * socket or the back-off. Returns the number of whole frames ready for
+ * rp_client_recv (>= 0), or -ENOTCONN once the client is CLOSED (the
+ * cause: rp_client_last_error). A drop with reconnect on is not an error:
+ * the state turns to BACKOFF and the call returns what is ready.
+ */
+int rp_client_poll(struct rp_client *c, int timeout_ms);
+
+/*
+ * Queues one frame (copied) and writes it at once if the socket takes it.
+ * Returns 0, -EMSGSIZE (len > 65535), -ENOBUFS (the queue would pass
+ * send_queue_max) or -ENOTCONN (CLOSED, or never started). Frames sent
+ * while connecting or in back-off wait for the connection.
+ */
+int rp_client_send(struct rp_client *c, uint16_t type, const void *payload,
+                   uint16_t len);
+
+/* Takes the next received frame: 1 with *out filled, or 0 if none. */
+int rp_client_recv(struct rp_client *c, struct rp_client_frame *out);
+
+/*
+ * Waits at most timeout_ms for every queued frame to be written (handing
+ * received frames to nobody: they stay for rp_client_recv). Returns 0,
+ * -ETIMEDOUT, or -ENOTCONN once CLOSED.
+ */
+int rp_client_flush(struct rp_client *c, int timeout_ms);
+
+/* Drops the connection now (as a network drop would): for tests. */
+void rp_client_drop(struct rp_client *c);
+
+enum rp_client_state rp_client_state(const struct rp_client *c);
+int rp_client_fd(const struct rp_client *c);       /* -1 when none */
+short rp_client_events(const struct rp_client *c); /* POLLIN / POLLOUT */
+/* Milliseconds until the client needs rp_client_poll without any socket
+   event (a back-off ending), or -1 for no such deadline. */
+int rp_client_timeout_ms(const struct rp_client *c);
+/* Why the last connection ended or the last connect failed (-errno), or
+   0. A frame over max_payload reads -EMSGSIZE; a peer close -ECONNRESET. */
+int rp_client_last_error(const struct rp_client *c);
+void rp_client_get_stats(const struct rp_client *c,
+                         struct rp_client_stats *out);
+
+/*
+ * The back-off before attempt 'attempt' (1 = first retry): the doubling
+ * d = min(max_ms, min_ms << (attempt - 1)), then "equal jitter": a value in
+ * [d/2, d], drawn from 'rnd'. Exposed so its bounds can be tested.
+ */
+uint32_t rp_client_backoff_ms(uint32_t attempt, uint32_t min_ms,
+                              uint32_t max_ms, uint64_t rnd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
