@@ -1,11 +1,10 @@
 /*
- * Player records, their hand-off between contents, and the send and
- * validation helpers every content uses (game.h says who owns what).
+ * Player records and the send and validation helpers every content uses
+ * (game.h says who owns what).
  */
 #include "game.h"
 
 #include <errno.h>
-#include <ringport/log.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,19 +19,8 @@ int game_init(struct game *g, struct rp_server *srv, uint32_t max_sessions,
     memset(g, 0, sizeof *g);
     g->srv = srv;
     g->cfg = *cfg;
-    g->nslots = max_sessions;
-    g->handoff = calloc(max_sessions, sizeof *g->handoff);
-    if (!g->handoff)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < max_sessions; i++)
-        atomic_init(&g->handoff[i], NULL);
-    int r = names_init(&g->names, max_sessions);
-    if (r < 0) {
-        free(g->handoff);
-        g->handoff = NULL;
-        return r;
-    }
-    return 0;
+    g->max_sessions = max_sessions;
+    return names_init(&g->names, max_sessions);
 }
 
 void game_destroy(struct game *g)
@@ -40,13 +28,6 @@ void game_destroy(struct game *g)
     lobby_destroy(g);
     pvp_destroy(g);
     dungeon_destroy(g);
-    for (uint32_t i = 0; g->handoff && i < g->nslots; i++) {
-        struct player *p = atomic_load(&g->handoff[i]);
-        if (p)
-            player_free(g, p);
-    }
-    free(g->handoff);
-    g->handoff = NULL;
     /* The names stay for the caller's final count: names_fini(). */
 }
 
@@ -68,35 +49,9 @@ void player_free(struct game *g, struct player *p)
     free(p);
 }
 
-void handoff_put(struct game *g, struct player *p)
+struct player *player_of(struct game *g, rp_sid sid)
 {
-    /* The slot is empty: a session is held by one content at a time, and
-       the next one empties the slot before the session can move again. */
-    struct player *old = atomic_exchange_explicit(
-        &g->handoff[rp_sid_slot(p->sid)], p, memory_order_acq_rel);
-    if (old) {
-        RP_WARN("game", "session %llu: stale hand-off record freed",
-                (unsigned long long)old->sid);
-        player_free(g, old);
-    }
-}
-
-struct player *handoff_take(struct game *g, rp_sid sid)
-{
-    uint32_t slot = rp_sid_slot(sid);
-    if (slot >= g->nslots)
-        return NULL;
-    struct player *p =
-        atomic_exchange_explicit(&g->handoff[slot], NULL, memory_order_acq_rel);
-    if (p && p->sid != sid) {
-        /* Cannot happen (slots are not reused while a group holds one);
-           never hand a record to the wrong session. */
-        RP_WARN("game", "session %llu: hand-off record of %llu freed",
-                (unsigned long long)sid, (unsigned long long)p->sid);
-        player_free(g, p);
-        return NULL;
-    }
-    return p;
+    return rp_session_get_data(g->srv, sid);
 }
 
 static struct rp_packet *encode(const struct gm_msg *m)
