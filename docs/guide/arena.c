@@ -169,6 +169,7 @@ static void arena_message(struct rp_group *g, rp_sid sid, void *data,
         p->acts++;
 }
 
+/* ANCHOR: match_end */
 /* Sends whoever is in 'm' back to the lobby and frees it. */
 static void match_end(struct match *m)
 {
@@ -178,12 +179,16 @@ static void match_end(struct match *m)
         struct player *p = sid ? rp_session_get_data(srv, sid) : NULL;
         if (!p)
             continue;
-        send_u32(sid, OVER, p->acts);
         p->in = NULL;
+        /* Move first, then tell: the I/O thread takes requests in order,
+           so the move is under way before OVER can reach the client, and
+           what it sends after OVER goes to the lobby. */
         rp_group_move(srv, sid, lobby, NULL);
+        send_u32(sid, OVER, p->acts);
     }
     m->id = 0;
 }
+/* ANCHOR_END: match_end */
 
 /* ANCHOR: arena_tick */
 static void arena_tick(struct rp_group *g, int64_t elapsed_ns, void *user)

@@ -3,7 +3,7 @@
  *
  * Raw mode echoes bytes as they arrive (on_data -> rp_server_send_raw);
  * framed mode sends every packet back unchanged, type and payload
- * (on_message -> rp_message_to_packet -> rp_server_send). The main thread
+ * (on_message -> rp_message_keep -> rp_server_send). The main thread
  * only waits for SIGINT/SIGTERM on a signalfd and prints a stats line on
  * stderr once a second; the server's own threads do all the I/O.
  *
