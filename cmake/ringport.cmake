@@ -14,11 +14,17 @@ endfunction()
 
 function(rp_target_defaults target)
   target_compile_definitions(${target} PRIVATE _GNU_SOURCE)
+  # Thread-ownership checks (RP_ASSERT_THREAD, src/core/assert.h) stay on
+  # in sanitizer builds even where NDEBUG is set (make tsan).
+  if(RP_SANITIZE)
+    target_compile_definitions(${target} PRIVATE RP_CHECK_THREADS)
+  endif()
   target_compile_options(${target} PRIVATE ${RP_WARNINGS})
   rp_link_sanitizers(${target})
 endfunction()
 
-# A program of ours linked against the static library.
+# A program of ours linked against the static core library; one that uses
+# the metrics endpoint or the config reader links ringport_extras_static too.
 function(rp_program target)
   add_executable(${target} ${ARGN})
   target_link_libraries(${target} PRIVATE ringport_static)
@@ -31,4 +37,12 @@ endfunction()
 function(rp_skip_optional target what set)
   message(NOTICE "ringport: skipping ${target}: ${what} not found "
                  "(scripts/deps.sh ${set} installs it)")
+endfunction()
+
+# A program or test that includes the engine's internal headers ("core/
+# pool.h", "proto/frame.h"): src/ is private to the libraries, so it is
+# given explicitly, and the program must link the static archive (the .so
+# exports only the RP_API names).
+function(rp_use_internals target)
+  target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/src)
 endfunction()

@@ -6,8 +6,10 @@
  * DUNGEON_WAIT_TICKS with those who did (a member that disconnected on
  * the way counts as gone). At the end every member left gets the final
  * DUNGEON_STATE, DUNGEON_END with its gold and goes back to the lobby. A
- * member who disconnects is removed; the party goes on, and a run with
- * nobody left is dropped. Runs on its own thread.
+ * member who disconnects is removed and the others get a DUNGEON_STATE at
+ * once (every visible change is sent when it happens, docs/protocol.md);
+ * the party goes on, and a run with nobody left is dropped. Runs on its
+ * own thread.
  */
 #include "game.h"
 
@@ -146,12 +148,10 @@ static void dungeon_message(struct rp_group *grp, rp_sid sid, void *data,
     struct player *p = data;
     struct gm_msg m;
     (void)grp;
-    if (!game_decode(dg->g, sid, msg, &m))
+    /* Only logged-in sessions are ever moved here. */
+    if (!game_decode(dg->g, sid, msg, GAME_TYPE_BIT(GM_DUNGEON_ATTACK), true,
+                     &m))
         return;
-    if (m.type != GM_DUNGEON_ATTACK) {
-        game_send_error(dg->g, sid, GM_ERR_WRONG_CONTENT, m.type);
-        return;
-    }
     struct run *r = p->where;
     if (!r || !r->started)
         return; /* crossed DUNGEON_END on the wire, or too early */
@@ -202,6 +202,11 @@ static void dungeon_leave(struct rp_group *grp, rp_sid sid, void *data,
         if (run_members(r, ids) == 0) {
             run_unlink(dg, r);
             free(r);
+        } else if (r->started) {
+            /* Every change the party can see goes out when it happens
+               (docs/protocol.md): the others learn of the leave now, not
+               at the next tick that changes something. */
+            run_send_state(dg, r);
         }
     }
 }

@@ -118,15 +118,22 @@ int game_broadcast(struct game *g, const rp_sid *ids, size_t n,
                    const struct gm_msg *m);
 void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about);
 /*
- * Decodes 'msg' into 'm' and answers what is wrong with it: a type that no
- * client may send or a payload of the wrong length gets an error packet
- * and a disconnect (the client is broken or hostile: nothing it sends
- * later can be trusted to be framed as it means); a field out of range
- * gets an error packet and the session stays. Returns true if 'm' is
- * usable.
+ * Decodes 'msg' into 'm' and judges it in the order docs/protocol.md
+ * gives ("Which error wins"), answering only the first thing wrong:
+ *   1. a type no client may send, or a payload of the wrong length: an
+ *      error packet and a disconnect (the client is broken or hostile:
+ *      nothing it sends later can be trusted to be framed as it means)
+ *   2. anything but LOGIN before login ('logged_in' false): NOT_LOGGED_IN
+ *   3. a client type this content does not take (not in 'accepts', a
+ *      mask of GAME_TYPE_BIT): WRONG_CONTENT
+ *   4. a field out of its wire range: BAD_FIELD
+ * In 2-4 the session stays. The content's own checks (name taken,
+ * already queued, a monster index over the run's count, ...) come after.
+ * Returns true if 'm' is usable.
  */
+#define GAME_TYPE_BIT(t) (1u << (t))
 bool game_decode(struct game *g, rp_sid sid, const struct rp_message *msg,
-                 struct gm_msg *m);
+                 uint32_t accepts, bool logged_in, struct gm_msg *m);
 
 /* Contents: each creates its group (tick included) and its state. */
 int lobby_create(struct game *g);

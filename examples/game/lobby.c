@@ -23,6 +23,9 @@
 
 #define LOBBY_TICK_MS 100
 #define LOBBY_PARTY_WAIT_MS 1000
+#define LOBBY_ACCEPTS                                                          \
+    (GAME_TYPE_BIT(GM_LOGIN) | GAME_TYPE_BIT(GM_CHAT) |                        \
+     GAME_TYPE_BIT(GM_PVP_QUEUE) | GAME_TYPE_BIT(GM_DUNGEON_ENTER))
 
 struct channel {
     rp_sid *members; /* [chat_channel_size], first 'n' used */
@@ -220,19 +223,10 @@ static void lobby_message(struct rp_group *grp, rp_sid sid, void *data,
     struct player *p = data;
     struct gm_msg m;
     (void)grp;
-    if (!game_decode(lb->g, sid, msg, &m))
+    if (!game_decode(lb->g, sid, msg, LOBBY_ACCEPTS, p->id != 0, &m))
         return;
-    if (m.type != GM_LOGIN && m.type != GM_CHAT && m.type != GM_PVP_QUEUE &&
-        m.type != GM_DUNGEON_ENTER) {
-        game_send_error(lb->g, sid, GM_ERR_WRONG_CONTENT, m.type);
-        return;
-    }
     if (m.type == GM_LOGIN) {
         on_login(lb, p, m.u.login);
-        return;
-    }
-    if (!p->id) {
-        game_send_error(lb->g, sid, GM_ERR_NOT_LOGGED_IN, m.type);
         return;
     }
     if (m.type == GM_CHAT) {

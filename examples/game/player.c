@@ -101,21 +101,30 @@ void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about)
 }
 
 bool game_decode(struct game *g, rp_sid sid, const struct rp_message *msg,
-                 struct gm_msg *m)
+                 uint32_t accepts, bool logged_in, struct gm_msg *m)
 {
     uint16_t type = msg->type;
     int r = gm_is_client_type(type) ? gm_decode(type, msg->payload, msg->len, m)
                                     : -ENOMSG;
-    if (r == 0)
-        return true;
-    if (r == -ERANGE) {
-        game_send_error(g, sid, GM_ERR_BAD_FIELD, type);
+    if (r == -ENOMSG || r == -EBADMSG) {
+        game_send_error(g, sid,
+                        r == -ENOMSG ? GM_ERR_UNKNOWN_TYPE : GM_ERR_MALFORMED,
+                        type);
+        count(&g->n.kicks, 1);
+        /* The error goes out first: disconnect sends what is queued. */
+        rp_server_disconnect(g->srv, sid);
         return false;
     }
-    game_send_error(
-        g, sid, r == -ENOMSG ? GM_ERR_UNKNOWN_TYPE : GM_ERR_MALFORMED, type);
-    count(&g->n.kicks, 1);
-    /* The error goes out first: disconnect sends what is queued. */
-    rp_server_disconnect(g->srv, sid);
-    return false;
+    uint16_t code = 0;
+    if (!logged_in && type != GM_LOGIN)
+        code = GM_ERR_NOT_LOGGED_IN;
+    else if (!(accepts & GAME_TYPE_BIT(type)))
+        code = GM_ERR_WRONG_CONTENT;
+    else if (r == -ERANGE)
+        code = GM_ERR_BAD_FIELD;
+    if (code) {
+        game_send_error(g, sid, code, type);
+        return false;
+    }
+    return true;
 }

@@ -148,12 +148,11 @@ static void pvp_message(struct rp_group *grp, rp_sid sid, void *data,
     struct player *p = data;
     struct gm_msg m;
     (void)grp;
-    if (!game_decode(pv->g, sid, msg, &m))
+    /* Only logged-in sessions are ever moved here. */
+    if (!game_decode(pv->g, sid, msg,
+                     GAME_TYPE_BIT(GM_PVP_MOVE) | GAME_TYPE_BIT(GM_PVP_ATTACK),
+                     true, &m))
         return;
-    if (m.type != GM_PVP_MOVE && m.type != GM_PVP_ATTACK) {
-        game_send_error(pv->g, sid, GM_ERR_WRONG_CONTENT, m.type);
-        return;
-    }
     struct room *r = p->where;
     if (!r || r->state != ROOM_FIGHTING)
         return; /* crossed MATCH_END or arrived early: dropped */

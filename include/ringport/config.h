@@ -19,6 +19,7 @@
 #ifndef RINGPORT_CONFIG_H
 #define RINGPORT_CONFIG_H
 
+#include <ringport/api.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,8 +60,8 @@ struct rp_config_key {
 #define RP_CONFIG_MAX_LINE 198
 
 /* The key called 'name', or NULL. */
-const struct rp_config_key *rp_config_find(const struct rp_config_key *keys,
-                                           size_t n, const char *name);
+RP_API const struct rp_config_key *
+rp_config_find(const struct rp_config_key *keys, size_t n, const char *name);
 
 /*
  * Sets the key called 'name' from the text 'value'. Returns 0, -ENOENT for
@@ -68,8 +69,9 @@ const struct rp_config_key *rp_config_find(const struct rp_config_key *keys,
  * raw or framed, got 'chunky'"); the destination is untouched then. The
  * caller says where the value came from ("--mode wants ...").
  */
-int rp_config_set(const struct rp_config_key *keys, size_t n, const char *name,
-                  const char *value, char *err, size_t errlen);
+RP_API int rp_config_set(const struct rp_config_key *keys, size_t n,
+                         const char *name, const char *value, char *err,
+                         size_t errlen);
 
 /*
  * Parses INI text (need not be NUL-terminated; NUL bytes end a line).
@@ -78,15 +80,16 @@ int rp_config_set(const struct rp_config_key *keys, size_t n, const char *name,
  * have been set, before it and after it). Returns 0, -EINVAL (err:
  * "FILE:LINE: ...") or -ENOMEM.
  */
-int rp_config_parse(const char *text, size_t len, const char *file,
-                    const char *section, const struct rp_config_key *keys,
-                    size_t n, char *err, size_t errlen);
+RP_API int rp_config_parse(const char *text, size_t len, const char *file,
+                           const char *section,
+                           const struct rp_config_key *keys, size_t n,
+                           char *err, size_t errlen);
 
 /* Reads the file at 'path' (at most RP_CONFIG_MAX_FILE bytes) and parses
    it as rp_config_parse does. Also -errno if it cannot be read, -EFBIG. */
-int rp_config_load(const char *path, const char *section,
-                   const struct rp_config_key *keys, size_t n, char *err,
-                   size_t errlen);
+RP_API int rp_config_load(const char *path, const char *section,
+                          const struct rp_config_key *keys, size_t n, char *err,
+                          size_t errlen);
 
 /*
  * A flag of a command line that is not a key's own flag. With 'key' set it
@@ -117,18 +120,19 @@ struct rp_config_flag {
  * the error of rp_config_load (its line in 'err'). Keys may have been set
  * when it fails.
  */
-int rp_config_apply_args(const struct rp_config_key *keys, size_t n,
-                         const struct rp_config_flag *flags,
-                         const char *section, int argc, char *const argv[],
-                         char *err, size_t errlen);
+RP_API int rp_config_apply_args(const struct rp_config_key *keys, size_t n,
+                                const struct rp_config_flag *flags,
+                                const char *section, int argc,
+                                char *const argv[], char *err, size_t errlen);
 
 /*
  * Parses "ADDR:PORT" (numeric IPv4), "[ADDR]:PORT" (numeric IPv6) or
  * ":PORT" (every IPv4 interface) into a socket address; PORT may be 0.
  * Returns 0 or -EINVAL. 'ss'/'len' may be NULL (just check).
  */
-int rp_config_parse_endpoint(const char *text, struct sockaddr_storage *ss,
-                             socklen_t *len);
+RP_API int rp_config_parse_endpoint(const char *text,
+                                    struct sockaddr_storage *ss,
+                                    socklen_t *len);
 
 /*
  * The server's settings as keys: listen (into 'listen', which becomes
@@ -140,9 +144,9 @@ int rp_config_parse_endpoint(const char *text, struct sockaddr_storage *ss,
  * it has in all (RP_CONFIG_SERVER_KEYS).
  */
 #define RP_CONFIG_SERVER_KEYS 18
-size_t rp_config_server_keys(struct rp_server_config *cfg, char *listen,
-                             size_t listen_size, struct rp_config_key *out,
-                             size_t cap);
+RP_API size_t rp_config_server_keys(struct rp_server_config *cfg, char *listen,
+                                    size_t listen_size,
+                                    struct rp_config_key *out, size_t cap);
 
 #ifdef __cplusplus
 }

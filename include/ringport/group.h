@@ -32,6 +32,7 @@
 #ifndef RINGPORT_GROUP_H
 #define RINGPORT_GROUP_H
 
+#include <ringport/api.h>
 #include <ringport/packet.h>
 #include <ringport/server.h>
 #include <ringport/session.h>
@@ -93,7 +94,8 @@ struct rp_group_config {
  * Chooses the layout for the groups of 'srv'. Returns 0, -EBUSY once a
  * group exists, or -EINVAL. Thread: the one that creates the groups.
  */
-int rp_group_set_layout(struct rp_server *srv, enum rp_group_layout layout);
+RP_API int rp_group_set_layout(struct rp_server *srv,
+                               enum rp_group_layout layout);
 
 /*
  * Creates a group on 'srv' and starts its thread (HETERO) or adds it to the
@@ -103,8 +105,9 @@ int rp_group_set_layout(struct rp_server *srv, enum rp_group_layout layout);
  * raw-mode server), -ESHUTDOWN (server stopped), -ENOMEM or a pthread error.
  * Thread: any but the server's and groups' own threads.
  */
-int rp_group_create(struct rp_server *srv, const struct rp_group_config *cfg,
-                    struct rp_group **out);
+RP_API int rp_group_create(struct rp_server *srv,
+                           const struct rp_group_config *cfg,
+                           struct rp_group **out);
 
 /*
  * Moves session 'sid' into group 'to' (NULL: back to no group), after the
@@ -130,8 +133,8 @@ int rp_group_create(struct rp_server *srv, const struct rp_group_config *cfg,
  * (see above), -ESHUTDOWN if 'to' is stopping, or -ENOMEM.
  * Thread: any, including a group's own handlers.
  */
-int rp_group_move(struct rp_server *srv, rp_sid sid, struct rp_group *to,
-                  void *ticket);
+RP_API int rp_group_move(struct rp_server *srv, rp_sid sid, struct rp_group *to,
+                         void *ticket);
 
 /*
  * Stops the group: new moves into it are refused, every session inside
@@ -142,10 +145,10 @@ int rp_group_move(struct rp_server *srv, rp_sid sid, struct rp_group *to,
  * after the sessions have ended (their on_leave says SERVER_STOP).
  * Thread: any other.
  */
-int rp_group_stop(struct rp_group *g);
+RP_API int rp_group_stop(struct rp_group *g);
 
-const char *rp_group_name(const struct rp_group *g);
-struct rp_server *rp_group_server(const struct rp_group *g);
+RP_API const char *rp_group_name(const struct rp_group *g);
+RP_API struct rp_server *rp_group_server(const struct rp_group *g);
 
 /*
  * Tick duration histogram: tick_buckets[b] counts ticks whose on_tick took
@@ -155,7 +158,7 @@ struct rp_server *rp_group_server(const struct rp_group *g);
  * 100, 250 and 1000 ms.
  */
 #define RP_GROUP_TICK_BUCKETS 12
-extern const uint64_t rp_group_tick_bounds_ns[RP_GROUP_TICK_BUCKETS];
+RP_API extern const uint64_t rp_group_tick_bounds_ns[RP_GROUP_TICK_BUCKETS];
 
 /* Counters, written by the group's thread, read with relaxed loads. */
 struct rp_group_stats {
@@ -169,7 +172,8 @@ struct rp_group_stats {
     uint64_t tick_buckets[RP_GROUP_TICK_BUCKETS + 1]; /* see above */
 };
 
-void rp_group_get_stats(const struct rp_group *g, struct rp_group_stats *out);
+RP_API void rp_group_get_stats(const struct rp_group *g,
+                               struct rp_group_stats *out);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 #ifndef RINGPORT_LOG_H
 #define RINGPORT_LOG_H
 
+#include <ringport/api.h>
 #include <stdarg.h>
 
 #ifdef __cplusplus
@@ -30,19 +31,21 @@ typedef void (*rp_log_sink)(enum rp_log_level level, const char *line,
 
 /* Thread: any. Lines below 'level' are dropped. Default RP_LOG_INFO, or the
    RINGPORT_LOG environment variable (debug|info|warn|error|off). */
-void rp_log_set_level(enum rp_log_level level);
-enum rp_log_level rp_log_get_level(void);
+RP_API void rp_log_set_level(enum rp_log_level level);
+RP_API enum rp_log_level rp_log_get_level(void);
 /* Thread: call before other threads log. NULL restores the default. */
-void rp_log_set_sink(rp_log_sink sink, void *user);
+RP_API void rp_log_set_sink(rp_log_sink sink, void *user);
 /* Names the calling thread in its log lines (and in /proc, up to 15 chars). */
-void rp_log_set_thread_name(const char *name);
+RP_API void rp_log_set_thread_name(const char *name);
 /* Parses "debug".."off"; returns the level or -EINVAL. */
-int rp_log_level_parse(const char *name);
+RP_API int rp_log_level_parse(const char *name);
 
-void rp_log_write(enum rp_log_level level, const char *module, const char *fmt,
-                  ...) __attribute__((format(printf, 3, 4)));
-void rp_log_vwrite(enum rp_log_level level, const char *module, const char *fmt,
-                   va_list ap) __attribute__((format(printf, 3, 0)));
+RP_API void rp_log_write(enum rp_log_level level, const char *module,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+RP_API void rp_log_vwrite(enum rp_log_level level, const char *module,
+                          const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #define RP_LOG_AT(level, module, ...)                                          \
     do {                                                                       \

@@ -29,6 +29,7 @@
 #ifndef RINGPORT_METRICS_H
 #define RINGPORT_METRICS_H
 
+#include <ringport/api.h>
 #include <ringport/server.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,13 +48,13 @@ struct rp_metrics_writer; /* a text being rendered; valid in a collector */
  * line). Returns 0, -EINVAL (bad endpoint), -EADDRINUSE or another -errno
  * if it cannot listen, -ENOMEM.
  */
-int rp_metrics_create(const char *endpoint, struct rp_metrics **out);
+RP_API int rp_metrics_create(const char *endpoint, struct rp_metrics **out);
 /* Stops the endpoint (joins its thread) and frees the registry. NULL is a
    no-op. Call it before destroying what was added. */
-void rp_metrics_destroy(struct rp_metrics *m);
+RP_API void rp_metrics_destroy(struct rp_metrics *m);
 
 /* The endpoint's bound port (useful with port 0); 0 if none. */
-uint16_t rp_metrics_port(const struct rp_metrics *m);
+RP_API uint16_t rp_metrics_port(const struct rp_metrics *m);
 
 /*
  * Exposes 'srv' (its counters, backend and the packet pools). 'name' NULL:
@@ -62,10 +63,11 @@ uint16_t rp_metrics_port(const struct rp_metrics *m);
  * -EINVAL. The server must outlive the registration.
  */
 #define RP_METRICS_MAX_SERVERS 8
-int rp_metrics_add_server(struct rp_metrics *m, struct rp_server *srv,
-                          const char *name);
+RP_API int rp_metrics_add_server(struct rp_metrics *m, struct rp_server *srv,
+                                 const char *name);
 /* Removes 'srv' if present; after it returns no scrape touches 'srv'. */
-void rp_metrics_remove_server(struct rp_metrics *m, struct rp_server *srv);
+RP_API void rp_metrics_remove_server(struct rp_metrics *m,
+                                     struct rp_server *srv);
 
 /*
  * Exposes content group 'g' (<ringport/group.h>): ringport_group_*{group=
@@ -75,8 +77,8 @@ void rp_metrics_remove_server(struct rp_metrics *m, struct rp_server *srv);
  */
 #define RP_METRICS_MAX_GROUPS 32
 struct rp_group;
-int rp_metrics_add_group(struct rp_metrics *m, struct rp_group *g);
-void rp_metrics_remove_group(struct rp_metrics *m, struct rp_group *g);
+RP_API int rp_metrics_add_group(struct rp_metrics *m, struct rp_group *g);
+RP_API void rp_metrics_remove_group(struct rp_metrics *m, struct rp_group *g);
 
 /* ---- your own metrics ---------------------------------------------- */
 
@@ -99,42 +101,43 @@ struct rp_metric_label {
 typedef void (*rp_metrics_collect_fn)(struct rp_metrics_writer *w, void *user);
 /* Returns 0, -ENOSPC (RP_METRICS_MAX_COLLECTORS). */
 #define RP_METRICS_MAX_COLLECTORS 16
-int rp_metrics_add_collector(struct rp_metrics *m, rp_metrics_collect_fn fn,
-                             void *user);
-void rp_metrics_remove_collector(struct rp_metrics *m, rp_metrics_collect_fn fn,
-                                 void *user);
+RP_API int rp_metrics_add_collector(struct rp_metrics *m,
+                                    rp_metrics_collect_fn fn, void *user);
+RP_API void rp_metrics_remove_collector(struct rp_metrics *m,
+                                        rp_metrics_collect_fn fn, void *user);
 
 /*
  * Starts a family: its # HELP and # TYPE lines. The samples that follow,
  * until the next family, belong to it. A bad name or a family started
  * twice in one scrape fails the whole scrape (HTTP 500), so mistakes show.
  */
-void rp_metrics_family(struct rp_metrics_writer *w, const char *name,
-                       enum rp_metric_type type, const char *help);
+RP_API void rp_metrics_family(struct rp_metrics_writer *w, const char *name,
+                              enum rp_metric_type type, const char *help);
 /* One sample of the current counter or gauge family. */
-void rp_metrics_sample(struct rp_metrics_writer *w,
-                       const struct rp_metric_label *labels, size_t nlabels,
-                       double value);
-void rp_metrics_sample_u64(struct rp_metrics_writer *w,
-                           const struct rp_metric_label *labels, size_t nlabels,
-                           uint64_t value);
+RP_API void rp_metrics_sample(struct rp_metrics_writer *w,
+                              const struct rp_metric_label *labels,
+                              size_t nlabels, double value);
+RP_API void rp_metrics_sample_u64(struct rp_metrics_writer *w,
+                                  const struct rp_metric_label *labels,
+                                  size_t nlabels, uint64_t value);
 /*
  * One histogram of the current histogram family: 'counts[i]' observations
  * fell in bucket i (not cumulative): upper bound 'bounds[i]' for i <
  * nbounds, counts[nbounds] above the last bound (+Inf). Writes the
  * cumulative _bucket{le=...} lines, _sum and _count.
  */
-void rp_metrics_histogram(struct rp_metrics_writer *w,
-                          const struct rp_metric_label *labels, size_t nlabels,
-                          const double *bounds, size_t nbounds,
-                          const uint64_t *counts, double sum);
+RP_API void rp_metrics_histogram(struct rp_metrics_writer *w,
+                                 const struct rp_metric_label *labels,
+                                 size_t nlabels, const double *bounds,
+                                 size_t nbounds, const uint64_t *counts,
+                                 double sum);
 
 /*
  * Renders every registered metric now into a malloc'd NUL-terminated text
  * (*out, *len; the caller frees it). Returns 0, -ENOMEM, or -EINVAL if a
  * collector wrote a bad name. What GET /metrics serves. Thread: any.
  */
-int rp_metrics_render(struct rp_metrics *m, char **out, size_t *len);
+RP_API int rp_metrics_render(struct rp_metrics *m, char **out, size_t *len);
 
 /* ---- the once-a-second stats line ---------------------------------- */
 
@@ -154,8 +157,8 @@ struct rp_statline_sample {
 };
 
 /* Takes a sample of everything added to 'm'. Thread: any. */
-void rp_metrics_sample_now(struct rp_metrics *m,
-                           struct rp_statline_sample *out);
+RP_API void rp_metrics_sample_now(struct rp_metrics *m,
+                                  struct rp_statline_sample *out);
 
 /*
  * Formats the line for the interval from 'prev' to 'cur' into 'buf' (no
@@ -165,9 +168,9 @@ void rp_metrics_sample_now(struct rp_metrics *m,
  *   1022/4096 | lobby 310/s pvp 95000/s
  * Returns the length it needed (as snprintf does).
  */
-int rp_statline_format(const struct rp_statline_sample *prev,
-                       const struct rp_statline_sample *cur, char *buf,
-                       size_t len);
+RP_API int rp_statline_format(const struct rp_statline_sample *prev,
+                              const struct rp_statline_sample *cur, char *buf,
+                              size_t len);
 
 #ifdef __cplusplus
 }

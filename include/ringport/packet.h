@@ -27,6 +27,7 @@
 #ifndef RINGPORT_PACKET_H
 #define RINGPORT_PACKET_H
 
+#include <ringport/api.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,25 +53,26 @@ struct rp_packet; /* opaque; lives until its last reference is dropped */
  * 0, -EMSGSIZE if capacity > RP_PACKET_MAX_PAYLOAD, or -ENOMEM (*out
  * untouched on failure). Thread: any.
  */
-int rp_packet_create(size_t capacity, uint16_t type, struct rp_packet **out);
+RP_API int rp_packet_create(size_t capacity, uint16_t type,
+                            struct rp_packet **out);
 
 /* Takes one more reference and returns 'pkt'. Thread: any holder. */
-struct rp_packet *rp_packet_ref(struct rp_packet *pkt);
+RP_API struct rp_packet *rp_packet_ref(struct rp_packet *pkt);
 /* Drops one reference; the last one frees the packet. NULL is a no-op.
    Thread: any holder. */
-void rp_packet_unref(struct rp_packet *pkt);
+RP_API void rp_packet_unref(struct rp_packet *pkt);
 
-uint16_t rp_packet_type(const struct rp_packet *pkt);
+RP_API uint16_t rp_packet_type(const struct rp_packet *pkt);
 /* Single holder only (the packet is not yet shared). */
-void rp_packet_set_type(struct rp_packet *pkt, uint16_t type);
+RP_API void rp_packet_set_type(struct rp_packet *pkt, uint16_t type);
 /* Payload bytes written so far. */
-size_t rp_packet_size(const struct rp_packet *pkt);
+RP_API size_t rp_packet_size(const struct rp_packet *pkt);
 /* Payload bytes the packet can hold (as created). */
-size_t rp_packet_capacity(const struct rp_packet *pkt);
+RP_API size_t rp_packet_capacity(const struct rp_packet *pkt);
 /* The payload, rp_packet_size() bytes; valid while a reference is held. */
-const uint8_t *rp_packet_payload(const struct rp_packet *pkt);
+RP_API const uint8_t *rp_packet_payload(const struct rp_packet *pkt);
 /* True once a put has failed (sticky until the packet is freed). */
-bool rp_packet_failed(const struct rp_packet *pkt);
+RP_API bool rp_packet_failed(const struct rp_packet *pkt);
 
 /*
  * The frame as it goes on the wire: header (length and type filled in) then
@@ -78,7 +80,7 @@ bool rp_packet_failed(const struct rp_packet *pkt);
  * so any number of threads holding references may call it at once. Valid
  * while a reference is held.
  */
-const uint8_t *rp_packet_wire(const struct rp_packet *pkt, size_t *len);
+RP_API const uint8_t *rp_packet_wire(const struct rp_packet *pkt, size_t *len);
 
 /*
  * Typed puts append at the end of the payload in little-endian order
@@ -88,23 +90,25 @@ const uint8_t *rp_packet_wire(const struct rp_packet *pkt, size_t *len);
  * missing one); a failed put writes nothing and sets the error flag.
  * Thread: the single holder.
  */
-int rp_packet_put_u8(struct rp_packet *pkt, uint8_t v);
-int rp_packet_put_u16(struct rp_packet *pkt, uint16_t v);
-int rp_packet_put_u32(struct rp_packet *pkt, uint32_t v);
-int rp_packet_put_u64(struct rp_packet *pkt, uint64_t v);
-int rp_packet_put_i8(struct rp_packet *pkt, int8_t v);
-int rp_packet_put_i16(struct rp_packet *pkt, int16_t v);
-int rp_packet_put_i32(struct rp_packet *pkt, int32_t v);
-int rp_packet_put_i64(struct rp_packet *pkt, int64_t v);
-int rp_packet_put_f32(struct rp_packet *pkt, float v);
-int rp_packet_put_f64(struct rp_packet *pkt, double v);
+RP_API int rp_packet_put_u8(struct rp_packet *pkt, uint8_t v);
+RP_API int rp_packet_put_u16(struct rp_packet *pkt, uint16_t v);
+RP_API int rp_packet_put_u32(struct rp_packet *pkt, uint32_t v);
+RP_API int rp_packet_put_u64(struct rp_packet *pkt, uint64_t v);
+RP_API int rp_packet_put_i8(struct rp_packet *pkt, int8_t v);
+RP_API int rp_packet_put_i16(struct rp_packet *pkt, int16_t v);
+RP_API int rp_packet_put_i32(struct rp_packet *pkt, int32_t v);
+RP_API int rp_packet_put_i64(struct rp_packet *pkt, int64_t v);
+RP_API int rp_packet_put_f32(struct rp_packet *pkt, float v);
+RP_API int rp_packet_put_f64(struct rp_packet *pkt, double v);
 /* 'n' raw bytes, no length prefix. */
-int rp_packet_put_bytes(struct rp_packet *pkt, const void *data, size_t n);
+RP_API int rp_packet_put_bytes(struct rp_packet *pkt, const void *data,
+                               size_t n);
 /* u16 length then 'n' bytes; -EMSGSIZE (and the flag) if n > 65535. */
-int rp_packet_put_blob(struct rp_packet *pkt, const void *data, size_t n);
+RP_API int rp_packet_put_blob(struct rp_packet *pkt, const void *data,
+                              size_t n);
 /* A string as u16 length then its bytes, no terminator; the same errors. */
-int rp_packet_put_str(struct rp_packet *pkt, const char *s);
-int rp_packet_put_strn(struct rp_packet *pkt, const char *s, size_t n);
+RP_API int rp_packet_put_str(struct rp_packet *pkt, const char *s);
+RP_API int rp_packet_put_strn(struct rp_packet *pkt, const char *s, size_t n);
 
 /*
  * A read cursor over a byte span it does not own: the caller keeps the
@@ -120,9 +124,9 @@ struct rp_reader {
 
 /* A reader over any span, e.g. a payload framed in place in a receive
    buffer. 'data' may be NULL when 'len' is 0. */
-void rp_reader_init(struct rp_reader *r, const void *data, size_t len);
+RP_API void rp_reader_init(struct rp_reader *r, const void *data, size_t len);
 /* A reader over the payload of 'pkt'; valid while a reference is held. */
-void rp_packet_reader(const struct rp_packet *pkt, struct rp_reader *r);
+RP_API void rp_packet_reader(const struct rp_packet *pkt, struct rp_reader *r);
 
 static inline size_t rp_reader_remaining(const struct rp_reader *r)
 {
@@ -139,24 +143,24 @@ static inline bool rp_reader_failed(const struct rp_reader *r)
  * remain returns 0, sets 'failed' and consumes everything left, so every
  * later read fails too: check rp_reader_failed() once after the last read.
  */
-uint8_t rp_reader_get_u8(struct rp_reader *r);
-uint16_t rp_reader_get_u16(struct rp_reader *r);
-uint32_t rp_reader_get_u32(struct rp_reader *r);
-uint64_t rp_reader_get_u64(struct rp_reader *r);
-int8_t rp_reader_get_i8(struct rp_reader *r);
-int16_t rp_reader_get_i16(struct rp_reader *r);
-int32_t rp_reader_get_i32(struct rp_reader *r);
-int64_t rp_reader_get_i64(struct rp_reader *r);
-float rp_reader_get_f32(struct rp_reader *r);
-double rp_reader_get_f64(struct rp_reader *r);
+RP_API uint8_t rp_reader_get_u8(struct rp_reader *r);
+RP_API uint16_t rp_reader_get_u16(struct rp_reader *r);
+RP_API uint32_t rp_reader_get_u32(struct rp_reader *r);
+RP_API uint64_t rp_reader_get_u64(struct rp_reader *r);
+RP_API int8_t rp_reader_get_i8(struct rp_reader *r);
+RP_API int16_t rp_reader_get_i16(struct rp_reader *r);
+RP_API int32_t rp_reader_get_i32(struct rp_reader *r);
+RP_API int64_t rp_reader_get_i64(struct rp_reader *r);
+RP_API float rp_reader_get_f32(struct rp_reader *r);
+RP_API double rp_reader_get_f64(struct rp_reader *r);
 
 /* Copies 'n' raw bytes into 'dst'; on failure fills 'dst' with zeros. */
-void rp_reader_get_bytes(struct rp_reader *r, void *dst, size_t n);
+RP_API void rp_reader_get_bytes(struct rp_reader *r, void *dst, size_t n);
 /* A view of the next 'n' raw bytes, or NULL on failure. */
-const uint8_t *rp_reader_view_bytes(struct rp_reader *r, size_t n);
+RP_API const uint8_t *rp_reader_view_bytes(struct rp_reader *r, size_t n);
 /* A view of a u16-length-prefixed byte run: returns its bytes and sets
  *len; on failure returns a pointer to an empty run and *len = 0. */
-const uint8_t *rp_reader_get_blob(struct rp_reader *r, size_t *len);
+RP_API const uint8_t *rp_reader_get_blob(struct rp_reader *r, size_t *len);
 
 /*
  * Reads a string into 'buf' ('cap' bytes, NUL-terminated when cap > 0),
@@ -165,10 +169,10 @@ const uint8_t *rp_reader_get_blob(struct rp_reader *r, size_t *len);
  * either way, and truncation is not a read failure. On failure buf is ""
  * and the result 0. The string may hold NUL bytes; it is copied as is.
  */
-size_t rp_reader_get_str(struct rp_reader *r, char *buf, size_t cap);
+RP_API size_t rp_reader_get_str(struct rp_reader *r, char *buf, size_t cap);
 /* The string as a view (not NUL-terminated): returns its bytes and sets
  *len; on failure returns "" and *len = 0. */
-const char *rp_reader_get_strv(struct rp_reader *r, size_t *len);
+RP_API const char *rp_reader_get_strv(struct rp_reader *r, size_t *len);
 
 /*
  * Packet pool usage, for metrics. Counters are read without stopping other
@@ -189,7 +193,7 @@ struct rp_packet_pool_stats {
 };
 
 /* Fills 'out' (zeros for pools not created yet). Thread: any. */
-void rp_packet_pool_stats(struct rp_packet_pool_stats *out);
+RP_API void rp_packet_pool_stats(struct rp_packet_pool_stats *out);
 
 /*
  * Frees the packet pools now rather than at exit (they are also freed by an
@@ -197,7 +201,7 @@ void rp_packet_pool_stats(struct rp_packet_pool_stats *out);
  * creates them again. Returns 0, or -EBUSY if packets are still alive (the
  * pools are kept). Thread: any, while no other thread creates packets.
  */
-int rp_packet_pools_shutdown(void);
+RP_API int rp_packet_pools_shutdown(void);
 
 #ifdef __cplusplus
 }

@@ -58,6 +58,7 @@
 #ifndef RINGPORT_PORT_H
 #define RINGPORT_PORT_H
 
+#include <ringport/api.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -135,6 +136,42 @@ struct rp__crec {
     uint32_t flags;
 };
 
+/* Engine-internal: an op's state from submit to delivery (in rp_op's
+   reserved area; its layout is not part of the ABI, its size limit is). */
+struct rp__op_priv {
+    struct rp__crec rec; /* this op's completion while queued */
+    void *link;          /* MPSC node: posts and routine queues */
+    struct rp_op *next;  /* backend queues (per-fd, timers, ready) */
+    struct rp_op *prev;
+    struct rp_port *port;       /* the port it was submitted to */
+    void *thread;               /* submitting thread's routine queue */
+    struct rp_buffers *buffers; /* multishot receive */
+    void *addr;                 /* accept/connect address; cancel target */
+    socklen_t *addrlen;         /* accept */
+    uint32_t state;             /* idle / pending / done (atomic) */
+    int32_t result;             /* models 1 and 2: the completion's res */
+    uint32_t result_flags;
+    uint8_t kind;
+    uint8_t where;  /* epoll: which backend list holds the op;
+                       io_uring: a cancel named this op */
+    uint8_t parked; /* multishot waiting for a recycled buffer */
+    uint8_t pad;
+    int fd;
+    int arg;           /* shutdown 'how'; connect addrlen */
+    uint32_t fd_gen;   /* io_uring: the fd's cancel generation when
+                          submitted (send, multishot receive) */
+    struct msghdr msg; /* recv/send */
+    int64_t ts_sec;    /* timer: a struct __kernel_timespec */
+    long long ts_nsec;
+    int64_t deadline_ns; /* timer on epoll */
+    uint64_t total;      /* send: bytes asked */
+    uint64_t done;       /* send: bytes sent so far; cancel_fd: extra */
+};
+
+/* The size of rp_op's engine area, in 64-bit words: 232 bytes, so that a
+   whole op is 256 bytes on 64-bit targets. Fixed for a major version. */
+#define RP_OP_RESERVED_WORDS 29
+
 /*
  * struct rp_op is ringport's OVERLAPPED: allocated by the caller, usually
  * embedded in the object that issues the I/O (a session), prepared with
@@ -156,6 +193,14 @@ struct rp__crec {
  * With neither set the completion is queued on the port (model 3).
  *
  * Everything in 'rp__priv' is the engine's: never read or write it.
+ *
+ * ABI: the op is meant to be embedded in the caller's own structs, as an
+ * OVERLAPPED is, so its size and the offsets of the three members above
+ * are part of the ABI (docs/architecture.md, "ABI"). The engine's state
+ * lives in a fixed reserved area (RP_OP_RESERVED_WORDS 64-bit words, 256
+ * bytes for the whole op on 64-bit targets): a new library may change what
+ * it keeps there, but never the area's size. The library checks at build
+ * time that its state fits.
  */
 struct rp_op {
     uint64_t key;
@@ -163,36 +208,14 @@ struct rp_op {
     rp_op_routine routine;
 
     /* ---- private: engine-owned from submit to delivery ---- */
-    struct {
-        struct rp__crec rec; /* this op's completion while queued */
-        void *link;          /* MPSC node: posts and routine queues */
-        struct rp_op *next;  /* backend queues (per-fd, timers, ready) */
-        struct rp_op *prev;
-        struct rp_port *port;       /* the port it was submitted to */
-        void *thread;               /* submitting thread's routine queue */
-        struct rp_buffers *buffers; /* multishot receive */
-        void *addr;                 /* accept/connect address; cancel target */
-        socklen_t *addrlen;         /* accept */
-        uint32_t state;             /* idle / pending / done (atomic) */
-        int32_t result;             /* models 1 and 2: the completion's res */
-        uint32_t result_flags;
-        uint8_t kind;
-        uint8_t where;  /* epoll: which backend list holds the op */
-        uint8_t parked; /* multishot waiting for a recycled buffer */
-        uint8_t pad;
-        int fd;
-        int arg;           /* shutdown 'how'; connect addrlen */
-        struct msghdr msg; /* recv/send */
-        int64_t ts_sec;    /* timer: a struct __kernel_timespec */
-        long long ts_nsec;
-        int64_t deadline_ns; /* timer on epoll */
-        uint64_t total;      /* send: bytes asked */
-        uint64_t done;       /* send: bytes sent so far; cancel_fd: extra */
-    } rp__priv;
+    union {
+        struct rp__op_priv rp__priv;
+        uint64_t rp__reserved[RP_OP_RESERVED_WORDS];
+    };
 };
 
 /* Prepares an op for its first use: all zero, no model chosen. */
-void rp_op_init(struct rp_op *op);
+RP_API void rp_op_init(struct rp_op *op);
 
 /*
  * WSAGetOverlappedResult for a model-1 op (op->event set). Returns 0 and
@@ -202,13 +225,14 @@ void rp_op_init(struct rp_op *op);
  * blocks until the op completes (on an owned port's owner thread it pumps
  * the port meanwhile). Thread: any for a shared port.
  */
-int rp_op_result(struct rp_op *op, uint32_t *bytes, bool wait);
+RP_API int rp_op_result(struct rp_op *op, uint32_t *bytes, bool wait);
 
 /* ---- the port -------------------------------------------------------- */
 
 /* Returns 0 and *out, or -errno (-EINVAL bad config; the backend's error
    when a forced backend cannot start). Logs which backend won and why. */
-int rp_port_create(const struct rp_port_config *cfg, struct rp_port **out);
+RP_API int rp_port_create(const struct rp_port_config *cfg,
+                          struct rp_port **out);
 
 /*
  * Frees the port. Every op must have completed first (see "Closing with ops
@@ -219,13 +243,13 @@ int rp_port_create(const struct rp_port_config *cfg, struct rp_port **out);
  * a thread (e.g. recv with SO_RCVTIMEO) may then fail once with EINTR
  * without any signal. Callers retry EINTR anyway; this is why.
  */
-void rp_port_destroy(struct rp_port *port);
+RP_API void rp_port_destroy(struct rp_port *port);
 
-enum rp_backend_kind rp_port_backend(const struct rp_port *port);
+RP_API enum rp_backend_kind rp_port_backend(const struct rp_port *port);
 /* "auto", "uring", "epoll". */
-const char *rp_backend_name(enum rp_backend_kind kind);
+RP_API const char *rp_backend_name(enum rp_backend_kind kind);
 /* The inverse of rp_backend_name; -EINVAL for anything else. */
-int rp_backend_parse(const char *name);
+RP_API int rp_backend_parse(const char *name);
 
 /*
  * Operations. Each returns 0 (submitted: one completion will follow) or
@@ -254,7 +278,15 @@ int rp_backend_parse(const char *name);
  *           and cancelled, -ENOENT not pending (already completed), or
  *           -EALREADY (running, cannot be stopped). The target completes
  *           with -ECANCELED, or with its result if it won the race.
- * cancel_fd cancels every pending op on 'fd'; res = how many.
+ * cancel_fd cancels every pending op on 'fd'. Each completes with
+ *           -ECANCELED, or its result if it won the race; none is continued,
+ *           re-armed or parked after the cancel (a multishot receive that
+ *           had just met -ENOBUFS, a short send), so each completes without
+ *           further help. res = how many ops the kernel found (plus parked
+ *           receives): a figure, not a count to wait for. io_uring counts an
+ *           op it found already running on a worker thread, which then
+ *           completes with its own result, and the port ends with
+ *           -ECANCELED some ops the kernel could no longer find.
  * timer     completes after 'timeout_ns' with res = -ETIME (as io_uring),
  *           or -ECANCELED if cancelled first.
  * nop       completes with res = 0 through the backend (a barrier, a test
@@ -264,28 +296,32 @@ int rp_backend_parse(const char *name);
  *           port (it wakes the owner only if the owner sleeps).
  *
  * Closing with ops in flight, the documented teardown: shutdown(fd) (or
- * rp_port_shutdown), rp_port_cancel_fd(fd), wait until every op on the fd
- * has completed (-ECANCELED or its result), then rp_port_close(fd). The
+ * rp_port_shutdown, and wait for it: a cancel_fd sent while it is in flight
+ * may cancel the shutdown itself), rp_port_cancel_fd(fd), wait until every
+ * op on the fd has completed (-ECANCELED or its result), then
+ * rp_port_close(fd). The
  * port never frees or reuses anything under a pending op; io_uring itself
  * does not cancel requests on close(2), and a multishot receive would keep
  * delivering.
  */
-int rp_port_accept(struct rp_port *port, struct rp_op *op, int listen_fd,
-                   struct sockaddr *addr, socklen_t *addrlen);
-int rp_port_connect(struct rp_port *port, struct rp_op *op, int fd,
-                    const struct sockaddr *addr, socklen_t addrlen);
-int rp_port_recv(struct rp_port *port, struct rp_op *op, int fd,
-                 struct iovec *iov, int iovcnt);
-int rp_port_send(struct rp_port *port, struct rp_op *op, int fd,
-                 struct iovec *iov, int iovcnt);
-int rp_port_shutdown(struct rp_port *port, struct rp_op *op, int fd, int how);
-int rp_port_close(struct rp_port *port, struct rp_op *op, int fd);
-int rp_port_cancel(struct rp_port *port, struct rp_op *op,
-                   struct rp_op *target);
-int rp_port_cancel_fd(struct rp_port *port, struct rp_op *op, int fd);
-int rp_port_timer(struct rp_port *port, struct rp_op *op, uint64_t timeout_ns);
-int rp_port_nop(struct rp_port *port, struct rp_op *op);
-int rp_port_post(struct rp_port *port, struct rp_op *op, int32_t res);
+RP_API int rp_port_accept(struct rp_port *port, struct rp_op *op, int listen_fd,
+                          struct sockaddr *addr, socklen_t *addrlen);
+RP_API int rp_port_connect(struct rp_port *port, struct rp_op *op, int fd,
+                           const struct sockaddr *addr, socklen_t addrlen);
+RP_API int rp_port_recv(struct rp_port *port, struct rp_op *op, int fd,
+                        struct iovec *iov, int iovcnt);
+RP_API int rp_port_send(struct rp_port *port, struct rp_op *op, int fd,
+                        struct iovec *iov, int iovcnt);
+RP_API int rp_port_shutdown(struct rp_port *port, struct rp_op *op, int fd,
+                            int how);
+RP_API int rp_port_close(struct rp_port *port, struct rp_op *op, int fd);
+RP_API int rp_port_cancel(struct rp_port *port, struct rp_op *op,
+                          struct rp_op *target);
+RP_API int rp_port_cancel_fd(struct rp_port *port, struct rp_op *op, int fd);
+RP_API int rp_port_timer(struct rp_port *port, struct rp_op *op,
+                         uint64_t timeout_ns);
+RP_API int rp_port_nop(struct rp_port *port, struct rp_op *op);
+RP_API int rp_port_post(struct rp_port *port, struct rp_op *op, int32_t res);
 
 /*
  * Multishot receive with provided buffers (model 3 only: op->event and
@@ -307,13 +343,13 @@ int rp_port_post(struct rp_port *port, struct rp_op *op, int32_t res);
  * Thread: the owner for an owned port; any for a shared port. The buffers
  * are freed with the port; they must not be recycled twice.
  */
-int rp_port_buffers_create(struct rp_port *port, uint32_t count, uint32_t size,
-                           struct rp_buffers **out);
-void *rp_buffers_data(struct rp_buffers *bufs, uint16_t id);
-uint32_t rp_buffers_size(const struct rp_buffers *bufs);
-void rp_port_buffer_recycle(struct rp_buffers *bufs, uint16_t id);
-int rp_port_recv_multishot(struct rp_port *port, struct rp_op *op, int fd,
-                           struct rp_buffers *bufs);
+RP_API int rp_port_buffers_create(struct rp_port *port, uint32_t count,
+                                  uint32_t size, struct rp_buffers **out);
+RP_API void *rp_buffers_data(struct rp_buffers *bufs, uint16_t id);
+RP_API uint32_t rp_buffers_size(const struct rp_buffers *bufs);
+RP_API void rp_port_buffer_recycle(struct rp_buffers *bufs, uint16_t id);
+RP_API int rp_port_recv_multishot(struct rp_port *port, struct rp_op *op,
+                                  int fd, struct rp_buffers *bufs);
 
 /*
  * Model 3: takes one completion from the port. Returns 0 and *c, or
@@ -321,11 +357,12 @@ int rp_port_recv_multishot(struct rp_port *port, struct rp_op *op, int fd,
  * may wait on a shared port; each completion goes to exactly one of them.
  * Owned: the owner only (-EPERM otherwise); it pumps the port meanwhile.
  */
-int rp_port_get(struct rp_port *port, struct rp_completion *c, int timeout_ms);
+RP_API int rp_port_get(struct rp_port *port, struct rp_completion *c,
+                       int timeout_ms);
 /* As rp_port_get, but takes up to 'max' completions at once; returns how
    many (>= 1) or -ETIMEDOUT. */
-int rp_port_get_many(struct rp_port *port, struct rp_completion *out,
-                     size_t max, int timeout_ms);
+RP_API int rp_port_get_many(struct rp_port *port, struct rp_completion *out,
+                            size_t max, int timeout_ms);
 
 /*
  * Model 2: SleepEx(timeout_ms, TRUE). Runs every completion routine queued
@@ -334,7 +371,7 @@ int rp_port_get_many(struct rp_port *port, struct rp_completion *out,
  * thread that owns a port pumps it here. A thread must not exit while it
  * has routine ops in flight.
  */
-int rp_port_alertable_wait(int timeout_ms);
+RP_API int rp_port_alertable_wait(int timeout_ms);
 
 struct rp_port_stats {
     uint64_t submitted; /* ops accepted by rp_port_<op> (posts excluded) */
@@ -346,18 +383,18 @@ struct rp_port_stats {
 };
 
 /* A snapshot (relaxed: counters may be mid-update in shared mode). */
-void rp_port_get_stats(struct rp_port *port, struct rp_port_stats *out);
+RP_API void rp_port_get_stats(struct rp_port *port, struct rp_port_stats *out);
 
 /* ---- events (model 1): manual-reset, like WSAEVENT ------------------- */
 
-int rp_event_create(struct rp_event **out);
-void rp_event_destroy(struct rp_event *ev);
+RP_API int rp_event_create(struct rp_event **out);
+RP_API void rp_event_destroy(struct rp_event *ev);
 /* Sets / resets the event. Set stays set until reset. Thread: any. */
-int rp_event_set(struct rp_event *ev);
-int rp_event_reset(struct rp_event *ev);
-bool rp_event_is_set(struct rp_event *ev);
+RP_API int rp_event_set(struct rp_event *ev);
+RP_API int rp_event_reset(struct rp_event *ev);
+RP_API bool rp_event_is_set(struct rp_event *ev);
 /* An fd that polls readable while the event is set (for your own poll). */
-int rp_event_fd(const struct rp_event *ev);
+RP_API int rp_event_fd(const struct rp_event *ev);
 
 /*
  * WSAWaitForMultipleEvents(fWaitAll = FALSE) without the 64 limit: returns
@@ -366,7 +403,8 @@ int rp_event_fd(const struct rp_event *ev);
  * while it waits; an event set from outside that port is then noticed at
  * the port's next completion or wake-up.
  */
-int rp_event_wait_any(struct rp_event *const *events, size_t n, int timeout_ms);
+RP_API int rp_event_wait_any(struct rp_event *const *events, size_t n,
+                             int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,7 @@
 #ifndef RINGPORT_SERVER_H
 #define RINGPORT_SERVER_H
 
+#include <ringport/api.h>
 #include <ringport/packet.h>
 #include <ringport/port.h>
 #include <ringport/session.h>
@@ -142,38 +143,38 @@ struct rp_server_config {
     void *user; /* passed to every callback */
 };
 
-void rp_server_config_init(struct rp_server_config *cfg);
+RP_API void rp_server_config_init(struct rp_server_config *cfg);
 
 /*
  * Checks every field. Returns 0, or -EINVAL and writes one line naming the
  * field, its value and the allowed range into 'err' (e.g. "io_threads = 0:
  * must be 1..64"). 'err' may be NULL.
  */
-int rp_server_config_validate(const struct rp_server_config *cfg, char *err,
-                              size_t errlen);
+RP_API int rp_server_config_validate(const struct rp_server_config *cfg,
+                                     char *err, size_t errlen);
 
 /*
  * Validates the config (logging the error line), creates the server and
  * binds and listens (so the port is known and a bind error is reported
  * here), but starts no thread. Returns 0, -EINVAL, -EADDRINUSE, ...
  */
-int rp_server_create(const struct rp_server_config *cfg,
-                     struct rp_server **out);
+RP_API int rp_server_create(const struct rp_server_config *cfg,
+                            struct rp_server **out);
 /* Starts the I/O threads and the accept thread. Returns 0 or -errno. */
-int rp_server_start(struct rp_server *srv);
+RP_API int rp_server_start(struct rp_server *srv);
 /*
  * Graceful stop: stops accepting (new connections are refused), lets queued
  * sends drain up to stop_drain_ms, ends every session with
  * RP_LEAVE_SERVER_STOP (each on_leave runs once), joins every thread.
  * Thread: any thread but the server's own. Idempotent.
  */
-void rp_server_stop(struct rp_server *srv);
+RP_API void rp_server_stop(struct rp_server *srv);
 /* Stops the server if it runs, then frees everything. */
-void rp_server_destroy(struct rp_server *srv);
+RP_API void rp_server_destroy(struct rp_server *srv);
 
 /* The bound port (useful with port 0) and the backend in use. */
-uint16_t rp_server_port(const struct rp_server *srv);
-enum rp_backend_kind rp_server_backend(const struct rp_server *srv);
+RP_API uint16_t rp_server_port(const struct rp_server *srv);
+RP_API enum rp_backend_kind rp_server_backend(const struct rp_server *srv);
 
 /*
  * Queues 'pkt' for the session and takes one reference to it; the caller
@@ -182,24 +183,25 @@ enum rp_backend_kind rp_server_backend(const struct rp_server *srv);
  * SEND_OVERFLOW), or -ENOTCONN if 'sid' is stale or closing. Framed mode
  * sends the packet's wire bytes (header + payload). Thread: any.
  */
-int rp_server_send(struct rp_server *srv, rp_sid sid, struct rp_packet *pkt);
+RP_API int rp_server_send(struct rp_server *srv, rp_sid sid,
+                          struct rp_packet *pkt);
 /* Raw mode: copies 'len' bytes into the session's send queue. Same
    returns. Thread: any. */
-int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
-                       size_t len);
+RP_API int rp_server_send_raw(struct rp_server *srv, rp_sid sid,
+                              const void *data, size_t len);
 /*
  * Queues one shared packet for 'n' sessions: one buffer, n references, no
  * copies. Returns how many sessions it was queued for (stale ids and full
  * queues are skipped, as rp_server_send would refuse them). Thread: any.
  */
-int rp_server_broadcast(struct rp_server *srv, const rp_sid *ids, size_t n,
-                        struct rp_packet *pkt);
+RP_API int rp_server_broadcast(struct rp_server *srv, const rp_sid *ids,
+                               size_t n, struct rp_packet *pkt);
 /* Ends the session with RP_LEAVE_KICKED after the sends already queued.
    Returns 0, or -ENOTCONN if stale. Twice is harmless. Thread: any. */
-int rp_server_disconnect(struct rp_server *srv, rp_sid sid);
+RP_API int rp_server_disconnect(struct rp_server *srv, rp_sid sid);
 /* The peer's address. Returns 0 or -ENOTCONN. Thread: any. */
-int rp_server_peer(struct rp_server *srv, rp_sid sid,
-                   struct sockaddr_storage *addr, socklen_t *addrlen);
+RP_API int rp_server_peer(struct rp_server *srv, rp_sid sid,
+                          struct sockaddr_storage *addr, socklen_t *addrlen);
 
 /*
  * Session data. The session's own thread may set and read it: the
@@ -212,9 +214,9 @@ int rp_server_peer(struct rp_server *srv, rp_sid sid,
  * or -ENOTCONN if the slot holds another session now (a stale id; a
  * program bug on the session's own thread).
  */
-int rp_session_set_data(struct rp_server *srv, rp_sid sid, void *data);
+RP_API int rp_session_set_data(struct rp_server *srv, rp_sid sid, void *data);
 /* The session's data, or NULL (none set, or a stale id). Same thread rule. */
-void *rp_session_get_data(struct rp_server *srv, rp_sid sid);
+RP_API void *rp_session_get_data(struct rp_server *srv, rp_sid sid);
 
 /*
  * Keeps a message past its callback: a packet with one reference, the
@@ -224,10 +226,12 @@ void *rp_session_get_data(struct rp_server *srv, rp_sid sid);
  * frames over in place from the receive buffer: a copy. Returns 0, or
  * -ENOMEM (copy only). Thread: the callback's.
  */
-int rp_message_keep(const struct rp_message *msg, struct rp_packet **out);
+RP_API int rp_message_keep(const struct rp_message *msg,
+                           struct rp_packet **out);
 /* Always a copy of 'msg' as a packet (one reference, the caller's): for a
    packet of your own to change. 0 or -ENOMEM. */
-int rp_message_to_packet(const struct rp_message *msg, struct rp_packet **out);
+RP_API int rp_message_to_packet(const struct rp_message *msg,
+                                struct rp_packet **out);
 
 /*
  * Counters, kept per I/O thread without atomics on the hot path and summed
@@ -247,7 +251,8 @@ struct rp_server_stats {
     uint64_t leaves[RP_LEAVE_REASON_COUNT];
 };
 
-void rp_server_get_stats(struct rp_server *srv, struct rp_server_stats *out);
+RP_API void rp_server_get_stats(struct rp_server *srv,
+                                struct rp_server_stats *out);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 #ifndef RINGPORT_SESSION_H
 #define RINGPORT_SESSION_H
 
+#include <ringport/api.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -56,7 +57,7 @@ enum rp_leave_reason {
 
 /* "peer_closed", "reset", "protocol", ... (snake_case, for logs and
    metrics labels). */
-const char *rp_leave_reason_name(enum rp_leave_reason reason);
+RP_API const char *rp_leave_reason_name(enum rp_leave_reason reason);
 
 #ifdef __cplusplus
 }

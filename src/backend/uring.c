@@ -13,6 +13,16 @@
  * itself, and a short completion is still continued here. Multishot
  * receives that end without MORE are re-armed unless the end is final;
  * -ENOBUFS parks the op until a buffer is recycled.
+ *
+ * Cancels are honoured here, not only in the kernel. The kernel cancels
+ * what it holds when the cancel arrives; an op whose kernel request had
+ * already ended (a multishot that met -ENOBUFS, a short send) is outside
+ * its reach, and continuing it would slip past the cancel. So every fd op
+ * records its fd's cancel generation at submission (cancel_fd and close
+ * bump it; a cancel naming the op marks it), and an op whose generation
+ * moved is never continued, re-armed or parked: it completes with
+ * -ECANCELED. (epoll needs no such check: its cancel_fd takes every
+ * waiting and parked op of the fd in one step.)
  */
 #include "backend/backend.h"
 #include "core/assert.h"
@@ -38,10 +48,11 @@ struct uring_backend {
     struct rp_op *ready_head; /* completions made here, not by the kernel */
     struct rp_op *ready_tail;
     struct rp_buffers *buffers;
-    /* Bumped by each cancel_fd/close of an fd: a send that comes back
-       short after its fd's number moved was cut by a cancel, and must not
-       be continued (io_uring reports a cancelled partial send as the bytes
-       it sent). Indexed by fd; nfd_gen entries. */
+    /* Bumped by each cancel_fd/close of an fd: an op submitted before
+       (rp__priv.fd_gen) was cancelled, whatever the kernel says of it
+       (io_uring reports a cancelled partial send as the bytes it sent,
+       and cannot cancel a multishot that already ended). Indexed by fd;
+       nfd_gen entries. */
     uint32_t *fd_gen;
     size_t nfd_gen;
 };
@@ -166,19 +177,21 @@ static uint32_t *fd_gen(struct uring_backend *u, int fd)
     return &u->fd_gen[fd];
 }
 
-/* A send's cancel marks: the fd's generation at submission in 'arg', and
-   'where' set when a cancel names the op itself. */
-static void send_mark(struct uring_backend *u, struct rp_op *op)
+/* An op's cancel marks: its fd's generation at submission, and 'where'
+   set when a cancel names the op itself. */
+static void op_mark(struct uring_backend *u, struct rp_op *op)
 {
     uint32_t *gen = fd_gen(u, op->rp__priv.fd);
-    op->rp__priv.arg = gen ? (int)*gen : 0;
+    op->rp__priv.fd_gen = gen ? *gen : 0;
     op->rp__priv.where = 0;
 }
 
-static bool send_was_cancelled(struct uring_backend *u, struct rp_op *op)
+/* True once a cancel_fd, a close or a cancel naming it was submitted
+   after the op: it must end with -ECANCELED, not go on. */
+static bool op_was_cancelled(struct uring_backend *u, struct rp_op *op)
 {
     uint32_t *gen = fd_gen(u, op->rp__priv.fd);
-    return op->rp__priv.where || (gen && (int)*gen != op->rp__priv.arg);
+    return op->rp__priv.where || (gen && *gen != op->rp__priv.fd_gen);
 }
 
 static int uring_submit(struct rp__backend *be, struct rp_op *op)
@@ -186,8 +199,9 @@ static int uring_submit(struct rp__backend *be, struct rp_op *op)
     struct uring_backend *u = to_uring(be);
     int fd = op->rp__priv.fd;
 
-    if (op->rp__priv.kind == RP_OP_SEND)
-        send_mark(u, op);
+    if (op->rp__priv.kind == RP_OP_SEND ||
+        op->rp__priv.kind == RP_OP_RECV_MULTI)
+        op_mark(u, op);
     if (op->rp__priv.kind == RP_OP_CANCEL_FD ||
         op->rp__priv.kind == RP_OP_CLOSE) {
         uint32_t *gen = fd_gen(u, fd);
@@ -196,7 +210,8 @@ static int uring_submit(struct rp__backend *be, struct rp_op *op)
     }
     if (op->rp__priv.kind == RP_OP_CANCEL) {
         struct rp_op *target = op->rp__priv.addr;
-        if (target->rp__priv.kind == RP_OP_SEND)
+        if (target->rp__priv.kind == RP_OP_SEND ||
+            target->rp__priv.kind == RP_OP_RECV_MULTI)
             target->rp__priv.where = 1;
         if (target->rp__priv.parked) {
             uring_cancel_parked(u, -1, target);
@@ -272,8 +287,15 @@ static int uring_submit(struct rp__backend *be, struct rp_op *op)
     return 0;
 }
 
+/* Re-arms a multishot whose kernel request ended without a final result,
+   or ends it with -ECANCELED if it was cancelled meanwhile: the kernel
+   could not see it when the cancel went in, so nothing else will. */
 static void uring_rearm_multishot(struct uring_backend *u, struct rp_op *op)
 {
+    if (op_was_cancelled(u, op)) {
+        u->base.p.complete(u->base.p.ctx, op, -ECANCELED, 0);
+        return;
+    }
     struct io_uring_sqe *sqe = uring_sqe(u);
     if (!sqe) {
         /* Cannot happen short of a kernel refusing every submit: end the
@@ -303,7 +325,7 @@ static void uring_on_multishot(struct uring_backend *u, struct rp_op *op,
            been recycled since (CQEs are reaped in order, so every buffer
            the kernel took before this one is already counted in 'held'):
            parking now would wait for a recycle that may never come. */
-        if (b->held < b->count) {
+        if (b->held < b->count || op_was_cancelled(u, op)) {
             uring_rearm_multishot(u, op);
             return;
         }
@@ -335,7 +357,7 @@ static void uring_on_cqe(struct uring_backend *u, uint64_t data, int32_t res,
         if (res > 0) {
             op->rp__priv.done += (uint64_t)res;
             if (op->rp__priv.done < op->rp__priv.total &&
-                send_was_cancelled(u, op)) {
+                op_was_cancelled(u, op)) {
                 res = -ECANCELED;
             } else if (op->rp__priv.done < op->rp__priv.total) {
                 rp__msg_advance(&op->rp__priv.msg, (size_t)res);

@@ -4,7 +4,12 @@
  *   RP_PANIC(fmt, ...)   a state that would corrupt memory if we went on:
  *                        logs and aborts in every build;
  *   RP_ASSERT_THREAD(o)  code that one thread owns ('o' has an 'owner'
- *                        pthread_t field); checked in debug builds.
+ *                        pthread_t field): panics when called from any
+ *                        other thread. Checked in Debug builds and in every
+ *                        sanitizer build (RP_CHECK_THREADS, set by CMake
+ *                        with RP_SANITIZE: make tsan is RelWithDebInfo),
+ *                        so the test suite catches a wrong-thread call;
+ *                        gone from release builds, like assert().
  * Peer input never reaches any of these: it gets an error code instead.
  */
 #ifndef RP_CORE_ASSERT_H
@@ -21,7 +26,7 @@
         abort();                                                               \
     } while (0)
 
-#ifdef NDEBUG
+#if defined(NDEBUG) && !defined(RP_CHECK_THREADS)
 #define RP_ASSERT_THREAD(obj) ((void)0)
 #else
 #define RP_ASSERT_THREAD(obj)                                                  \

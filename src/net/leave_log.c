@@ -39,6 +39,7 @@ static void peer_text(const struct rp_session *s, char *buf, size_t len)
 void rp__session_log_end(const struct rp_session *s,
                          enum rp_leave_reason reason, int64_t now)
 {
+    RP_ASSERT_THREAD(s->owner);
     /* A protocol error has its own rate-limited line with a hex sample
        (session.c): one line per bad session, not two. */
     if (reason == RP_LEAVE_PROTOCOL || rp_log_get_level() > RP_LOG_INFO)

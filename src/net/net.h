@@ -16,6 +16,7 @@
 #define RP_NET_NET_H
 
 #include "buf/ring.h"
+#include "core/assert.h"
 #include "core/mpsc.h"
 #include "core/pool.h"
 #include "proto/frame.h"
@@ -156,20 +157,19 @@ struct rp_session {
     struct net_req *inflight;        /* sent by the send in flight */
     uint32_t inflight_n;
     uint32_t inflight_bytes;
-    uint8_t ops; /* ops in flight (recv, send, cancel, close) */
+    uint8_t ops; /* ops in flight (recv, send, cancel, close), plus one
+                    while session_end_begin() runs */
     bool recv_armed;
     bool sending;
-    bool draining;   /* ends once the queue is empty (kick, stop) */
-    bool closing;    /* teardown begun: no new op */
-    bool closed;     /* close op submitted */
-    bool cancelling; /* cancel_op in flight */
-    bool dirty;      /* on the thread's flush list */
-    bool got_first;  /* a whole frame (raw: a byte) has arrived */
-    bool ended;      /* torn down; a group's reply is awaited before the
-                        server's on_leave (t->awaiting counts it) */
-    uint8_t reason;  /* enum rp_leave_reason once ending */
+    bool draining;  /* ends once the queue is empty (kick, stop) */
+    bool closing;   /* teardown begun: no new op */
+    bool closed;    /* close op submitted */
+    bool dirty;     /* on the thread's flush list */
+    bool got_first; /* a whole frame (raw: a byte) has arrived */
+    bool ended;     /* torn down; a group's reply is awaited before the
+                       server's on_leave (t->awaiting counts it) */
+    uint8_t reason; /* enum rp_leave_reason once ending */
     int64_t joined_ns, last_rx_ns, frame_start_ns, drain_deadline_ns;
-    int64_t closing_ns; /* teardown began (for the re-cancel below) */
     struct rp_session *prev, *next; /* the thread's session list */
     struct rp_session *dirty_next;
     /* Routing (route.c): 'route' is the group the session's frames go to
@@ -284,7 +284,19 @@ void rp__session_put(struct rp_server *srv, struct rp_session *s);
 int rp__session_mark_closing(struct rp_server *srv, rp_sid sid,
                              struct rp_session **out);
 
-/* ---- session.c ---- */
+/*
+ * Every "Owner thread" entry point below checks that it runs on 't' and
+ * that 's' belongs to 't' (Debug and sanitizer builds: core/assert.h); a
+ * call from any other thread panics instead of racing the owner.
+ */
+#define NET_ASSERT_OWNER(t, s)                                                 \
+    do {                                                                       \
+        RP_ASSERT_THREAD(t);                                                   \
+        RP_ASSERT_THREAD((s)->owner);                                          \
+    } while (0)
+
+/* ---- session.c ----
+ * Thread: owner (the session's I/O thread 't'), every function. */
 void rp__session_open(struct net_thread *t, struct rp_session *s);
 void rp__session_complete(struct net_thread *t, struct rp_session *s,
                           unsigned kind, int32_t res, uint32_t flags);

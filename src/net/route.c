@@ -71,6 +71,7 @@ static void held_drop(struct rp_server *srv, struct rp_session *s)
 void rp__route_frame(struct net_thread *t, struct rp_session *s,
                      const struct rp_frame *f)
 {
+    NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
     struct net_route_msg *m = rp_pool_alloc(srv->route_pool);
     struct rp_packet *pkt = NULL;
@@ -149,6 +150,7 @@ static void route_enter(struct net_thread *t, struct rp_session *s, void *to,
 void rp__route_move(struct net_thread *t, struct rp_session *s, void *to,
                     void *from, enum rp_leave_reason why, void *ticket)
 {
+    NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
     if (s->closing || s->draining ||
         (from && (s->moving || s->route != from))) {
@@ -186,6 +188,7 @@ void rp__route_move(struct net_thread *t, struct rp_session *s, void *to,
 
 void rp__route_on_left(struct net_thread *t, struct rp_session *s)
 {
+    NET_ASSERT_OWNER(t, s);
     assert(s->moving || s->ended);
     s->moving = false;
     s->route = NULL;
@@ -209,6 +212,7 @@ void rp__route_on_left(struct net_thread *t, struct rp_session *s)
 
 bool rp__route_end(struct net_thread *t, struct rp_session *s)
 {
+    NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
     held_drop(srv, s);
     if (s->moving) {

@@ -4,16 +4,27 @@
  * thread only and takes no lock; other threads reach a session through
  * requests (io_thread.c) and the state word (session_table.c).
  *
- * Ops in flight are counted in s->ops. The open reference (state word)
- * is dropped only in rp__session_left(), after every op has completed, the
- * fd is closed and on_leave has run, so nothing is freed under an op.
+ * Ops in flight are counted in s->ops: incremented where an op is
+ * submitted, decremented in one place, session_op_done(), which every
+ * completion handler ends with and which moves a teardown on. The open
+ * reference (state word) is dropped only in rp__session_left(), after
+ * every op has completed, the fd is closed and on_leave has run, so
+ * nothing is freed under an op.
  *
  * Teardown (FIELD-NOTES: io_uring close does not cancel, multishot keeps
- * delivering): CLOSING, shutdown(2), cancel every op on the fd, wait for
- * the completions, rp_port_close, wait, then (session_finish) the group's
- * final on_leave if it is in one (its reply comes back as NET_REQ_LEFT),
- * the server's on_leave, drop the open ref. The server's on_leave is the
- * session's last callback: it gets the session data last.
+ * delivering), in two steps:
+ *   session_end_begin()  CLOSING, shutdown(2), cancel every op on the fd;
+ *   session_op_done()    when the last op is back: rp_port_close; when
+ *                        the close is back (session_finish): the group's
+ *                        final on_leave if it is in one (its reply comes
+ *                        back as NET_REQ_LEFT), then the server's
+ *                        on_leave, drop the open ref.
+ * The server's on_leave is the session's last callback: it gets the
+ * session data last. The port guarantees that every op pending at the
+ * cancel completes without further help (-ECANCELED or its own result; a
+ * multishot receive is never re-armed or parked after it), so one cancel
+ * is enough and the session is released in the loop turn that brings its
+ * close completion (or, in a group, its group's reply).
  */
 #include "net/net.h"
 
@@ -28,6 +39,8 @@
 #include <unistd.h>
 
 #define PROTO_LOG_PER_SEC 10
+
+static void session_op_done(struct net_thread *t, struct rp_session *s);
 
 static inline uint64_t op_key(struct rp_session *s, unsigned kind)
 {
@@ -165,17 +178,14 @@ static void session_on_recv(struct net_thread *t, struct rp_session *s,
     }
     if (!final)
         return;
-    s->ops--;
     s->recv_armed = false;
     if (s->closing) {
-        rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
+        session_op_done(t, s); /* may finish the session */
         return;
     }
-    if (res > 0) {
-        if (session_arm_recv(t, s) < 0)
-            rp__session_end(t, s, RP_LEAVE_RESET, false);
+    session_op_done(t, s); /* open: only counted back */
+    if (res > 0 && session_arm_recv(t, s) == 0)
         return;
-    }
     rp__session_end(t, s, res == 0 ? RP_LEAVE_PEER_CLOSED : RP_LEAVE_RESET,
                     false);
 }
@@ -185,6 +195,7 @@ static void session_on_recv(struct net_thread *t, struct rp_session *s,
 void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
                          struct net_req *r)
 {
+    NET_ASSERT_OWNER(t, s);
     /* A request may race the session's end (or, with a guessed id, its
        start): the reference it holds keeps the slot, not the session. */
     if (s->closing || s->sid != r->sid) {
@@ -207,6 +218,7 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
 /* Starts one gather send of up to max_iov queued packets. */
 void rp__session_flush(struct net_thread *t, struct rp_session *s)
 {
+    NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
     if (s->closing || s->sending)
         return;
@@ -263,7 +275,6 @@ static void session_on_send(struct net_thread *t, struct rp_session *s,
                             int32_t res)
 {
     struct rp_server *srv = t->srv;
-    s->ops--;
     s->sending = false;
     struct net_req *r = s->inflight;
     while (r) {
@@ -288,14 +299,14 @@ static void session_on_send(struct net_thread *t, struct rp_session *s,
         s->tx_iov = NULL;
     }
     if (s->closing) {
-        rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
+        session_op_done(t, s); /* may finish the session */
         return;
     }
-    if (res < 0) {
+    session_op_done(t, s); /* open: only counted back */
+    if (res < 0)
         rp__session_end(t, s, RP_LEAVE_RESET, false);
-        return;
-    }
-    rp__session_flush(t, s); /* more queued meanwhile, or drained */
+    else
+        rp__session_flush(t, s); /* more queued meanwhile, or drained */
 }
 
 /* ---- open and teardown ---------------------------------------------- */
@@ -311,6 +322,7 @@ static void session_refuse(struct net_thread *t, struct rp_session *s)
 
 void rp__session_open(struct net_thread *t, struct rp_session *s)
 {
+    NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
     s->sid = s->open_req.sid;
     if (t->stopping) {
@@ -331,7 +343,6 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->ops = 0;
     s->recv_armed = s->sending = s->draining = false;
     s->closing = s->closed = s->dirty = s->got_first = false;
-    s->cancelling = false;
     s->reason = 0;
     s->route = s->route_next = s->route_ticket = NULL;
     s->held_head = s->held_tail = NULL;
@@ -405,6 +416,7 @@ static void session_finish(struct net_thread *t, struct rp_session *s)
 
 void rp__session_left(struct net_thread *t, struct rp_session *s)
 {
+    NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
     if (s->ended) {
         s->ended = false;
@@ -415,16 +427,6 @@ void rp__session_left(struct net_thread *t, struct rp_session *s)
                              (enum rp_leave_reason)s->reason, srv->cfg.user);
     s->data = NULL;
     rp__session_put(srv, s); /* the open reference */
-}
-
-/* Cancels every op on the session's fd; the cancel itself is an op. */
-static void session_cancel_all(struct net_thread *t, struct rp_session *s)
-{
-    if (s->ops > 0 && !s->cancelling &&
-        rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0) {
-        s->ops++;
-        s->cancelling = true;
-    }
 }
 
 /* Ends for which the peer misbehaved: the connection is reset, and what is
@@ -441,37 +443,39 @@ static bool session_end_is_abortive(enum rp_leave_reason reason)
     }
 }
 
-void rp__session_end(struct net_thread *t, struct rp_session *s,
-                     enum rp_leave_reason reason, bool drain)
+/*
+ * One op of the session is back (its last completion has been handled).
+ * The only place s->ops goes down; while the session is closing, the last
+ * op back moves the teardown on: the close goes in, and once the close is
+ * back, the session is finished.
+ */
+static void session_op_done(struct net_thread *t, struct rp_session *s)
 {
-    if (s->closing) {
-        /* Teardown under way: an op just completed; close when all did. */
-        if (s->ops > 0)
+    assert(s->ops > 0);
+    if (--s->ops > 0 || !s->closing)
+        return;
+    if (!s->closed) {
+        s->closed = true;
+        if (rp_port_close(t->port, &s->close_op, s->fd) == 0) {
+            s->ops++;
             return;
-        if (!s->closed) {
-            s->closed = true;
-            if (rp_port_close(t->port, &s->close_op, s->fd) == 0) {
-                s->ops++;
-                return;
-            }
-            close(s->fd); /* nothing pending: a plain close is safe */
         }
-        session_finish(t, s);
-        return;
+        close(s->fd); /* nothing pending: a plain close is safe */
     }
-    if (!s->draining) {
-        s->reason = (uint8_t)reason;
-        atomic_fetch_or_explicit(&s->state, NET_CLOSING, memory_order_acq_rel);
-    }
-    if (drain && (s->sending || s->q_head)) {
-        if (!s->draining) {
-            s->draining = true;
-            s->drain_deadline_ns =
-                t->now + (int64_t)t->srv->cfg.stop_drain_ms * RP_NS_PER_MS;
-        }
-        return;
-    }
+    session_finish(t, s);
+}
+
+/*
+ * The first step of a teardown: no new op from here on, the peer learns
+ * of the end (shutdown, or a reset for the abortive reasons), and one
+ * cancel_fd takes back every op in flight. The step counts itself as an
+ * op while it runs, so that whichever finishes last, this step or an op
+ * it cancels, moves the teardown on through session_op_done().
+ */
+static void session_end_begin(struct net_thread *t, struct rp_session *s)
+{
     s->closing = true;
+    s->ops++;
     /* Counted before the peer can see the end, so a client that reads EOF
        then asks for stats finds the session gone and its reason counted. */
     NET_STAT_ADD(t, leaves[s->reason], 1);
@@ -486,48 +490,57 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
         setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
     }
     shutdown(s->fd, SHUT_RDWR);
-    s->closing_ns = t->now;
-    session_cancel_all(t, s);
-    rp__session_end(t, s, reason, false);
+    /* Beyond our own step, something is in flight: cancel it. The port
+       completes every op it cancels (or its result, if it won the race),
+       multishot receives included, so nothing outlives this cancel. If the
+       cancel cannot be submitted, the shutdown above still ends the
+       receive and the send. */
+    if (s->ops > 1 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
+        s->ops++;
+    session_op_done(t, s);
+}
+
+void rp__session_end(struct net_thread *t, struct rp_session *s,
+                     enum rp_leave_reason reason, bool drain)
+{
+    NET_ASSERT_OWNER(t, s);
+    if (s->closing)
+        return; /* teardown under way: its ops move it on */
+    if (!s->draining) {
+        s->reason = (uint8_t)reason;
+        atomic_fetch_or_explicit(&s->state, NET_CLOSING, memory_order_acq_rel);
+    }
+    if (drain && (s->sending || s->q_head)) {
+        if (!s->draining) {
+            s->draining = true;
+            s->drain_deadline_ns =
+                t->now + (int64_t)t->srv->cfg.stop_drain_ms * RP_NS_PER_MS;
+        }
+        return; /* the last send back (or the deadline) ends it */
+    }
+    session_end_begin(t, s);
 }
 
 void rp__session_complete(struct net_thread *t, struct rp_session *s,
                           unsigned kind, int32_t res, uint32_t flags)
 {
+    NET_ASSERT_OWNER(t, s);
     switch (kind) {
     case NET_OP_RECV: session_on_recv(t, s, res, flags); break;
     case NET_OP_SEND: session_on_send(t, s, res); break;
     case NET_OP_CANCEL:
-        s->cancelling = false;
-        s->ops--;
-        rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
-        break;
-    case NET_OP_CLOSE:
-        s->ops--;
-        rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
-        break;
+    case NET_OP_CLOSE: session_op_done(t, s); break;
     default: RP_PANIC("session: op kind %u", kind);
     }
 }
 
 void rp__session_tick(struct net_thread *t, struct rp_session *s)
 {
+    NET_ASSERT_OWNER(t, s);
     const struct rp_server_config *cfg = &t->srv->cfg;
     int64_t now = t->now;
-    if (s->closing) {
-        /* Teardown waits for every op. One re-armed or parked just after
-           the cancel went in (a multishot receive that met -ENOBUFS in the
-           same batch) would hold the session forever: a second later,
-           cancel again, once a second, until the last op is back. */
-        if (!s->closed && s->ops > 0 && !s->cancelling &&
-            now - s->closing_ns >= RP_NS_PER_SEC) {
-            RP_DEBUG("session", "session %llu: %u ops outlived the cancel",
-                     (unsigned long long)s->sid, (unsigned)s->ops);
-            s->closing_ns = now;
-            session_cancel_all(t, s);
-        }
-        return;
-    }
+    if (s->closing)
+        return; /* its ops move it on: nothing is waited for by time */
     if (s->draining) {
         if (now >= s->drain_deadline_ns)
             rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);

@@ -18,13 +18,35 @@
 #include "core/clock.h"
 #include "port/port_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * struct rp_op is embedded in programs' own structs, so its size, its
+ * alignment and the places of its caller-set members are ABI
+ * (docs/architecture.md, "ABI"): a program built against an older header
+ * must find them where it left them. The engine's state may change freely
+ * inside the reserved area, but must fit it.
+ */
+static_assert(sizeof(struct rp__op_priv) <=
+                  sizeof(((struct rp_op *)0)->rp__reserved),
+              "rp_op: the engine's state outgrew RP_OP_RESERVED_WORDS");
+static_assert(offsetof(struct rp_op, key) == 0 &&
+                  offsetof(struct rp_op, event) == sizeof(uint64_t) &&
+                  offsetof(struct rp_op, routine) ==
+                      sizeof(uint64_t) + sizeof(void *),
+              "rp_op: a caller-set member moved");
+static_assert(sizeof(void *) != 8 ||
+                  (sizeof(struct rp_op) == 256 && alignof(struct rp_op) == 8),
+              "rp_op: its size or alignment changed (an ABI break)");
 
 #define DEFAULT_SQ_ENTRIES 256
 #define MAX_BUFFERS 32768
@@ -151,6 +173,7 @@ static int drain_posts(struct rp_port *p)
 
 void rp__port_pump(struct rp_port *p, int64_t timeout_ns)
 {
+    RP_ASSERT_THREAD(p); /* owned ports only: the owner pumps */
     /* Something delivered now is what the caller waits for: do not sleep
        on top of it. */
     if (drain_posts(p) > 0)
@@ -251,6 +274,7 @@ void rp_port_destroy(struct rp_port *p)
     if (!p)
         return;
     if (p->owned) {
+        RP_ASSERT_THREAD(p); /* Thread: the owner */
         struct rp__apc_ctx *ctx = rp__apc_self();
         if (ctx->owned == p)
             ctx->owned = NULL;
@@ -513,6 +537,10 @@ void rp_port_buffer_recycle(struct rp_buffers *bufs, uint16_t id)
 {
     struct rp_port *p = bufs->port;
     assert(id < bufs->count);
+    /* Thread: the owner of an owned port (there is no error to return:
+       a recycle from elsewhere would race the owner's backend). */
+    if (p->owned)
+        RP_ASSERT_THREAD(p);
     if (!p->owned)
         pthread_mutex_lock(&p->be_lock);
     p->be->ops->buffer_recycle(p->be, bufs, id);

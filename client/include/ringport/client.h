@@ -42,6 +42,15 @@
 
 #include <stdint.h>
 
+/* What libringport-client exports: it is built with hidden visibility, so
+   only declarations marked here are part of its shared library's ABI.
+   (Its own marker: the client needs none of the engine's headers.) */
+#if defined(__GNUC__) || defined(__clang__)
+#define RP_CLIENT_API __attribute__((visibility("default")))
+#else
+#define RP_CLIENT_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -65,8 +74,8 @@ struct rp_client_config {
 };
 
 /* Fills the defaults above for host:port (host is not copied here). */
-void rp_client_config_init(struct rp_client_config *cfg, const char *host,
-                           uint16_t port);
+RP_CLIENT_API void rp_client_config_init(struct rp_client_config *cfg,
+                                         const char *host, uint16_t port);
 
 enum rp_client_state {
     RP_CLIENT_IDLE = 0,   /* created, no connect asked for yet */
@@ -97,11 +106,11 @@ struct rp_client_stats {
  * Creates a client for cfg->host:port. Returns 0, -EINVAL (bad config),
  * -ENOENT (the host does not resolve) or -ENOMEM. Nothing is connected yet.
  */
-int rp_client_create(const struct rp_client_config *cfg,
-                     struct rp_client **out);
+RP_CLIENT_API int rp_client_create(const struct rp_client_config *cfg,
+                                   struct rp_client **out);
 
 /* Closes the connection at once (queued frames are dropped) and frees. */
-void rp_client_destroy(struct rp_client *c);
+RP_CLIENT_API void rp_client_destroy(struct rp_client *c);
 
 /*
  * Connects and waits at most timeout_ms (< 0: no limit) for the
@@ -109,13 +118,13 @@ void rp_client_destroy(struct rp_client *c);
  * (-ECONNREFUSED, ...). A failed attempt does not start the back-off:
  * call again, or rp_client_start. Not while connected (-EISCONN).
  */
-int rp_client_connect(struct rp_client *c, int timeout_ms);
+RP_CLIENT_API int rp_client_connect(struct rp_client *c, int timeout_ms);
 
 /*
  * Starts a connect without waiting: returns 0 (connected at once, or
  * under way: see rp_client_state) or -errno. rp_client_poll finishes it.
  */
-int rp_client_start(struct rp_client *c);
+RP_CLIENT_API int rp_client_start(struct rp_client *c);
 
 /*
  * Does the client's I/O: finishes a connect, writes queued frames, reads
@@ -126,7 +135,7 @@ int rp_client_start(struct rp_client *c);
  * cause: rp_client_last_error). A drop with reconnect on is not an error:
  * the state turns to BACKOFF and the call returns what is ready.
  */
-int rp_client_poll(struct rp_client *c, int timeout_ms);
+RP_CLIENT_API int rp_client_poll(struct rp_client *c, int timeout_ms);
 
 /*
  * Queues one frame (copied) and writes it at once if the socket takes it.
@@ -134,41 +143,43 @@ int rp_client_poll(struct rp_client *c, int timeout_ms);
  * send_queue_max) or -ENOTCONN (CLOSED, or never started). Frames sent
  * while connecting or in back-off wait for the connection.
  */
-int rp_client_send(struct rp_client *c, uint16_t type, const void *payload,
-                   uint16_t len);
+RP_CLIENT_API int rp_client_send(struct rp_client *c, uint16_t type,
+                                 const void *payload, uint16_t len);
 
 /* Takes the next received frame: 1 with *out filled, or 0 if none. */
-int rp_client_recv(struct rp_client *c, struct rp_client_frame *out);
+RP_CLIENT_API int rp_client_recv(struct rp_client *c,
+                                 struct rp_client_frame *out);
 
 /*
  * Waits at most timeout_ms for every queued frame to be written (handing
  * received frames to nobody: they stay for rp_client_recv). Returns 0,
  * -ETIMEDOUT, or -ENOTCONN once CLOSED.
  */
-int rp_client_flush(struct rp_client *c, int timeout_ms);
+RP_CLIENT_API int rp_client_flush(struct rp_client *c, int timeout_ms);
 
 /* Drops the connection now (as a network drop would): for tests. */
-void rp_client_drop(struct rp_client *c);
+RP_CLIENT_API void rp_client_drop(struct rp_client *c);
 
-enum rp_client_state rp_client_state(const struct rp_client *c);
-int rp_client_fd(const struct rp_client *c);       /* -1 when none */
-short rp_client_events(const struct rp_client *c); /* POLLIN / POLLOUT */
+RP_CLIENT_API enum rp_client_state rp_client_state(const struct rp_client *c);
+RP_CLIENT_API int rp_client_fd(const struct rp_client *c); /* -1 when none */
+RP_CLIENT_API short
+rp_client_events(const struct rp_client *c); /* POLLIN / POLLOUT */
 /* Milliseconds until the client needs rp_client_poll without any socket
    event (a back-off ending), or -1 for no such deadline. */
-int rp_client_timeout_ms(const struct rp_client *c);
+RP_CLIENT_API int rp_client_timeout_ms(const struct rp_client *c);
 /* Why the last connection ended or the last connect failed (-errno), or
    0. A frame over max_payload reads -EMSGSIZE; a peer close -ECONNRESET. */
-int rp_client_last_error(const struct rp_client *c);
-void rp_client_get_stats(const struct rp_client *c,
-                         struct rp_client_stats *out);
+RP_CLIENT_API int rp_client_last_error(const struct rp_client *c);
+RP_CLIENT_API void rp_client_get_stats(const struct rp_client *c,
+                                       struct rp_client_stats *out);
 
 /*
  * The back-off before attempt 'attempt' (1 = first retry): the doubling
  * d = min(max_ms, min_ms << (attempt - 1)), then "equal jitter": a value in
  * [d/2, d], drawn from 'rnd'. Exposed so its bounds can be tested.
  */
-uint32_t rp_client_backoff_ms(uint32_t attempt, uint32_t min_ms,
-                              uint32_t max_ms, uint64_t rnd);
+RP_CLIENT_API uint32_t rp_client_backoff_ms(uint32_t attempt, uint32_t min_ms,
+                                            uint32_t max_ms, uint64_t rnd);
 
 #ifdef __cplusplus
 }

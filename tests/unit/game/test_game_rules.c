@@ -191,6 +191,39 @@ static void member_who_left_is_neither_attacked_nor_counted(void **state)
                      DUNGEON_PLAYER_HP - d.nm * DUNGEON_MONSTER_DAMAGE);
 }
 
+static void
+attack_on_a_dead_monster_changes_nothing_and_keeps_the_cooldown(void **state)
+{
+    (void)state;
+    struct dungeon_fight d;
+    uint8_t result;
+    bool changed;
+    dungeon_fight_init(&d, 2);
+    d.mhp[0] = 0;
+    d.killed = 1;
+    /* Tick 1 (no monster round): both ask for the dead monster. */
+    d.target[0] = d.target[1] = 0;
+    assert_false(dungeon_fight_step(&d, &result, &changed));
+    assert_false(changed);
+    assert_int_equal(d.mhp[0], 0);
+    assert_int_equal(d.killed, 1);
+    assert_int_equal(d.target[0], -1); /* the request is spent */
+    /* The cooldown was not used: a live target is hit on the next tick. */
+    d.target[0] = 1;
+    assert_false(dungeon_fight_step(&d, &result, &changed));
+    assert_true(changed);
+    assert_int_equal(d.mhp[1], DUNGEON_MONSTER_HP - DUNGEON_PLAYER_DAMAGE);
+    /* Killed earlier in the same tick by a member of lower index: the
+       later member's attack is dropped the same way. */
+    dungeon_fight_init(&d, 2);
+    d.mhp[2] = DUNGEON_PLAYER_DAMAGE;
+    d.target[0] = d.target[1] = 2;
+    dungeon_fight_step(&d, &result, &changed);
+    assert_int_equal(d.mhp[2], 0);
+    assert_int_equal(d.killed, 1);
+    assert_int_equal(d.ready_at[1], 0); /* member 1 never struck */
+}
+
 static void names_are_three_to_sixteen_word_characters(void **state)
 {
     (void)state;
@@ -294,6 +327,8 @@ int main(void)
         cmocka_unit_test(party_size_is_one_to_four),
         cmocka_unit_test(dungeon_is_cleared_with_the_reward_or_wiped_with_none),
         cmocka_unit_test(member_who_left_is_neither_attacked_nor_counted),
+        cmocka_unit_test(
+            attack_on_a_dead_monster_changes_nothing_and_keeps_the_cooldown),
         cmocka_unit_test(names_are_three_to_sixteen_word_characters),
         cmocka_unit_test(decode_refuses_unknown_short_long_and_out_of_range),
         cmocka_unit_test(every_message_survives_an_encode_decode_round_trip),

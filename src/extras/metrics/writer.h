@@ -1,7 +1,7 @@
 /*
  * The Prometheus text writer behind <ringport/metrics.h>'s rp_metrics_family
  * and friends, and the registry's layout shared by the files of
- * src/metrics/. A writer owns a growing buffer; errors are sticky, so a
+ * src/extras/metrics/. A writer owns a growing buffer; errors are sticky, so a
  * collector needs no error checks and a bad scrape is one test at the end.
  */
 #ifndef RP_METRICS_WRITER_H

@@ -8,6 +8,7 @@
 #include "metrics/writer.h"
 
 #include <errno.h>
+#include <ringport/metrics.h>
 #include <ringport/ringport.h>
 #include <stdio.h>
 #include <stdlib.h>
