@@ -68,30 +68,31 @@ static void burn(void)
         ;
 }
 
-static void on_message(struct rp_server *srv, rp_sid sid,
+static void on_message(struct rp_server *srv, rp_sid sid, void *data,
                        const struct rp_message *msg, void *user)
 {
-    (void)srv;
+    (void)srv, (void)data;
     (void)sid;
     (void)msg;
     (void)user;
     atomic_fetch_add_explicit(&handled, 1, memory_order_relaxed);
 }
 
-static void g_message(struct rp_group *g, rp_sid sid, struct rp_packet *pkt,
-                      void *user)
+static void g_message(struct rp_group *g, rp_sid sid, void *data,
+                      const struct rp_message *msg, void *user)
 {
-    (void)user;
+    (void)data, (void)user;
     if (echo) {
         burn();
-        rp_server_send(rp_group_server(g), sid, pkt);
+        rp_server_send(rp_group_server(g), sid, msg->packet);
     }
     atomic_fetch_add_explicit(&handled, 1, memory_order_relaxed);
 }
 
-static void g_enter(struct rp_group *g, rp_sid sid, void *user)
+static void g_enter(struct rp_group *g, rp_sid sid, void *data, void *ticket,
+                    void *user)
 {
-    (void)g;
+    (void)g, (void)data, (void)ticket;
     (void)sid;
     (void)user;
     atomic_fetch_add_explicit(&entered, 1, memory_order_relaxed);
@@ -169,7 +170,7 @@ static double run_hop(bool grouped)
         sched_yield();
     if (grouped) {
         atomic_store(&entered, 0);
-        rp_group_move(srv, last_sid, groups[0]);
+        rp_group_move(srv, last_sid, groups[0], NULL);
         wait_for(&entered, 1);
     }
     for (size_t i = 0; i < sizeof buf; i += 8) {
@@ -206,7 +207,7 @@ static double run_moves(void)
     int64_t t0 = rp_clock_ns();
     for (int r = 0; r < MOVE_ROUNDS; r++) {
         for (int i = 0; i < MOVERS; i++)
-            rp_group_move(srv, sids[i], groups[r % 2]);
+            rp_group_move(srv, sids[i], groups[r % 2], NULL);
         wait_for(&entered, (uint64_t)(r + 1) * MOVERS);
     }
     double per_sec =
@@ -243,7 +244,7 @@ static struct layout_result run_layout(enum rp_group_layout layout)
         fds[i] = client(rp_server_port(srv));
         while (atomic_load(&joined) <= i)
             sched_yield();
-        rp_group_move(srv, last_sid, groups[i % 3]);
+        rp_group_move(srv, last_sid, groups[i % 3], NULL);
         pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
     }
     wait_for(&entered, CLIENTS);

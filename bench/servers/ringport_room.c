@@ -19,6 +19,10 @@
  * rp_server_broadcast only queues and takes references, so the lock is
  * held for a short, bounded time.
  *
+ * Each session's room is its session data (rp_session_set_data): set on
+ * JOIN, read on DATA and in on_leave, all on the session's own I/O thread,
+ * so it needs neither the lock nor a table of its own.
+ *
  *     bench-ringport_room --port 7001 --threads 2 &
  *     ringport-bench room --port 7001 --connections 1000 --room-size 100
  *
@@ -40,68 +44,59 @@
 #define PROG "bench-ringport_room"
 #define TYPE_JOIN 1
 #define TYPE_DATA 2
-#define NO_ROOM UINT32_MAX
+#define MAX_ROOM_ID (16u << 20) /* bounds the table a peer can grow */
 
 struct room {
     rp_sid *members; /* grown on JOIN only */
     uint32_t count, cap;
 };
 
-/*
- * The room table: rooms by id (grown to the largest id joined) and each
- * session's room by its slot (sid slot < max_sessions). 'lock' guards all
- * of it: readers broadcast, writers join and leave.
- */
+/* Rooms by id (allocated on first JOIN, kept until exit, so a session's
+   data can point at one); 'lock' guards the table and every member list. */
 struct rooms {
     pthread_rwlock_t lock;
-    struct room *rooms;
+    struct room **rooms;
     uint32_t nrooms;
-    uint32_t *room_of; /* [max_sessions]: NO_ROOM or the room id */
-    uint32_t max_sessions;
 };
 
 static struct rooms g_rooms;
 
-/* Takes 'sid' out of its room. Caller holds the write lock. */
-static void room_remove(struct rooms *t, rp_sid sid)
+/* Takes 'sid' out of 'r'. Caller holds the write lock. */
+static void room_remove(struct room *r, rp_sid sid)
 {
-    uint32_t slot = rp_sid_slot(sid);
-    uint32_t id = t->room_of[slot];
-    if (id == NO_ROOM)
-        return;
-    struct room *r = &t->rooms[id];
     for (uint32_t i = 0; i < r->count; i++)
         if (r->members[i] == sid) {
             r->members[i] = r->members[--r->count];
-            break;
+            return;
         }
-    t->room_of[slot] = NO_ROOM;
 }
 
-/* Returns 0 or -ENOMEM. Caller holds the write lock. */
-static int room_add(struct rooms *t, rp_sid sid, uint32_t id)
+/* Adds 'sid' to room 'id' and returns the room, or NULL (out of memory).
+   Caller holds the write lock. */
+static struct room *room_add(struct rooms *t, rp_sid sid, uint32_t id)
 {
     if (id >= t->nrooms) {
         uint32_t n = id + 1 > t->nrooms * 2 ? id + 1 : t->nrooms * 2;
-        struct room *grown = realloc(t->rooms, n * sizeof *grown);
+        struct room **grown = realloc(t->rooms, n * sizeof *grown);
         if (!grown)
-            return -ENOMEM;
+            return NULL;
         memset(grown + t->nrooms, 0, (n - t->nrooms) * sizeof *grown);
         t->rooms = grown;
         t->nrooms = n;
     }
-    struct room *r = &t->rooms[id];
+    if (!t->rooms[id] && !(t->rooms[id] = calloc(1, sizeof *t->rooms[id])))
+        return NULL;
+    struct room *r = t->rooms[id];
     if (r->count == r->cap) {
         uint32_t cap = r->cap ? r->cap * 2 : 16;
         rp_sid *m = realloc(r->members, cap * sizeof *m);
         if (!m)
-            return -ENOMEM;
+            return NULL;
         r->members = m;
         r->cap = cap;
     }
     r->members[r->count++] = sid;
-    t->room_of[rp_sid_slot(sid)] = id;
-    return 0;
+    return r;
 }
 
 static uint32_t get_u32(const uint8_t *p)
@@ -110,72 +105,45 @@ static uint32_t get_u32(const uint8_t *p)
            (uint32_t)p[3] << 24;
 }
 
-static void on_join_msg(struct rp_server *srv, rp_sid sid,
-                        const struct rp_message *msg)
-{
-    struct rooms *t = &g_rooms;
-    if (msg->len != 4 || rp_sid_slot(sid) >= t->max_sessions) {
-        rp_server_disconnect(srv, sid);
-        return;
-    }
-    uint32_t id = get_u32(msg->payload);
-    if (id >= 16u << 20) { /* bounds the table a peer can make us grow */
-        rp_server_disconnect(srv, sid);
-        return;
-    }
-    pthread_rwlock_wrlock(&t->lock);
-    room_remove(t, sid);
-    int r = room_add(t, sid, id);
-    pthread_rwlock_unlock(&t->lock);
-    if (r < 0)
-        rp_server_disconnect(srv, sid);
-}
-
-static void on_data_msg(struct rp_server *srv, rp_sid sid,
-                        const struct rp_message *msg)
-{
-    struct rooms *t = &g_rooms;
-    struct rp_packet *pkt;
-    if (rp_message_to_packet(msg, &pkt) < 0) { /* the one copy */
-        rp_server_disconnect(srv, sid);
-        return;
-    }
-    bool member = false;
-    pthread_rwlock_rdlock(&t->lock);
-    uint32_t id = t->room_of[rp_sid_slot(sid)];
-    if (id != NO_ROOM) {
-        struct room *r = &t->rooms[id];
-        /* Members that cannot take it (closing, queue full) are skipped:
-           they are being disconnected, which their clients will see. */
-        (void)rp_server_broadcast(srv, r->members, r->count, pkt);
-        member = true;
-    }
-    pthread_rwlock_unlock(&t->lock);
-    rp_packet_unref(pkt);
-    if (!member)
-        rp_server_disconnect(srv, sid);
-}
-
-static void on_message(struct rp_server *srv, rp_sid sid,
+static void on_message(struct rp_server *srv, rp_sid sid, void *data,
                        const struct rp_message *msg, void *user)
 {
+    struct room *room = data; /* NULL until the first JOIN */
     (void)user;
-    if (msg->type == TYPE_DATA)
-        on_data_msg(srv, sid, msg);
-    else if (msg->type == TYPE_JOIN)
-        on_join_msg(srv, sid, msg);
-    else
+    if (msg->type == TYPE_JOIN && msg->len == 4 &&
+        get_u32(msg->payload) < MAX_ROOM_ID) {
+        pthread_rwlock_wrlock(&g_rooms.lock);
+        if (room)
+            room_remove(room, sid);
+        room = room_add(&g_rooms, sid, get_u32(msg->payload));
+        pthread_rwlock_unlock(&g_rooms.lock);
+        rp_session_set_data(srv, sid, room);
+        if (!room)
+            rp_server_disconnect(srv, sid);
+        return;
+    }
+    struct rp_packet *pkt;
+    if (msg->type != TYPE_DATA || !room || rp_message_keep(msg, &pkt) < 0) {
         rp_server_disconnect(srv, sid);
+        return;
+    }
+    /* rp_message_keep copied it (the one copy). Members that cannot take
+       it (closing, queue full) are skipped: they are being disconnected,
+       which their clients will see. */
+    pthread_rwlock_rdlock(&g_rooms.lock);
+    (void)rp_server_broadcast(srv, room->members, room->count, pkt);
+    pthread_rwlock_unlock(&g_rooms.lock);
+    rp_packet_unref(pkt);
 }
 
-static void on_leave(struct rp_server *srv, rp_sid sid,
+static void on_leave(struct rp_server *srv, rp_sid sid, void *data,
                      enum rp_leave_reason reason, void *user)
 {
     (void)srv, (void)reason, (void)user;
-    if (rp_sid_slot(sid) >= g_rooms.max_sessions)
+    if (!data)
         return;
     pthread_rwlock_wrlock(&g_rooms.lock);
-    room_remove(&g_rooms, sid);
+    room_remove(data, sid);
     pthread_rwlock_unlock(&g_rooms.lock);
 }
 
@@ -265,16 +233,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    g_rooms.max_sessions = cfg.max_sessions;
-    /* The session table has max_sessions slots; a slot outside (never
-       expected) is refused in on_join_msg and skipped in on_leave. */
-    g_rooms.room_of = malloc(cfg.max_sessions * sizeof *g_rooms.room_of);
-    if (!g_rooms.room_of || pthread_rwlock_init(&g_rooms.lock, NULL)) {
+    if (pthread_rwlock_init(&g_rooms.lock, NULL)) {
         fprintf(stderr, PROG ": out of memory\n");
         return 1;
     }
-    for (uint32_t i = 0; i < cfg.max_sessions; i++)
-        g_rooms.room_of[i] = NO_ROOM;
 
     /* Block the stop signals before any thread exists: only the signalfd
        sees them. */
@@ -311,9 +273,11 @@ int main(int argc, char **argv)
     rp_server_destroy(srv);
     close(sfd);
     for (uint32_t i = 0; i < g_rooms.nrooms; i++)
-        free(g_rooms.rooms[i].members);
+        if (g_rooms.rooms[i]) {
+            free(g_rooms.rooms[i]->members);
+            free(g_rooms.rooms[i]);
+        }
     free(g_rooms.rooms);
-    free(g_rooms.room_of);
     pthread_rwlock_destroy(&g_rooms.lock);
     return 0;
 }

@@ -3,7 +3,7 @@
  *
  * Raw mode echoes bytes as they arrive (on_data -> rp_server_send_raw);
  * framed mode sends every packet back unchanged, type and payload
- * (on_message -> rp_message_to_packet -> rp_server_send). The main thread
+ * (on_message -> rp_message_keep -> rp_server_send). The main thread
  * only waits for SIGINT/SIGTERM on a signalfd and prints a stats line on
  * stderr once a second; the server's own threads do all the I/O.
  *
@@ -143,12 +143,12 @@ static void on_join(struct rp_server *srv, rp_sid sid, void *user)
     (void)srv, (void)sid, (void)user;
 }
 
-static void on_message(struct rp_server *srv, rp_sid sid,
+static void on_message(struct rp_server *srv, rp_sid sid, void *data,
                        const struct rp_message *msg, void *user)
 {
     struct rp_packet *pkt;
-    (void)user;
-    if (rp_message_to_packet(msg, &pkt) < 0) {
+    (void)data, (void)user;
+    if (rp_message_keep(msg, &pkt) < 0) {
         /* Out of memory: an echo that skips a packet would be a lie. */
         rp_server_disconnect(srv, sid);
         return;
@@ -159,17 +159,17 @@ static void on_message(struct rp_server *srv, rp_sid sid,
     rp_packet_unref(pkt);
 }
 
-static void on_data(struct rp_server *srv, rp_sid sid, const void *data,
-                    size_t len, void *user)
+static void on_data(struct rp_server *srv, rp_sid sid, void *data,
+                    const void *bytes, size_t len, void *user)
 {
-    (void)user;
-    (void)rp_server_send_raw(srv, sid, data, len);
+    (void)data, (void)user;
+    (void)rp_server_send_raw(srv, sid, bytes, len);
 }
 
-static void on_leave(struct rp_server *srv, rp_sid sid,
+static void on_leave(struct rp_server *srv, rp_sid sid, void *data,
                      enum rp_leave_reason reason, void *user)
 {
-    (void)srv, (void)sid, (void)reason, (void)user;
+    (void)srv, (void)sid, (void)data, (void)reason, (void)user;
 }
 
 /* ---- stats ------------------------------------------------------------- */

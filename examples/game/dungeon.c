@@ -1,14 +1,15 @@
 /*
  * The dungeon content: a party (1..4, formed by the lobby) against
  * server-driven monsters ticking at 10 Hz (rules.h has the fight). The
- * members arrive one by one with the same match_id; the run starts when
- * all party_n have arrived, or after DUNGEON_WAIT_TICKS with those who did
- * (a member that disconnected on the way counts as gone). At the end every
- * member left gets the final DUNGEON_STATE, DUNGEON_END with its gold and
- * goes back to the lobby. A member who disconnects is removed and the
- * others get a DUNGEON_STATE at once (every visible change is sent when it
- * happens, docs/protocol.md); the party goes on, and a run with nobody
- * left is dropped. Runs on its own thread.
+ * members arrive one by one, each with a seat of the same run as its
+ * move's ticket; the run starts when all party_n have arrived, or after
+ * DUNGEON_WAIT_TICKS with those who did (a member that disconnected on
+ * the way counts as gone). At the end every member left gets the final
+ * DUNGEON_STATE, DUNGEON_END with its gold and goes back to the lobby. A
+ * member who disconnects is removed and the others get a DUNGEON_STATE at
+ * once (every visible change is sent when it happens, docs/protocol.md);
+ * the party goes on, and a run with nobody left is dropped. Runs on its
+ * own thread.
  */
 #include "game.h"
 
@@ -28,7 +29,6 @@ struct run {
 
 struct dungeon {
     struct game *g;
-    struct player **by_slot;
     struct run *runs;
 };
 
@@ -97,34 +97,38 @@ static void run_end(struct dungeon *dg, struct run *r, uint8_t result)
         p->gold += m.u.dungeon_end.gold;
         p->where = NULL;
         game_send(dg->g, p->sid, &m);
-        rp_group_move(dg->g->srv, p->sid, dg->g->lobby_g);
+        rp_group_move(dg->g->srv, p->sid, dg->g->lobby_g, NULL);
     }
     run_unlink(dg, r);
     free(r);
 }
 
-static void dungeon_enter(struct rp_group *grp, rp_sid sid, void *user)
+static void dungeon_enter(struct rp_group *grp, rp_sid sid, void *data,
+                          void *ticket, void *user)
 {
     struct dungeon *dg = user;
-    struct player *p = handoff_take(dg->g, sid);
+    struct player *p = data;
+    struct seat seat;
     (void)grp;
-    if (!p) {
+    if (!ticket) { /* only the lobby sends sessions here, with a seat */
         rp_server_disconnect(dg->g->srv, sid);
         return;
     }
-    dg->by_slot[rp_sid_slot(sid)] = p;
+    seat = *(struct seat *)ticket;
+    free(ticket);
+    p->side = seat.side;
     struct run *r = dg->runs;
     for (; r; r = r->next)
-        if (r->id == p->match_id && !r->started)
+        if (r->id == seat.match_id && !r->started)
             break;
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r) {
-            rp_group_move(dg->g->srv, sid, dg->g->lobby_g);
+            rp_group_move(dg->g->srv, sid, dg->g->lobby_g, NULL);
             return;
         }
-        r->id = p->match_id;
-        r->party_n = p->party_n;
+        r->id = seat.match_id;
+        r->party_n = seat.party_n;
         r->next = dg->runs;
         if (dg->runs)
             dg->runs->prev = r;
@@ -137,16 +141,16 @@ static void dungeon_enter(struct rp_group *grp, rp_sid sid, void *user)
         run_start(dg, r);
 }
 
-static void dungeon_message(struct rp_group *grp, rp_sid sid,
-                            struct rp_packet *pkt, void *user)
+static void dungeon_message(struct rp_group *grp, rp_sid sid, void *data,
+                            const struct rp_message *msg, void *user)
 {
     struct dungeon *dg = user;
-    struct player *p = dg->by_slot[rp_sid_slot(sid)];
+    struct player *p = data;
     struct gm_msg m;
     (void)grp;
     /* Only logged-in sessions are ever moved here. */
-    if (!p || !game_decode(dg->g, sid, pkt, GAME_TYPE_BIT(GM_DUNGEON_ATTACK),
-                           true, &m))
+    if (!game_decode(dg->g, sid, msg, GAME_TYPE_BIT(GM_DUNGEON_ATTACK), true,
+                     &m))
         return;
     struct run *r = p->where;
     if (!r || !r->started)
@@ -179,16 +183,13 @@ static void dungeon_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
     }
 }
 
-static void dungeon_leave(struct rp_group *grp, rp_sid sid,
+/* Moving on or ended: main.c's on_leave frees the record at the end. */
+static void dungeon_leave(struct rp_group *grp, rp_sid sid, void *data,
                           enum rp_leave_reason reason, void *user)
 {
     struct dungeon *dg = user;
-    uint32_t slot = rp_sid_slot(sid);
-    struct player *p = dg->by_slot[slot];
-    (void)grp;
-    if (!p)
-        return;
-    dg->by_slot[slot] = NULL;
+    struct player *p = data;
+    (void)grp, (void)sid, (void)reason;
     struct run *r = p->where;
     if (r) {
         r->m[p->side] = NULL;
@@ -208,10 +209,6 @@ static void dungeon_leave(struct rp_group *grp, rp_sid sid,
             run_send_state(dg, r);
         }
     }
-    if (reason == RP_LEAVE_MOVED)
-        handoff_put(dg->g, p);
-    else
-        player_free(dg->g, p);
 }
 
 int dungeon_create(struct game *g)
@@ -221,9 +218,6 @@ int dungeon_create(struct game *g)
         return -ENOMEM;
     dg->g = g;
     g->dungeon = dg;
-    dg->by_slot = calloc(g->nslots, sizeof *dg->by_slot);
-    if (!dg->by_slot)
-        return -ENOMEM;
     struct rp_group_config cfg = {.name = "dungeon",
                                   .tick_ms = DUNGEON_TICK_MS,
                                   .cb = {.on_enter = dungeon_enter,
@@ -243,7 +237,6 @@ void dungeon_destroy(struct game *g)
         next = r->next;
         free(r);
     }
-    free(dg->by_slot);
     free(dg);
     g->dungeon = NULL;
 }

@@ -1,42 +1,28 @@
 /*
  * Internals of ringport-game shared by its contents (lobby.c, pvp.c,
- * dungeon.c), the player records and hand-offs (player.c), the nickname
- * registry (names.c) and main.c.
+ * dungeon.c), the player records (player.c), the nickname registry
+ * (names.c) and main.c.
  *
  * Ownership (the one rule everything else follows): a session's struct
- * player belongs to the content whose group the session is in, and only
- * that content's thread reads or writes it; no lock guards it. It changes
- * hands with the session:
+ * player is the session's data (rp_session_set_data): main.c's on_join
+ * makes it, every callback of the session gets it, and main.c's on_leave
+ * (the session's last callback, however and wherever it ends) frees it.
+ * In between it belongs to the content whose group the session is in, and
+ * only that content's thread reads or writes it; no lock guards it. The
+ * engine hands it from content to content with the session (the old
+ * content's on_leave runs before the new one's on_enter, and its writes
+ * are visible there in either layout).
  *
- *   content A: sets the fields the next content needs (match_id, side,
- *              party_n), calls rp_group_move(sid, B), keeps the record
- *   A's on_leave(MOVED): drops it from A's tables, publishes it in the
- *              hand-off slot of the session (release store)
- *   B's on_enter: takes it from that slot (acquire exchange); B owns it
- *
- * The engine runs A's on_leave before B's on_enter, so the record is
- * always there when B looks, and the release/acquire pair makes A's writes
- * visible to B whatever the layout (HETERO or HOMO). A session that ends
- * instead (on_leave with any other reason) is freed by the content holding
- * it: one owner, one free.
- *
- * A session can also end while its record is in transit: after A's
- * on_leave(MOVED) took the move but before B's on_enter, or after the
- * ENTER was queued for B. The engine then runs no on_enter at all (or one
- * that finds the slot already emptied), so nobody would take the record:
- * it and its name would stay until the slot is reused. So the server's
- * on_leave, which runs once per session on its I/O thread, marks the sid
- * ended (ended[slot]) and reclaims a record parked for it, and handoff_put
- * checks the mark after publishing: both are seq_cst, so at least one of
- * the two sees the other, and the exchange on the slot lets exactly one
- * free the record. Records left in hand-off slots when the server stops
- * (a move whose target stopped) are freed by game_destroy after every
- * thread is joined.
+ * Where a session goes next travels as the move's ticket: the lobby
+ * allocates a struct seat (which match, which side, how big a party) for
+ * each move to pvp or the dungeon; the target's on_enter takes it and
+ * frees it, or, if the move never arrives (the session ended on the way,
+ * the server is stopping), main.c's on_ticket_drop frees it.
  *
  * The nickname registry is the one shared structure: a name is taken at
- * login in the lobby but released wherever the session ends (lobby, pvp or
- * dungeon thread), so three threads touch it; a mutex around a hash set is
- * simple, and login/logout are rare next to game messages.
+ * login in the lobby and released in main.c's on_leave (an I/O thread),
+ * so threads meet there; a mutex around a hash set is simple, and
+ * login/logout are rare next to game messages.
  */
 #ifndef RINGPORT_GAME_GAME_H
 #define RINGPORT_GAME_GAME_H
@@ -56,16 +42,20 @@ struct player {
     uint32_t id; /* 0 until logged in */
     char name[GM_NAME_MAX + 1];
     uint32_t gold, wins;
-    /* Set by the lobby before a move, for the content that receives the
-       session: the room or dungeon to join and the place in it. */
-    uint32_t match_id;
-    uint8_t side;    /* pvp side, dungeon member index */
-    uint8_t party_n; /* dungeon: members in the party as formed */
-    /* The owning content's own bookkeeping (meaningless to the others). */
+    /* The holding content's own bookkeeping (meaningless to the others). */
     bool busy;     /* lobby: queued or being moved out */
     uint32_t chan; /* lobby: chat channel + 1 (0: none) */
     uint32_t chan_pos;
-    void *where; /* pvp: its room; dungeon: its run */
+    uint8_t side; /* pvp side, dungeon member index */
+    void *where;  /* pvp: its room; dungeon: its run */
+};
+
+/* A move's ticket, lobby -> pvp or dungeon: the match to join there and
+   the place in it. The receiving on_enter (or on_ticket_drop) frees it. */
+struct seat {
+    uint32_t match_id;
+    uint8_t side;    /* pvp side, dungeon member index */
+    uint8_t party_n; /* dungeon: members in the party as formed */
 };
 
 /* Names taken by logged-in sessions (names.c). Thread: any. */
@@ -101,10 +91,7 @@ struct dungeon;
 struct game {
     struct rp_server *srv;
     struct game_config cfg;
-    uint32_t nslots; /* = max_sessions: every sid's slot is below it */
-    _Atomic(struct player *) *handoff; /* [nslots], records in transit */
-    _Atomic rp_sid *ended; /* [nslots]: the last sid of the slot whose
-                              session ended (server on_leave) */
+    uint32_t max_sessions;
     struct names names;
     struct game_counters n;
     struct rp_group *lobby_g, *pvp_g, *dungeon_g;
@@ -116,22 +103,14 @@ struct game {
 /* player.c */
 int game_init(struct game *g, struct rp_server *srv, uint32_t max_sessions,
               const struct game_config *cfg);
-/* After rp_server_stop: frees the contents, stray records, the tables;
-   then names_fini(&g->names) once the final count is taken. */
+/* After rp_server_stop (every record is freed by then): frees the
+   contents; then names_fini(&g->names) once the final count is taken. */
 void game_destroy(struct game *g);
 struct player *player_new(struct game *g, rp_sid sid);
 /* Releases the name (if any) and frees the record. */
 void player_free(struct game *g, struct player *p);
-/* Publishes 'p' for the next content (or frees it if its session has
-   ended meanwhile). Thread: the content that held it, in its on_leave. */
-void handoff_put(struct game *g, struct player *p);
-/* The record published for 'sid', or NULL. Thread: the receiving content,
-   in its on_enter. */
-struct player *handoff_take(struct game *g, rp_sid sid);
-/* Session 'sid' has ended: frees a record parked for it, and makes a
-   later handoff_put of its record free it. Thread: the server's on_leave
-   (the session's I/O thread). */
-void handoff_session_ended(struct game *g, rp_sid sid);
+/* The record of 'sid', a session the calling content holds. */
+struct player *player_of(struct game *g, rp_sid sid);
 
 /* Encodes and sends 'm' to one session / to 'n' (one shared packet). */
 int game_send(struct game *g, rp_sid sid, const struct gm_msg *m);
@@ -139,7 +118,7 @@ int game_broadcast(struct game *g, const rp_sid *ids, size_t n,
                    const struct gm_msg *m);
 void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about);
 /*
- * Decodes 'pkt' into 'm' and judges it in the order docs/protocol.md
+ * Decodes 'msg' into 'm' and judges it in the order docs/protocol.md
  * gives ("Which error wins"), answering only the first thing wrong:
  *   1. a type no client may send, or a payload of the wrong length: an
  *      error packet and a disconnect (the client is broken or hostile:
@@ -153,7 +132,7 @@ void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about);
  * Returns true if 'm' is usable.
  */
 #define GAME_TYPE_BIT(t) (1u << (t))
-bool game_decode(struct game *g, rp_sid sid, struct rp_packet *pkt,
+bool game_decode(struct game *g, rp_sid sid, const struct rp_message *msg,
                  uint32_t accepts, bool logged_in, struct gm_msg *m);
 
 /* Contents: each creates its group (tick included) and its state. */

@@ -40,7 +40,6 @@ struct party_line {
 
 struct lobby {
     struct game *g;
-    struct player **by_slot; /* [nslots]: the lobby's sessions */
     struct channel *chans;
     uint32_t nchans;
     struct player *pvp_waiting;
@@ -75,7 +74,7 @@ static void chan_leave(struct lobby *lb, struct player *p)
     rp_sid last = ch->members[--ch->n];
     if (p->chan_pos < ch->n) {
         ch->members[p->chan_pos] = last;
-        lb->by_slot[rp_sid_slot(last)]->chan_pos = p->chan_pos;
+        player_of(lb->g, last)->chan_pos = p->chan_pos; /* in the lobby too */
     }
     p->chan = 0;
 }
@@ -103,13 +102,24 @@ static void lobby_forget(struct lobby *lb, struct player *p)
         line_remove(&lb->lines[s], p);
 }
 
-/* Hands 'p' to another content; on failure the session is closing and its
-   on_leave here frees it. */
-static void send_away(struct lobby *lb, struct player *p, struct rp_group *to)
+/* Hands 'p' to another content with its seat there as the move's ticket.
+   On failure the session is closing (its on_leave follows) or out of
+   memory: it stays here, busy, until it ends. */
+static void send_away(struct lobby *lb, struct player *p, struct rp_group *to,
+                      uint32_t match_id, uint32_t side, uint32_t party_n)
 {
     lobby_forget(lb, p);
     p->busy = true;
-    int r = rp_group_move(lb->g->srv, p->sid, to);
+    struct seat *t = malloc(sizeof *t);
+    int r = -ENOMEM;
+    if (t) {
+        *t = (struct seat){.match_id = match_id,
+                           .side = (uint8_t)side,
+                           .party_n = (uint8_t)party_n};
+        r = rp_group_move(lb->g->srv, p->sid, to, t);
+    }
+    if (r < 0)
+        free(t); /* a refused move leaves the ticket with us */
     if (r < 0 && r != -ENOTCONN && r != -ESHUTDOWN)
         RP_WARN("lobby", "session %llu: move: %d", (unsigned long long)p->sid,
                 r);
@@ -123,12 +133,8 @@ static void form_party(struct lobby *lb, struct party_line *l)
     memcpy(members, l->waiting, n * sizeof *members);
     l->n = 0;
     l->oldest_ticks = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        members[i]->match_id = id;
-        members[i]->side = (uint8_t)i;
-        members[i]->party_n = (uint8_t)n;
-        send_away(lb, members[i], lb->g->dungeon_g);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        send_away(lb, members[i], lb->g->dungeon_g, id, i, n);
     atomic_fetch_add_explicit(&lb->g->n.dungeons, 1, memory_order_relaxed);
 }
 
@@ -191,11 +197,8 @@ static void on_pvp_queue(struct lobby *lb, struct player *p)
     }
     lb->pvp_waiting = NULL;
     uint32_t id = ++lb->next_match_id;
-    o->match_id = p->match_id = id;
-    o->side = 0;
-    p->side = 1;
-    send_away(lb, o, lb->g->pvp_g);
-    send_away(lb, p, lb->g->pvp_g);
+    send_away(lb, o, lb->g->pvp_g, id, 0, 2);
+    send_away(lb, p, lb->g->pvp_g, id, 1, 2);
     atomic_fetch_add_explicit(&lb->g->n.matches, 1, memory_order_relaxed);
 }
 
@@ -213,14 +216,14 @@ static void on_dungeon_enter(struct lobby *lb, struct player *p, uint8_t size)
         form_party(lb, l);
 }
 
-static void lobby_message(struct rp_group *grp, rp_sid sid,
-                          struct rp_packet *pkt, void *user)
+static void lobby_message(struct rp_group *grp, rp_sid sid, void *data,
+                          const struct rp_message *msg, void *user)
 {
     struct lobby *lb = user;
-    struct player *p = lb->by_slot[rp_sid_slot(sid)];
+    struct player *p = data;
     struct gm_msg m;
     (void)grp;
-    if (!p || !game_decode(lb->g, sid, pkt, LOBBY_ACCEPTS, p->id != 0, &m))
+    if (!game_decode(lb->g, sid, msg, LOBBY_ACCEPTS, p->id != 0, &m))
         return;
     if (m.type == GM_LOGIN) {
         on_login(lb, p, m.u.login);
@@ -240,21 +243,14 @@ static void lobby_message(struct rp_group *grp, rp_sid sid,
         on_dungeon_enter(lb, p, m.u.party_size);
 }
 
-static void lobby_enter(struct rp_group *grp, rp_sid sid, void *user)
+static void lobby_enter(struct rp_group *grp, rp_sid sid, void *data,
+                        void *ticket, void *user)
 {
     struct lobby *lb = user;
-    struct player *p = handoff_take(lb->g, sid);
-    (void)grp;
-    if (!p) {
-        p = player_new(lb->g, sid);
-        if (!p) {
-            rp_server_disconnect(lb->g->srv, sid);
-            return;
-        }
-    }
+    struct player *p = data; /* made by main.c's on_join */
+    (void)grp, (void)ticket;
     p->busy = false;
     p->where = NULL;
-    lb->by_slot[rp_sid_slot(sid)] = p;
     if (p->id) { /* back from a match or a run */
         chan_join(lb, p);
         struct gm_msg m = {.type = GM_LOBBY_ENTER};
@@ -264,21 +260,13 @@ static void lobby_enter(struct rp_group *grp, rp_sid sid, void *user)
     }
 }
 
-static void lobby_leave(struct rp_group *grp, rp_sid sid,
+/* Moving on, or ended: either way it leaves the lobby's queues and
+   channels; main.c's on_leave frees the record at the end. */
+static void lobby_leave(struct rp_group *grp, rp_sid sid, void *data,
                         enum rp_leave_reason reason, void *user)
 {
-    struct lobby *lb = user;
-    uint32_t slot = rp_sid_slot(sid);
-    struct player *p = lb->by_slot[slot];
-    (void)grp;
-    if (!p)
-        return; /* out of memory at on_enter */
-    lb->by_slot[slot] = NULL;
-    lobby_forget(lb, p);
-    if (reason == RP_LEAVE_MOVED)
-        handoff_put(lb->g, p);
-    else
-        player_free(lb->g, p);
+    (void)grp, (void)sid, (void)reason;
+    lobby_forget(user, data);
 }
 
 static void lobby_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
@@ -298,12 +286,11 @@ int lobby_create(struct game *g)
     if (!lb)
         return -ENOMEM;
     lb->g = g;
-    lb->by_slot = calloc(g->nslots, sizeof *lb->by_slot);
-    lb->nchans =
-        (g->nslots + g->cfg.chat_channel_size - 1) / g->cfg.chat_channel_size;
+    lb->nchans = (g->max_sessions + g->cfg.chat_channel_size - 1) /
+                 g->cfg.chat_channel_size;
     lb->chans = calloc(lb->nchans, sizeof *lb->chans);
     g->lobby = lb;
-    if (!lb->by_slot || !lb->chans)
+    if (!lb->chans)
         return -ENOMEM;
     struct rp_group_config cfg = {.name = "lobby",
                                   .tick_ms = LOBBY_TICK_MS,
@@ -324,7 +311,6 @@ void lobby_destroy(struct game *g)
     for (uint32_t c = 0; lb->chans && c < lb->nchans; c++)
         free(lb->chans[c].members);
     free(lb->chans);
-    free(lb->by_slot);
     free(lb);
     g->lobby = NULL;
 }

@@ -145,29 +145,49 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
 
 /* ---- the server's own callbacks: every session starts in the lobby ---- */
 
+/* The player record is the session's data from here to on_leave. */
 static void on_join(struct rp_server *srv, rp_sid sid, void *user)
 {
     struct game *g = user;
-    if (rp_group_move(srv, sid, g->lobby_g) < 0)
+    struct player *p = player_new(g, sid);
+    if (!p || rp_session_set_data(srv, sid, p) < 0) {
+        if (p)
+            player_free(g, p);
+        rp_server_disconnect(srv, sid);
+        return;
+    }
+    /* Refused only if the session is closing (or out of memory): the
+       record stays its data and on_leave frees it. */
+    if (rp_group_move(srv, sid, g->lobby_g, NULL) < 0)
         rp_server_disconnect(srv, sid);
 }
 
 /* Only while a session is in no group: before the lobby took it (frames
    that arrive during that move go to the lobby) or at shutdown. */
-static void on_message(struct rp_server *srv, rp_sid sid,
+static void on_message(struct rp_server *srv, rp_sid sid, void *data,
                        const struct rp_message *msg, void *user)
 {
-    (void)srv;
+    (void)srv, (void)data;
     game_send_error(user, sid, GM_ERR_WRONG_CONTENT, msg->type);
 }
 
-/* The session has ended: its record may be in transit between two
-   contents, where no content's on_leave will free it (game.h). */
-static void on_leave(struct rp_server *srv, rp_sid sid,
+/* The session's last callback, wherever it ended (after that content's
+   on_leave): the one place a record is freed. */
+static void on_leave(struct rp_server *srv, rp_sid sid, void *data,
                      enum rp_leave_reason reason, void *user)
 {
-    (void)srv, (void)reason;
-    handoff_session_ended(user, sid);
+    (void)srv, (void)sid, (void)reason;
+    if (data)
+        player_free(user, data);
+}
+
+/* A seat the lobby gave to a move that never arrived (the session ended
+   on the way, or the server is stopping). */
+static void on_ticket_drop(struct rp_server *srv, rp_sid sid, void *ticket,
+                           void *user)
+{
+    (void)srv, (void)sid, (void)user;
+    free(ticket);
 }
 
 /* ---- metrics and stats ------------------------------------------------- */
@@ -294,6 +314,7 @@ int main(int argc, char **argv)
     o.cfg.cb.on_join = on_join;
     o.cfg.cb.on_message = on_message;
     o.cfg.cb.on_leave = on_leave;
+    o.cfg.cb.on_ticket_drop = on_ticket_drop;
     o.cfg.user = &g;
     if (rp_server_config_validate(&o.cfg, err, sizeof err) < 0)
         bad_usage("%s", err);
@@ -376,8 +397,8 @@ int main(int argc, char **argv)
     r = wait_for_stop(&g, m, sfd, o.stats);
     if (r < 0)
         fprintf(stderr, PROG ": waiting for a signal: %s\n", strerror(-r));
-    /* Every session leaves (each content frees its records in on_leave),
-       then the groups stop; only then is the game state freed. */
+    /* Every session leaves (its record freed in on_leave), then the
+       groups stop; only then is the game state freed. */
     rp_server_stop(srv);
     struct rp_server_stats s;
     rp_server_get_stats(srv, &s);

@@ -1,11 +1,10 @@
 /*
- * Player records, their hand-off between contents, and the send and
- * validation helpers every content uses (game.h says who owns what).
+ * Player records and the send and validation helpers every content uses
+ * (game.h says who owns what).
  */
 #include "game.h"
 
 #include <errno.h>
-#include <ringport/log.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,26 +19,8 @@ int game_init(struct game *g, struct rp_server *srv, uint32_t max_sessions,
     memset(g, 0, sizeof *g);
     g->srv = srv;
     g->cfg = *cfg;
-    g->nslots = max_sessions;
-    g->handoff = calloc(max_sessions, sizeof *g->handoff);
-    g->ended = calloc(max_sessions, sizeof *g->ended);
-    int r = -ENOMEM;
-    if (!g->handoff || !g->ended)
-        goto fail;
-    for (uint32_t i = 0; i < max_sessions; i++) {
-        atomic_init(&g->handoff[i], NULL);
-        atomic_init(&g->ended[i], 0); /* 0 is never a sid */
-    }
-    r = names_init(&g->names, max_sessions);
-    if (r < 0)
-        goto fail;
-    return 0;
-fail:
-    free(g->handoff);
-    free(g->ended);
-    g->handoff = NULL;
-    g->ended = NULL;
-    return r;
+    g->max_sessions = max_sessions;
+    return names_init(&g->names, max_sessions);
 }
 
 void game_destroy(struct game *g)
@@ -47,15 +28,6 @@ void game_destroy(struct game *g)
     lobby_destroy(g);
     pvp_destroy(g);
     dungeon_destroy(g);
-    for (uint32_t i = 0; g->handoff && i < g->nslots; i++) {
-        struct player *p = atomic_load(&g->handoff[i]);
-        if (p)
-            player_free(g, p);
-    }
-    free(g->handoff);
-    free(g->ended);
-    g->handoff = NULL;
-    g->ended = NULL;
     /* The names stay for the caller's final count: names_fini(). */
 }
 
@@ -77,61 +49,9 @@ void player_free(struct game *g, struct player *p)
     free(p);
 }
 
-/* Frees the record parked in 'slot' if it is still there and belongs to
-   'sid': the compare-exchange makes this the one owner (a content's
-   on_enter may have taken it first, and then frees it itself). */
-static void handoff_reclaim(struct game *g, uint32_t slot, rp_sid sid)
+struct player *player_of(struct game *g, rp_sid sid)
 {
-    struct player *p = atomic_load(&g->handoff[slot]);
-    if (p && p->sid == sid &&
-        atomic_compare_exchange_strong(&g->handoff[slot], &p, NULL))
-        player_free(g, p);
-}
-
-void handoff_put(struct game *g, struct player *p)
-{
-    uint32_t slot = rp_sid_slot(p->sid);
-    rp_sid sid = p->sid;
-    /* The slot is empty: a session is held by one content at a time, and
-       the next one empties the slot before the session can move again. */
-    struct player *old = atomic_exchange(&g->handoff[slot], p);
-    if (old) {
-        RP_WARN("game", "session %llu: stale hand-off record freed",
-                (unsigned long long)old->sid);
-        player_free(g, old);
-    }
-    /* Ended while in transit: no on_enter will come for it (game.h). Read
-       after the publishing exchange, both seq_cst, as the server's
-       on_leave writes 'ended' before it looks at the slot. */
-    if (atomic_load(&g->ended[slot]) == sid)
-        handoff_reclaim(g, slot, sid);
-}
-
-struct player *handoff_take(struct game *g, rp_sid sid)
-{
-    uint32_t slot = rp_sid_slot(sid);
-    if (slot >= g->nslots)
-        return NULL;
-    struct player *p =
-        atomic_exchange_explicit(&g->handoff[slot], NULL, memory_order_acq_rel);
-    if (p && p->sid != sid) {
-        /* Cannot happen (slots are not reused while a group holds one);
-           never hand a record to the wrong session. */
-        RP_WARN("game", "session %llu: hand-off record of %llu freed",
-                (unsigned long long)sid, (unsigned long long)p->sid);
-        player_free(g, p);
-        return NULL;
-    }
-    return p;
-}
-
-void handoff_session_ended(struct game *g, rp_sid sid)
-{
-    uint32_t slot = rp_sid_slot(sid);
-    if (slot >= g->nslots)
-        return;
-    atomic_store(&g->ended[slot], sid);
-    handoff_reclaim(g, slot, sid);
+    return rp_session_get_data(g->srv, sid);
 }
 
 static struct rp_packet *encode(const struct gm_msg *m)
@@ -180,12 +100,11 @@ void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about)
     (void)game_send(g, sid, &m);
 }
 
-bool game_decode(struct game *g, rp_sid sid, struct rp_packet *pkt,
+bool game_decode(struct game *g, rp_sid sid, const struct rp_message *msg,
                  uint32_t accepts, bool logged_in, struct gm_msg *m)
 {
-    uint16_t type = rp_packet_type(pkt);
-    int r = gm_is_client_type(type) ? gm_decode(type, rp_packet_payload(pkt),
-                                                rp_packet_size(pkt), m)
+    uint16_t type = msg->type;
+    int r = gm_is_client_type(type) ? gm_decode(type, msg->payload, msg->len, m)
                                     : -ENOMSG;
     if (r == -ENOMSG || r == -EBADMSG) {
         game_send_error(g, sid,

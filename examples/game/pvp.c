@@ -1,11 +1,12 @@
 /*
  * The PVP content: 1v1 rooms ticking at 20 Hz (rules.h has the fight).
- * The lobby pairs two players and moves both here with the same match_id;
- * the first to arrive opens the room, the second starts the fight
- * (MATCH_START to both). A room whose second player never comes (it
- * disconnected on the way) ends after PVP_WAIT_TICKS with the first as
- * winner. At the end both get MATCH_END and go back to the lobby. A player
- * who disconnects loses: the other is told (OPPONENT_LEFT) and sent back.
+ * The lobby pairs two players and moves both here, each with a seat of
+ * the same match as its move's ticket; the first to arrive opens the
+ * room, the second starts the fight (MATCH_START to both). A room whose
+ * second player never comes (it disconnected on the way) ends after
+ * PVP_WAIT_TICKS with the first as winner. At the end both get MATCH_END
+ * and go back to the lobby. A player who disconnects loses: the other is
+ * told (OPPONENT_LEFT) and sent back.
  *
  * Moves and attacks are requests, applied at the next tick; a request from
  * a player whose room has ended (it crossed MATCH_END on the wire) is
@@ -30,7 +31,6 @@ struct room {
 
 struct pvp {
     struct game *g;
-    struct player **by_slot;
     struct room *rooms; /* waiting and fighting, newest first */
 };
 
@@ -81,7 +81,7 @@ static void room_end(struct pvp *pv, struct room *r, uint8_t winner,
         if (winner == s)
             p->wins++;
         p->where = NULL;
-        rp_group_move(pv->g->srv, p->sid, pv->g->lobby_g);
+        rp_group_move(pv->g->srv, p->sid, pv->g->lobby_g, NULL);
     }
     room_unlink(pv, r);
     free(r);
@@ -101,19 +101,23 @@ static void room_start(struct pvp *pv, struct room *r)
     }
 }
 
-static void pvp_enter(struct rp_group *grp, rp_sid sid, void *user)
+static void pvp_enter(struct rp_group *grp, rp_sid sid, void *data,
+                      void *ticket, void *user)
 {
     struct pvp *pv = user;
-    struct player *p = handoff_take(pv->g, sid);
+    struct player *p = data;
+    struct seat seat;
     (void)grp;
-    if (!p) { /* only the lobby sends sessions here, always with a record */
+    if (!ticket) { /* only the lobby sends sessions here, with a seat */
         rp_server_disconnect(pv->g->srv, sid);
         return;
     }
-    pv->by_slot[rp_sid_slot(sid)] = p;
+    seat = *(struct seat *)ticket;
+    free(ticket);
+    p->side = seat.side;
     struct room *r = pv->rooms;
     for (; r; r = r->next)
-        if (r->id == p->match_id && r->state == ROOM_WAITING)
+        if (r->id == seat.match_id && r->state == ROOM_WAITING)
             break;
     if (r) {
         r->p[p->side] = p;
@@ -124,10 +128,10 @@ static void pvp_enter(struct rp_group *grp, rp_sid sid, void *user)
     r = calloc(1, sizeof *r);
     if (!r) {
         p->where = NULL;
-        rp_group_move(pv->g->srv, sid, pv->g->lobby_g);
+        rp_group_move(pv->g->srv, sid, pv->g->lobby_g, NULL);
         return;
     }
-    r->id = p->match_id;
+    r->id = seat.match_id;
     r->p[p->side] = p;
     pvp_fight_init(&r->fight);
     p->where = r;
@@ -137,16 +141,15 @@ static void pvp_enter(struct rp_group *grp, rp_sid sid, void *user)
     pv->rooms = r;
 }
 
-static void pvp_message(struct rp_group *grp, rp_sid sid, struct rp_packet *pkt,
-                        void *user)
+static void pvp_message(struct rp_group *grp, rp_sid sid, void *data,
+                        const struct rp_message *msg, void *user)
 {
     struct pvp *pv = user;
-    struct player *p = pv->by_slot[rp_sid_slot(sid)];
+    struct player *p = data;
     struct gm_msg m;
     (void)grp;
     /* Only logged-in sessions are ever moved here. */
-    if (!p ||
-        !game_decode(pv->g, sid, pkt,
+    if (!game_decode(pv->g, sid, msg,
                      GAME_TYPE_BIT(GM_PVP_MOVE) | GAME_TYPE_BIT(GM_PVP_ATTACK),
                      true, &m))
         return;
@@ -185,16 +188,13 @@ static void pvp_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
     }
 }
 
-static void pvp_leave(struct rp_group *grp, rp_sid sid,
+/* Moving on or ended: main.c's on_leave frees the record at the end. */
+static void pvp_leave(struct rp_group *grp, rp_sid sid, void *data,
                       enum rp_leave_reason reason, void *user)
 {
     struct pvp *pv = user;
-    uint32_t slot = rp_sid_slot(sid);
-    struct player *p = pv->by_slot[slot];
-    (void)grp;
-    if (!p)
-        return;
-    pv->by_slot[slot] = NULL;
+    struct player *p = data;
+    (void)grp, (void)sid, (void)reason;
     struct room *r = p->where;
     if (r) {
         /* It left mid-fight (or before the fight): it loses. */
@@ -202,10 +202,6 @@ static void pvp_leave(struct rp_group *grp, rp_sid sid,
         p->where = NULL;
         room_end(pv, r, (uint8_t)(1 - p->side), GM_END_OPPONENT_LEFT);
     }
-    if (reason == RP_LEAVE_MOVED)
-        handoff_put(pv->g, p);
-    else
-        player_free(pv->g, p);
 }
 
 int pvp_create(struct game *g)
@@ -215,9 +211,6 @@ int pvp_create(struct game *g)
         return -ENOMEM;
     pv->g = g;
     g->pvp = pv;
-    pv->by_slot = calloc(g->nslots, sizeof *pv->by_slot);
-    if (!pv->by_slot)
-        return -ENOMEM;
     struct rp_group_config cfg = {.name = "pvp",
                                   .tick_ms = PVP_TICK_MS,
                                   .cb = {.on_enter = pvp_enter,
@@ -237,7 +230,6 @@ void pvp_destroy(struct game *g)
         next = r->next;
         free(r);
     }
-    free(pv->by_slot);
     free(pv);
     g->pvp = NULL;
 }

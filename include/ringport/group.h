@@ -23,7 +23,9 @@
  * the new group's on_enter, and messages that arrive during a move are
  * handled by the new group after its on_enter; every on_enter in a group
  * is balanced by exactly one on_leave in that group; a group never sees a
- * session id reused while it holds it.
+ * session id reused while it holds it; the session's data goes with it
+ * (server.h: the group's thread owns it while the session is inside), and
+ * a move's ticket comes back exactly once.
  *
  * Groups work with framed servers only. Errors: >= 0 success, -errno.
  */
@@ -56,13 +58,17 @@ enum rp_group_layout {
  * -EDEADLK here (rp_server_destroy logs an error and does nothing).
  */
 struct rp_group_callbacks {
-    /* The session is now in this group; its messages follow. */
-    void (*on_enter)(struct rp_group *g, rp_sid sid, void *user);
-    /* One message, in arrival order. 'pkt' is valid during the call;
-       rp_packet_ref it to keep it (e.g. to forward it with
-       rp_server_send, which takes its own reference). */
-    void (*on_message)(struct rp_group *g, rp_sid sid, struct rp_packet *pkt,
-                       void *user);
+    /* The session is now in this group; its messages follow. 'data' is
+       the session's data (rp_session_set_data), as the previous holder
+       left it; 'ticket' is what rp_group_move was given (NULL: none),
+       now the program's again. */
+    void (*on_enter)(struct rp_group *g, rp_sid sid, void *data, void *ticket,
+                     void *user);
+    /* One message, in arrival order. 'msg' is valid during the call;
+       rp_message_keep keeps it (a reference: a group's message is already
+       a packet, msg->packet, which rp_server_send can forward as is). */
+    void (*on_message)(struct rp_group *g, rp_sid sid, void *data,
+                       const struct rp_message *msg, void *user);
     /* Every tick_ms (if not 0). 'elapsed_ns' is the time since the
        previous tick started (since the group started, for the first): a
        value over the interval says the thread was late, and an overrun
@@ -71,8 +77,10 @@ struct rp_group_callbacks {
     /* The session has left: RP_LEAVE_MOVED (rp_group_move), GROUP_STOP
        (rp_group_stop), or why it ended (peer closed, kicked, server stop,
        ...), in which case 'sid' is already stale for every rp_server_*
-       call. Exactly once per on_enter. */
-    void (*on_leave)(struct rp_group *g, rp_sid sid,
+       call and the server's on_leave follows (it gets 'data' last).
+       Exactly once per on_enter. The group holds 'data' until this
+       returns. */
+    void (*on_leave)(struct rp_group *g, rp_sid sid, void *data,
                      enum rp_leave_reason reason, void *user);
 };
 
@@ -109,13 +117,25 @@ RP_API int rp_group_create(struct rp_server *srv,
  * old group, then on_enter in the new one. A move requested while another
  * is under way replaces its target (the latest wins); a move to the group
  * the session is in changes nothing. If 'to' is stopping when the move is
- * applied the session goes to no group. Returns 0, -ENOTCONN if 'sid' is
- * stale or closing (nothing changes), -EINVAL if 'to' belongs to another
- * server, -ESHUTDOWN if 'to' is stopping, or -ENOMEM. Thread: any,
- * including a group's own handlers.
+ * applied the session goes to no group.
+ *
+ * 'ticket' (NULL: none) is the move's payload: 'to's on_enter receives it,
+ * after the old group's on_leave, so whatever the mover wrote before the
+ * call is visible there. Once the call returns 0 the ticket is the
+ * engine's until it comes back, exactly once: to that on_enter, or to the
+ * server's on_ticket_drop (the move was replaced, its target was stopping
+ * or is the session's group already, or the session ended in transit);
+ * either may happen before the call returns. A call that fails leaves it
+ * with the caller. A ticket needs a target that has an on_enter and a
+ * server with on_ticket_drop.
+ *
+ * Returns 0, -ENOTCONN if 'sid' is stale or closing (nothing changes),
+ * -EINVAL if 'to' belongs to another server or a ticket cannot come back
+ * (see above), -ESHUTDOWN if 'to' is stopping, or -ENOMEM.
+ * Thread: any, including a group's own handlers.
  */
-RP_API int rp_group_move(struct rp_server *srv, rp_sid sid,
-                         struct rp_group *to);
+RP_API int rp_group_move(struct rp_server *srv, rp_sid sid, struct rp_group *to,
+                         void *ticket);
 
 /*
  * Stops the group: new moves into it are refused, every session inside

@@ -22,7 +22,17 @@
  * session: on_join first, then on_message for each frame in arrival order,
  * then on_leave exactly once. A callback must not block; it may call any
  * rp_server_* function (a send from inside a callback is queued without a
- * wake-up and flushed at the end of the loop turn).
+ * wake-up and flushed at the end of the loop turn). While a session is in
+ * a content group (group.h) its frames go to the group's thread instead,
+ * and the server's on_leave waits for the group's last on_leave.
+ *
+ * Session data (the completion key): every session carries one 'void *'
+ * that the program sets (rp_session_set_data, typically in on_join) and
+ * that every later callback of the session receives as 'data', server's
+ * and groups' alike, so a program needs no table of its own indexed by
+ * session id. It stays with the session across group moves and is valid
+ * from on_join to on_leave: the server's on_leave is the session's last
+ * callback and the place to free it.
  *
  * Errors follow the project convention: >= 0 success, -errno failure.
  */
@@ -49,29 +59,51 @@ enum rp_server_mode {
     RP_SERVER_RAW = 1,    /* bytes as they come: on_data, rp_server_send_raw */
 };
 
-/* A received frame, valid only during on_message: it may point into a
-   shared receive buffer. Copy it (rp_message_to_packet) to keep it. */
+/*
+ * A received frame, the same view in the server's on_message and in a
+ * group's on_message. Valid only during the call; to keep it (to forward
+ * it, queue it, look at it on a later tick) call rp_message_keep.
+ */
 struct rp_message {
     uint16_t type;
     uint16_t len;           /* payload bytes */
     const uint8_t *payload; /* never NULL */
+    /* The packet that holds these bytes (a group's message, or one that
+       waited while its session left a group: rp_server_send can forward
+       it as is), or NULL when they lie in a receive buffer (the server's
+       on_message, usually). rp_message_keep reads it for you. */
+    struct rp_packet *packet;
 };
 
 struct rp_server_callbacks {
-    /* A new session. Return nothing; to refuse by address use
-       accept_filter, to drop later call rp_server_disconnect. */
+    /* A new session; its data is NULL until rp_session_set_data. Return
+       nothing; to refuse by address use accept_filter, to drop later call
+       rp_server_disconnect. */
     void (*on_join)(struct rp_server *srv, rp_sid sid, void *user);
-    /* Framed mode: one whole frame. */
-    void (*on_message)(struct rp_server *srv, rp_sid sid,
+    /* Framed mode: one whole frame, for a session in no group. */
+    void (*on_message)(struct rp_server *srv, rp_sid sid, void *data,
                        const struct rp_message *msg, void *user);
-    /* Raw mode: the next bytes of the stream ('data' valid during the
+    /* Raw mode: the next bytes of the stream ('bytes' valid during the
        call). */
-    void (*on_data)(struct rp_server *srv, rp_sid sid, const void *data,
-                    size_t len, void *user);
-    /* The session has ended; 'sid' is already stale for every API. Called
-       exactly once per joined session, also at server stop. */
-    void (*on_leave)(struct rp_server *srv, rp_sid sid,
+    void (*on_data)(struct rp_server *srv, rp_sid sid, void *data,
+                    const void *bytes, size_t len, void *user);
+    /* The session has ended; 'sid' is already stale for every API but
+       rp_session_get_data / set_data. Called exactly once per joined
+       session (also at server stop), after every other callback of the
+       session, the groups' included: free 'data' here. On the session's
+       I/O thread. */
+    void (*on_leave)(struct rp_server *srv, rp_sid sid, void *data,
                      enum rp_leave_reason reason, void *user);
+    /* A move ticket (rp_group_move) that no on_enter will receive: the
+       move was replaced by a later one, its target was stopping or is the
+       group the session is in, or the session ended first. Each ticket
+       comes back exactly once: to its on_enter or here. Runs on the
+       session's I/O thread (or, for a move that reached the server as it
+       stopped, on the thread in rp_server_stop), possibly while a group
+       handles the session: it gets the ticket, not the session's data.
+       Required to pass tickets. */
+    void (*on_ticket_drop)(struct rp_server *srv, rp_sid sid, void *ticket,
+                           void *user);
     /* On the accept thread, before a session exists: return 0 to accept,
        anything else to refuse (the socket is closed and counted). */
     int (*accept_filter)(const struct sockaddr *addr, socklen_t addrlen,
@@ -178,7 +210,33 @@ RP_API int rp_server_disconnect(struct rp_server *srv, rp_sid sid);
 RP_API int rp_server_peer(struct rp_server *srv, rp_sid sid,
                           struct sockaddr_storage *addr, socklen_t *addrlen);
 
-/* A copy of 'msg' as a packet (one reference, the caller's). 0 or -ENOMEM. */
+/*
+ * Session data. The session's own thread may set and read it: the
+ * session's I/O thread while it is in no group (its server callbacks), the
+ * group's thread while it is in a group (that group's callbacks, on_tick
+ * included), from on_join to the end of on_leave. A move hands it over: a
+ * group keeps it until its on_leave returns; a session in no group hands
+ * it over when rp_group_move is called on its I/O thread (the move applies
+ * at once there). No lock and no lookup: the id names a slot. Returns 0,
+ * or -ENOTCONN if the slot holds another session now (a stale id; a
+ * program bug on the session's own thread).
+ */
+RP_API int rp_session_set_data(struct rp_server *srv, rp_sid sid, void *data);
+/* The session's data, or NULL (none set, or a stale id). Same thread rule. */
+RP_API void *rp_session_get_data(struct rp_server *srv, rp_sid sid);
+
+/*
+ * Keeps a message past its callback: a packet with one reference, the
+ * caller's (rp_packet_unref when done; rp_server_send and
+ * rp_server_broadcast take their own). A group's message is already a
+ * packet: one more reference, no copy. The server's on_message hands
+ * frames over in place from the receive buffer: a copy. Returns 0, or
+ * -ENOMEM (copy only). Thread: the callback's.
+ */
+RP_API int rp_message_keep(const struct rp_message *msg,
+                           struct rp_packet **out);
+/* Always a copy of 'msg' as a packet (one reference, the caller's): for a
+   packet of your own to change. 0 or -ENOMEM. */
 RP_API int rp_message_to_packet(const struct rp_message *msg,
                                 struct rp_packet **out);
 

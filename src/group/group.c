@@ -174,13 +174,17 @@ fail_locked:
     return r;
 }
 
-int rp_group_move(struct rp_server *srv, rp_sid sid, struct rp_group *to)
+int rp_group_move(struct rp_server *srv, rp_sid sid, struct rp_group *to,
+                  void *ticket)
 {
     if (to && to->srv != srv)
         return -EINVAL;
+    /* A ticket must be able to come back: to an on_enter, or dropped. */
+    if (ticket && (!to || !to->cb.on_enter || !srv->cfg.cb.on_ticket_drop))
+        return -EINVAL;
     if (to && atomic_load(&to->stopping) != GROUP_RUNNING)
         return -ESHUTDOWN;
-    return rp__route_request(srv, sid, to, NULL, RP_LEAVE_MOVED);
+    return rp__route_request(srv, sid, to, NULL, RP_LEAVE_MOVED, ticket);
 }
 
 /* Under sys->lock: waits until 'g' is done, then joins its runner if the

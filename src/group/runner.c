@@ -61,7 +61,7 @@ static int members_add(struct rp_group *g, rp_sid sid)
         g->members = m;
         g->cap_members = cap;
     }
-    *rp__route_member_pos(g->srv, sid) = g->n_members;
+    rp__slot(g->srv, sid)->member_pos = g->n_members;
     g->members[g->n_members++] = sid;
     STAT_ADD(g, sessions, 1);
     return 0;
@@ -71,20 +71,20 @@ static int members_add(struct rp_group *g, rp_sid sid)
    MEMBER_NONE, and a stale pos from an earlier stay no longer names it. */
 static bool members_has(const struct rp_group *g, rp_sid sid)
 {
-    uint32_t pos = *rp__route_member_pos(g->srv, sid);
+    uint32_t pos = rp__slot(g->srv, sid)->member_pos;
     return pos < g->n_members && g->members[pos] == sid;
 }
 
 static void members_remove(struct rp_group *g, rp_sid sid)
 {
-    uint32_t pos = *rp__route_member_pos(g->srv, sid);
+    uint32_t pos = rp__slot(g->srv, sid)->member_pos;
     if (pos >= g->n_members || g->members[pos] != sid)
         RP_PANIC("group %s: session %llu is not a member", g->name,
                  (unsigned long long)sid);
     rp_sid last = g->members[--g->n_members];
     if (last != sid) {
         g->members[pos] = last;
-        *rp__route_member_pos(g->srv, last) = pos;
+        rp__slot(g->srv, last)->member_pos = pos;
     }
     atomic_store_explicit(&g->sessions, g->n_members, memory_order_relaxed);
 }
@@ -93,7 +93,7 @@ static void members_remove(struct rp_group *g, rp_sid sid)
    A member already leaving, or ending, ignores it. */
 static void group_move_out(struct rp_group *g, rp_sid sid)
 {
-    int r = rp__route_request(g->srv, sid, NULL, g, RP_LEAVE_GROUP_STOP);
+    int r = rp__route_request(g->srv, sid, NULL, g, RP_LEAVE_GROUP_STOP, NULL);
     if (r == -ENOMEM)
         g->kick = true; /* try again next turn */
 }
@@ -110,7 +110,7 @@ static void group_kick_all(struct rp_group *g)
 /* The session entered but cannot be held (see the file comment). */
 static void group_refuse(struct rp_group *g, rp_sid sid, int err)
 {
-    *rp__route_member_pos(g->srv, sid) = MEMBER_NONE;
+    rp__slot(g->srv, sid)->member_pos = MEMBER_NONE;
     g->refused++;
     STAT_ADD(g, dropped, 1);
     RP_WARN("group", "group %s: session %llu refused (%s): ending it", g->name,
@@ -122,15 +122,20 @@ static void group_refuse(struct rp_group *g, rp_sid sid, int err)
 static void group_on_enter(struct rp_group *g, struct net_route_msg *m)
 {
     rp_sid sid = m->sid;
+    void *ticket = m->ticket;
     int r = members_add(g, sid);
     atomic_fetch_sub(&g->entering, 1);
     if (r < 0) {
+        /* No on_enter will see the ticket: it goes back now, on this
+           thread (server.h, on_ticket_drop). */
+        rp__route_ticket_drop(g->srv, sid, ticket);
         group_refuse(g, sid, r);
         return;
     }
     STAT_ADD(g, enters, 1);
+    /* rp_group_move takes a ticket only for a group with on_enter. */
     if (g->cb.on_enter)
-        g->cb.on_enter(g, sid, g->user);
+        g->cb.on_enter(g, sid, rp__slot(g->srv, sid)->data, ticket, g->user);
     if (g->stop_seen && atomic_load(&g->stopping) == GROUP_STOP_MOVE_OUT)
         group_move_out(g, sid);
 }
@@ -141,29 +146,23 @@ static void group_on_leave(struct rp_group *g, struct net_route_msg *m)
     enum rp_leave_reason moved = (enum rp_leave_reason)m->reason;
     int st = atomic_exchange_explicit(&m->state, NET_LEAVE_TAKEN,
                                       memory_order_acq_rel);
-    /* 'm' lives in the session slot: after rp__route_left/done the I/O
-       thread may reuse it, so nothing reads it past this point. */
+    /* 'm' lives in the session slot: after rp__route_left the I/O thread
+       may reuse it, so nothing reads it past this point. */
     if (RP_UNLIKELY(g->refused > 0) && !members_has(g, sid)) {
         /* Refused at its enter: no on_leave, the reference goes back. */
         g->refused--;
         STAT_ADD(g, dropped, 1);
-        if (st == NET_LEAVE_MOVE)
-            rp__route_left(g->srv, sid);
-        else
-            rp__route_done(g->srv, sid);
+        rp__route_left(g->srv, sid);
         return;
     }
     members_remove(g, sid);
     STAT_ADD(g, leaves, 1);
-    if (st == NET_LEAVE_MOVE) {
-        if (g->cb.on_leave)
-            g->cb.on_leave(g, sid, moved, g->user);
-        rp__route_left(g->srv, sid);
-    } else {
-        if (g->cb.on_leave)
-            g->cb.on_leave(g, sid, (enum rp_leave_reason)st, g->user);
-        rp__route_done(g->srv, sid);
-    }
+    enum rp_leave_reason why =
+        st == NET_LEAVE_MOVE ? moved : (enum rp_leave_reason)st;
+    if (g->cb.on_leave)
+        g->cb.on_leave(g, sid, rp__slot(g->srv, sid)->data, why, g->user);
+    /* A move's reply, or the end's: the server's on_leave runs next. */
+    rp__route_left(g->srv, sid);
 }
 
 static void group_handle(struct rp_group *g, struct net_route_msg *m)
@@ -174,8 +173,15 @@ static void group_handle(struct rp_group *g, struct net_route_msg *m)
             STAT_ADD(g, dropped, 1); /* a refused session's frame */
         } else {
             STAT_ADD(g, messages, 1);
-            if (g->cb.on_message)
-                g->cb.on_message(g, m->sid, m->pkt, g->user);
+            if (g->cb.on_message) {
+                struct rp_message msg = {.type = rp_packet_type(m->pkt),
+                                         .len =
+                                             (uint16_t)rp_packet_size(m->pkt),
+                                         .payload = rp_packet_payload(m->pkt),
+                                         .packet = m->pkt};
+                g->cb.on_message(g, m->sid, rp__slot(g->srv, m->sid)->data,
+                                 &msg, g->user);
+            }
         }
         rp__route_msg_free(g->srv, m);
         break;

@@ -78,7 +78,9 @@ static void thread_on_req(struct net_thread *t, struct net_req *r)
     case NET_REQ_MOVE:
         if (s->sid == r->sid)
             rp__route_move(t, s, r->route_to, r->route_from,
-                           (enum rp_leave_reason)r->why);
+                           (enum rp_leave_reason)r->why, r->ticket);
+        else
+            rp__route_ticket_drop(srv, r->sid, r->ticket);
         rp_pool_free(srv->req_pool, r);
         break;
     case NET_REQ_LEFT: rp__route_on_left(t, s); break;
@@ -171,7 +173,7 @@ static void thread_loop(struct net_thread *t)
         if (!t->stopping && atomic_load(&t->stop_req))
             thread_begin_stop(t);
         thread_flush(t);
-        if (t->stopping && !t->list)
+        if (t->stopping && !t->list && !t->awaiting)
             return;
     }
 }
@@ -302,6 +304,10 @@ void rp__thread_drain_inbox(struct net_thread *t)
         struct net_req *r = (struct net_req *)n;
         struct rp_session *s = &srv->table.slots[rp_sid_slot(r->sid)];
         if (r->kind == NET_REQ_SEND || r->kind == NET_REQ_MOVE) {
+            /* A move that reached the thread as it exited: the session
+               has ended, its ticket comes back here. */
+            if (r->kind == NET_REQ_MOVE)
+                rp__route_ticket_drop(srv, r->sid, r->ticket);
             rp_packet_unref(r->pkt);
             rp_pool_free(srv->req_pool, r);
         } else if (r->kind == NET_REQ_OPEN) {

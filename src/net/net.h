@@ -53,6 +53,7 @@ struct net_req {
     uint32_t bytes;        /* SEND: bytes counted in queued_bytes */
     void *route_to;        /* MOVE: the target group, NULL = none */
     void *route_from;      /* MOVE: only if still in this group (or NULL) */
+    void *ticket;          /* MOVE: the program's, for on_enter or drop */
     uint8_t why;           /* MOVE: the old group's leave reason */
     uint8_t kind;
 };
@@ -67,13 +68,13 @@ struct net_req {
  * srv->route_pool and carry one packet reference.
  *
  * A LEAVE marker's 'state' decides, exactly once, what the leave is:
- *   NET_LEAVE_MOVE  a move out: the group runs on_leave('reason') and
- *                   replies with rp__route_left();
- *   0..COUNT-1      the session ended: on_leave(state), then the group
- *                   drops its slot reference with rp__route_done().
- * The group takes it with an exchange to NET_LEAVE_TAKEN; a disconnect
- * while moving turns MOVE into its reason with a CAS, so exactly one side
- * wins.
+ *   NET_LEAVE_MOVE  a move out: the group runs on_leave('reason');
+ *   0..COUNT-1      the session ended: on_leave(state).
+ * Either way the group then replies with rp__route_left(), which hands
+ * its slot reference back to the I/O thread (and, for an ended session,
+ * lets the server's on_leave run last). The group takes the state with an
+ * exchange to NET_LEAVE_TAKEN; a disconnect while moving turns MOVE into
+ * its reason with a CAS, so exactly one side wins.
  */
 enum net_route_kind {
     NET_ROUTE_MSG = 1,
@@ -88,6 +89,7 @@ struct net_route_msg {
     struct net_route_msg *next; /* the session's held list while moving */
     rp_sid sid;
     struct rp_packet *pkt; /* MSG: one reference, the message's */
+    void *ticket;          /* ENTER: the move's ticket, for on_enter */
     _Atomic int state;     /* LEAVE: see above */
     uint8_t kind;
     uint8_t reason; /* LEAVE of a move: MOVED or GROUP_STOP */
@@ -138,8 +140,11 @@ struct rp_session {
     struct net_req left_req;  /* group -> owner after a move's on_leave */
     struct net_route_msg enter_msg, leave_msg; /* owner -> group */
 
-    /* ---- the group holding the session only (route.c) ---- */
-    uint32_t member_pos; /* index in that group's member array */
+    /* ---- the session's holder only: its I/O thread while it is in no
+       group, the group's thread while it is in one (the ENTER and LEFT
+       hand-offs through MPSC queues order the accesses) ---- */
+    uint32_t member_pos; /* index in the holding group's member array */
+    void *data;          /* rp_session_set_data; NULL from open */
 
     /* ---- owner thread only ---- */
     rp_sid sid;           /* the id of the current occupant */
@@ -164,15 +169,19 @@ struct rp_session {
     bool closed;    /* close op submitted */
     bool dirty;     /* on the thread's flush list */
     bool got_first; /* a whole frame (raw: a byte) has arrived */
+    bool ended;     /* torn down; a group's reply is awaited before the
+                       server's on_leave (t->awaiting counts it) */
     uint8_t reason; /* enum rp_leave_reason once ending */
     int64_t joined_ns, last_rx_ns, frame_start_ns, drain_deadline_ns;
     struct rp_session *prev, *next; /* the thread's session list */
     struct rp_session *dirty_next;
     /* Routing (route.c): 'route' is the group the session's frames go to
        (NULL: on_message here). While 'moving', the old group has a LEAVE
-       marker and frames wait in held_*, for 'route_next'. */
+       marker and frames wait in held_*, for 'route_next', which gets
+       'route_ticket' with its ENTER. */
     void *route;
     void *route_next;
+    void *route_ticket;
     struct net_route_msg *held_head, *held_tail;
     bool moving;
 };
@@ -215,6 +224,8 @@ struct net_thread {
     struct rp_session *list;  /* every open session of this thread */
     struct rp_session *dirty; /* sessions with queued, unsent packets */
     uint32_t open;
+    uint32_t awaiting; /* ended sessions whose group has not replied: the
+                          thread stays until they have had on_leave */
     /* Where the chunk being framed stands: a protocol error's sample. */
     const uint8_t *rx_pos, *rx_limit;
     /* Rate-limited protocol-error log. */
@@ -301,6 +312,9 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
 void rp__session_flush(struct net_thread *t, struct rp_session *s);
 /* Deadline checks for one session at the thread's tick. */
 void rp__session_tick(struct net_thread *t, struct rp_session *s);
+/* The session's last step once no group holds it: the server's on_leave,
+   then the open reference goes. */
+void rp__session_left(struct net_thread *t, struct rp_session *s);
 
 /* ---- io_thread.c ---- */
 int rp__thread_start(struct rp_server *srv, struct net_thread *t);
@@ -320,29 +334,35 @@ void rp__route_frame(struct net_thread *t, struct rp_session *s,
                      const struct rp_frame *f);
 /* Owner thread: applies a move (request or direct call). */
 void rp__route_move(struct net_thread *t, struct rp_session *s, void *to,
-                    void *from, enum rp_leave_reason why);
-/* Owner thread: the old group has run on_leave for the move. */
+                    void *from, enum rp_leave_reason why, void *ticket);
+/* Owner thread: the group has run on_leave (a move out, or the end). */
 void rp__route_on_left(struct net_thread *t, struct rp_session *s);
-/* Owner thread, at the session's end: the group's last leave. */
-void rp__route_end(struct net_thread *t, struct rp_session *s);
+/* Owner thread, at the session's end: the group's last leave. Returns true
+   if a group still holds the session (its reply will come: then
+   rp__session_left), false if none does. */
+bool rp__route_end(struct net_thread *t, struct rp_session *s);
 /*
- * Asks the session's I/O thread to move it to 'to' (NULL: no group); if
- * 'from' is not NULL, only while it is still in 'from' and not moving.
- * Returns 0, -ENOTCONN (stale or closing; nothing changes) or -ENOMEM.
- * Thread: any.
+ * Asks the session's I/O thread to move it to 'to' (NULL: no group) with
+ * 'ticket'; if 'from' is not NULL, only while it is still in 'from' and
+ * not moving. Returns 0 (the ticket is the engine's until on_enter or
+ * on_ticket_drop), -ENOTCONN (stale or closing; nothing changes) or
+ * -ENOMEM (the ticket stays with the caller). Thread: any.
  */
 int rp__route_request(struct rp_server *srv, rp_sid sid, void *to, void *from,
-                      enum rp_leave_reason why);
-/* Group thread, after on_leave of a move out: hands the membership
-   reference back to the I/O thread (a NET_REQ_LEFT). */
+                      enum rp_leave_reason why, void *ticket);
+/* Gives a ticket no on_enter will get back to the program (NULL: nothing).
+   Thread: the session's I/O thread, or the stopping one. */
+void rp__route_ticket_drop(struct rp_server *srv, rp_sid sid, void *ticket);
+/* Group thread, after on_leave: hands the membership reference back to
+   the I/O thread (a NET_REQ_LEFT). */
 void rp__route_left(struct rp_server *srv, rp_sid sid);
-/* Group thread, after on_leave of an ended session: drops the membership
-   reference. */
-void rp__route_done(struct rp_server *srv, rp_sid sid);
 /* Releases a MSG node and its packet. Thread: any. */
 void rp__route_msg_free(struct rp_server *srv, struct net_route_msg *m);
-/* The member index field of the session the calling group holds. */
-uint32_t *rp__route_member_pos(struct rp_server *srv, rp_sid sid);
+/* The slot of a session the caller holds (a reference, or membership). */
+static inline struct rp_session *rp__slot(struct rp_server *srv, rp_sid sid)
+{
+    return &srv->table.slots[rp_sid_slot(sid)];
+}
 
 /* ---- server.c ---- */
 /* Sets CLOSING for 'sid' and has its owner end it for 'why' (KICKED lets

@@ -19,10 +19,19 @@
  * never both at once, and G's on_leave runs before H's on_enter. A move
  * requested while one is under way replaces its target (the latest wins).
  *
+ * The session's data needs no step of its own: the holder (the I/O thread,
+ * or the group between its ENTER and its on_leave) is the only one to
+ * touch it, and the LEAVE/LEFT/ENTER pushes order each hand-off. A move's
+ * ticket rides in the request, waits in 'route_ticket' while the old group
+ * leaves, and rides in the ENTER to on_enter; every path that does not get
+ * there (replaced, target stopping or already current, session ended)
+ * hands it to on_ticket_drop on this thread, so it comes back once.
+ *
  * References: an ENTER takes one slot reference, the group's membership; it
- * goes back with NET_REQ_LEFT (put here) or is dropped by the group after a
- * final on_leave (rp__route_done). The slot is never reused while a group
- * may still name it.
+ * goes back with NET_REQ_LEFT, after a move's on_leave and after the final
+ * one alike. The slot is never reused while a group may still name it, and
+ * an ended session's server on_leave waits for that reply (it gets the
+ * data last).
  */
 #include "net/net.h"
 
@@ -33,6 +42,13 @@
 static const struct net_route_ops *route_ops(struct rp_server *srv)
 {
     return atomic_load_explicit(&srv->route_ops, memory_order_acquire);
+}
+
+void rp__route_ticket_drop(struct rp_server *srv, rp_sid sid, void *ticket)
+{
+    /* rp_group_move refuses a ticket without the callback. */
+    if (ticket && srv->cfg.cb.on_ticket_drop)
+        srv->cfg.cb.on_ticket_drop(srv, sid, ticket, srv->cfg.user);
 }
 
 void rp__route_msg_free(struct rp_server *srv, struct net_route_msg *m)
@@ -84,8 +100,10 @@ void rp__route_frame(struct net_thread *t, struct rp_session *s,
     route_ops(srv)->push(s->route, m);
 }
 
-/* Enters 'to' (or no group) and hands it the frames held meanwhile. */
-static void route_enter(struct net_thread *t, struct rp_session *s, void *to)
+/* Enters 'to' (or no group) with 'ticket' and hands it the frames held
+   meanwhile. */
+static void route_enter(struct net_thread *t, struct rp_session *s, void *to,
+                        void *ticket)
 {
     struct rp_server *srv = t->srv;
     const struct net_route_ops *ops = route_ops(srv);
@@ -96,8 +114,11 @@ static void route_enter(struct net_thread *t, struct rp_session *s, void *to)
         s->enter_msg.kind = NET_ROUTE_ENTER;
         s->enter_msg.sid = s->sid;
         s->enter_msg.pkt = NULL;
+        s->enter_msg.ticket = ticket;
         ops->push(to, &s->enter_msg);
         s->route = to;
+    } else {
+        rp__route_ticket_drop(srv, s->sid, ticket); /* target stopping */
     }
     struct net_route_msg *m = s->held_head, *tail = s->held_tail;
     s->held_head = s->held_tail = NULL;
@@ -115,8 +136,9 @@ static void route_enter(struct net_thread *t, struct rp_session *s, void *to)
         } else if (!s->closing && !s->draining) {
             struct rp_message msg = {.type = rp_packet_type(m->pkt),
                                      .len = (uint16_t)rp_packet_size(m->pkt),
-                                     .payload = rp_packet_payload(m->pkt)};
-            srv->cfg.cb.on_message(srv, s->sid, &msg, srv->cfg.user);
+                                     .payload = rp_packet_payload(m->pkt),
+                                     .packet = m->pkt};
+            srv->cfg.cb.on_message(srv, s->sid, s->data, &msg, srv->cfg.user);
             rp__route_msg_free(srv, m);
         } else {
             rp__route_msg_free(srv, m);
@@ -126,25 +148,35 @@ static void route_enter(struct net_thread *t, struct rp_session *s, void *to)
 }
 
 void rp__route_move(struct net_thread *t, struct rp_session *s, void *to,
-                    void *from, enum rp_leave_reason why)
+                    void *from, enum rp_leave_reason why, void *ticket)
 {
     NET_ASSERT_OWNER(t, s);
-    if (s->closing || s->draining)
-        return;
-    if (from && (s->moving || s->route != from))
-        return; /* a stop's move-out: it has left 'from' already */
-    if (s->moving) {
-        s->route_next = to;
+    struct rp_server *srv = t->srv;
+    if (s->closing || s->draining ||
+        (from && (s->moving || s->route != from))) {
+        /* Ending, or a stop's move-out of a session that has left 'from'
+           already. */
+        rp__route_ticket_drop(srv, s->sid, ticket);
         return;
     }
-    if (s->route == to)
+    if (s->moving) {
+        /* The latest wins: the target it replaces never sees its ticket. */
+        rp__route_ticket_drop(srv, s->sid, s->route_ticket);
+        s->route_next = to;
+        s->route_ticket = ticket;
         return;
+    }
+    if (s->route == to) {
+        rp__route_ticket_drop(srv, s->sid, ticket);
+        return;
+    }
     if (!s->route) {
-        route_enter(t, s, to);
+        route_enter(t, s, to, ticket);
         return;
     }
     s->moving = true;
     s->route_next = to;
+    s->route_ticket = ticket;
     s->leave_msg.kind = NET_ROUTE_LEAVE;
     s->leave_msg.sid = s->sid;
     s->leave_msg.pkt = NULL;
@@ -157,37 +189,47 @@ void rp__route_move(struct net_thread *t, struct rp_session *s, void *to,
 void rp__route_on_left(struct net_thread *t, struct rp_session *s)
 {
     NET_ASSERT_OWNER(t, s);
-    assert(s->moving);
+    assert(s->moving || s->ended);
     s->moving = false;
     s->route = NULL;
+    if (s->ended) {
+        /* The group's final on_leave (or the on_leave of a move it took
+           before the end) has run: nobody else holds it now. */
+        rp__session_left(t, s);
+        return;
+    }
+    void *ticket = s->route_ticket;
+    s->route_ticket = NULL;
     if (s->closing) {
-        /* Ended after the old group took the leave as a move: it is in no
-           group now; its held frames went at the end. */
+        /* Ending after the old group took the leave as a move: it stays in
+           no group; held frames go with the session. */
+        rp__route_ticket_drop(t->srv, s->sid, ticket);
         held_drop(t->srv, s);
         return;
     }
-    route_enter(t, s, s->route_next);
+    route_enter(t, s, s->route_next, ticket);
 }
 
-void rp__route_end(struct net_thread *t, struct rp_session *s)
+bool rp__route_end(struct net_thread *t, struct rp_session *s)
 {
     NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
     held_drop(srv, s);
     if (s->moving) {
+        /* The target will never be entered. */
+        rp__route_ticket_drop(srv, s->sid, s->route_ticket);
+        s->route_ticket = NULL;
+        s->route_next = NULL;
+        /* Won: the old group sees the end, not a move. Lost: it took the
+           move. Either way its on_leave runs and it replies. */
         int expect = NET_LEAVE_MOVE;
-        if (atomic_compare_exchange_strong_explicit(
-                &s->leave_msg.state, &expect, (int)s->reason,
-                memory_order_acq_rel, memory_order_acquire)) {
-            /* The old group will see the end, not a move: no reply. */
-            s->moving = false;
-            s->route = NULL;
-        }
-        /* Else its NET_REQ_LEFT is coming: rp__route_on_left. */
-        return;
+        atomic_compare_exchange_strong_explicit(
+            &s->leave_msg.state, &expect, (int)s->reason, memory_order_acq_rel,
+            memory_order_acquire);
+        return true;
     }
     if (!s->route)
-        return;
+        return false;
     s->leave_msg.kind = NET_ROUTE_LEAVE;
     s->leave_msg.sid = s->sid;
     s->leave_msg.pkt = NULL;
@@ -195,17 +237,18 @@ void rp__route_end(struct net_thread *t, struct rp_session *s)
                           memory_order_relaxed);
     route_ops(srv)->push(s->route, &s->leave_msg);
     s->route = NULL;
+    return true;
 }
 
 int rp__route_request(struct rp_server *srv, rp_sid sid, void *to, void *from,
-                      enum rp_leave_reason why)
+                      enum rp_leave_reason why, void *ticket)
 {
     struct rp_session *s = rp__session_get(srv, sid);
     if (!s)
         return -ENOTCONN;
     struct net_thread *cur = rp__thread_current(srv);
     if (s->owner == cur) {
-        rp__route_move(cur, s, to, from, why);
+        rp__route_move(cur, s, to, from, why, ticket);
         rp__session_put(srv, s);
         return 0;
     }
@@ -220,6 +263,7 @@ int rp__route_request(struct rp_server *srv, rp_sid sid, void *to, void *from,
     r->bytes = 0;
     r->route_to = to;
     r->route_from = from;
+    r->ticket = ticket;
     r->why = (uint8_t)why;
     rp__thread_push(s->owner, r); /* carries our slot reference */
     return 0;
@@ -227,19 +271,9 @@ int rp__route_request(struct rp_server *srv, rp_sid sid, void *to, void *from,
 
 void rp__route_left(struct rp_server *srv, rp_sid sid)
 {
-    struct rp_session *s = &srv->table.slots[rp_sid_slot(sid)];
+    struct rp_session *s = rp__slot(srv, sid);
     s->left_req.kind = NET_REQ_LEFT;
     s->left_req.sid = sid;
     s->left_req.pkt = NULL;
     rp__thread_push(s->owner, &s->left_req); /* the membership reference */
-}
-
-void rp__route_done(struct rp_server *srv, rp_sid sid)
-{
-    rp__session_put(srv, &srv->table.slots[rp_sid_slot(sid)]);
-}
-
-uint32_t *rp__route_member_pos(struct rp_server *srv, rp_sid sid)
-{
-    return &srv->table.slots[rp_sid_slot(sid)].member_pos;
 }

@@ -135,8 +135,10 @@ int rp_server_stop(struct rp_server *srv)
         srv->stopped = true;
         rp__accept_stop(srv);
         server_stop_threads(srv, srv->nthreads);
-        /* Every session has ended; the groups run the last on_leave calls
-           (a move's reply may land in an exited thread's inbox). */
+        /* Every session has ended and had its last on_leave (an I/O thread
+           waits for its groups' replies). Stop the groups, then release
+           what reached an exited thread meanwhile (a late move's ticket
+           is dropped there). */
         const struct net_route_ops *ops = atomic_load(&srv->route_ops);
         if (ops) {
             ops->stop(srv);
@@ -327,6 +329,15 @@ int rp_server_peer(struct rp_server *srv, rp_sid sid,
         *addrlen = s->addrlen;
     rp__session_put(srv, s);
     return 0;
+}
+
+int rp_message_keep(const struct rp_message *msg, struct rp_packet **out)
+{
+    if (msg->packet) {
+        *out = rp_packet_ref(msg->packet);
+        return 0;
+    }
+    return rp_message_to_packet(msg, out);
 }
 
 int rp_message_to_packet(const struct rp_message *msg, struct rp_packet **out)

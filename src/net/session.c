@@ -7,19 +7,24 @@
  * Ops in flight are counted in s->ops: incremented where an op is
  * submitted, decremented in one place, session_op_done(), which every
  * completion handler ends with and which moves a teardown on. The open
- * reference (state word) is dropped only in session_finish(), after every
- * op has completed, the fd is closed and on_leave has run, so nothing is
- * freed under an op.
+ * reference (state word) is dropped only in rp__session_left(), after
+ * every op has completed, the fd is closed and on_leave has run, so
+ * nothing is freed under an op.
  *
  * Teardown (FIELD-NOTES: io_uring close does not cancel, multishot keeps
  * delivering), in two steps:
  *   session_end_begin()  CLOSING, shutdown(2), cancel every op on the fd;
  *   session_op_done()    when the last op is back: rp_port_close; when
- *                        the close is back: on_leave, drop the open ref.
- * The port guarantees that every op pending at the cancel completes
- * without further help (-ECANCELED or its own result; a multishot receive
- * is never re-armed or parked after it), so one cancel is enough and the
- * session is released in the loop turn that brings its close completion.
+ *                        the close is back (session_finish): the group's
+ *                        final on_leave if it is in one (its reply comes
+ *                        back as NET_REQ_LEFT), then the server's
+ *                        on_leave, drop the open ref.
+ * The server's on_leave is the session's last callback: it gets the
+ * session data last. The port guarantees that every op pending at the
+ * cancel completes without further help (-ECANCELED or its own result; a
+ * multishot receive is never re-armed or parked after it), so one cancel
+ * is enough and the session is released in the loop turn that brings its
+ * close completion (or, in a group, its group's reply).
  */
 #include "net/net.h"
 
@@ -111,7 +116,7 @@ static int session_on_frame(void *user, const struct rp_frame *f)
     }
     struct rp_message msg = {
         .type = f->type, .len = f->len, .payload = f->payload};
-    t->srv->cfg.cb.on_message(t->srv, s->sid, &msg, t->srv->cfg.user);
+    t->srv->cfg.cb.on_message(t->srv, s->sid, s->data, &msg, t->srv->cfg.user);
     return 0;
 }
 
@@ -126,7 +131,7 @@ static void session_input(struct net_thread *t, struct rp_session *s,
         return; /* ending after its sends: nothing more is delivered */
     if (srv->cfg.mode == RP_SERVER_RAW) {
         s->got_first = true;
-        srv->cfg.cb.on_data(srv, s->sid, data, len, srv->cfg.user);
+        srv->cfg.cb.on_data(srv, s->sid, s->data, data, len, srv->cfg.user);
         return;
     }
     size_t before = rp_frame_decoder_pending(&s->dec);
@@ -339,8 +344,10 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->recv_armed = s->sending = s->draining = false;
     s->closing = s->closed = s->dirty = s->got_first = false;
     s->reason = 0;
-    s->route = s->route_next = NULL;
+    s->route = s->route_next = s->route_ticket = NULL;
     s->held_head = s->held_tail = NULL;
+    s->data = NULL;
+    s->ended = false;
     s->moving = false;
     s->joined_ns = s->last_rx_ns = t->now;
     s->frame_start_ns = s->drain_deadline_ns = 0;
@@ -397,10 +404,28 @@ static void session_finish(struct net_thread *t, struct rp_session *s)
     if (s->next)
         s->next->prev = s->prev;
     t->open--;
-    rp__route_end(t, s); /* its group's on_leave follows on that thread */
+    if (rp__route_end(t, s)) {
+        /* Its group runs on_leave first and replies (rp__route_on_left):
+           the data is the group's until then. */
+        s->ended = true;
+        t->awaiting++;
+        return;
+    }
+    rp__session_left(t, s);
+}
+
+void rp__session_left(struct net_thread *t, struct rp_session *s)
+{
+    NET_ASSERT_OWNER(t, s);
+    struct rp_server *srv = t->srv;
+    if (s->ended) {
+        s->ended = false;
+        t->awaiting--;
+    }
     if (srv->cfg.cb.on_leave)
-        srv->cfg.cb.on_leave(srv, s->sid, (enum rp_leave_reason)s->reason,
-                             srv->cfg.user);
+        srv->cfg.cb.on_leave(srv, s->sid, s->data,
+                             (enum rp_leave_reason)s->reason, srv->cfg.user);
+    s->data = NULL;
     rp__session_put(srv, s); /* the open reference */
 }
 

@@ -141,3 +141,32 @@ int rp__session_mark_closing(struct rp_server *srv, rp_sid sid,
         }
     }
 }
+
+/* The slot of 'sid' if it still holds that session, whatever its state:
+   the holder asks about its own session, which keeps its slot (and
+   generation) until its on_leave has returned. */
+static struct rp_session *slot_current(struct rp_server *srv, rp_sid sid)
+{
+    struct rp_session *s = slot_of(srv, sid);
+    if (!s)
+        return NULL;
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    if (state_gen(st) != rp_sid_gen(sid) || (st & NET_REFS_MASK) == 0)
+        return NULL;
+    return s;
+}
+
+int rp_session_set_data(struct rp_server *srv, rp_sid sid, void *data)
+{
+    struct rp_session *s = slot_current(srv, sid);
+    if (!s)
+        return -ENOTCONN;
+    s->data = data;
+    return 0;
+}
+
+void *rp_session_get_data(struct rp_server *srv, rp_sid sid)
+{
+    struct rp_session *s = slot_current(srv, sid);
+    return s ? s->data : NULL;
+}

@@ -98,19 +98,21 @@ static inline uint32_t gu_seq_of(const uint8_t *p, size_t len)
     return seq;
 }
 
-static inline void gu_on_enter(struct rp_group *g, rp_sid sid, void *user)
+static inline void gu_on_enter(struct rp_group *g, rp_sid sid, void *data,
+                               void *ticket, void *user)
 {
     struct gu_group *gg = user;
-    (void)g;
+    (void)g, (void)data, (void)ticket;
     gu_log_add(sid, gg->index, GU_ENTER, 0, 0);
     atomic_fetch_add(&gu_log.enters, 1);
 }
 
-static inline void gu_on_message(struct rp_group *g, rp_sid sid,
-                                 struct rp_packet *pkt, void *user)
+static inline void gu_on_message(struct rp_group *g, rp_sid sid, void *data,
+                                 const struct rp_message *msg, void *user)
 {
     struct gu_group *gg = user;
-    uint32_t seq = gu_seq_of(rp_packet_payload(pkt), rp_packet_size(pkt));
+    uint32_t seq = gu_seq_of(msg->payload, msg->len);
+    (void)data;
     gu_log_add(sid, gg->index, GU_MSG, seq, 0);
     atomic_fetch_add(&gu_log.grp_msgs, 1);
     gu_msg_hook hook = atomic_load(&gg->on_msg);
@@ -127,20 +129,20 @@ static inline void gu_on_tick(struct rp_group *g, int64_t elapsed, void *user)
         hook(gg, g, elapsed);
 }
 
-static inline void gu_on_leave(struct rp_group *g, rp_sid sid,
+static inline void gu_on_leave(struct rp_group *g, rp_sid sid, void *data,
                                enum rp_leave_reason reason, void *user)
 {
     struct gu_group *gg = user;
-    (void)g;
+    (void)g, (void)data;
     gu_log_add(sid, gg->index, GU_LEAVE, 0, (int)reason);
     atomic_fetch_add(&gu_log.leaves, 1);
 }
 
 /* The server's on_message: frames of sessions in no group. */
-static inline void gu_srv_message(struct rp_server *srv, rp_sid sid,
+static inline void gu_srv_message(struct rp_server *srv, rp_sid sid, void *data,
                                   const struct rp_message *msg, void *user)
 {
-    (void)srv;
+    (void)srv, (void)data;
     (void)user;
     gu_log_add(sid, -1, GU_SRV_MSG, gu_seq_of(msg->payload, msg->len), 0);
     atomic_fetch_add(&gu_log.srv_msgs, 1);

@@ -47,10 +47,11 @@ static inline void nt_on_join(struct rp_server *srv, rp_sid sid, void *user)
     pthread_mutex_unlock(&nt_rec.lock);
 }
 
-static inline void nt_on_leave(struct rp_server *srv, rp_sid sid,
+static inline void nt_on_leave(struct rp_server *srv, rp_sid sid, void *data,
                                enum rp_leave_reason why, void *user)
 {
     (void)user;
+    (void)data;
     /* Already stale for every API. */
     assert_int_equal(rp_server_disconnect(srv, sid), -ENOTCONN);
     pthread_mutex_lock(&nt_rec.lock);
@@ -61,10 +62,11 @@ static inline void nt_on_leave(struct rp_server *srv, rp_sid sid,
     pthread_mutex_unlock(&nt_rec.lock);
 }
 
-static inline void nt_on_message(struct rp_server *srv, rp_sid sid,
+static inline void nt_on_message(struct rp_server *srv, rp_sid sid, void *data,
                                  const struct rp_message *msg, void *user)
 {
     (void)user;
+    (void)data;
     atomic_fetch_add(&nt_rec.messages, 1);
     if (!nt_rec.echo)
         return;
@@ -76,13 +78,14 @@ static inline void nt_on_message(struct rp_server *srv, rp_sid sid,
     rp_packet_unref(pkt);
 }
 
-static inline void nt_on_data(struct rp_server *srv, rp_sid sid,
-                              const void *data, size_t len, void *user)
+static inline void nt_on_data(struct rp_server *srv, rp_sid sid, void *data,
+                              const void *bytes, size_t len, void *user)
 {
     (void)user;
+    (void)data;
     atomic_fetch_add(&nt_rec.messages, 1);
     if (nt_rec.echo) {
-        int r = rp_server_send_raw(srv, sid, data, len);
+        int r = rp_server_send_raw(srv, sid, bytes, len);
         assert_true(r == 0 || r == -ENOTCONN || r == -ENOBUFS);
     }
 }

@@ -111,14 +111,14 @@ static struct ru_leave ru_leaves_seen[SU_MAX_SIDS];
 static size_t ru_n_leaves;
 static pthread_mutex_t ru_leave_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static inline void ru_on_leave(struct rp_server *srv, rp_sid sid,
+static inline void ru_on_leave(struct rp_server *srv, rp_sid sid, void *data,
                                enum rp_leave_reason reason, void *user)
 {
     pthread_mutex_lock(&ru_leave_lock);
     if (ru_n_leaves < SU_MAX_SIDS)
         ru_leaves_seen[ru_n_leaves++] = (struct ru_leave){sid, reason};
     pthread_mutex_unlock(&ru_leave_lock);
-    su_on_leave(srv, sid, reason, user);
+    su_on_leave(srv, sid, data, reason, user);
 }
 
 static inline void ru_leaves_reset(void)

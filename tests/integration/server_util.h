@@ -117,11 +117,12 @@ static inline void su_on_join(struct rp_server *srv, rp_sid sid, void *user)
     atomic_fetch_add(&ev->joins, 1);
 }
 
-static inline void su_on_leave(struct rp_server *srv, rp_sid sid,
+static inline void su_on_leave(struct rp_server *srv, rp_sid sid, void *data,
                                enum rp_leave_reason reason, void *user)
 {
     struct su_events *ev = user;
     (void)srv;
+    (void)data;
     pthread_mutex_lock(&ev->lock);
     if (ev->n_left < SU_MAX_SIDS)
         ev->left[ev->n_left++] = sid;
@@ -131,11 +132,12 @@ static inline void su_on_leave(struct rp_server *srv, rp_sid sid,
     atomic_fetch_add(&ev->leaves, 1);
 }
 
-static inline void su_on_message(struct rp_server *srv, rp_sid sid,
+static inline void su_on_message(struct rp_server *srv, rp_sid sid, void *data,
                                  const struct rp_message *msg, void *user)
 {
     struct su_events *ev = user;
     struct rp_packet *pkt;
+    (void)data;
     atomic_fetch_add(&ev->messages, 1);
     if (!atomic_load(&ev->echo))
         return;
@@ -149,14 +151,15 @@ static inline void su_on_message(struct rp_server *srv, rp_sid sid,
     rp_packet_unref(pkt);
 }
 
-static inline void su_on_data(struct rp_server *srv, rp_sid sid,
-                              const void *data, size_t len, void *user)
+static inline void su_on_data(struct rp_server *srv, rp_sid sid, void *data,
+                              const void *bytes, size_t len, void *user)
 {
     struct su_events *ev = user;
+    (void)data;
     atomic_fetch_add(&ev->messages, 1);
     if (!atomic_load(&ev->echo))
         return;
-    int r = rp_server_send_raw(srv, sid, data, len);
+    int r = rp_server_send_raw(srv, sid, bytes, len);
     if (r < 0 && r != -ENOBUFS)
         atomic_fetch_add(&ev->send_errors, 1);
 }

@@ -60,9 +60,9 @@ static void hop_hook(struct gu_group *gg, struct rp_group *g, rp_sid sid,
     (void)g;
     int r = 0;
     if (seq % 101 == 100)
-        r = rp_group_move(the_srv, sid, NULL);
+        r = rp_group_move(the_srv, sid, NULL, NULL);
     else if (seq % 7 == 6)
-        r = rp_group_move(the_srv, sid, groups[(gg->index + 1) % 3].g);
+        r = rp_group_move(the_srv, sid, groups[(gg->index + 1) % 3].g, NULL);
     if (r != 0)
         atomic_fetch_add(&hook_errors, 1);
 }
@@ -81,7 +81,7 @@ moves_from_handlers_and_threads_keep_every_message_in_order(void **state)
         fd[i] = su_connect(rp_server_port(srv));
     gu_match_sids(srv, &ev, fd, sid, CLIENTS);
     for (int i = 0; i < CLIENTS; i++)
-        assert_int_equal(rp_group_move(srv, sid[i], groups[i % 3].g), 0);
+        assert_int_equal(rp_group_move(srv, sid[i], groups[i % 3].g, NULL), 0);
 
     for (uint32_t k = 0; k < MSGS; k++) {
         for (int i = 0; i < CLIENTS; i++)
@@ -90,7 +90,8 @@ moves_from_handlers_and_threads_keep_every_message_in_order(void **state)
             int i = (int)t_rand_range(&rng, 0, CLIENTS - 1);
             int to = (int)t_rand_range(&rng, 0, 3);
             assert_int_equal(
-                rp_group_move(srv, sid[i], to == 3 ? NULL : groups[to].g), 0);
+                rp_group_move(srv, sid[i], to == 3 ? NULL : groups[to].g, NULL),
+                0);
         }
     }
     uint64_t total = (uint64_t)CLIENTS * MSGS;
@@ -140,7 +141,7 @@ static void disconnect_during_a_move_ends_in_one_final_leave(void **state)
         fd[i] = su_connect(rp_server_port(srv));
     gu_match_sids(srv, &ev, fd, sid, RACERS);
     for (int i = 0; i < RACERS; i++)
-        assert_int_equal(rp_group_move(srv, sid[i], groups[0].g), 0);
+        assert_int_equal(rp_group_move(srv, sid[i], groups[0].g, NULL), 0);
     SU_WAIT(atomic_load(&gu_log.enters) == RACERS);
     assert_int_equal(atomic_load(&gu_log.enters), RACERS);
     for (int i = 0; i < RACERS; i++)
@@ -152,17 +153,17 @@ static void disconnect_during_a_move_ends_in_one_final_leave(void **state)
     for (int i = 0; i < RACERS; i++) {
         switch (i % 3) {
         case 0:
-            assert_int_equal(rp_group_move(srv, sid[i], groups[1].g), 0);
+            assert_int_equal(rp_group_move(srv, sid[i], groups[1].g, NULL), 0);
             assert_int_equal(rp_server_disconnect(srv, sid[i]), 0);
             break;
         case 1:
-            assert_int_equal(rp_group_move(srv, sid[i], groups[1].g), 0);
+            assert_int_equal(rp_group_move(srv, sid[i], groups[1].g, NULL), 0);
             close(fd[i]);
             fd[i] = -1;
             break;
         case 2:
             assert_int_equal(rp_server_disconnect(srv, sid[i]), 0);
-            assert_int_equal(rp_group_move(srv, sid[i], groups[1].g),
+            assert_int_equal(rp_group_move(srv, sid[i], groups[1].g, NULL),
                              -ENOTCONN);
             break;
         }
@@ -204,9 +205,10 @@ static void stale_move_fails_with_enotconn_and_changes_nothing(void **state)
     gu_match_sids(srv, &ev, &a, &old, 1);
     close(a);
     SU_WAIT(atomic_load(&ev.leaves) == 1);
-    assert_int_equal(rp_group_move(srv, old, groups[0].g), -ENOTCONN);
-    assert_int_equal(rp_group_move(srv, RP_SID_NONE, groups[0].g), -ENOTCONN);
-    assert_int_equal(rp_group_move(srv, rp_sid_make(1u << 30, 1), NULL),
+    assert_int_equal(rp_group_move(srv, old, groups[0].g, NULL), -ENOTCONN);
+    assert_int_equal(rp_group_move(srv, RP_SID_NONE, groups[0].g, NULL),
+                     -ENOTCONN);
+    assert_int_equal(rp_group_move(srv, rp_sid_make(1u << 30, 1), NULL, NULL),
                      -ENOTCONN);
 
     /* The slot's next occupant is untouched by the old id. */
@@ -216,7 +218,7 @@ static void stale_move_fails_with_enotconn_and_changes_nothing(void **state)
     gu_match_sids(srv, &ev, &b, &cur, 1);
     assert_int_equal(rp_sid_slot(cur), rp_sid_slot(old));
     assert_true(rp_sid_gen(cur) != rp_sid_gen(old));
-    assert_int_equal(rp_group_move(srv, old, groups[0].g), -ENOTCONN);
+    assert_int_equal(rp_group_move(srv, old, groups[0].g, NULL), -ENOTCONN);
     for (uint32_t k = 0; k < 10; k++)
         gu_send_seq(b, k);
     SU_WAIT(atomic_load(&gu_log.srv_msgs) == 10);
@@ -234,7 +236,7 @@ static void stale_move_fails_with_enotconn_and_changes_nothing(void **state)
     assert_int_equal(rp_server_create(&cfg2, &other), 0);
     struct gu_group og = {0};
     gu_group(other, &og, 3, 0);
-    assert_int_equal(rp_group_move(srv, cur, og.g), -EINVAL);
+    assert_int_equal(rp_group_move(srv, cur, og.g, NULL), -EINVAL);
     rp_server_destroy(other);
 
     close(b);

@@ -55,7 +55,7 @@ static void enter_refused(struct rp_server *srv, int fd, rp_sid sid)
     uint64_t resets = atomic_load(&ev.by_reason[RP_LEAVE_RESET]);
     int before = atomic_load(&failed);
     atomic_store(&fail_left, 1);
-    assert_int_equal(rp_group_move(srv, sid, grp.g), 0);
+    assert_int_equal(rp_group_move(srv, sid, grp.g, NULL), 0);
     assert_int_equal(su_wait_closed(fd, SU_WAIT_MS), 0);
     SU_WAIT(atomic_load(&ev.by_reason[RP_LEAVE_RESET]) == resets + 1);
     assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_RESET]), resets + 1);
@@ -99,7 +99,7 @@ static void a_member_array_out_of_memory_refuses_only_that_session(void **st)
 
     /* The array fills up to its first capacity... */
     for (int i = 1; i <= MEMBERS; i++)
-        assert_int_equal(rp_group_move(srv, sid[i], grp.g), 0);
+        assert_int_equal(rp_group_move(srv, sid[i], grp.g, NULL), 0);
     SU_WAIT(atomic_load(&gu_log.enters) == MEMBERS);
     assert_int_equal(atomic_load(&gu_log.enters), MEMBERS);
 
@@ -123,7 +123,7 @@ static void a_member_array_out_of_memory_refuses_only_that_session(void **st)
     rp_sid late_sid;
     SU_WAIT(atomic_load(&ev.joins) == N + 1);
     gu_match_sids(srv, &ev, &late, &late_sid, 1);
-    assert_int_equal(rp_group_move(srv, late_sid, grp.g), 0);
+    assert_int_equal(rp_group_move(srv, late_sid, grp.g, NULL), 0);
     SU_WAIT(atomic_load(&gu_log.enters) == MEMBERS + 1);
     assert_int_equal(rp_group_stop(grp.g), 0);
     rp_group_get_stats(grp.g, &gs);

@@ -60,7 +60,7 @@ static void group_stop_moves_every_session_out_once(void **state)
         fd[i] = su_connect(rp_server_port(srv));
     gu_match_sids(srv, &ev, fd, sid, (size_t)n);
     for (int i = 0; i < n; i++)
-        assert_int_equal(rp_group_move(srv, sid[i], groups[i % 2].g), 0);
+        assert_int_equal(rp_group_move(srv, sid[i], groups[i % 2].g, NULL), 0);
     SU_WAIT(atomic_load(&gu_log.enters) == (uint64_t)n);
     atomic_store(&groups[0].on_msg, stop_self_hook);
     gu_send_seq(fd[0], 0);
@@ -77,7 +77,7 @@ static void group_stop_moves_every_session_out_once(void **state)
     assert_int_equal(gs.enters, PER_GROUP);
     assert_int_equal(gs.leaves, PER_GROUP);
     assert_int_equal(rp_group_stop(groups[0].g), 0);
-    assert_int_equal(rp_group_move(srv, sid[0], groups[0].g), -ESHUTDOWN);
+    assert_int_equal(rp_group_move(srv, sid[0], groups[0].g, NULL), -ESHUTDOWN);
 
     /* The stopped group's sessions are served by the server now; the
        other group's by their group, as before. */
@@ -111,11 +111,12 @@ static void server_stop_ends_every_group_session_once(void **state)
     /* A third in each group, then a burst of moves still in flight (and
        frames behind them) when the stop begins. */
     for (int i = 0; i < CLIENTS; i++)
-        assert_int_equal(rp_group_move(srv, sid[i], groups[i % 3].g), 0);
+        assert_int_equal(rp_group_move(srv, sid[i], groups[i % 3].g, NULL), 0);
     SU_WAIT(atomic_load(&gu_log.enters) == CLIENTS);
     for (int i = 0; i < CLIENTS; i++) {
         gu_send_seq(fd[i], 0);
-        assert_int_equal(rp_group_move(srv, sid[i], groups[(i + 1) % 3].g), 0);
+        assert_int_equal(
+            rp_group_move(srv, sid[i], groups[(i + 1) % 3].g, NULL), 0);
         gu_send_seq(fd[i], 1);
     }
     rp_server_stop(srv);

@@ -64,7 +64,7 @@ static void idle_group_handles_a_message_before_its_next_tick(void **state)
     int fd = su_connect(rp_server_port(srv));
     rp_sid sid;
     gu_match_sids(srv, &ev, &fd, &sid, 1);
-    assert_int_equal(rp_group_move(srv, sid, groups[0].g), 0);
+    assert_int_equal(rp_group_move(srv, sid, groups[0].g, NULL), 0);
     SU_WAIT(atomic_load(&gu_log.enters) == 1);
 
     int prompt = 0;

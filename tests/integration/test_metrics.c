@@ -386,11 +386,11 @@ static void scrapes_race_with_traffic_and_stay_consistent(void **state)
 
 /* ---- content groups ------------------------------------------------- */
 
-static void group_echo(struct rp_group *g, rp_sid sid, struct rp_packet *pkt,
-                       void *user)
+static void group_echo(struct rp_group *g, rp_sid sid, void *data,
+                       const struct rp_message *msg, void *user)
 {
-    (void)user;
-    (void)rp_server_send(rp_group_server(g), sid, pkt);
+    (void)user, (void)data;
+    (void)rp_server_send(rp_group_server(g), sid, msg->packet);
 }
 
 static void group_tick(struct rp_group *g, int64_t elapsed_ns, void *user)
@@ -421,7 +421,7 @@ static void groups_appear_with_their_counters(void **state)
 
     int fd = su_connect(rp_server_port(srv));
     su_ping(fd, 1); /* on the I/O thread: no group yet */
-    assert_int_equal(rp_group_move(srv, last_joined(), g), 0);
+    assert_int_equal(rp_group_move(srv, last_joined(), g, NULL), 0);
     struct rp_group_stats gs;
     SU_WAIT((rp_group_get_stats(g, &gs), gs.sessions == 1));
     for (int i = 0; i < MSGS; i++)

@@ -177,23 +177,23 @@ static int own_filter(const struct sockaddr *addr, socklen_t len, void *user)
     return 0;
 }
 
-static void own_on_message(struct rp_server *srv, rp_sid sid,
+static void own_on_message(struct rp_server *srv, rp_sid sid, void *data,
                            const struct rp_message *msg, void *user)
 {
     if (atomic_load(&hooks_on)) {
         atomic_store(&rc_message, rp_server_stop(srv));
         rp_server_destroy(srv); /* refused as well: the server lives on */
     }
-    su_on_message(srv, sid, msg, user); /* and echoes */
+    su_on_message(srv, sid, data, msg, user); /* and echoes */
 }
 
-static void own_on_leave(struct rp_server *srv, rp_sid sid,
+static void own_on_leave(struct rp_server *srv, rp_sid sid, void *data,
                          enum rp_leave_reason reason, void *user)
 {
     /* Runs on the I/O thread while the main thread's stop joins it. */
     if (atomic_load(&hooks_on))
         atomic_store(&rc_leave, rp_server_stop(srv));
-    su_on_leave(srv, sid, reason, user);
+    su_on_leave(srv, sid, data, reason, user);
 }
 
 static void stop_on_the_servers_own_threads_is_refused(void **state)
@@ -290,7 +290,7 @@ static void stop_in_a_group_handler_is_refused(void **state)
         fd[i] = su_connect(rp_server_port(srv));
     gu_match_sids(srv, &ev, fd, sid, N);
     for (int i = 0; i < N; i++)
-        assert_int_equal(rp_group_move(srv, sid[i], grp[i % 2].g), 0);
+        assert_int_equal(rp_group_move(srv, sid[i], grp[i % 2].g, NULL), 0);
     SU_WAIT(atomic_load(&gu_log.enters) == N);
     gu_send_seq(fd[0], 0);
     SU_WAIT(atomic_load(&rc_group_message) != 1 &&

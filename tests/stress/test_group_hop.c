@@ -70,7 +70,7 @@ static struct rp_group *random_target(rp_sid sid, bool allow_none)
 
 static void move(rp_sid sid, struct rp_group *to)
 {
-    int r = rp_group_move(srv, sid, to);
+    int r = rp_group_move(srv, sid, to, NULL);
     if (r == 0)
         atomic_fetch_add_explicit(&moves, 1, memory_order_relaxed);
     else if (r != -ENOTCONN)
@@ -108,20 +108,20 @@ static void on_join(struct rp_server *s, rp_sid sid, void *user)
     move(sid, random_target(sid, false)); /* applied here, before a frame */
 }
 
-static void on_message(struct rp_server *s, rp_sid sid,
+static void on_message(struct rp_server *s, rp_sid sid, void *data,
                        const struct rp_message *msg, void *user)
 {
-    (void)s;
+    (void)s, (void)data;
     (void)user;
     check_message(sid, msg->payload, msg->len, NONE);
     if (t_rand(&rng) % 2)
         move(sid, random_target(sid, false));
 }
 
-static void on_leave(struct rp_server *s, rp_sid sid,
+static void on_leave(struct rp_server *s, rp_sid sid, void *data,
                      enum rp_leave_reason reason, void *user)
 {
-    (void)s;
+    (void)s, (void)data;
     (void)sid;
     (void)reason;
     (void)user;
@@ -130,29 +130,29 @@ static void on_leave(struct rp_server *s, rp_sid sid,
 
 /* ---- the groups ---- */
 
-static void g_enter(struct rp_group *g, rp_sid sid, void *user)
+static void g_enter(struct rp_group *g, rp_sid sid, void *data, void *ticket,
+                    void *user)
 {
-    (void)g;
+    (void)g, (void)data, (void)ticket;
     int idx = (int)(intptr_t)user;
     if (atomic_exchange(&slot_of(sid)->where, idx) != NONE)
         atomic_fetch_add(&errors, 1);
     atomic_fetch_add_explicit(&enters, 1, memory_order_relaxed);
 }
 
-static void g_message(struct rp_group *g, rp_sid sid, struct rp_packet *pkt,
-                      void *user)
+static void g_message(struct rp_group *g, rp_sid sid, void *data,
+                      const struct rp_message *msg, void *user)
 {
-    (void)g;
-    check_message(sid, rp_packet_payload(pkt), rp_packet_size(pkt),
-                  (int)(intptr_t)user);
+    (void)g, (void)data;
+    check_message(sid, msg->payload, msg->len, (int)(intptr_t)user);
     if (t_rand(&rng) % 8 == 0)
         move(sid, random_target(sid, true));
 }
 
-static void g_leave(struct rp_group *g, rp_sid sid, enum rp_leave_reason reason,
-                    void *user)
+static void g_leave(struct rp_group *g, rp_sid sid, void *data,
+                    enum rp_leave_reason reason, void *user)
 {
-    (void)g;
+    (void)g, (void)data;
     (void)reason;
     if (atomic_exchange(&slot_of(sid)->where, NONE) != (int)(intptr_t)user)
         atomic_fetch_add(&errors, 1);

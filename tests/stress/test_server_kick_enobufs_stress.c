@@ -40,9 +40,10 @@ static void on_join(struct rp_server *srv, rp_sid sid, void *user)
     su_on_join(srv, sid, user);
 }
 
-static void on_message(struct rp_server *srv, rp_sid sid,
+static void on_message(struct rp_server *srv, rp_sid sid, void *data,
                        const struct rp_message *msg, void *user)
 {
+    (void)data;
     (void)msg;
     struct su_events *e = user;
     atomic_fetch_add(&e->messages, 1);
