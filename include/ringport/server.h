@@ -99,7 +99,9 @@ struct rp_server_callbacks {
        group the session is in, or the session ended first. Each ticket
        comes back exactly once: to its on_enter or here. Runs on the
        session's I/O thread (or, for a move that reached the server as it
-       stopped, on the thread in rp_server_stop), possibly while a group
+       stopped, on the thread in rp_server_stop; for a session its target
+       group could not take for lack of memory, on that group's thread),
+       possibly while a group
        handles the session: it gets the ticket, not the session's data.
        Required to pass tickets. */
     void (*on_ticket_drop)(struct rp_server *srv, rp_sid sid, void *ticket,
