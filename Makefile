@@ -13,6 +13,9 @@
 #   make run-echo   ringport-echo under a verifying load (SECONDS, CONNECTIONS)
 #   make soak       echo (and game) load for SOAK_SECONDS (default 600), server
 #                   RSS and descriptors sampled into build/soak/soak.{csv,png}
+#   make stress-suite  the whole suite N times (default 5), ctest -j twice
+#                   the cores, two CPU burners beside it; lists every test
+#                   that failed at least once (logs in build/stress-suite/)
 #   make install    PREFIX=DIR (default /usr/local)
 #   make format     clang-format the tree
 
@@ -26,7 +29,8 @@ CTEST_ARGS ?=
 CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-.PHONY: all build test sanitize tsan fuzz bench run run-echo soak install format clean deps
+.PHONY: all build test stress-suite sanitize tsan fuzz bench run run-echo soak \
+        install format clean deps
 
 all: build
 
@@ -39,6 +43,14 @@ build: deps
 
 test: build
 	@cd build && $(CTEST)
+
+# The suite on a machine kept busy on purpose: N rounds, ctest -j twice the
+# cores, two CPU-burning processes beside it; every test that failed in any
+# round is listed with its output (scripts/stress-suite.sh, each round's log
+# in build/stress-suite/). CTEST_ARGS narrows it (-R/-E).
+N ?= 5
+stress-suite: build
+	@sh scripts/stress-suite.sh build $(N) $(CTEST_ARGS)
 
 sanitize: deps
 	@$(CMAKE_CONFIGURE) -B build-asan -DCMAKE_BUILD_TYPE=Debug \
