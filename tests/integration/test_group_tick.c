@@ -12,8 +12,6 @@
  */
 #include "group_util.h"
 
-#include <dirent.h>
-
 #define TRIALS 5
 /* The longest tick a group may have: no scheduling delay on a loaded
    machine comes near it, and a missing wake-up would leave a message
@@ -65,33 +63,12 @@ static void record_ticks(struct gu_group *gg, struct rp_group *g, rp_sid sid,
     atomic_store(&ticks_when_handled, atomic_load(&gg->ticks));
 }
 
-/* True if a thread of this process named 'name' is asleep (state S: the
-   runner waits on its futex there). */
+/* True if this process's thread 'name' is asleep (state S: the runner
+   waits on its futex there). */
 static bool thread_asleep(const char *name)
 {
-    char path[64], buf[512];
-    bool asleep = false;
-    DIR *d = opendir("/proc/self/task");
-    assert_non_null(d);
-    for (struct dirent *e; !asleep && (e = readdir(d)) != NULL;) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "/proc/self/task/%.16s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue; /* the thread has exited */
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        /* "tid (comm) S ...": comm may hold spaces and parentheses. */
-        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-        if (!open || !close || close[1] != ' ')
-            continue;
-        *close = '\0';
-        asleep = strcmp(open + 1, name) == 0 && close[2] == 'S';
-    }
-    closedir(d);
-    return asleep;
+    char state = 0;
+    return t_thread_state(name, &state, NULL) == 0 && state == 'S';
 }
 
 static void idle_group_handles_a_message_before_its_next_tick(void **state)
