@@ -29,7 +29,7 @@ set -u
 
 build=${1:?usage: stress-suite.sh BUILD_DIR [ROUNDS] [CTEST_ARG]...}
 rounds=${2:-5}
-[ $# -ge 2 ] && shift 2 || shift $#
+if [ $# -ge 2 ]; then shift 2; else shift $#; fi
 round_s=${STRESS_ROUND_SECONDS:-1200}
 case "$rounds" in '' | *[!0-9]*) rounds=x ;; esac
 case "$round_s" in '' | *[!0-9]*) round_s=x ;; esac
@@ -116,7 +116,7 @@ while [ "$k" -le "$rounds" ]; do
     done
     failures=$((failures + count))
     echo "stress-suite: round $k/$rounds: ${n:-?} tests, $count failed," \
-        "${took}s" "$(echo $names)"
+        "${took}s" "$(printf '%s' "$names" | tr '\n' ' ')"
     k=$((k + 1))
 done
 
@@ -127,7 +127,7 @@ if [ "$failures" -gt 0 ]; then
         in=$(printf '%s' "$failed_list" | awk -v t="$t" '$2 == t { print $1 }')
         times=$(echo "$in" | wc -l)
         echo
-        echo "==== $t failed in round(s) $(echo $in)"
+        echo "==== $t failed in round(s) $(printf '%s' "$in" | tr '\n' ' ')"
         for r in $in; do
             case "$t" in
             round-*)
