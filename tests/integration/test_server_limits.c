@@ -193,15 +193,17 @@ static void silent_peer_meets_the_idle_timeout(void **state)
  * the server closes the connection or 'ms' pass. Returns the bytes sent
  * (the frame was never completed when it is < 404). '*longest_gap' (may be
  * NULL) gets the longest time this client really went without sending,
- * up to the end or the close: a loaded machine can stall it far past the
- * 20 ms it meant to sleep.
+ * from 'since_ms' (su_now_ms() before its last send, 0: now) up to the end
+ * or the close: a loaded machine can stall it far past the 20 ms it meant
+ * to sleep.
  */
-static size_t drip(int fd, unsigned ms, bool *closed, uint64_t *longest_gap)
+static size_t drip(int fd, unsigned ms, bool *closed, uint64_t *longest_gap,
+                   uint64_t since_ms)
 {
     uint8_t wire[4 + 400], payload[400] = {0};
     size_t n = su_frame(wire, 10, payload, sizeof payload), i = 0;
-    uint64_t last = su_now_ms(), gap = 0;
-    uint64_t end = last + ms;
+    uint64_t last = since_ms ? since_ms : su_now_ms(), gap = 0;
+    uint64_t end = su_now_ms() + ms;
     *closed = false;
     while (i < n - 1 && su_now_ms() < end) {
         if (su_is_closed_now(fd)) {
@@ -238,7 +240,7 @@ static void byte_drip_meets_the_frame_deadline(void **state)
     struct rp_server *srv = su_start(&cfg);
     int fd = su_connect(rp_server_port(srv));
     su_ping(fd, 7);
-    size_t sent = drip(fd, SU_WAIT_MS, &closed, NULL);
+    size_t sent = drip(fd, SU_WAIT_MS, &closed, NULL, 0);
     assert_true(closed);
     assert_true(sent < 403);
     SU_WAIT(su_leaves(srv, RP_LEAVE_FRAME_DEADLINE) == 1 &&
@@ -271,8 +273,9 @@ static void byte_drip_outlives_an_idle_timeout_alone(void **state)
     for (int try = 0; try < 5; try++) {
         uint64_t gap;
         fd = su_connect(rp_server_port(srv));
+        uint64_t pinged = su_now_ms();
         su_ping(fd, 8);
-        sent = drip(fd, 1500, &closed, &gap);
+        sent = drip(fd, 1500, &closed, &gap, pinged);
         if (!closed || gap < cfg.idle_timeout_ms)
             break;
         print_message("drip stalled %llu ms on this side: tried again\n",
