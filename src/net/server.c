@@ -80,10 +80,13 @@ static void server_stop_threads(struct rp_server *srv, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
         rp__thread_stop(&srv->threads[i]);
-    for (uint32_t i = 0; i < n; i++) {
+    /* Every thread is joined before any inbox is drained: a thread may
+       push to another until it exits (a RESUME's hand-off carries a
+       descriptor), and what lands after a drain would be lost. */
+    for (uint32_t i = 0; i < n; i++)
         rp__thread_join(&srv->threads[i]);
+    for (uint32_t i = 0; i < n; i++)
         rp__thread_drain_inbox(&srv->threads[i]);
-    }
 }
 
 int rp_server_start(struct rp_server *srv)
