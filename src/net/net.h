@@ -222,6 +222,8 @@ struct rp_session {
     int64_t detach_deadline_ns;
     uint64_t rx_count;
     uint64_t acked;
+    uint64_t ack_to; /* the client's latest ACK: may run ahead of ret_*
+                        while the send it acknowledges is still in flight */
     uint32_t ret_n;
     struct net_req *ret_head, *ret_tail;
     uint8_t token[RP_RESUME_TOKEN_SIZE];
