@@ -746,10 +746,29 @@ static void resume_storm(void **state)
         lat[i] = now_us();
         rc_send_resume(fd[i], c[i].sid, c[i].tok, 0);
     }
+    /* Each answer is timed when it can be read (poll over all of them). */
+    struct pollfd *pf = calloc((size_t)n, sizeof *pf);
+    assert_non_null(pf);
+    for (int i = 0; i < n; i++)
+        pf[i] = (struct pollfd){.fd = fd[i], .events = POLLIN};
+    int left = n;
+    uint64_t end = su_now_ms() + SU_WAIT_MS;
+    while (left > 0 && su_now_ms() < end) {
+        if (poll(pf, (nfds_t)n, 100) <= 0)
+            continue;
+        uint64_t now = now_us();
+        for (int i = 0; i < n; i++)
+            if (pf[i].fd >= 0 && pf[i].revents) {
+                lat[i] = now - lat[i];
+                pf[i].fd = -1;
+                left--;
+            }
+    }
+    assert_int_equal(left, 0);
+    free(pf);
     for (int i = 0; i < n; i++) {
         uint64_t srv_count = 0;
         assert_int_equal(rc_answer(&c[i], fd[i], &srv_count), 0);
-        lat[i] = now_us() - lat[i];
         c[i].fd = fd[i];
         /* What the reset cut off is sent again. */
         assert_true(srv_count <= SEQ + 1);
@@ -776,7 +795,7 @@ static void resume_storm(void **state)
     assert_int_equal(atomic_load(&ev.leaves), 0);
     qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
     printf("resume storm: %d clients, RESUME to RESUME_OK p50 %llu us, p99 "
-           "%llu us, max %llu us (sequential reads; not asserted)\n",
+           "%llu us, max %llu us (not asserted)\n",
            n, (unsigned long long)lat[n / 2],
            (unsigned long long)lat[(n * 99) / 100],
            (unsigned long long)lat[n - 1]);
