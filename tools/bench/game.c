@@ -16,14 +16,19 @@
  *
  * Every request waits for its reply at most --timeout-ms. Bots leave and
  * rejoin at random (also mid-fight: the opponent must be told it won).
+ * I/O: each connection of a bot is an rp_client (libringport-client) that
+ * the worker drives in its own epoll loop (rp_client_fd / rp_client_events
+ * / rp_client_poll(c, 0)); framing and partial writes stay in the library.
  * Threads: bot i belongs to worker i % threads for the whole run; a worker
- * owns its bots, its epoll set and its histograms; main reads the
- * counters and histograms with relaxed loads (one writer each). The run is
+ * owns its bots, their clients, its epoll set and its histograms; main reads
+ * the counters and histograms with relaxed loads (one writer each). The run is
  * bounded: after --duration no bot starts anything new, each leaves at its
  * next idle moment, and every socket is closed by --duration + 20 s.
  */
 #include "game_bots.h"
 #include "protocol.h"
+
+#include <ringport/client.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -71,7 +76,10 @@ enum bstate {
 
 struct bot {
     uint32_t idx, gen;
-    int fd;
+    struct rp_client *c; /* this connection's client; NULL when offline */
+    int reg_fd;          /* the descriptor in the worker's epoll set */
+    uint32_t reg_ev;     /* its events there */
+    uint64_t reg_gen;    /* the client's socket generation registered */
     enum bstate st;
     uint64_t rng;
     char name[GM_NAME_MAX + 1];
@@ -93,10 +101,6 @@ struct bot {
     uint32_t dun, dtick;
     uint8_t you, np, nm;
     uint16_t mhp[GM_MONSTERS_MAX], php[GM_PARTY_MAX];
-    /* I/O */
-    uint32_t rlen, wlen;
-    uint8_t rbuf[2048];
-    uint8_t wbuf[1024];
 };
 
 _Atomic uint64_t g_t0, g_end;
@@ -146,22 +150,57 @@ __attribute__((format(printf, 4, 5))) static void fail(struct gworker *w,
             w->index, line);
 }
 
-static void set_events(struct gworker *w, struct bot *b, uint32_t ev)
+/* Which socket the client has now: a new one after every connect attempt
+   and every close (the number alone may be reused by the very next socket). */
+static uint64_t socket_gen(const struct rp_client *c)
 {
-    struct epoll_event e = {.events = ev, .data.ptr = b};
-    epoll_ctl(w->epfd, EPOLL_CTL_MOD, b->fd, &e);
+    struct rp_client_stats cs;
+    rp_client_get_stats(c, &cs);
+    return cs.connects + cs.drops + cs.failed_connects;
+}
+
+/*
+ * Brings the worker's epoll set in line with the bot's client: its
+ * descriptor and the events it waits for change with every rp_client call.
+ * Called right after each such call, before any other bot runs, so a
+ * descriptor number the client closed cannot have been reused by another
+ * bot of this worker yet (a close leaves the epoll set by itself; the DEL
+ * below then finds nothing, which is fine).
+ */
+static void sync_events(struct gworker *w, struct bot *b)
+{
+    int fd = b->c ? rp_client_fd(b->c) : -1;
+    uint32_t ev = fd >= 0 ? (uint32_t)rp_client_events(b->c) : 0;
+    uint64_t gen = b->c ? socket_gen(b->c) : 0;
+    if (fd != b->reg_fd || gen != b->reg_gen) {
+        if (b->reg_fd >= 0)
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, b->reg_fd, NULL);
+        b->reg_fd = -1;
+        if (fd >= 0) {
+            struct epoll_event e = {.events = ev, .data.ptr = b};
+            epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
+            b->reg_fd = fd;
+            b->reg_ev = ev;
+            b->reg_gen = gen;
+        }
+    } else if (fd >= 0 && ev != b->reg_ev) {
+        struct epoll_event e = {.events = ev, .data.ptr = b};
+        epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &e);
+        b->reg_ev = ev;
+    }
 }
 
 static void bot_close(struct gworker *w, struct bot *b)
 {
-    if (b->fd >= 0) {
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, b->fd, NULL);
-        close(b->fd);
-        b->fd = -1;
+    if (b->c) {
+        if (b->reg_fd >= 0)
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, b->reg_fd, NULL);
+        b->reg_fd = -1;
+        rp_client_destroy(b->c);
+        b->c = NULL;
         if (b->st != B_CONNECTING && b->st != B_OFFLINE)
             atomic_fetch_sub_explicit(&w->st.online, 1, memory_order_relaxed);
     }
-    b->rlen = b->wlen = 0;
     b->deadline = 0;
 }
 
@@ -178,32 +217,20 @@ static void bot_leave(struct gworker *w, struct bot *b, uint64_t now)
     b->due = now + ms(rnd_range(b, 50, 500));
 }
 
-static void flush(struct gworker *w, struct bot *b)
-{
-    while (b->wlen) {
-        ssize_t n = write(b->fd, b->wbuf, b->wlen);
-        if (n < 0) {
-            if (errno == EAGAIN)
-                set_events(w, b, EPOLLIN | EPOLLOUT);
-            return; /* a hard error shows up as a close on read */
-        }
-        memmove(b->wbuf, b->wbuf + n, b->wlen - (size_t)n);
-        b->wlen -= (uint32_t)n;
-    }
-    set_events(w, b, EPOLLIN);
-}
-
 static void send_msg(struct gworker *w, struct bot *b, const struct gm_msg *m)
 {
-    int n = gm_encode_frame(m, b->wbuf + b->wlen, sizeof b->wbuf - b->wlen);
-    if (n < 0) {
-        fail(w, b, &w->st.err_verify, "send queue full (server not reading)");
+    uint8_t payload[GM_PAYLOAD_MAX];
+    int n = gm_encode(m, payload, sizeof payload);
+    int r = n < 0 ? n : rp_client_send(b->c, m->type, payload, (uint16_t)n);
+    if (r < 0) {
+        fail(w, b, &w->st.err_verify, "cannot send %s: %s",
+             gm_type_name(m->type),
+             r == -ENOBUFS ? "send queue full (server not reading)"
+                           : strerror(-r));
         return;
     }
-    b->wlen += (uint32_t)n;
     bump(&w->st.out);
-    if (b->wlen == (uint32_t)n)
-        flush(w, b);
+    sync_events(w, b);
 }
 
 /* Waits for a reply to what was just sent. */
@@ -598,98 +625,98 @@ static void on_msg(struct gworker *w, struct bot *b, const struct gm_msg *m,
          gm_type_name(m->type), b->st);
 }
 
-/* Parses whole frames out of the receive buffer. Returns false if the bot
-   was closed. */
-static bool parse(struct gworker *w, struct bot *b, uint64_t now)
+/* Hands every whole frame the client holds to the rules. Stops when the
+   bot is closed by what it read. */
+static void take_frames(struct gworker *w, struct bot *b, uint64_t now)
 {
-    uint32_t at = 0;
-    while (b->rlen - at >= 4 && b->fd >= 0) {
-        const uint8_t *h = b->rbuf + at;
-        uint16_t len = (uint16_t)(h[0] | h[1] << 8);
-        uint16_t type = (uint16_t)(h[2] | h[3] << 8);
-        if (len > GM_PAYLOAD_MAX) {
-            fail(w, b, &w->st.err_verify, "frame of %u bytes", len);
-            bot_leave(w, b, now);
-            return false;
-        }
-        if (b->rlen - at < 4u + len)
-            break;
+    struct rp_client_frame f;
+    while (b->c && rp_client_recv(b->c, &f) == 1) {
         struct gm_msg m;
-        int r = gm_decode(type, h + 4, len, &m);
+        int r = gm_decode(f.type, f.payload, f.len, &m);
         bump(&w->st.in);
-        if (r < 0 || gm_is_client_type(type))
+        if (r < 0 || gm_is_client_type(f.type))
             fail(w, b, &w->st.err_verify, "bad %s (%u bytes): %d",
-                 gm_type_name(type), len, r);
+                 gm_type_name(f.type), f.len, r);
         else
             on_msg(w, b, &m, now);
-        at += 4u + len;
-    }
-    if (b->fd < 0)
-        return false;
-    memmove(b->rbuf, b->rbuf + at, b->rlen - at);
-    b->rlen -= at;
-    return true;
-}
-
-static void on_readable(struct gworker *w, struct bot *b, uint64_t now)
-{
-    for (;;) {
-        ssize_t n = read(b->fd, b->rbuf + b->rlen, sizeof b->rbuf - b->rlen);
-        if (n > 0) {
-            b->rlen += (uint32_t)n;
-            if (!parse(w, b, now))
-                return;
-            continue;
-        }
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n < 0 && errno == EINTR)
-            continue;
-        fail(w, b, &w->st.err_closed, "server closed the connection (%s)",
-             n == 0 ? "eof" : strerror(errno));
-        bot_leave(w, b, now);
-        return;
     }
 }
 
 static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
 {
-    int fd = net_connect(&w->o->net);
-    if (fd < 0) {
-        fail(w, b, &w->st.err_connect, "connect: %s", strerror(-fd));
+    struct rp_client_config cc;
+    rp_client_config_init(&cc, w->o->net.host, w->o->net.port);
+    cc.max_payload = GM_PAYLOAD_MAX; /* a bigger frame is a protocol error */
+    cc.send_queue_max = 64 * 1024;
+    cc.reconnect = 0; /* a lost connection is an error of the run */
+    cc.seed = b->rng | 1;
+    int r = rp_client_create(&cc, &b->c);
+    if (r == 0)
+        r = rp_client_start(b->c);
+    if (r < 0) {
+        fail(w, b, &w->st.err_connect, "connect: %s", strerror(-r));
+        rp_client_destroy(b->c);
+        b->c = NULL;
         b->st = B_DONE;
         return;
     }
-    b->fd = fd;
     b->gen++;
     snprintf(b->name, sizeof b->name, "b%u_%u", b->idx, b->gen);
     b->bad_name_first = rnd_range(b, 0, 99) < 5;
-    struct epoll_event e = {.events = EPOLLOUT, .data.ptr = b};
-    epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
     b->st = B_CONNECTING;
     b->deadline = now + ms(w->o->timeout_ms);
+    sync_events(w, b);
 }
 
 static void on_connected(struct gworker *w, struct bot *b, uint64_t now)
 {
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err) {
-        fail(w, b, &w->st.err_connect, "connect: %s", strerror(err));
+    atomic_fetch_add_explicit(&w->st.online, 1, memory_order_relaxed);
+    send_login(w, b, now);
+}
+
+/* The client was closed under the bot (reconnect is off): a failed
+   connect, the server hanging up, or a frame over the protocol's limit. */
+static void on_client_closed(struct gworker *w, struct bot *b, uint64_t now)
+{
+    int err = rp_client_last_error(b->c);
+    if (b->st == B_CONNECTING) {
+        fail(w, b, &w->st.err_connect, "connect: %s", strerror(-err));
         bot_close(w, b);
         b->st = B_DONE;
-        return;
+    } else if (err == -EMSGSIZE) {
+        fail(w, b, &w->st.err_verify, "frame over %u bytes", GM_PAYLOAD_MAX);
+        bot_leave(w, b, now);
+    } else {
+        fail(w, b, &w->st.err_closed, "server closed the connection (%s)",
+             err == -ECONNRESET ? "eof or reset" : strerror(-err));
+        bot_leave(w, b, now);
     }
-    atomic_fetch_add_explicit(&w->st.online, 1, memory_order_relaxed);
-    set_events(w, b, EPOLLIN);
-    send_login(w, b, now);
+}
+
+/* The client's I/O, then what it brought: a finished connect, frames, or
+   the end of the connection. */
+static void bot_io(struct gworker *w, struct bot *b, uint64_t now)
+{
+    int r = rp_client_poll(b->c, 0);
+    sync_events(w, b);
+    if (b->st == B_CONNECTING && rp_client_state(b->c) == RP_CLIENT_CONNECTED)
+        on_connected(w, b, now);
+    take_frames(w, b, now);
+    if (b->c && (r == -ENOTCONN || rp_client_state(b->c) == RP_CLIENT_CLOSED))
+        on_client_closed(w, b, now);
 }
 
 /* Timers: an awaited reply that is late, or the next action. */
 static void bot_timers(struct gworker *w, struct bot *b, uint64_t now)
 {
     uint64_t end = atomic_load(&g_end);
+    /* A client closed by a send (a write that failed) has no descriptor
+       left to wake the loop: look here. */
+    if (b->c && rp_client_state(b->c) == RP_CLIENT_CLOSED) {
+        bot_io(w, b, now);
+        if (b->st == B_DONE)
+            return;
+    }
     if (b->deadline && now > b->deadline) {
         /* A lone bot left in the PVP queue when the run ends has nobody
            to meet: not the server's fault. */
@@ -747,16 +774,8 @@ void *gworker_main(void *arg)
         now = bench_now_ns();
         for (int i = 0; i < n; i++) {
             struct bot *b = ev[i].data.ptr;
-            if (b->fd < 0)
-                continue;
-            if (b->st == B_CONNECTING) {
-                on_connected(w, b, now);
-                continue;
-            }
-            if (ev[i].events & EPOLLOUT)
-                flush(w, b);
-            if (b->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-                on_readable(w, b, now);
+            if (b->c)
+                bot_io(w, b, now);
         }
     }
     return NULL;
@@ -774,7 +793,7 @@ int gworker_init(struct gworker *w, const struct game_opts *o, uint32_t index)
     for (uint32_t k = 0; k < w->nbots; k++) {
         struct bot *b = &w->bots[k];
         b->idx = index + k * o->threads;
-        b->fd = -1;
+        b->reg_fd = -1;
         b->st = B_OFFLINE;
         b->rng = o->seed * 0x100000001B3ull + b->idx;
     }
@@ -785,8 +804,7 @@ int gworker_init(struct gworker *w, const struct game_opts *o, uint32_t index)
 void gworker_fini(struct gworker *w)
 {
     for (uint32_t k = 0; w->bots && k < w->nbots; k++)
-        if (w->bots[k].fd >= 0)
-            close(w->bots[k].fd);
+        rp_client_destroy(w->bots[k].c);
     free(w->bots);
     w->bots = NULL;
     if (w->epfd >= 0)
