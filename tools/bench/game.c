@@ -76,10 +76,15 @@ enum bstate {
 
 struct bot {
     uint32_t idx, gen;
-    struct rp_client *c; /* this connection's client; NULL when offline */
-    int reg_fd;          /* the descriptor in the worker's epoll set */
-    uint32_t reg_ev;     /* its events there */
-    uint64_t reg_gen;    /* the client's socket generation registered */
+    struct rp_client *c;       /* this connection's client; NULL when offline */
+    int reg_fd;                /* the descriptor in the worker's epoll set */
+    uint32_t reg_ev;           /* its events there */
+    uint64_t reg_gen;          /* the client's socket generation registered */
+    uint64_t drop_at;          /* --drop-rate: the next reset */
+    uint64_t dropped_at;       /* when the reset not yet resumed was made; 0 */
+    uint64_t own_drops;        /* resets made on this client */
+    uint64_t cs_own_drops;     /* own_drops when cs was taken */
+    struct rp_client_stats cs; /* the client's stats as last seen */
     enum bstate st;
     uint64_t rng;
     char name[GM_NAME_MAX + 1];
@@ -649,6 +654,14 @@ static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
     cc.max_payload = GM_PAYLOAD_MAX; /* a bigger frame is a protocol error */
     cc.send_queue_max = 64 * 1024;
     cc.reconnect = 0; /* a lost connection is an error of the run */
+    if (w->o->resume) {
+        /* A drop is resumed; the back-off is short so the resume
+           latency is mostly the protocol's. */
+        cc.resume = 1;
+        cc.reconnect = 1;
+        cc.backoff_min_ms = 2;
+        cc.backoff_max_ms = 500;
+    }
     cc.seed = b->rng | 1;
     int r = rp_client_create(&cc, &b->c);
     if (r == 0)
@@ -663,6 +676,9 @@ static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
     b->gen++;
     snprintf(b->name, sizeof b->name, "b%u_%u", b->idx, b->gen);
     b->bad_name_first = rnd_range(b, 0, 99) < 5;
+    memset(&b->cs, 0, sizeof b->cs);
+    b->own_drops = b->cs_own_drops = 0;
+    b->dropped_at = 0;
     b->st = B_CONNECTING;
     b->deadline = now + ms(w->o->timeout_ms);
     sync_events(w, b);
@@ -693,6 +709,60 @@ static void on_client_closed(struct gworker *w, struct bot *b, uint64_t now)
     }
 }
 
+/* Seconds to the next reset: exponential, so resets are a Poisson process
+   of rate --drop-rate per bot. */
+static uint64_t next_drop(struct bot *b, double rate, uint64_t now)
+{
+    double u = ((double)(rnd(b) >> 11) + 1.0) / 9007199254740993.0;
+    return now + (uint64_t)(-log(u) / rate * 1e9);
+}
+
+/*
+ * With resume, what the client did on its own since the last look: a
+ * resume (its latency from our reset), a lost session (an error: replies
+ * are gone; the bot logs in again), a drop we did not make (the server
+ * cut us: an error, as without resume), or a first connect that failed.
+ */
+static void resume_events(struct gworker *w, struct bot *b, uint64_t now)
+{
+    struct rp_client_stats cs;
+    rp_client_get_stats(b->c, &cs);
+    if (cs.resumes > b->cs.resumes) {
+        for (uint64_t i = b->cs.resumes; i < cs.resumes; i++)
+            bump(&w->st.resumes);
+        if (b->dropped_at) {
+            hist_record(&w->resume_lat,
+                        now > b->dropped_at ? now - b->dropped_at : 0);
+            b->dropped_at = 0;
+        }
+    }
+    bool lost = cs.sessions_lost > b->cs.sessions_lost;
+    bool cut = cs.drops > b->cs.drops + (b->own_drops - b->cs_own_drops);
+    bool refused = b->st == B_CONNECTING && cs.failed_connects > 0;
+    b->cs = cs;
+    b->cs_own_drops = b->own_drops;
+    if (refused) {
+        fail(w, b, &w->st.err_connect, "connect: %s",
+             strerror(-rp_client_last_error(b->c)));
+        bot_close(w, b);
+        b->st = B_DONE;
+        return;
+    }
+    if (cut)
+        fail(w, b, &w->st.err_closed, "server closed the connection");
+    if (lost) {
+        bump(&w->st.sessions_lost);
+        fail(w, b, &w->st.err_closed, "session lost (resume refused)");
+        b->dropped_at = 0;
+        if (b->st != B_CONNECTING) {
+            b->gen++;
+            snprintf(b->name, sizeof b->name, "b%u_%u", b->idx, b->gen);
+            b->bad_name_first = false;
+            send_login(w, b, now);
+        }
+    }
+}
+
 /* The client's I/O, then what it brought: a finished connect, frames, or
    the end of the connection. */
 static void bot_io(struct gworker *w, struct bot *b, uint64_t now)
@@ -702,6 +772,8 @@ static void bot_io(struct gworker *w, struct bot *b, uint64_t now)
     if (b->st == B_CONNECTING && rp_client_state(b->c) == RP_CLIENT_CONNECTED)
         on_connected(w, b, now);
     take_frames(w, b, now);
+    if (b->c && w->o->resume)
+        resume_events(w, b, now);
     if (b->c && (r == -ENOTCONN || rp_client_state(b->c) == RP_CLIENT_CLOSED))
         on_client_closed(w, b, now);
 }
@@ -712,10 +784,31 @@ static void bot_timers(struct gworker *w, struct bot *b, uint64_t now)
     uint64_t end = atomic_load(&g_end);
     /* A client closed by a send (a write that failed) has no descriptor
        left to wake the loop: look here. */
-    if (b->c && rp_client_state(b->c) == RP_CLIENT_CLOSED) {
-        bot_io(w, b, now);
-        if (b->st == B_DONE)
+    if (b->c && (rp_client_state(b->c) == RP_CLIENT_CLOSED ||
+                 rp_client_timeout_ms(b->c) == 0)) {
+        bot_io(w, b, now); /* also: a back-off that has passed */
+        if (b->st == B_DONE || !b->c)
             return;
+    }
+    /* --drop-rate: reset the socket at a random moment of play (a frame
+       may be cut either way); the client resumes by itself. */
+    /* Not before LOGIN_OK (the session's token comes first: a reset
+       before it loses the session by design), nor while a resume is
+       still unanswered (its RESUME_OK could be lost with the token). */
+    if (w->o->drop_rate > 0 && b->c && now < end && b->st != B_CONNECTING &&
+        b->st != B_LOGIN && !b->dropped_at &&
+        rp_client_state(b->c) == RP_CLIENT_CONNECTED) {
+        if (!b->drop_at)
+            b->drop_at = next_drop(b, w->o->drop_rate, now);
+        if (now >= b->drop_at) {
+            rp_client_drop(b->c);
+            sync_events(w, b);
+            b->own_drops++;
+            bump(&w->st.drops);
+            if (!b->dropped_at)
+                b->dropped_at = now;
+            b->drop_at = next_drop(b, w->o->drop_rate, now);
+        }
     }
     if (b->deadline && now > b->deadline) {
         /* A lone bot left in the PVP queue when the run ends has nobody

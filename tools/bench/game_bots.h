@@ -43,12 +43,15 @@ struct game_opts {
     uint64_t seed;
     bool json, progress;
     uint32_t timeout_ms;
+    bool resume;      /* the bots' clients resume their sessions (--resume) */
+    double drop_rate; /* resets per second per bot (--drop-rate; resume) */
 };
 
 struct gstats {
     _Atomic uint64_t in, out, logins, chats, matches, dungeons, rejoins;
     _Atomic uint64_t err_verify, err_timeout, err_closed, err_connect,
         err_packet;
+    _Atomic uint64_t drops, resumes, sessions_lost; /* --drop-rate */
     _Atomic uint32_t online;
 };
 
@@ -60,6 +63,7 @@ struct gworker {
     int epfd;
     struct gstats st;
     struct hist lat[LAT_COUNT];
+    struct hist resume_lat; /* from rp_client_drop to RESUME_OK */
 };
 
 /* The run's clock: start, and the end of play (no new action after it;
