@@ -93,6 +93,7 @@ struct rp_client {
     int have_session; /* sid and token are held */
     int resuming;     /* RESUME written, RESUME_OK awaited */
     int fresh;        /* this connection began with HELLO */
+    int cut_next;     /* rp_client_drop_next: cut the next frame sent */
     uint64_t sid;
     uint8_t token[TOKEN_LEN];
     uint64_t in_count;   /* game frames received on the session */
@@ -724,6 +725,14 @@ int rp_client_send(struct rp_client *c, uint16_t type, const void *payload,
         return -ENOTCONN;
     if (c->cfg.resume && type >= CTL_FIRST)
         return -EINVAL; /* the engine's range */
+    /* rp_client_drop_next: write what is queued first, so that the cut
+       falls inside this frame when the socket takes the rest. */
+    int cut = c->cut_next && c->state == RP_CLIENT_CONNECTED;
+    if (cut) {
+        c->cut_next = 0;
+        handle_error(c, write_queued(c));
+        cut = c->state == RP_CLIENT_CONNECTED;
+    }
     size_t need = c->out_len + HEADER + len;
     if (need > c->cfg.send_queue_max)
         return -ENOBUFS;
@@ -741,9 +750,23 @@ int rp_client_send(struct rp_client *c, uint16_t type, const void *payload,
     put_header(h, type, len);
     if (len)
         memcpy(h + HEADER, payload, len);
+    size_t start = c->out_len;
     c->out_len = need;
-    if (c->state == RP_CLIENT_CONNECTED)
+    if (cut) {
+        /* At a frame boundary with nothing pending, a random prefix of
+           this frame (at least one byte, never all of it) goes out first;
+           otherwise the drop cuts wherever the queue stands. */
+        if (c->out_sent == start && c->ctl_len == 0 && !c->resuming &&
+            HEADER + (size_t)len >= 2) {
+            size_t n = 1 + next_random(c) % (HEADER + (size_t)len - 1);
+            ssize_t w = send_some(c, c->out + start, n);
+            if (w > 0)
+                c->out_sent += (size_t)w;
+        }
+        rp_client_drop(c);
+    } else if (c->state == RP_CLIENT_CONNECTED) {
         handle_error(c, write_queued(c));
+    }
     return 0;
 }
 
@@ -791,6 +814,11 @@ int rp_client_flush(struct rp_client *c, int timeout_ms)
             return err;
     }
     return 0;
+}
+
+void rp_client_drop_next(struct rp_client *c)
+{
+    c->cut_next = 1;
 }
 
 void rp_client_drop(struct rp_client *c)

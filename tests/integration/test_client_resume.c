@@ -8,7 +8,8 @@
  * new token; RESUME_ERROR loses the session (counted) and the client starts
  * again with HELLO; control frames never reach rp_client_recv; the client
  * ACKs what it receives, retains what it wrote until the server ACKs it,
- * and that retention counts against send_queue_max.
+ * and that retention counts against send_queue_max; a frame cut by
+ * rp_client_drop_next comes again whole after RESUME_OK.
  *
  * One thread: the fake server's waits pump the client (rp_client_poll(c,
  * 0)) between short polls of its own socket. The test does not use the
@@ -392,6 +393,57 @@ static void client_acks_what_it_receives_and_retains_until_acked(void **state)
     close(fs.lfd);
 }
 
+/* rp_client_drop_next: the server gets part of frame 5 and a reset; after
+   RESUME_OK {5} the frame comes again whole. */
+static void a_frame_cut_by_a_drop_comes_again_whole(void **state)
+{
+    (void)state;
+    fake_listen();
+    struct rp_client *c = resume_client(1 << 20);
+    uint8_t p[256];
+    uint16_t len;
+    uint64_t ack = 0;
+    fake_accept(c);
+    assert_int_equal(fake_read(c, p, &len), HELLO);
+    send_token(c, 5, 0x55);
+    for (uint32_t k = 0; k < 5; k++) {
+        assert_int_equal(rp_client_send(c, GAME, &k, 4), 0);
+        assert_int_equal(fake_read_game(c, &ack), k);
+    }
+    rp_client_drop_next(c);
+    uint32_t five = 5;
+    assert_int_equal(rp_client_send(c, GAME, &five, 4), 0);
+    assert_int_not_equal(rp_client_state(c), RP_CLIENT_CONNECTED);
+    /* The bytes before the reset: a prefix of the 8-byte frame. */
+    size_t got = 0;
+    uint64_t deadline = now_ms() + WAIT_MS;
+    for (;;) {
+        assert_true(now_ms() < deadline);
+        ssize_t n = recv(fs.fd, p + got, sizeof(p) - got, 0);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0 || errno != EAGAIN)
+            break;
+        poll(NULL, 0, 1);
+    }
+    assert_true(got >= 1 && got <= 7);
+    assert_int_equal(p[0], 4); /* its header's length byte */
+    fake_reset();
+    fake_accept(c);
+    expect_resume(c, 5, 0x55, 0);
+    send_resume_ok(c, 5, 0x66);
+    assert_int_equal(fake_read_game(c, &ack), 5);
+    struct rp_client_stats st;
+    rp_client_get_stats(c, &st);
+    assert_int_equal(st.frames_out, 6);
+    assert_true(st.frames_resent >= 1);
+    rp_client_destroy(c);
+    fake_reset();
+    close(fs.lfd);
+}
+
 static void a_resume_client_refuses_the_engines_types(void **state)
 {
     (void)state;
@@ -415,6 +467,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(resume_resends_exactly_what_the_server_missed),
         cmocka_unit_test(client_acks_what_it_receives_and_retains_until_acked),
+        cmocka_unit_test(a_frame_cut_by_a_drop_comes_again_whole),
         cmocka_unit_test(a_resume_client_refuses_the_engines_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

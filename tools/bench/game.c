@@ -84,6 +84,7 @@ struct bot {
     uint64_t dropped_at;       /* when the reset not yet resumed was made; 0 */
     uint64_t own_drops;        /* resets made on this client */
     uint64_t cs_own_drops;     /* own_drops when cs was taken */
+    bool cut_armed;            /* rp_client_drop_next: the next send is cut */
     struct rp_client_stats cs; /* the client's stats as last seen */
     enum bstate st;
     uint64_t rng;
@@ -235,6 +236,13 @@ static void send_msg(struct gworker *w, struct bot *b, const struct gm_msg *m)
         return;
     }
     bump(&w->st.out);
+    if (b->cut_armed && rp_client_state(b->c) != RP_CLIENT_CONNECTED) {
+        /* --drop-rate: this frame was cut by the reset. */
+        b->cut_armed = false;
+        b->own_drops++;
+        bump(&w->st.drops);
+        b->dropped_at = bench_now_ns();
+    }
     sync_events(w, b);
 }
 
@@ -678,6 +686,7 @@ static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
     b->bad_name_first = rnd_range(b, 0, 99) < 5;
     memset(&b->cs, 0, sizeof b->cs);
     b->own_drops = b->cs_own_drops = 0;
+    b->cut_armed = false;
     b->dropped_at = 0;
     b->st = B_CONNECTING;
     b->deadline = now + ms(w->o->timeout_ms);
@@ -800,13 +809,19 @@ static void bot_timers(struct gworker *w, struct bot *b, uint64_t now)
         rp_client_state(b->c) == RP_CLIENT_CONNECTED) {
         if (!b->drop_at)
             b->drop_at = next_drop(b, w->o->drop_rate, now);
-        if (now >= b->drop_at) {
-            rp_client_drop(b->c);
-            sync_events(w, b);
-            b->own_drops++;
-            bump(&w->st.drops);
-            if (!b->dropped_at)
+        if (now >= b->drop_at && !b->cut_armed) {
+            /* Half the resets now, between frames or in the middle of
+               one arriving; half in the middle of the bot's next frame. */
+            if (rnd(b) & 1) {
+                rp_client_drop(b->c);
+                sync_events(w, b);
+                b->own_drops++;
+                bump(&w->st.drops);
                 b->dropped_at = now;
+            } else {
+                rp_client_drop_next(b->c);
+                b->cut_armed = true;
+            }
             b->drop_at = next_drop(b, w->o->drop_rate, now);
         }
     }

@@ -177,6 +177,16 @@ RP_CLIENT_API int rp_client_flush(struct rp_client *c, int timeout_ms);
 /* Drops the connection now (as a network drop would): for tests. */
 RP_CLIENT_API void rp_client_drop(struct rp_client *c);
 
+/*
+ * For tests: the next rp_client_send while connected drops the connection
+ * in the middle of its frame, as a network drop mid-frame would: what was
+ * queued before is written, then (at a frame boundary) a random prefix of
+ * the new frame, at least one byte and never all of it, then the
+ * connection is reset. The frame stays queued and is sent again whole, as
+ * after any drop. Cleared by that send.
+ */
+RP_CLIENT_API void rp_client_drop_next(struct rp_client *c);
+
 RP_CLIENT_API enum rp_client_state rp_client_state(const struct rp_client *c);
 RP_CLIENT_API int rp_client_fd(const struct rp_client *c); /* -1 when none */
 RP_CLIENT_API short
