@@ -143,7 +143,7 @@ RP_API int rp_config_parse_endpoint(const char *text,
  * recv_buffer_size. Writes at most 'cap' keys to 'out' and returns how many
  * it has in all (RP_CONFIG_SERVER_KEYS).
  */
-#define RP_CONFIG_SERVER_KEYS 18
+#define RP_CONFIG_SERVER_KEYS 19
 RP_API size_t rp_config_server_keys(struct rp_server_config *cfg, char *listen,
                                     size_t listen_size,
                                     struct rp_config_key *out, size_t cap);

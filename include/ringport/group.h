@@ -82,6 +82,14 @@ struct rp_group_callbacks {
        returns. */
     void (*on_leave)(struct rp_group *g, rp_sid sid, void *data,
                      enum rp_leave_reason reason, void *user);
+    /* Resume (server resume_grace_ms > 0): the member's connection was
+       lost (it is detached: still a member, its sends are kept), or a new
+       connection resumed it. In order with its messages: messages before
+       on_detach arrived on the old connection, after on_resume on the new
+       one. A detach during a move is told to the group entered next. May
+       be NULL. */
+    void (*on_detach)(struct rp_group *g, rp_sid sid, void *data, void *user);
+    void (*on_resume)(struct rp_group *g, rp_sid sid, void *data, void *user);
 };
 
 struct rp_group_config {

@@ -34,6 +34,16 @@
  * from on_join to on_leave: the server's on_leave is the session's last
  * callback and the place to free it.
  *
+ * Session resume (resume_grace_ms > 0, docs/server.md "Session resume"):
+ * a session whose connection drops (peer closed or reset) is detached
+ * rather than ended: it keeps its id, data, group and send queue (no
+ * descriptor) for resume_grace_ms, and a new connection whose first frame
+ * is RESUME{sid, token, received} re-attaches to it; the packets the
+ * client had not received are sent again, in order. Not resumed in time,
+ * it ends with RP_LEAVE_RESUME_EXPIRED. The engine speaks to the client in
+ * control messages (types 0xFF00..0xFFFF, docs/protocol.md "Engine control
+ * messages"), which never reach on_message.
+ *
  * Errors follow the project convention: >= 0 success, -errno failure.
  */
 #ifndef RINGPORT_SERVER_H
@@ -53,6 +63,28 @@ extern "C" {
 #endif
 
 struct rp_server;
+
+/* Engine control messages (resume_grace_ms > 0): types RP_CTL_FIRST..
+   RP_CTL_LAST are the engine's; docs/protocol.md gives their payloads. */
+#define RP_CTL_FIRST 0xFF00u
+#define RP_CTL_LAST 0xFFFFu
+#define RP_CTL_HELLO 0xFF00u        /* C->S, empty: a new session */
+#define RP_CTL_RESUME_TOKEN 0xFF01u /* S->C: u64 sid, 16-byte token */
+#define RP_CTL_RESUME 0xFF02u       /* C->S: u64 sid, token, u64 received */
+#define RP_CTL_RESUME_OK 0xFF03u    /* S->C: u64 received, new token */
+#define RP_CTL_RESUME_ERROR 0xFF04u /* S->C: u16 code; then the close */
+#define RP_CTL_ACK 0xFF05u          /* both: u64 received */
+#define RP_RESUME_TOKEN_SIZE 16
+#define RP_RESUME_MIN_PAYLOAD 32 /* RESUME's payload: 8 + 16 + 8 */
+/* RESUME_ERROR codes. */
+enum rp_resume_error {
+    RP_RESUME_ERR_UNKNOWN = 1,   /* unknown, ended or expired session */
+    RP_RESUME_ERR_TOKEN = 2,     /* wrong (or already used) token */
+    RP_RESUME_ERR_COUNT = 3,     /* 'received' out of range */
+    RP_RESUME_ERR_MALFORMED = 4, /* bad payload, or not the first frame */
+};
+/* The server ACKs every this many game frames it receives. */
+#define RP_RESUME_ACK_EVERY 32
 
 enum rp_server_mode {
     RP_SERVER_FRAMED = 0, /* length-prefixed packets (docs/protocol.md) */
@@ -106,6 +138,18 @@ struct rp_server_callbacks {
        Required to pass tickets. */
     void (*on_ticket_drop)(struct rp_server *srv, rp_sid sid, void *ticket,
                            void *user);
+    /* Resume (resume_grace_ms > 0), for a session in no group (a session
+       in a group gets its group's on_detach / on_resume instead, on the
+       group's thread). on_detach: its connection dropped; the session
+       waits up to resume_grace_ms for a RESUME (sends to it are kept, up
+       to send_queue_limit). on_resume: a new connection took it over (the
+       old one, if still up, is cut first: on_detach runs before). Each
+       on_resume follows one on_detach. On the session's I/O thread; may
+       be NULL. */
+    void (*on_detach)(struct rp_server *srv, rp_sid sid, void *data,
+                      void *user);
+    void (*on_resume)(struct rp_server *srv, rp_sid sid, void *data,
+                      void *user);
     /* On the accept thread, before a session exists: return 0 to accept,
        anything else to refuse (the socket is closed and counted). */
     int (*accept_filter)(const struct sockaddr *addr, socklen_t addrlen,
@@ -139,6 +183,11 @@ struct rp_server_config {
     uint32_t spin_us;  /* I/O thread wait policy (rp_port_config); 0 */
     uint32_t recv_buffer_size;    /* epoll ring / io_uring provided buffer size;
                                      16,384 */
+    uint32_t resume_grace_ms;     /* session resume: how long a dropped session
+                                     waits detached; 0 (off: a drop ends it).
+                                     On: framed mode, the join waits for the
+                                     client's first frame, and types 0xFF00..
+                                     0xFFFF are the engine's */
     enum rp_backend_kind backend; /* AUTO (env RINGPORT_BACKEND applies) */
     enum rp_server_mode mode;     /* FRAMED */
     struct rp_server_callbacks cb;
@@ -189,8 +238,10 @@ RP_API enum rp_backend_kind rp_server_backend(const struct rp_server *srv);
  * Queues 'pkt' for the session and takes one reference to it; the caller
  * keeps its own. Returns 0, -ENOBUFS if the session's send queue is over its
  * byte limit (the peer reads too slowly: it is being disconnected with
- * SEND_OVERFLOW), or -ENOTCONN if 'sid' is stale or closing. Framed mode
- * sends the packet's wire bytes (header + payload). Thread: any.
+ * SEND_OVERFLOW), -ENOTCONN if 'sid' is stale or closing, or -EINVAL for
+ * a type in 0xFF00..0xFFFF on a server with resume on. Framed mode sends
+ * the packet's wire bytes (header + payload). A detached session (resume)
+ * keeps what is sent to it until it resumes or ends. Thread: any.
  */
 RP_API int rp_server_send(struct rp_server *srv, rp_sid sid,
                           struct rp_packet *pkt);
@@ -258,6 +309,12 @@ struct rp_server_stats {
     uint64_t packets_in, packets_out;
     uint64_t sends; /* send operations (gather writes) completed */
     uint64_t leaves[RP_LEAVE_REASON_COUNT];
+    /* Resume (resume_grace_ms > 0); expiries are
+       leaves[RP_LEAVE_RESUME_EXPIRED]. */
+    uint64_t detached;        /* sessions detached now (no descriptor) */
+    uint64_t resumes;         /* RESUMEs that re-attached a session */
+    uint64_t resume_refused;  /* RESUMEs answered with RESUME_ERROR */
+    uint64_t resume_handoffs; /* connections handed to another session */
 };
 
 RP_API void rp_server_get_stats(struct rp_server *srv,

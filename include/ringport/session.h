@@ -52,6 +52,8 @@ enum rp_leave_reason {
     RP_LEAVE_KICKED,          /* rp_server_disconnect() */
     RP_LEAVE_MOVED,           /* group on_leave: rp_group_move() */
     RP_LEAVE_GROUP_STOP,      /* group on_leave: rp_group_stop() */
+    RP_LEAVE_RESUME_EXPIRED,  /* detached (resume_grace_ms > 0) and not
+                                 resumed within the grace period */
     RP_LEAVE_REASON_COUNT
 };
 

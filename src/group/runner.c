@@ -185,6 +185,15 @@ static void group_handle(struct rp_group *g, struct net_route_msg *m)
         }
         rp__route_msg_free(g->srv, m);
         break;
+    case NET_ROUTE_DETACH:
+    case NET_ROUTE_RESUME: {
+        void (*cb)(struct rp_group *, rp_sid, void *, void *) =
+            m->kind == NET_ROUTE_RESUME ? g->cb.on_resume : g->cb.on_detach;
+        if (cb && members_has(g, m->sid))
+            cb(g, m->sid, rp__slot(g->srv, m->sid)->data, g->user);
+        rp__route_msg_free(g->srv, m);
+        break;
+    }
     case NET_ROUTE_ENTER: group_on_enter(g, m); break;
     case NET_ROUTE_LEAVE: group_on_leave(g, m); break;
     default: RP_PANIC("group %s: message kind %u", g->name, m->kind);

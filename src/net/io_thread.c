@@ -71,6 +71,11 @@ void rp__thread_stop(struct net_thread *t)
 static void thread_on_req(struct net_thread *t, struct net_req *r)
 {
     struct rp_server *srv = t->srv;
+    if (r->kind == NET_REQ_RESUME) {
+        /* Holds its own references (or none): resume.c drops them. */
+        rp__resume_request(t, (struct net_resume *)r);
+        return;
+    }
     struct rp_session *s = &srv->table.slots[rp_sid_slot(r->sid)];
     switch (r->kind) {
     case NET_REQ_OPEN: rp__session_open(t, s); return; /* keeps its ref */
@@ -84,6 +89,7 @@ static void thread_on_req(struct net_thread *t, struct net_req *r)
         rp_pool_free(srv->req_pool, r);
         break;
     case NET_REQ_LEFT: rp__route_on_left(t, s); break;
+    case NET_REQ_RESUME: break; /* handled above */
     case NET_REQ_CLOSE:
         if (s->sid == r->sid && !s->closing) {
             int why =
@@ -216,7 +222,8 @@ static int64_t tick_ns(const struct rp_server_config *cfg)
 {
     uint32_t ms = TICK_MAX_MS;
     uint32_t d[] = {cfg->idle_timeout_ms, cfg->frame_deadline_ms,
-                    cfg->first_packet_deadline_ms, cfg->stop_drain_ms};
+                    cfg->first_packet_deadline_ms, cfg->stop_drain_ms,
+                    cfg->resume_grace_ms};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
         if (d[i] && d[i] / 4 < ms)
             ms = d[i] / 4;
@@ -302,6 +309,11 @@ void rp__thread_drain_inbox(struct net_thread *t)
     struct rp_mpsc_node *n;
     while ((n = rp_mpsc_pop(&t->inbox)) != NULL) {
         struct net_req *r = (struct net_req *)n;
+        if (r->kind == NET_REQ_RESUME) {
+            /* A connection on its way to a session that has ended. */
+            rp__resume_drop_request(srv, (struct net_resume *)r);
+            continue;
+        }
         struct rp_session *s = &srv->table.slots[rp_sid_slot(r->sid)];
         if (r->kind == NET_REQ_SEND || r->kind == NET_REQ_MOVE) {
             /* A move that reached the thread as it exited: the session

@@ -78,6 +78,21 @@ int rp_server_config_validate(const struct rp_server_config *cfg, char *err,
     CHECK_RANGE(max_iov, 1, IOV_MAX, "1..IOV_MAX (1024)");
     CHECK_RANGE(stop_drain_ms, 0, 600000, "0..600000");
     CHECK_RANGE(spin_us, 0, 1000000, "0..1000000");
+    CHECK_RANGE(resume_grace_ms, 0, DAY_MS, "0..86400000");
+    if (cfg->resume_grace_ms && cfg->mode != RP_SERVER_FRAMED)
+        return bad(err, errlen, "resume_grace_ms", cfg->resume_grace_ms,
+                   "0 in raw mode (resume needs frames)");
+    if (cfg->resume_grace_ms && cfg->max_payload < RP_RESUME_MIN_PAYLOAD)
+        return bad(err, errlen, "max_payload", cfg->max_payload,
+                   ">= 32 when resume_grace_ms is set (RESUME's payload)");
+    if (cfg->resume_grace_ms && cfg->type_max != 0 &&
+        cfg->type_max < RP_CTL_LAST)
+        return bad(err, errlen, "type_max", cfg->type_max,
+                   "0 or >= 0xFFFF when resume_grace_ms is set (engine "
+                   "control messages)");
+    if (cfg->resume_grace_ms && cfg->reject_empty)
+        return bad(err, errlen, "reject_empty", 1,
+                   "false when resume_grace_ms is set (HELLO is empty)");
     CHECK_RANGE(recv_buffer_size, 256, 1u << 24, "256..16777216");
     CHECK_RANGE(backend, RP_BACKEND_AUTO, RP_BACKEND_EPOLL, "0..2");
     CHECK_RANGE(mode, RP_SERVER_FRAMED, RP_SERVER_RAW, "0 (framed) or 1 (raw)");
@@ -104,6 +119,7 @@ const char *rp_leave_reason_name(enum rp_leave_reason reason)
         [RP_LEAVE_KICKED] = "kicked",
         [RP_LEAVE_MOVED] = "moved",
         [RP_LEAVE_GROUP_STOP] = "group_stop",
+        [RP_LEAVE_RESUME_EXPIRED] = "resume_expired",
     };
     if ((unsigned)reason >= RP_LEAVE_REASON_COUNT)
         return "unknown";

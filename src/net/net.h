@@ -43,6 +43,7 @@ enum net_req_kind {
     NET_REQ_SEND,     /* one packet */
     NET_REQ_MOVE,     /* route_to / route_from / why (route.c) */
     NET_REQ_LEFT,     /* a group ran on_leave for a move out (route.c) */
+    NET_REQ_RESUME,   /* a struct net_resume: a connection for a session */
 };
 
 struct net_req {
@@ -56,6 +57,24 @@ struct net_req {
     void *ticket;          /* MOVE: the program's, for on_enter or drop */
     uint8_t why;           /* MOVE: the old group's leave reason */
     uint8_t kind;
+    bool ctl; /* SEND: an engine control frame (resume.c): not counted in
+                 queued_bytes, never retained or resent */
+};
+
+/*
+ * A RESUME's hand-off (resume.c): the thread that read the RESUME (A) has
+ * taken back every op on 'fd' (not closed, not shut down) and hands it to
+ * the owner of 'target' (B) with what the client sent. malloc'd; freed by
+ * B. 'target' carries one slot reference, or is NULL (no such session:
+ * pushed to A itself, which refuses it).
+ */
+struct net_resume {
+    struct net_req req; /* kind NET_REQ_RESUME (must stay first) */
+    struct rp_session *target;
+    rp_sid sid;
+    int fd;
+    uint64_t received;
+    uint8_t token[RP_RESUME_TOKEN_SIZE];
 };
 
 /* ---- routing to content groups (route.c) -----------------------------
@@ -80,6 +99,8 @@ enum net_route_kind {
     NET_ROUTE_MSG = 1,
     NET_ROUTE_ENTER,
     NET_ROUTE_LEAVE,
+    NET_ROUTE_DETACH, /* resume: on_detach / on_resume in the group, in */
+    NET_ROUTE_RESUME, /* order with its messages (pooled nodes, no pkt) */
 };
 #define NET_LEAVE_MOVE 0x100
 #define NET_LEAVE_TAKEN 0x200
@@ -184,6 +205,29 @@ struct rp_session {
     void *route_ticket;
     struct net_route_msg *held_head, *held_tail;
     bool moving;
+    /* Resume (resume.c; resume_grace_ms > 0). A session joins at its
+       first frame ('joined'). A drop of a joined session detaches it: the
+       connection's teardown runs ('detaching': no new op, the state word
+       never gets CLOSING), then 'detached' (fd -1, no op, no receive
+       buffer) until 'detach_deadline_ns'. Game frames: 'rx_count'
+       received; sent ones stay in ret_* (counted in queued_bytes) until
+       the client ACKs them: ret_head is frame number 'acked', and
+       acked + ret_n frames have gone to the kernel. A RESUME that arrives
+       while a connection is still up or being torn down waits in
+       pend_fd / pend_received (its token already taken). 'handoff':
+       this pre-join session gives its fd to another (no callback). */
+    bool joined;
+    bool detaching;
+    bool detached;
+    int64_t detach_deadline_ns;
+    uint64_t rx_count;
+    uint64_t acked;
+    uint32_t ret_n;
+    struct net_req *ret_head, *ret_tail;
+    uint8_t token[RP_RESUME_TOKEN_SIZE];
+    int pend_fd; /* -1: none */
+    uint64_t pend_received;
+    struct net_resume *handoff;
 };
 
 /* Per-thread counters: single writer (the thread), relaxed loads by
@@ -192,6 +236,7 @@ struct net_counters {
     _Atomic uint64_t bytes_in, bytes_out, packets_in, packets_out;
     _Atomic uint64_t sends;
     _Atomic uint64_t leaves[RP_LEAVE_REASON_COUNT];
+    _Atomic uint64_t resumes, resume_refused, resume_handoffs;
 };
 
 #define NET_STAT_ADD(t, field, n)                                              \
@@ -265,6 +310,7 @@ struct rp_server {
     int spare_fd;         /* EMFILE reserve (accept thread) */
     _Atomic uint64_t accepts, refused, accept_errors;
     _Atomic uint64_t sessions_now, sessions_max;
+    _Atomic uint64_t detached_now;
 };
 
 /* ---- listener.c ---- */
@@ -310,11 +356,59 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
 void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
                          struct net_req *r);
 void rp__session_flush(struct net_thread *t, struct rp_session *s);
+/* Resume: begins the detach of the session's connection (a drop, or a
+   RESUME taking it over); on_detach runs. */
+void rp__session_detach(struct net_thread *t, struct rp_session *s);
+/* Resume: a detached session takes 'fd' (RESUME accepted). Returns 0, or
+   -ENOMEM (the session has ended: RESET). */
+int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd);
+/* Resume: this pre-join session hands its fd on with 'r' (see net_resume). */
+void rp__session_handoff(struct net_thread *t, struct rp_session *s,
+                         struct net_resume *r);
 /* Deadline checks for one session at the thread's tick. */
 void rp__session_tick(struct net_thread *t, struct rp_session *s);
 /* The session's last step once no group holds it: the server's on_leave,
    then the open reference goes. */
 void rp__session_left(struct net_thread *t, struct rp_session *s);
+
+/* ---- resume.c ----
+ * Thread: owner, unless said otherwise. Nothing here runs while
+ * resume_grace_ms is 0 but rp__resume_sent (a no-op then). */
+static inline bool rp__resume_on(const struct rp_server *srv)
+{
+    return srv->cfg.resume_grace_ms != 0;
+}
+/* A control frame for the session's queue: at its head ('first') or its
+   tail. Returns 0 or -ENOMEM. */
+int rp__resume_ctl(struct net_thread *t, struct rp_session *s, uint16_t type,
+                   const void *payload, size_t len, bool first);
+/* A frame of a session that has not joined: HELLO or a game frame joins
+   it, RESUME hands its connection over. Returns what session_on_frame
+   returns (0, or -ECANCELED: drop the rest of the input). */
+int rp__resume_first_frame(struct net_thread *t, struct rp_session *s,
+                           const struct rp_frame *f);
+/* A control frame of a joined session (ACK; anything else ends it).
+   Returns 0 or -ECANCELED. */
+int rp__resume_ctl_frame(struct net_thread *t, struct rp_session *s,
+                         const struct rp_frame *f);
+/* The send of 'r' (a list of n nodes) is back: retains game frames (resume
+   on), frees the rest. */
+void rp__resume_sent(struct net_thread *t, struct rp_session *s,
+                     struct net_req *r);
+/* A RESUME waits in pend_fd and the session is detached now: validates
+   the count and attaches, or refuses it (the session stays detached). */
+void rp__resume_attach(struct net_thread *t, struct rp_session *s);
+/* NET_REQ_RESUME on the target's owner (drops its references). */
+void rp__resume_request(struct net_thread *t, struct net_resume *r);
+/* At the session's end: a waiting RESUME is refused, retained frames are
+   released. */
+void rp__resume_end(struct net_thread *t, struct rp_session *s);
+/* After the thread exited: a hand-off still in its inbox. Thread: the
+   stopping one. */
+void rp__resume_drop_request(struct rp_server *srv, struct net_resume *r);
+/* Group side: a DETACH/RESUME marker for the session's group, or the
+   server's callback when it is in none (route.c). */
+void rp__route_notify(struct net_thread *t, struct rp_session *s, bool resumed);
 
 /* ---- io_thread.c ---- */
 int rp__thread_start(struct rp_server *srv, struct net_thread *t);

@@ -100,6 +100,54 @@ void rp__route_frame(struct net_thread *t, struct rp_session *s,
     route_ops(srv)->push(s->route, m);
 }
 
+static void route_server_notify(struct rp_server *srv, struct rp_session *s,
+                                bool resumed)
+{
+    void (*cb)(struct rp_server *, rp_sid, void *, void *) =
+        resumed ? srv->cfg.cb.on_resume : srv->cfg.cb.on_detach;
+    if (cb)
+        cb(srv, s->sid, s->data, srv->cfg.user);
+}
+
+/*
+ * Resume: the session's connection was lost (on_detach) or a new one
+ * attached (on_resume). In no group: the server's callback, here. In a
+ * group: a marker through its inbox, so the group's callback runs on its
+ * thread in order with the session's messages; while moving, the marker
+ * waits with the held frames and goes to the group entered next (or to
+ * the server's callback if that is none). A marker that finds no memory
+ * is skipped with a warning (the session itself goes on).
+ */
+void rp__route_notify(struct net_thread *t, struct rp_session *s, bool resumed)
+{
+    NET_ASSERT_OWNER(t, s);
+    struct rp_server *srv = t->srv;
+    if (!s->route && !s->moving) {
+        route_server_notify(srv, s, resumed);
+        return;
+    }
+    struct net_route_msg *m = rp_pool_alloc(srv->route_pool);
+    if (!m) {
+        RP_WARN("route", "session %llu: no memory for its %s notice",
+                (unsigned long long)s->sid, resumed ? "resume" : "detach");
+        return;
+    }
+    m->kind = resumed ? NET_ROUTE_RESUME : NET_ROUTE_DETACH;
+    m->sid = s->sid;
+    m->pkt = NULL;
+    m->ticket = NULL;
+    if (s->moving) {
+        m->next = NULL;
+        if (s->held_tail)
+            s->held_tail->next = m;
+        else
+            s->held_head = m;
+        s->held_tail = m;
+        return;
+    }
+    route_ops(srv)->push(s->route, m);
+}
+
 /* Enters 'to' (or no group) with 'ticket' and hands it the frames held
    meanwhile. */
 static void route_enter(struct net_thread *t, struct rp_session *s, void *to,
@@ -133,6 +181,12 @@ static void route_enter(struct net_thread *t, struct rp_session *s, void *to,
         }
         if (s->route) {
             ops->push(s->route, m);
+        } else if (m->kind != NET_ROUTE_MSG) {
+            /* A detach or resume that waited for the move: no group took
+               the session, so the server hears of it. */
+            if (!s->closing && !s->draining)
+                route_server_notify(srv, s, m->kind == NET_ROUTE_RESUME);
+            rp__route_msg_free(srv, m);
         } else if (!s->closing && !s->draining) {
             struct rp_message msg = {.type = rp_packet_type(m->pkt),
                                      .len = (uint16_t)rp_packet_size(m->pkt),
@@ -265,6 +319,7 @@ int rp__route_request(struct rp_server *srv, rp_sid sid, void *to, void *from,
     r->route_from = from;
     r->ticket = ticket;
     r->why = (uint8_t)why;
+    r->ctl = false;
     rp__thread_push(s->owner, r); /* carries our slot reference */
     return 0;
 }

@@ -80,10 +80,13 @@ static void server_stop_threads(struct rp_server *srv, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
         rp__thread_stop(&srv->threads[i]);
-    for (uint32_t i = 0; i < n; i++) {
+    /* Every thread is joined before any inbox is drained: a thread may
+       push to another until it exits (a RESUME's hand-off carries a
+       descriptor), and what lands after a drain would be lost. */
+    for (uint32_t i = 0; i < n; i++)
         rp__thread_join(&srv->threads[i]);
+    for (uint32_t i = 0; i < n; i++)
         rp__thread_drain_inbox(&srv->threads[i]);
-    }
 }
 
 int rp_server_start(struct rp_server *srv)
@@ -230,6 +233,7 @@ static int server_queue(struct rp_server *srv, struct rp_session *s, rp_sid sid,
     r->sid = sid;
     r->pkt = rp_packet_ref(pkt);
     r->bytes = bytes;
+    r->ctl = false;
     struct net_thread *cur = rp__thread_current(srv);
     if (s->owner == cur) {
         rp__session_enqueue(cur, s, r);
@@ -267,6 +271,8 @@ static uint32_t wire_bytes(const struct rp_server *srv,
 int rp_server_send(struct rp_server *srv, rp_sid sid, struct rp_packet *pkt)
 {
     uint32_t bytes = wire_bytes(srv, pkt);
+    if (rp__resume_on(srv) && rp_packet_type(pkt) >= RP_CTL_FIRST)
+        return -EINVAL; /* the engine's control messages */
     struct rp_session *s = rp__session_get(srv, sid);
     if (!s)
         return -ENOTCONN;
@@ -364,7 +370,11 @@ void rp_server_get_stats(struct rp_server *srv, struct rp_server_stats *out)
         out->sends += LD(c->sends);
         for (int k = 0; k < RP_LEAVE_REASON_COUNT; k++)
             out->leaves[k] += LD(c->leaves[k]);
+        out->resumes += LD(c->resumes);
+        out->resume_refused += LD(c->resume_refused);
+        out->resume_handoffs += LD(c->resume_handoffs);
     }
+    out->detached = LD(srv->detached_now);
     out->sessions = LD(srv->sessions_now);
     out->sessions_max = LD(srv->sessions_max);
     out->accepts = LD(srv->accepts);

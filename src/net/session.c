@@ -25,6 +25,23 @@
  * multishot receive is never re-armed or parked after it), so one cancel
  * is enough and the session is released in the loop turn that brings its
  * close completion (or, in a group, its group's reply).
+ *
+ * Resume (resume.c, resume_grace_ms > 0) adds two variants of the same
+ * teardown, both ended by session_op_done() once every op is back:
+ *   detach   a drop (peer closed, reset) of a joined session: shutdown,
+ *            cancel, close as above, but the state word never gets
+ *            CLOSING and 'detaching' (not 'closing') stops new ops; when
+ *            the close is back the session stays in the thread's list,
+ *            detached (no fd, no op, no receive buffer) with its queue,
+ *            retained frames, group and data, until a RESUME attaches a
+ *            new fd (rp__session_attach) or its deadline ends it.
+ *   hand-off a pre-join session whose first frame is RESUME: CLOSING,
+ *            cancel (no shutdown: the connection lives on), and once
+ *            every op is back the fd goes, open, to the resumed session's
+ *            thread; the slot is freed with no callback.
+ * A session that ends while detaching lets the detach's ops finish the
+ * end ('closing' then wins); a detached one ends at once (nothing in
+ * flight).
  */
 #include "net/net.h"
 
@@ -41,6 +58,8 @@
 #define PROTO_LOG_PER_SEC 10
 
 static void session_op_done(struct net_thread *t, struct rp_session *s);
+static void session_drop(struct net_thread *t, struct rp_session *s,
+                         enum rp_leave_reason reason);
 
 static inline uint64_t op_key(struct rp_session *s, unsigned kind)
 {
@@ -110,6 +129,24 @@ static int session_on_frame(void *user, const struct rp_frame *f)
         t->rx_pos = f->payload + f->len;
     NET_STAT_ADD(t, packets_in, 1);
     s->got_first = true;
+    if (rp__resume_on(t->srv)) {
+        if (!s->joined) {
+            int r = rp__resume_first_frame(t, s, f);
+            if (r <= 0)
+                return r; /* consumed (HELLO, RESUME) or ended */
+            if (s->closing || s->draining)
+                return -ECANCELED; /* on_join ended it */
+        } else if (f->type >= RP_CTL_FIRST) {
+            return rp__resume_ctl_frame(t, s, f);
+        }
+        if (++s->rx_count % RP_RESUME_ACK_EVERY == 0) {
+            uint8_t ack[8];
+            for (int i = 0; i < 8; i++)
+                ack[i] = (uint8_t)(s->rx_count >> (8 * i));
+            /* No memory for an ACK: the client keeps its frames longer. */
+            (void)rp__resume_ctl(t, s, RP_CTL_ACK, ack, sizeof ack, false);
+        }
+    }
     if (s->route || s->moving) {
         rp__route_frame(t, s, f); /* to its content group */
         return 0;
@@ -165,11 +202,11 @@ static void session_on_recv(struct net_thread *t, struct rp_session *s,
         final = !(flags & RP_COMP_MORE);
         if (flags & RP_COMP_BUFFER) {
             uint16_t id = rp_comp_buffer_id(flags);
-            if (res > 0 && !s->closing)
+            if (res > 0 && !s->closing && !s->detaching)
                 session_input(t, s, rp_buffers_data(t->bufs, id), (size_t)res);
             rp_port_buffer_recycle(t->bufs, id);
         }
-    } else if (res > 0 && !s->closing) {
+    } else if (res > 0 && !s->closing && !s->detaching) {
         rp_ring_commit(&s->ring, (size_t)res);
         size_t used = rp_ring_used_bytes(&s->ring);
         const uint8_t *p = rp_ring_contig(&s->ring, used);
@@ -179,15 +216,14 @@ static void session_on_recv(struct net_thread *t, struct rp_session *s,
     if (!final)
         return;
     s->recv_armed = false;
-    if (s->closing) {
+    if (s->closing || s->detaching) {
         session_op_done(t, s); /* may finish the session */
         return;
     }
     session_op_done(t, s); /* open: only counted back */
     if (res > 0 && session_arm_recv(t, s) == 0)
         return;
-    rp__session_end(t, s, res == 0 ? RP_LEAVE_PEER_CLOSED : RP_LEAVE_RESET,
-                    false);
+    session_drop(t, s, res == 0 ? RP_LEAVE_PEER_CLOSED : RP_LEAVE_RESET);
 }
 
 /* ---- send ---------------------------------------------------------- */
@@ -220,8 +256,8 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
 {
     NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
-    if (s->closing || s->sending)
-        return;
+    if (s->closing || s->sending || s->detaching || s->detached)
+        return; /* detached: the queue waits for a RESUME */
     if (!s->q_head) {
         if (s->draining)
             rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
@@ -276,15 +312,9 @@ static void session_on_send(struct net_thread *t, struct rp_session *s,
 {
     struct rp_server *srv = t->srv;
     s->sending = false;
-    struct net_req *r = s->inflight;
-    while (r) {
-        struct net_req *next = r->next;
-        rp_packet_unref(r->pkt);
-        rp_pool_free(srv->req_pool, r);
-        r = next;
-    }
-    atomic_fetch_sub_explicit(&s->queued_bytes, s->inflight_bytes,
-                              memory_order_relaxed);
+    /* Handed to the kernel, whatever the result: released, or retained
+       until the client ACKs them (resume on; their bytes stay counted). */
+    rp__resume_sent(t, s, s->inflight);
     s->inflight = NULL;
     if (res >= 0) {
         NET_STAT_ADD(t, bytes_out, (uint64_t)res);
@@ -298,13 +328,13 @@ static void session_on_send(struct net_thread *t, struct rp_session *s,
         rp_pool_free(srv->iov_pool, s->tx_iov);
         s->tx_iov = NULL;
     }
-    if (s->closing) {
+    if (s->closing || s->detaching) {
         session_op_done(t, s); /* may finish the session */
         return;
     }
     session_op_done(t, s); /* open: only counted back */
     if (res < 0)
-        rp__session_end(t, s, RP_LEAVE_RESET, false);
+        session_drop(t, s, RP_LEAVE_RESET);
     else
         rp__session_flush(t, s); /* more queued meanwhile, or drained */
 }
@@ -349,6 +379,14 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->data = NULL;
     s->ended = false;
     s->moving = false;
+    /* Resume on: the join waits for the first frame (resume.c). */
+    s->joined = !rp__resume_on(srv);
+    s->detaching = s->detached = false;
+    s->rx_count = s->acked = 0;
+    s->ret_n = 0;
+    s->ret_head = s->ret_tail = NULL;
+    s->pend_fd = -1;
+    s->handoff = NULL;
     s->joined_ns = s->last_rx_ns = t->now;
     s->frame_start_ns = s->drain_deadline_ns = 0;
     memset(&s->dec, 0, sizeof s->dec);
@@ -378,25 +416,23 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     while (now > max &&
            !atomic_compare_exchange_weak(&srv->sessions_max, &max, now))
         ;
-    if (srv->cfg.cb.on_join)
+    if (s->joined && srv->cfg.cb.on_join)
         srv->cfg.cb.on_join(srv, s->sid, srv->cfg.user);
 }
 
-static void session_finish(struct net_thread *t, struct rp_session *s)
+/* What a connection holds beyond its fd: the iovec array, the partial
+   frame and the epoll receive ring. Nothing in flight. */
+static void session_release_conn(struct net_thread *t, struct rp_session *s)
 {
-    struct rp_server *srv = t->srv;
-    struct net_req *r = s->q_head;
-    while (r) {
-        struct net_req *next = r->next;
-        req_drop(srv, s, r);
-        r = next;
-    }
-    s->q_head = s->q_tail = NULL;
     if (s->tx_iov)
-        rp_pool_free(srv->iov_pool, s->tx_iov);
+        rp_pool_free(t->srv->iov_pool, s->tx_iov);
     s->tx_iov = NULL;
     rp_frame_decoder_destroy(&s->dec);
     rp_ring_destroy(&s->ring);
+}
+
+static void session_unlist(struct net_thread *t, struct rp_session *s)
+{
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -404,6 +440,21 @@ static void session_finish(struct net_thread *t, struct rp_session *s)
     if (s->next)
         s->next->prev = s->prev;
     t->open--;
+}
+
+static void session_finish(struct net_thread *t, struct rp_session *s)
+{
+    struct rp_server *srv = t->srv;
+    rp__resume_end(t, s); /* retained frames, a waiting RESUME */
+    struct net_req *r = s->q_head;
+    while (r) {
+        struct net_req *next = r->next;
+        req_drop(srv, s, r);
+        r = next;
+    }
+    s->q_head = s->q_tail = NULL;
+    session_release_conn(t, s);
+    session_unlist(t, s);
     if (rp__route_end(t, s)) {
         /* Its group runs on_leave first and replies (rp__route_on_left):
            the data is the group's until then. */
@@ -422,7 +473,9 @@ void rp__session_left(struct net_thread *t, struct rp_session *s)
         s->ended = false;
         t->awaiting--;
     }
-    if (srv->cfg.cb.on_leave)
+    /* A session that never joined (resume on: it closed before its first
+       frame) gets no on_leave either. */
+    if (s->joined && srv->cfg.cb.on_leave)
         srv->cfg.cb.on_leave(srv, s->sid, s->data,
                              (enum rp_leave_reason)s->reason, srv->cfg.user);
     s->data = NULL;
@@ -449,11 +502,18 @@ static bool session_end_is_abortive(enum rp_leave_reason reason)
  * op back moves the teardown on: the close goes in, and once the close is
  * back, the session is finished.
  */
+static void session_handoff_done(struct net_thread *t, struct rp_session *s);
+static void session_detached(struct net_thread *t, struct rp_session *s);
+
 static void session_op_done(struct net_thread *t, struct rp_session *s)
 {
     assert(s->ops > 0);
-    if (--s->ops > 0 || !s->closing)
+    if (--s->ops > 0 || !(s->closing || s->detaching))
         return;
+    if (s->handoff) {
+        session_handoff_done(t, s); /* the fd lives on, elsewhere */
+        return;
+    }
     if (!s->closed) {
         s->closed = true;
         if (rp_port_close(t->port, &s->close_op, s->fd) == 0) {
@@ -462,7 +522,117 @@ static void session_op_done(struct net_thread *t, struct rp_session *s)
         }
         close(s->fd); /* nothing pending: a plain close is safe */
     }
-    session_finish(t, s);
+    if (s->closing)
+        session_finish(t, s);
+    else
+        session_detached(t, s);
+}
+
+/* ---- resume: detach, attach, hand-off ------------------------------- */
+
+/* The detach's close is back: the session holds no descriptor now. */
+static void session_detached(struct net_thread *t, struct rp_session *s)
+{
+    session_release_conn(t, s);
+    s->fd = -1;
+    s->detaching = false;
+    s->detached = true;
+    s->detach_deadline_ns =
+        t->now + (int64_t)t->srv->cfg.resume_grace_ms * RP_NS_PER_MS;
+    atomic_fetch_add_explicit(&t->srv->detached_now, 1, memory_order_relaxed);
+    if (s->pend_fd >= 0)
+        rp__resume_attach(t, s); /* a RESUME waited for this teardown */
+}
+
+void rp__session_detach(struct net_thread *t, struct rp_session *s)
+{
+    NET_ASSERT_OWNER(t, s);
+    assert(!s->closing && !s->detaching && !s->detached);
+    s->detaching = true;
+    s->ops++;
+    shutdown(s->fd, SHUT_RDWR);
+    if (s->ops > 1 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
+        s->ops++;
+    rp__route_notify(t, s, false); /* on_detach */
+    session_op_done(t, s);
+}
+
+int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd)
+{
+    NET_ASSERT_OWNER(t, s);
+    struct rp_server *srv = t->srv;
+    assert(s->detached && s->ops == 0);
+    s->fd = fd;
+    rp_op_init(&s->recv_op);
+    rp_op_init(&s->send_op);
+    rp_op_init(&s->cancel_op);
+    rp_op_init(&s->close_op);
+    s->recv_op.key = op_key(s, NET_OP_RECV);
+    s->send_op.key = op_key(s, NET_OP_SEND);
+    s->cancel_op.key = op_key(s, NET_OP_CANCEL);
+    s->close_op.key = op_key(s, NET_OP_CLOSE);
+    s->closed = s->recv_armed = s->sending = false;
+    s->detached = false;
+    atomic_fetch_sub_explicit(&srv->detached_now, 1, memory_order_relaxed);
+    s->last_rx_ns = t->now;
+    s->frame_start_ns = 0;
+    struct rp_frame_limits lim = {.max_payload = srv->cfg.max_payload,
+                                  .reject_empty = srv->cfg.reject_empty,
+                                  .type_min = srv->cfg.type_min,
+                                  .type_max = srv->cfg.type_max};
+    rp_frame_decoder_init(&s->dec, &lim);
+    if ((!t->uring &&
+         rp_ring_init(&s->ring, srv->cfg.recv_buffer_size, 0) < 0) ||
+        session_arm_recv(t, s) < 0) {
+        /* Attached with no op: the end closes the fd at once. */
+        rp__session_end(t, s, RP_LEAVE_RESET, false);
+        return -ENOMEM;
+    }
+    if (s->q_head && !s->dirty) {
+        s->dirty = true;
+        s->dirty_next = t->dirty;
+        t->dirty = s;
+    }
+    return 0;
+}
+
+void rp__session_handoff(struct net_thread *t, struct rp_session *s,
+                         struct net_resume *r)
+{
+    NET_ASSERT_OWNER(t, s);
+    atomic_fetch_or_explicit(&s->state, NET_CLOSING, memory_order_acq_rel);
+    s->handoff = r;
+    s->closing = true;
+    s->ops++;
+    /* No shutdown: the connection goes on with the resumed session. The
+       cancel takes every op back (on epoll it also takes the fd out of
+       this thread's epoll set, so it is no longer watched here). */
+    if (s->ops > 1 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
+        s->ops++;
+    session_op_done(t, s);
+}
+
+/* Every op of the hand-off is back: the slot goes (no callback, no leave
+   counted: it never joined) and the fd travels in the request. */
+static void session_handoff_done(struct net_thread *t, struct rp_session *s)
+{
+    struct rp_server *srv = t->srv;
+    struct net_resume *r = s->handoff;
+    s->handoff = NULL;
+    struct net_req *q = s->q_head;
+    while (q) {
+        struct net_req *next = q->next;
+        req_drop(srv, s, q);
+        q = next;
+    }
+    s->q_head = s->q_tail = NULL;
+    session_release_conn(t, s);
+    session_unlist(t, s);
+    atomic_fetch_sub(&srv->sessions_now, 1);
+    NET_STAT_ADD(t, resume_handoffs, 1);
+    s->fd = -1;
+    rp__thread_push(r->target ? r->target->owner : t, &r->req);
+    rp__session_put(srv, s); /* the open reference */
 }
 
 /*
@@ -475,12 +645,19 @@ static void session_op_done(struct net_thread *t, struct rp_session *s)
 static void session_end_begin(struct net_thread *t, struct rp_session *s)
 {
     s->closing = true;
-    s->ops++;
     /* Counted before the peer can see the end, so a client that reads EOF
        then asks for stats finds the session gone and its reason counted. */
     NET_STAT_ADD(t, leaves[s->reason], 1);
     rp__session_log_end(s, (enum rp_leave_reason)s->reason, t->now);
     atomic_fetch_sub(&t->srv->sessions_now, 1);
+    if (s->detached) {
+        s->closed = true; /* no fd, nothing in flight */
+        session_finish(t, s);
+        return;
+    }
+    if (s->detaching)
+        return; /* the detach's ops are out: the last one finishes it */
+    s->ops++;
     if (session_end_is_abortive((enum rp_leave_reason)s->reason)) {
         /* Reset, don't linger: a peer that stopped reading has a zero
            window, so a FIN would wait behind our unsent bytes for minutes
@@ -510,7 +687,7 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
         s->reason = (uint8_t)reason;
         atomic_fetch_or_explicit(&s->state, NET_CLOSING, memory_order_acq_rel);
     }
-    if (drain && (s->sending || s->q_head)) {
+    if (drain && !s->detached && !s->detaching && (s->sending || s->q_head)) {
         if (!s->draining) {
             s->draining = true;
             s->drain_deadline_ns =
@@ -519,6 +696,18 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
         return; /* the last send back (or the deadline) ends it */
     }
     session_end_begin(t, s);
+}
+
+/* The connection dropped: a resumable session detaches, any other ends. */
+static void session_drop(struct net_thread *t, struct rp_session *s,
+                         enum rp_leave_reason reason)
+{
+    if (rp__resume_on(t->srv) && s->joined && !s->draining && !s->closing &&
+        !t->stopping) {
+        rp__session_detach(t, s);
+        return;
+    }
+    rp__session_end(t, s, reason, false);
 }
 
 void rp__session_complete(struct net_thread *t, struct rp_session *s,
@@ -541,6 +730,14 @@ void rp__session_tick(struct net_thread *t, struct rp_session *s)
     int64_t now = t->now;
     if (s->closing)
         return; /* its ops move it on: nothing is waited for by time */
+    if (s->detached || s->detaching) {
+        /* Only the grace period counts: decided here, on the thread that
+           also takes a RESUME for it, so expiry and resume never both
+           win. */
+        if (s->detached && now >= s->detach_deadline_ns)
+            rp__session_end(t, s, RP_LEAVE_RESUME_EXPIRED, false);
+        return;
+    }
     if (s->draining) {
         if (now >= s->drain_deadline_ns)
             rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);

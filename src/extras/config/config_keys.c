@@ -50,6 +50,7 @@ size_t rp_config_server_keys(struct rp_server_config *cfg, char *listen,
         U32("stop_drain_ms", stop_drain_ms),
         U32("spin_us", spin_us),
         U32("recv_buffer_size", recv_buffer_size),
+        U32("resume_grace_ms", resume_grace_ms),
     };
 #undef U32
     if (listen_size > 0 && cfg->listen_addr && listen != cfg->listen_addr) {

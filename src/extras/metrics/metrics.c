@@ -209,6 +209,14 @@ static void collect_servers(struct rp_metrics_writer *w,
             w, l, nl,
             st->sends ? (double)st->packets_out / (double)st->sends : 0.0);
     }
+    SERVER_U64(w, snaps, n, "ringport_sessions_detached", RP_METRIC_GAUGE,
+               "Sessions detached now, waiting for a resume (resume on).",
+               detached);
+    SERVER_U64(w, snaps, n, "ringport_resumes_total", RP_METRIC_COUNTER,
+               "Detached sessions resumed by a new connection.", resumes);
+    SERVER_U64(w, snaps, n, "ringport_resume_refused_total", RP_METRIC_COUNTER,
+               "RESUMEs answered with RESUME_ERROR (bad token, expired, ...).",
+               resume_refused);
     rp_metrics_family(w, "ringport_disconnects_total", RP_METRIC_COUNTER,
                       "Sessions ended, by reason.");
     for (uint32_t i = 0; i < n; i++)
