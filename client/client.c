@@ -243,6 +243,8 @@ void rp_client_destroy(struct rp_client *c)
    acknowledged by the server). */
 static void drop_front(struct rp_client *c, uint64_t n)
 {
+    if (n == 0)
+        return; /* also: 'out' may not exist yet */
     size_t bytes = 0;
     for (uint64_t i = 0; i < n; i++)
         bytes += HEADER + get_u16(c->out + bytes);
@@ -316,7 +318,8 @@ static void put_control(struct rp_client *c, uint16_t type, const void *p,
                         uint16_t len)
 {
     put_header(c->ctl, type, len);
-    memcpy(c->ctl + HEADER, p, len);
+    if (len)
+        memcpy(c->ctl + HEADER, p, len);
     c->ctl_len = HEADER + (size_t)len;
     c->ctl_sent = 0;
 }
