@@ -76,15 +76,15 @@ enum bstate {
 
 struct bot {
     uint32_t idx, gen;
-    struct rp_client *c;       /* this connection's client; NULL when offline */
-    int reg_fd;                /* the descriptor in the worker's epoll set */
-    uint32_t reg_ev;           /* its events there */
-    uint64_t reg_gen;          /* the client's socket generation registered */
-    uint64_t drop_at;          /* --drop-rate: the next reset */
-    uint64_t dropped_at;       /* when the reset not yet resumed was made; 0 */
-    uint64_t own_drops;        /* resets made on this client */
-    uint64_t cs_own_drops;     /* own_drops when cs was taken */
-    bool cut_armed;            /* rp_client_drop_next: the next send is cut */
+    struct rp_client *c;   /* this connection's client; NULL when offline */
+    int reg_fd;            /* the descriptor in the worker's epoll set */
+    uint32_t reg_ev;       /* its events there */
+    uint64_t reg_closes;   /* socket_closes() when reg_fd was last checked */
+    uint64_t drop_at;      /* --drop-rate: the next reset */
+    uint64_t dropped_at;   /* when the reset not yet resumed was made; 0 */
+    uint64_t own_drops;    /* resets made on this client */
+    uint64_t cs_own_drops; /* own_drops when cs was taken */
+    bool cut_armed;        /* rp_client_drop_next: the next send is cut */
     struct rp_client_stats cs; /* the client's stats as last seen */
     enum bstate st;
     uint64_t rng;
@@ -156,30 +156,34 @@ __attribute__((format(printf, 4, 5))) static void fail(struct gworker *w,
             w->index, line);
 }
 
-/* Which socket the client has now: a new one after every connect attempt
-   and every close (the number alone may be reused by the very next socket). */
-static uint64_t socket_gen(const struct rp_client *c)
+/* How many sockets the client has closed by itself: a drop, a failed
+   connect, a refused session. */
+static uint64_t socket_closes(const struct rp_client *c)
 {
     struct rp_client_stats cs;
     rp_client_get_stats(c, &cs);
-    return cs.connects + cs.drops + cs.failed_connects;
+    return cs.drops + cs.failed_connects + cs.sessions_lost;
 }
 
 /*
  * Brings the worker's epoll set in line with the bot's client: its
  * descriptor and the events it waits for change with every rp_client call.
- * Called right after each such call, before any other bot runs, so a
- * descriptor number the client closed cannot have been reused by another
- * bot of this worker yet (a close leaves the epoll set by itself; the DEL
- * below then finds nothing, which is fine).
+ * Called right after each such call. A socket the client closed left the
+ * epoll set by itself, and its number may already belong to a socket of
+ * another thread (or, after a reconnect, to the client's new one): it is
+ * never named to epoll_ctl again, only forgotten.
  */
 static void sync_events(struct gworker *w, struct bot *b)
 {
     int fd = b->c ? rp_client_fd(b->c) : -1;
     uint32_t ev = fd >= 0 ? (uint32_t)rp_client_events(b->c) : 0;
-    uint64_t gen = b->c ? socket_gen(b->c) : 0;
-    if (fd != b->reg_fd || gen != b->reg_gen) {
-        if (b->reg_fd >= 0)
+    uint64_t closes = b->c ? socket_closes(b->c) : b->reg_closes;
+    if (closes != b->reg_closes) {
+        b->reg_fd = -1; /* closed by the client: gone from the set */
+        b->reg_closes = closes;
+    }
+    if (fd != b->reg_fd) {
+        if (b->reg_fd >= 0) /* still open: no client closes it unseen */
             epoll_ctl(w->epfd, EPOLL_CTL_DEL, b->reg_fd, NULL);
         b->reg_fd = -1;
         if (fd >= 0) {
@@ -187,7 +191,6 @@ static void sync_events(struct gworker *w, struct bot *b)
             epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
             b->reg_fd = fd;
             b->reg_ev = ev;
-            b->reg_gen = gen;
         }
     } else if (fd >= 0 && ev != b->reg_ev) {
         struct epoll_event e = {.events = ev, .data.ptr = b};
@@ -686,6 +689,7 @@ static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
     b->bad_name_first = rnd_range(b, 0, 99) < 5;
     memset(&b->cs, 0, sizeof b->cs);
     b->own_drops = b->cs_own_drops = 0;
+    b->reg_closes = 0; /* a new client counts from 0 */
     b->cut_armed = false;
     b->dropped_at = 0;
     b->st = B_CONNECTING;
