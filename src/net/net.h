@@ -222,10 +222,6 @@ struct rp_session {
     int64_t detach_deadline_ns;
     uint64_t rx_count;
     uint64_t acked;
-    /* The client's highest ACK. It may name frames of the send still in
-       flight (the kernel took them, the completion is not handled yet):
-       those are released when the completion moves them to ret_*. */
-    uint64_t ack_to;
     uint32_t ret_n;
     struct net_req *ret_head, *ret_tail;
     uint8_t token[RP_RESUME_TOKEN_SIZE];

@@ -205,28 +205,14 @@ static void retained_release(struct rp_server *srv, struct rp_session *s,
     }
 }
 
-/* Game frames of the send in flight: the kernel may have delivered them
-   already, and the client may ACK them before the completion is handled
-   (on epoll the read of the ACK can come first). */
-static uint64_t inflight_game_frames(const struct rp_session *s)
-{
-    uint64_t n = 0;
-    for (const struct net_req *r = s->inflight; r; r = r->next)
-        n += !r->ctl;
-    return n;
-}
-
 int rp__resume_ctl_frame(struct net_thread *t, struct rp_session *s,
                          const struct rp_frame *f)
 {
     NET_ASSERT_OWNER(t, s);
     if (f->type == RP_CTL_ACK && f->len == 8) {
         uint64_t n = get_le(f->payload, 8);
-        uint64_t kept = s->acked + s->ret_n;
-        if (n >= s->acked && n <= kept + inflight_game_frames(s)) {
-            if (n > s->ack_to)
-                s->ack_to = n;
-            retained_release(t->srv, s, n < kept ? n : kept);
+        if (n >= s->acked && n - s->acked <= s->ret_n) {
+            retained_release(t->srv, s, n);
             return 0;
         }
         /* Acknowledges what was never sent: a broken client. */
@@ -261,10 +247,6 @@ void rp__resume_sent(struct net_thread *t, struct rp_session *s,
         }
         r = next;
     }
-    /* An ACK that named frames of this send while it was in flight. */
-    uint64_t kept = s->acked + s->ret_n;
-    if (keep && s->ack_to > s->acked)
-        retained_release(srv, s, s->ack_to < kept ? s->ack_to : kept);
 }
 
 void rp__resume_attach(struct net_thread *t, struct rp_session *s)
