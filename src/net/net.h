@@ -84,7 +84,9 @@ struct net_resume {
  * A message for a group is a struct net_route_msg pushed into the group's
  * inbox. ENTER and LEAVE markers are embedded in the session slot (at most
  * one of each is ever in flight: see route.c); MSG nodes come from
- * srv->route_pool and carry one packet reference.
+ * srv->route_pool and carry one packet reference; DETACH and RESUME
+ * markers (session resume) come from the same pool with no packet, since
+ * any number of them may be in flight.
  *
  * A LEAVE marker's 'state' decides, exactly once, what the leave is:
  *   NET_LEAVE_MOVE  a move out: the group runs on_leave('reason');
@@ -222,6 +224,8 @@ struct rp_session {
     int64_t detach_deadline_ns;
     uint64_t rx_count;
     uint64_t acked;
+    uint64_t ack_to; /* the client's latest ACK: may run ahead of ret_*
+                        while the send it acknowledges is still in flight */
     uint32_t ret_n;
     struct net_req *ret_head, *ret_tail;
     uint8_t token[RP_RESUME_TOKEN_SIZE];

@@ -187,6 +187,14 @@ int rp__resume_first_frame(struct net_thread *t, struct rp_session *s,
     return f->type == RP_CTL_HELLO ? 0 : 1;
 }
 
+/* How far an ACK lets the retained frames go now: up to the client's
+   count, but only frames whose send is back. */
+static uint64_t ack_limit(const struct rp_session *s)
+{
+    uint64_t top = s->acked + s->ret_n;
+    return s->ack_to < top ? s->ack_to : top;
+}
+
 /* Releases the retained frames below the client's count 'n'. */
 static void retained_release(struct rp_server *srv, struct rp_session *s,
                              uint64_t n)
@@ -211,8 +219,15 @@ int rp__resume_ctl_frame(struct net_thread *t, struct rp_session *s,
     NET_ASSERT_OWNER(t, s);
     if (f->type == RP_CTL_ACK && f->len == 8) {
         uint64_t n = get_le(f->payload, 8);
-        if (n >= s->acked && n - s->acked <= s->ret_n) {
-            retained_release(t->srv, s, n);
+        /* The client may read a gather send's bytes before its completion
+           is handled here: those frames count as sent (in flight). */
+        uint64_t sent = s->acked + s->ret_n;
+        for (struct net_req *r = s->inflight; r; r = r->next)
+            sent += !r->ctl;
+        if (n <= sent) {
+            if (n > s->ack_to)
+                s->ack_to = n;
+            retained_release(t->srv, s, ack_limit(s));
             return 0;
         }
         /* Acknowledges what was never sent: a broken client. */
@@ -239,6 +254,8 @@ void rp__resume_sent(struct net_thread *t, struct rp_session *s,
                 s->ret_head = r;
             s->ret_tail = r;
             s->ret_n++;
+            if (s->ack_to > s->acked)
+                retained_release(srv, s, ack_limit(s)); /* ACKed early */
         } else {
             atomic_fetch_sub_explicit(&s->queued_bytes, r->bytes,
                                       memory_order_relaxed);
@@ -261,6 +278,7 @@ void rp__resume_attach(struct net_thread *t, struct rp_session *s)
         return;
     }
     retained_release(srv, s, received);
+    s->ack_to = received;
     /* What the client missed goes first, then what was queued. */
     if (s->ret_head) {
         s->ret_tail->next = s->q_head;

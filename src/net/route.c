@@ -27,6 +27,12 @@
  * there (replaced, target stopping or already current, session ended)
  * hands it to on_ticket_drop on this thread, so it comes back once.
  *
+ * Resume (resume.c): a detach or a resume of a session in a group is a
+ * DETACH/RESUME marker (a pooled node, no packet) pushed like a frame, so
+ * the group's on_detach/on_resume run in order with its messages; while
+ * moving it is held with the frames and goes to the group entered next,
+ * or to the server's callback if that is none (rp__route_notify).
+ *
  * References: an ENTER takes one slot reference, the group's membership; it
  * goes back with NET_REQ_LEFT, after a move's on_leave and after the final
  * one alike. The slot is never reused while a group may still name it, and

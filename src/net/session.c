@@ -382,7 +382,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     /* Resume on: the join waits for the first frame (resume.c). */
     s->joined = !rp__resume_on(srv);
     s->detaching = s->detached = false;
-    s->rx_count = s->acked = 0;
+    s->rx_count = s->acked = s->ack_to = 0;
     s->ret_n = 0;
     s->ret_head = s->ret_tail = NULL;
     s->pend_fd = -1;

@@ -146,6 +146,12 @@ static void scrape_reports_the_traffic_and_disconnects_made(void **state)
     check_value(text, "ringport_disconnects_total{reason=\"protocol\"}", 1);
     check_value(text, "ringport_disconnects_total{reason=\"kicked\"}", 1);
     check_value(text, "ringport_disconnects_total{reason=\"idle_timeout\"}", 0);
+    /* Resume is off here: its series are there, at 0. */
+    check_value(text, "ringport_sessions_detached", 0);
+    check_value(text, "ringport_resumes_total", 0);
+    check_value(text, "ringport_resume_refused_total", 0);
+    check_value(text, "ringport_disconnects_total{reason=\"resume_expired\"}",
+                0);
     char series[128];
     snprintf(series, sizeof series, "ringport_server_info{backend=\"%s\"}",
              rp_backend_name(rp_server_backend(srv)));
