@@ -3,15 +3,31 @@
  * (include/ringport/client.h). libc only, no threads, no locks.
  *
  * Buffers, both flat and owned by the client:
- *   out: [0, out_len) holds whole queued frames; [0, out_sent) of it has
- *        been written on the current connection. Frames wholly written are
- *        dropped from the front (out_sent >= their end), so the frame at
- *        offset 0 is the one being written: on a drop out_sent goes back
- *        to 0 and that frame is sent again, whole, on the next connection.
- *   in:  [in_pos, in_len) holds received bytes not yet handed out; whole
- *        frames are handed out in place and the rest moves to the front
- *        before the next read, which is why a frame is valid only until
- *        the next poll or recv.
+ *   out: [0, out_len) holds whole game frames; [0, out_sent) of it has
+ *        been written on the current connection, [0, whole_end) is the
+ *        whole_cnt frames of it written whole. The frame at offset 0 is
+ *        frame number out_base of the session. Without resume, frames
+ *        written whole are dropped from the front at once, so on a drop
+ *        out_sent goes back to 0 and the cut frame is sent again, whole, on
+ *        the next connection. With resume, written frames stay (retained)
+ *        until the server acknowledges them (ACK, RESUME_OK); on a drop
+ *        everything from offset 0 is sent again after RESUME_OK has
+ *        dropped what the server had.
+ *   ctl: one engine control frame (HELLO, RESUME, ACK) being written. It
+ *        goes out only between two game frames (out_sent == whole_end),
+ *        and is never retained or resent.
+ *   in:  [in_pos, scan) holds whole game frames not yet handed out,
+ *        [scan, in_len) bytes not yet looked at (a partial frame after a
+ *        poll). Control frames are taken out of the buffer when scanned,
+ *        so rp_client_recv never sees them. Whole frames are handed out in
+ *        place and the rest moves to the front before the next read, which
+ *        is why a frame is valid only until the next poll or recv.
+ *
+ * Resume (docs/protocol.md, "Engine control messages"): both sides count
+ * the game frames they received on the session, across connections. A
+ * fresh connection starts with HELLO and the server answers RESUME_TOKEN
+ * {sid, token}; a reconnect starts with RESUME {sid, token, in_count} and
+ * writes no game frame until RESUME_OK {server's count, new token}.
  *
  * Why not a library: the framing is four bytes, and no libc-only client
  * library fits the caller-owned poll loop and the engine's own frame rules.
@@ -35,6 +51,18 @@
 #define HEADER 4
 #define READ_CHUNK 65536
 
+/* Engine control messages (docs/protocol.md); all fields little-endian. */
+#define CTL_FIRST 0xFF00
+#define CTL_HELLO 0xFF00
+#define CTL_RESUME_TOKEN 0xFF01
+#define CTL_RESUME 0xFF02
+#define CTL_RESUME_OK 0xFF03
+#define CTL_RESUME_ERROR 0xFF04
+#define CTL_ACK 0xFF05
+#define TOKEN_LEN 16
+#define ACK_EVERY_FRAMES 32
+#define ACK_EVERY_BYTES 16384
+
 struct rp_client {
     struct rp_client_config cfg;
     char *host;
@@ -50,8 +78,27 @@ struct rp_client {
 
     uint8_t *out;
     size_t out_len, out_sent, out_cap;
+    size_t whole_end;   /* end of the frames written whole on this connection */
+    uint64_t whole_cnt; /* how many they are */
+    uint64_t out_base;  /* session number of the frame at out[0] */
+    uint64_t out_hi;    /* game frames ever written whole on the session */
+    uint8_t ctl[64];
+    size_t ctl_len, ctl_sent;
+
     uint8_t *in;
-    size_t in_pos, in_len, in_cap;
+    size_t in_pos, scan, in_len, in_cap;
+    uint32_t in_ready; /* whole game frames in [in_pos, scan) */
+
+    /* Resume (cfg.resume). */
+    int have_session; /* sid and token are held */
+    int resuming;     /* RESUME written, RESUME_OK awaited */
+    int fresh;        /* this connection began with HELLO */
+    int cut_next;     /* rp_client_drop_next: cut the next frame sent */
+    uint64_t sid;
+    uint8_t token[TOKEN_LEN];
+    uint64_t in_count;   /* game frames received on the session */
+    uint64_t in_acked;   /* in_count the server was last told */
+    size_t in_ack_bytes; /* payload bytes received since */
 
     struct rp_client_stats stats;
 };
@@ -76,6 +123,28 @@ static uint64_t next_random(struct rp_client *c)
 static uint16_t get_u16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_header(uint8_t *h, uint16_t type, uint16_t len)
+{
+    h[0] = (uint8_t)len;
+    h[1] = (uint8_t)(len >> 8);
+    h[2] = (uint8_t)type;
+    h[3] = (uint8_t)(type >> 8);
 }
 
 void rp_client_config_init(struct rp_client_config *cfg, const char *host,
@@ -121,7 +190,9 @@ int rp_client_create(const struct rp_client_config *cfg, struct rp_client **out)
 {
     if (!cfg || !cfg->host || !cfg->port || cfg->max_payload > 65535 ||
         cfg->send_queue_max < HEADER || cfg->backoff_min_ms == 0 ||
-        cfg->backoff_max_ms < cfg->backoff_min_ms)
+        cfg->backoff_max_ms < cfg->backoff_min_ms ||
+        (cfg->resume &&
+         (!cfg->reconnect || (cfg->max_payload && cfg->max_payload < 64))))
         return -EINVAL;
     struct rp_client *c = calloc(1, sizeof(*c));
     if (!c)
@@ -168,6 +239,46 @@ void rp_client_destroy(struct rp_client *c)
     free(c);
 }
 
+/* Drops the first n frames of 'out' (written whole, or with resume
+   acknowledged by the server). */
+static void drop_front(struct rp_client *c, uint64_t n)
+{
+    if (n == 0)
+        return; /* also: 'out' may not exist yet */
+    size_t bytes = 0;
+    for (uint64_t i = 0; i < n; i++)
+        bytes += HEADER + get_u16(c->out + bytes);
+    memmove(c->out, c->out + bytes, c->out_len - bytes);
+    c->out_len -= bytes;
+    c->out_sent = c->out_sent > bytes ? c->out_sent - bytes : 0;
+    c->whole_end = c->whole_end > bytes ? c->whole_end - bytes : 0;
+    c->whole_cnt = c->whole_cnt > n ? c->whole_cnt - n : 0;
+    c->out_base += n;
+}
+
+/* The session is gone (RESUME_ERROR, or a drop before its token came):
+   what was retained or queued for it is dropped, and the next connection
+   starts a new one with HELLO. Whole frames already received stay for
+   rp_client_recv. */
+static void lose_session(struct rp_client *c)
+{
+    c->stats.sessions_lost++;
+    c->out_len = c->out_sent = c->whole_end = 0;
+    c->whole_cnt = c->out_base = c->out_hi = 0;
+    c->have_session = c->resuming = 0;
+    c->in_count = c->in_acked = 0;
+    c->in_ack_bytes = 0;
+}
+
+/* Closes the socket and leaves 'in' with the whole frames scanned; a
+   partial frame goes with its connection. */
+static void end_connection(struct rp_client *c)
+{
+    close_socket(c);
+    c->in_len = c->scan;
+    c->ctl_len = c->ctl_sent = 0;
+}
+
 /* The connection is gone (or never came): back off, or close for good.
    Bytes received and already whole stay for rp_client_recv; a partial
    frame is dropped with its connection. */
@@ -177,17 +288,20 @@ static void lose_connection(struct rp_client *c, int err)
         c->stats.drops++;
     else
         c->stats.failed_connects++;
-    close_socket(c);
     c->last_error = err;
-    if (c->out_sent > 0)
-        c->stats.frames_resent++; /* the frame at 0 was cut: again, whole */
-    c->out_sent = 0;
-    /* Keep the whole frames already received, drop a cut one. */
-    size_t pos = c->in_pos;
-    while (c->in_len - pos >= HEADER &&
-           c->in_len - pos >= HEADER + (size_t)get_u16(c->in + pos))
-        pos += HEADER + get_u16(c->in + pos);
-    c->in_len = pos;
+    if (c->out_sent > c->whole_end)
+        c->stats.frames_resent++; /* the frame at whole_end was cut */
+    if (c->cfg.resume && c->state == RP_CLIENT_CONNECTED && c->fresh &&
+        !c->have_session &&
+        (c->out_sent > 0 || c->out_hi > 0 || c->in_count > 0))
+        lose_session(c); /* the server may hold a session we cannot name */
+    if (!c->cfg.resume) {
+        drop_front(c, c->whole_cnt);
+    }
+    c->out_sent = c->whole_end = 0;
+    c->whole_cnt = 0;
+    c->resuming = 0;
+    end_connection(c);
     if (!c->cfg.reconnect) {
         c->state = RP_CLIENT_CLOSED;
         return;
@@ -199,6 +313,17 @@ static void lose_connection(struct rp_client *c, int err)
     c->state = RP_CLIENT_BACKOFF;
 }
 
+/* Puts one control frame in 'ctl' (empty: at most one is pending). */
+static void put_control(struct rp_client *c, uint16_t type, const void *p,
+                        uint16_t len)
+{
+    put_header(c->ctl, type, len);
+    if (len)
+        memcpy(c->ctl + HEADER, p, len);
+    c->ctl_len = HEADER + (size_t)len;
+    c->ctl_sent = 0;
+}
+
 static void on_connected(struct rp_client *c)
 {
     c->state = RP_CLIENT_CONNECTED;
@@ -206,6 +331,23 @@ static void on_connected(struct rp_client *c)
     c->last_error = 0;
     c->stats.connects++;
     c->ever_connected = 1;
+    c->ctl_len = c->ctl_sent = 0;
+    if (!c->cfg.resume)
+        return;
+    c->in_acked = c->in_count; /* RESUME tells the server the count */
+    c->in_ack_bytes = 0;
+    if (c->have_session) {
+        uint8_t p[8 + TOKEN_LEN + 8];
+        put_u64(p, c->sid);
+        memcpy(p + 8, c->token, TOKEN_LEN);
+        put_u64(p + 8 + TOKEN_LEN, c->in_count);
+        put_control(c, CTL_RESUME, p, sizeof(p));
+        c->resuming = 1;
+        c->fresh = 0;
+    } else {
+        put_control(c, CTL_HELLO, NULL, 0);
+        c->fresh = 1;
+    }
 }
 
 /* Starts one connect attempt. 0: connected or under way; -errno: failed
@@ -245,58 +387,168 @@ static void finish_connect(struct rp_client *c)
         lose_connection(c, -soerr);
 }
 
-/* Drops from the front of 'out' every frame wholly written. */
-static void drop_written_frames(struct rp_client *c)
+/* Moves whole_end past every frame now written whole. */
+static void count_written(struct rp_client *c)
 {
-    size_t pos = 0;
-    while (pos < c->out_len) {
-        size_t end = pos + HEADER + get_u16(c->out + pos);
+    while (c->whole_end < c->out_len) {
+        size_t end = c->whole_end + HEADER + get_u16(c->out + c->whole_end);
         if (end > c->out_sent)
             break;
-        pos = end;
-        c->stats.frames_out++;
+        uint64_t idx = c->out_base + c->whole_cnt;
+        if (idx < c->out_hi) {
+            c->stats.frames_resent++;
+        } else {
+            c->out_hi = idx + 1;
+            c->stats.frames_out++;
+        }
+        c->whole_end = end;
+        c->whole_cnt++;
     }
-    if (pos == 0)
-        return;
-    memmove(c->out, c->out + pos, c->out_len - pos);
-    c->out_len -= pos;
-    c->out_sent -= pos;
 }
 
-/* Writes what the socket takes. 0, or -errno when the connection broke. */
+/* An ACK of what we received is due (and may be written now). */
+static int ack_due(const struct rp_client *c)
+{
+    return c->cfg.resume && c->have_session && !c->resuming &&
+           (c->in_count - c->in_acked >= ACK_EVERY_FRAMES ||
+            c->in_ack_bytes >= ACK_EVERY_BYTES);
+}
+
+/* One send(2). >= 0 bytes written (0: the socket is full), or -errno. */
+static ssize_t send_some(struct rp_client *c, const uint8_t *p, size_t len)
+{
+    for (;;) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            return 0;
+        return -errno;
+    }
+}
+
+/*
+ * Writes what the socket takes: the pending control frame between two
+ * game frames, game frames unless a RESUME is still unanswered. 0, or
+ * -errno when the connection broke.
+ */
 static int write_queued(struct rp_client *c)
 {
-    while (c->out_sent < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_sent, c->out_len - c->out_sent,
-                         MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                break;
-            return -errno;
+    for (;;) {
+        int boundary = c->out_sent == c->whole_end;
+        if (c->ctl_len == 0 && boundary && ack_due(c)) {
+            uint8_t p[8];
+            put_u64(p, c->in_count);
+            put_control(c, CTL_ACK, p, sizeof(p));
+            c->in_acked = c->in_count;
+            c->in_ack_bytes = 0;
         }
+        if (c->ctl_sent < c->ctl_len && boundary) {
+            ssize_t n =
+                send_some(c, c->ctl + c->ctl_sent, c->ctl_len - c->ctl_sent);
+            if (n < 0)
+                return (int)n;
+            if (n == 0)
+                break;
+            c->ctl_sent += (size_t)n;
+            if (c->ctl_sent == c->ctl_len)
+                c->ctl_len = c->ctl_sent = 0;
+            continue;
+        }
+        if (c->resuming || c->out_sent == c->out_len)
+            break;
+        /* With a control frame waiting, finish only the frame begun. */
+        size_t lim = c->out_len;
+        if (c->ctl_len > 0)
+            lim = c->whole_end + HEADER + get_u16(c->out + c->whole_end);
+        ssize_t n = send_some(c, c->out + c->out_sent, lim - c->out_sent);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            break;
         c->out_sent += (size_t)n;
+        count_written(c);
     }
-    drop_written_frames(c);
+    if (!c->cfg.resume)
+        drop_front(c, c->whole_cnt);
     return 0;
 }
 
-/* Whole frames in [in_pos, in_len), or -EMSGSIZE on one over the limit. */
-static int frames_ready(const struct rp_client *c)
+/* A control frame from the server. 0, -EPROTO (the connection is
+   dropped), or -ESTALE (the session is lost: start a new one). */
+static int on_control(struct rp_client *c, uint16_t type, const uint8_t *p,
+                      uint16_t len)
 {
-    int n = 0;
-    size_t pos = c->in_pos;
-    while (c->in_len - pos >= HEADER) {
-        uint16_t len = get_u16(c->in + pos);
+    switch (type) {
+    case CTL_RESUME_TOKEN:
+        if (len != 8 + TOKEN_LEN)
+            return -EPROTO;
+        c->sid = get_u64(p);
+        memcpy(c->token, p + 8, TOKEN_LEN);
+        c->have_session = 1;
+        return 0;
+    case CTL_RESUME_OK: {
+        if (len != 8 + TOKEN_LEN || !c->resuming)
+            return -EPROTO;
+        uint64_t got = get_u64(p);
+        if (got < c->out_base || got > c->out_hi)
+            return -ESTALE; /* not our session's count: start again */
+        memcpy(c->token, p + 8, TOKEN_LEN);
+        c->resuming = 0;
+        drop_front(c, got - c->out_base);
+        c->stats.resumes++;
+        return 0;
+    }
+    case CTL_RESUME_ERROR: return -ESTALE;
+    case CTL_ACK: {
+        if (len != 8)
+            return -EPROTO;
+        uint64_t got = get_u64(p);
+        if (got > c->out_base + c->whole_cnt)
+            return -EPROTO; /* more than we wrote whole */
+        if (got > c->out_base)
+            drop_front(c, got - c->out_base);
+        return 0;
+    }
+    default: return 0; /* unknown control types are ignored */
+    }
+}
+
+/*
+ * Looks at the bytes after 'scan': game frames stay for rp_client_recv
+ * (counted with resume), control frames are handled and taken out. 0, or
+ * -errno to end the connection (-EMSGSIZE: a frame over max_payload).
+ */
+static int scan_input(struct rp_client *c)
+{
+    while (c->in_len - c->scan >= HEADER) {
+        uint8_t *h = c->in + c->scan;
+        uint16_t len = get_u16(h), type = get_u16(h + 2);
         if (len > c->cfg.max_payload)
             return -EMSGSIZE;
-        if (c->in_len - pos < HEADER + (size_t)len)
+        size_t flen = HEADER + (size_t)len;
+        if (c->in_len - c->scan < flen)
             break;
-        pos += HEADER + len;
-        n++;
+        if (c->cfg.resume && type >= CTL_FIRST) {
+            int err = on_control(c, type, h + HEADER, len);
+            memmove(h, h + flen, c->in_len - c->scan - flen);
+            c->in_len -= flen;
+            if (err)
+                return err;
+            continue;
+        }
+        if (c->cfg.resume) {
+            if (c->resuming)
+                return -EPROTO; /* nothing before RESUME_OK */
+            c->in_count++;
+            c->in_ack_bytes += len;
+        }
+        c->scan += flen;
+        c->in_ready++;
     }
-    return n;
+    return 0;
 }
 
 /* Reads what has arrived. 0, or -errno when the connection ended. */
@@ -306,6 +558,7 @@ static int read_available(struct rp_client *c)
     if (c->in_pos > 0) {
         memmove(c->in, c->in + c->in_pos, c->in_len - c->in_pos);
         c->in_len -= c->in_pos;
+        c->scan -= c->in_pos;
         c->in_pos = 0;
     }
     for (;;) {
@@ -314,6 +567,9 @@ static int read_available(struct rp_client *c)
         ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (n > 0) {
             c->in_len += (size_t)n;
+            int err = scan_input(c);
+            if (err)
+                return err;
             continue;
         }
         if (n == 0)
@@ -330,11 +586,14 @@ short rp_client_events(const struct rp_client *c)
 {
     switch (c->state) {
     case RP_CLIENT_CONNECTING: return POLLOUT;
-    case RP_CLIENT_CONNECTED:
+    case RP_CLIENT_CONNECTED: {
+        int out = c->ctl_sent < c->ctl_len ||
+                  (!c->resuming && c->out_sent < c->out_len);
         /* No POLLIN while the buffer is full of frames nobody took: the
            caller's poll would only spin. */
         return (short)((c->in_len - c->in_pos < c->in_cap ? POLLIN : 0) |
-                       (c->out_sent < c->out_len ? POLLOUT : 0));
+                       (out ? POLLOUT : 0));
+    }
     default: return 0;
     }
 }
@@ -364,10 +623,35 @@ static short wait_for(struct rp_client *c, int timeout_ms)
     return p.revents;
 }
 
+/* The session is refused or lost: close, and connect again at once with
+   HELLO (not a drop: no back-off). */
+static void restart_session(struct rp_client *c)
+{
+    lose_session(c);
+    c->resuming = 0;
+    c->out_sent = c->whole_end = 0;
+    c->whole_cnt = 0;
+    end_connection(c);
+    c->last_error = -ESTALE;
+    c->state = RP_CLIENT_BACKOFF;
+    c->retry_at_ms = now_ms();
+}
+
+/* After I/O on a connected client: 0, or the error that ended it. */
+static void handle_error(struct rp_client *c, int err)
+{
+    if (err == -ESTALE)
+        restart_session(c);
+    else if (err)
+        lose_connection(c, err);
+}
+
 int rp_client_poll(struct rp_client *c, int timeout_ms)
 {
     if (c->state == RP_CLIENT_CLOSED || c->state == RP_CLIENT_IDLE)
-        return c->state == RP_CLIENT_CLOSED ? -ENOTCONN : frames_ready(c);
+        return c->state == RP_CLIENT_CLOSED && c->in_ready == 0
+                   ? -ENOTCONN
+                   : (int)c->in_ready;
     short rev = wait_for(c, timeout_ms);
 
     if (c->state == RP_CLIENT_BACKOFF && rp_client_timeout_ms(c) == 0) {
@@ -381,17 +665,13 @@ int rp_client_poll(struct rp_client *c, int timeout_ms)
         int err = write_queued(c);
         if (!err && (rev & (POLLIN | POLLHUP | POLLERR)))
             err = read_available(c);
-        if (!err && frames_ready(c) < 0)
-            err = -EMSGSIZE;
-        if (err)
-            lose_connection(c, err);
+        if (!err) /* an ACK may be due after reading */
+            err = write_queued(c);
+        handle_error(c, err);
     }
-    int ready = frames_ready(c);
-    if (ready < 0)
-        ready = 0; /* the bad frame went with its connection */
-    if (c->state == RP_CLIENT_CLOSED && ready == 0)
+    if (c->state == RP_CLIENT_CLOSED && c->in_ready == 0)
         return -ENOTCONN;
-    return ready;
+    return (int)c->in_ready;
 }
 
 int rp_client_start(struct rp_client *c)
@@ -434,7 +714,10 @@ int rp_client_connect(struct rp_client *c, int timeout_ms)
         return -soerr;
     }
     on_connected(c);
-    return write_queued(c);
+    err = write_queued(c);
+    if (err)
+        lose_connection(c, err);
+    return 0;
 }
 
 int rp_client_send(struct rp_client *c, uint16_t type, const void *payload,
@@ -443,6 +726,16 @@ int rp_client_send(struct rp_client *c, uint16_t type, const void *payload,
     if (c->state == RP_CLIENT_CLOSED ||
         (c->state == RP_CLIENT_IDLE && !c->ever_connected))
         return -ENOTCONN;
+    if (c->cfg.resume && type >= CTL_FIRST)
+        return -EINVAL; /* the engine's range */
+    /* rp_client_drop_next: write what is queued first, so that the cut
+       falls inside this frame when the socket takes the rest. */
+    int cut = c->cut_next && c->state == RP_CLIENT_CONNECTED;
+    if (cut) {
+        c->cut_next = 0;
+        handle_error(c, write_queued(c));
+        cut = c->state == RP_CLIENT_CONNECTED;
+    }
     size_t need = c->out_len + HEADER + len;
     if (need > c->cfg.send_queue_max)
         return -ENOBUFS;
@@ -457,41 +750,57 @@ int rp_client_send(struct rp_client *c, uint16_t type, const void *payload,
         c->out_cap = cap;
     }
     uint8_t *h = c->out + c->out_len;
-    h[0] = (uint8_t)len;
-    h[1] = (uint8_t)(len >> 8);
-    h[2] = (uint8_t)type;
-    h[3] = (uint8_t)(type >> 8);
+    put_header(h, type, len);
     if (len)
         memcpy(h + HEADER, payload, len);
+    size_t start = c->out_len;
     c->out_len = need;
-    if (c->state == RP_CLIENT_CONNECTED) {
-        int err = write_queued(c);
-        if (err)
-            lose_connection(c, err);
+    if (cut) {
+        /* At a frame boundary with nothing pending, a random prefix of
+           this frame (at least one byte, never all of it) goes out first;
+           otherwise the drop cuts wherever the queue stands. */
+        if (c->out_sent == start && c->ctl_len == 0 && !c->resuming &&
+            HEADER + (size_t)len >= 2) {
+            size_t n = 1 + next_random(c) % (HEADER + (size_t)len - 1);
+            ssize_t w = send_some(c, c->out + start, n);
+            if (w > 0)
+                c->out_sent += (size_t)w;
+        }
+        rp_client_drop(c);
+    } else if (c->state == RP_CLIENT_CONNECTED) {
+        handle_error(c, write_queued(c));
     }
     return 0;
 }
 
 int rp_client_recv(struct rp_client *c, struct rp_client_frame *out)
 {
-    if (c->in_len - c->in_pos < HEADER)
+    if (c->in_ready == 0)
         return 0;
     uint16_t len = get_u16(c->in + c->in_pos);
-    if (len > c->cfg.max_payload ||
-        c->in_len - c->in_pos < HEADER + (size_t)len)
-        return 0;
     out->len = len;
     out->type = get_u16(c->in + c->in_pos + 2);
     out->payload = c->in + c->in_pos + HEADER;
     c->in_pos += HEADER + len;
+    c->in_ready--;
     c->stats.frames_in++;
     return 1;
+}
+
+/* Every queued frame written (retained ones wait for the server's ACK,
+   not for us). */
+static int all_written(const struct rp_client *c)
+{
+    if (c->out_len == 0)
+        return 1;
+    return c->cfg.resume && c->state == RP_CLIENT_CONNECTED && !c->resuming &&
+           c->out_sent == c->out_len;
 }
 
 int rp_client_flush(struct rp_client *c, int timeout_ms)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-    while (c->out_len > 0) {
+    while (!all_written(c)) {
         if (c->state == RP_CLIENT_CLOSED)
             return -ENOTCONN;
         int left = -1;
@@ -508,6 +817,11 @@ int rp_client_flush(struct rp_client *c, int timeout_ms)
             return err;
     }
     return 0;
+}
+
+void rp_client_drop_next(struct rp_client *c)
+{
+    c->cut_next = 1;
 }
 
 void rp_client_drop(struct rp_client *c)

@@ -1,7 +1,10 @@
 #!/bin/sh
 # make run: ringport-game (defaults, a free port) under BOTS verifying bots
 # (ringport-bench game) for SECONDS, with the server's and the bots' figures
-# live each second, then a graceful stop and both final reports.
+# live each second, then a graceful stop and both final reports. Session
+# resume is on (--resume-grace-ms 5000) and each bot's socket is reset
+# 0.05 times a second (--drop-rate 0.05): the bots' report has a "resume:"
+# line (resumes, resume latency p50/p99, sessions lost).
 #
 #   scripts/run-game.sh BUILD_DIR [SECONDS] [BOTS]
 #
@@ -41,7 +44,8 @@ trap 'exit 130' INT TERM
 # Room for BOTS sessions (plus rejoins in flight) whatever the default.
 max=$((bots + bots / 4 + 100))
 [ "$max" -lt 10000 ] && max=10000
-lib_start "$tmp/out" "$tmp/err" "$game_bin" --port 0 --max-sessions "$max"
+lib_start "$tmp/out" "$tmp/err" "$game_bin" --port 0 --max-sessions "$max" \
+    --resume-grace-ms 5000
 if ! lib_port "$tmp/out"; then
     echo "run-game: ringport-game did not start:" >&2
     cat "$tmp/err" >&2
@@ -51,7 +55,7 @@ echo "ringport-game: $line (pid $srv_pid); $bots bots for ${secs} s"
 
 # shellcheck disable=SC2086
 $cpu1 "$bots_bin" game --port "$port" --bots "$bots" --duration "$secs" \
-    --threads "$threads" --progress >"$tmp/bots" 2>&1 &
+    --threads "$threads" --drop-rate 0.05 --progress >"$tmp/bots" 2>&1 &
 bots_pid=$!
 
 # Live: each second, the new lines of the server's stats (stderr) and of

@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 static const char *gu_backend; /* t_backend() of this run */
+/* --resume-grace-ms for the next gu_start; NULL: not passed (off). */
+static const char *gu_resume_grace_ms;
 
 struct gu_game {
     struct cu_child child;
@@ -48,8 +50,16 @@ static inline void gu_start(struct gu_game *g)
     char path[PATH_MAX + 64], be[32], line[256];
     cu_program(path, sizeof path, "examples/game/ringport-game");
     snprintf(be, sizeof be, "%s", gu_backend);
-    char *argv[] = {path,         "--port",    "0",           "--backend", be,
-                    "--no-stats", "--metrics", "127.0.0.1:0", NULL};
+    char grace[32];
+    snprintf(grace, sizeof grace, "%s",
+             gu_resume_grace_ms ? gu_resume_grace_ms : "");
+    char *argv[] = {path, "--port",     "0",         "--backend",
+                    be,   "--no-stats", "--metrics", "127.0.0.1:0",
+                    NULL, NULL,         NULL};
+    if (gu_resume_grace_ms) {
+        argv[8] = "--resume-grace-ms";
+        argv[9] = grace;
+    }
     cu_start(&g->child, argv, false);
     if (cu_read_line(g->child.out, line, sizeof line) == 0) {
         int status = cu_wait(&g->child);

@@ -16,14 +16,19 @@
  *
  * Every request waits for its reply at most --timeout-ms. Bots leave and
  * rejoin at random (also mid-fight: the opponent must be told it won).
+ * I/O: each connection of a bot is an rp_client (libringport-client) that
+ * the worker drives in its own epoll loop (rp_client_fd / rp_client_events
+ * / rp_client_poll(c, 0)); framing and partial writes stay in the library.
  * Threads: bot i belongs to worker i % threads for the whole run; a worker
- * owns its bots, its epoll set and its histograms; main reads the
- * counters and histograms with relaxed loads (one writer each). The run is
+ * owns its bots, their clients, its epoll set and its histograms; main reads
+ * the counters and histograms with relaxed loads (one writer each). The run is
  * bounded: after --duration no bot starts anything new, each leaves at its
  * next idle moment, and every socket is closed by --duration + 20 s.
  */
 #include "game_bots.h"
 #include "protocol.h"
+
+#include <ringport/client.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -71,7 +76,16 @@ enum bstate {
 
 struct bot {
     uint32_t idx, gen;
-    int fd;
+    struct rp_client *c;   /* this connection's client; NULL when offline */
+    int reg_fd;            /* the descriptor in the worker's epoll set */
+    uint32_t reg_ev;       /* its events there */
+    uint64_t reg_closes;   /* socket_closes() when reg_fd was last checked */
+    uint64_t drop_at;      /* --drop-rate: the next reset */
+    uint64_t dropped_at;   /* when the reset not yet resumed was made; 0 */
+    uint64_t own_drops;    /* resets made on this client */
+    uint64_t cs_own_drops; /* own_drops when cs was taken */
+    bool cut_armed;        /* rp_client_drop_next: the next send is cut */
+    struct rp_client_stats cs; /* the client's stats as last seen */
     enum bstate st;
     uint64_t rng;
     char name[GM_NAME_MAX + 1];
@@ -93,10 +107,6 @@ struct bot {
     uint32_t dun, dtick;
     uint8_t you, np, nm;
     uint16_t mhp[GM_MONSTERS_MAX], php[GM_PARTY_MAX];
-    /* I/O */
-    uint32_t rlen, wlen;
-    uint8_t rbuf[2048];
-    uint8_t wbuf[1024];
 };
 
 _Atomic uint64_t g_t0, g_end;
@@ -146,22 +156,60 @@ __attribute__((format(printf, 4, 5))) static void fail(struct gworker *w,
             w->index, line);
 }
 
-static void set_events(struct gworker *w, struct bot *b, uint32_t ev)
+/* How many sockets the client has closed by itself: a drop, a failed
+   connect, a refused session. */
+static uint64_t socket_closes(const struct rp_client *c)
 {
-    struct epoll_event e = {.events = ev, .data.ptr = b};
-    epoll_ctl(w->epfd, EPOLL_CTL_MOD, b->fd, &e);
+    struct rp_client_stats cs;
+    rp_client_get_stats(c, &cs);
+    return cs.drops + cs.failed_connects + cs.sessions_lost;
+}
+
+/*
+ * Brings the worker's epoll set in line with the bot's client: its
+ * descriptor and the events it waits for change with every rp_client call.
+ * Called right after each such call. A socket the client closed left the
+ * epoll set by itself, and its number may already belong to a socket of
+ * another thread (or, after a reconnect, to the client's new one): it is
+ * never named to epoll_ctl again, only forgotten.
+ */
+static void sync_events(struct gworker *w, struct bot *b)
+{
+    int fd = b->c ? rp_client_fd(b->c) : -1;
+    uint32_t ev = fd >= 0 ? (uint32_t)rp_client_events(b->c) : 0;
+    uint64_t closes = b->c ? socket_closes(b->c) : b->reg_closes;
+    if (closes != b->reg_closes) {
+        b->reg_fd = -1; /* closed by the client: gone from the set */
+        b->reg_closes = closes;
+    }
+    if (fd != b->reg_fd) {
+        if (b->reg_fd >= 0) /* still open: no client closes it unseen */
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, b->reg_fd, NULL);
+        b->reg_fd = -1;
+        if (fd >= 0) {
+            struct epoll_event e = {.events = ev, .data.ptr = b};
+            epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
+            b->reg_fd = fd;
+            b->reg_ev = ev;
+        }
+    } else if (fd >= 0 && ev != b->reg_ev) {
+        struct epoll_event e = {.events = ev, .data.ptr = b};
+        epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &e);
+        b->reg_ev = ev;
+    }
 }
 
 static void bot_close(struct gworker *w, struct bot *b)
 {
-    if (b->fd >= 0) {
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, b->fd, NULL);
-        close(b->fd);
-        b->fd = -1;
+    if (b->c) {
+        if (b->reg_fd >= 0)
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, b->reg_fd, NULL);
+        b->reg_fd = -1;
+        rp_client_destroy(b->c);
+        b->c = NULL;
         if (b->st != B_CONNECTING && b->st != B_OFFLINE)
             atomic_fetch_sub_explicit(&w->st.online, 1, memory_order_relaxed);
     }
-    b->rlen = b->wlen = 0;
     b->deadline = 0;
 }
 
@@ -178,32 +226,27 @@ static void bot_leave(struct gworker *w, struct bot *b, uint64_t now)
     b->due = now + ms(rnd_range(b, 50, 500));
 }
 
-static void flush(struct gworker *w, struct bot *b)
-{
-    while (b->wlen) {
-        ssize_t n = write(b->fd, b->wbuf, b->wlen);
-        if (n < 0) {
-            if (errno == EAGAIN)
-                set_events(w, b, EPOLLIN | EPOLLOUT);
-            return; /* a hard error shows up as a close on read */
-        }
-        memmove(b->wbuf, b->wbuf + n, b->wlen - (size_t)n);
-        b->wlen -= (uint32_t)n;
-    }
-    set_events(w, b, EPOLLIN);
-}
-
 static void send_msg(struct gworker *w, struct bot *b, const struct gm_msg *m)
 {
-    int n = gm_encode_frame(m, b->wbuf + b->wlen, sizeof b->wbuf - b->wlen);
-    if (n < 0) {
-        fail(w, b, &w->st.err_verify, "send queue full (server not reading)");
+    uint8_t payload[GM_PAYLOAD_MAX];
+    int n = gm_encode(m, payload, sizeof payload);
+    int r = n < 0 ? n : rp_client_send(b->c, m->type, payload, (uint16_t)n);
+    if (r < 0) {
+        fail(w, b, &w->st.err_verify, "cannot send %s: %s",
+             gm_type_name(m->type),
+             r == -ENOBUFS ? "send queue full (server not reading)"
+                           : strerror(-r));
         return;
     }
-    b->wlen += (uint32_t)n;
     bump(&w->st.out);
-    if (b->wlen == (uint32_t)n)
-        flush(w, b);
+    if (b->cut_armed && rp_client_state(b->c) != RP_CLIENT_CONNECTED) {
+        /* --drop-rate: this frame was cut by the reset. */
+        b->cut_armed = false;
+        b->own_drops++;
+        bump(&w->st.drops);
+        b->dropped_at = bench_now_ns();
+    }
+    sync_events(w, b);
 }
 
 /* Waits for a reply to what was just sent. */
@@ -598,98 +641,194 @@ static void on_msg(struct gworker *w, struct bot *b, const struct gm_msg *m,
          gm_type_name(m->type), b->st);
 }
 
-/* Parses whole frames out of the receive buffer. Returns false if the bot
-   was closed. */
-static bool parse(struct gworker *w, struct bot *b, uint64_t now)
+/* Hands every whole frame the client holds to the rules. Stops when the
+   bot is closed by what it read. */
+static void take_frames(struct gworker *w, struct bot *b, uint64_t now)
 {
-    uint32_t at = 0;
-    while (b->rlen - at >= 4 && b->fd >= 0) {
-        const uint8_t *h = b->rbuf + at;
-        uint16_t len = (uint16_t)(h[0] | h[1] << 8);
-        uint16_t type = (uint16_t)(h[2] | h[3] << 8);
-        if (len > GM_PAYLOAD_MAX) {
-            fail(w, b, &w->st.err_verify, "frame of %u bytes", len);
-            bot_leave(w, b, now);
-            return false;
-        }
-        if (b->rlen - at < 4u + len)
-            break;
+    struct rp_client_frame f;
+    while (b->c && rp_client_recv(b->c, &f) == 1) {
         struct gm_msg m;
-        int r = gm_decode(type, h + 4, len, &m);
+        int r = gm_decode(f.type, f.payload, f.len, &m);
         bump(&w->st.in);
-        if (r < 0 || gm_is_client_type(type))
+        if (r < 0 || gm_is_client_type(f.type))
             fail(w, b, &w->st.err_verify, "bad %s (%u bytes): %d",
-                 gm_type_name(type), len, r);
+                 gm_type_name(f.type), f.len, r);
         else
             on_msg(w, b, &m, now);
-        at += 4u + len;
-    }
-    if (b->fd < 0)
-        return false;
-    memmove(b->rbuf, b->rbuf + at, b->rlen - at);
-    b->rlen -= at;
-    return true;
-}
-
-static void on_readable(struct gworker *w, struct bot *b, uint64_t now)
-{
-    for (;;) {
-        ssize_t n = read(b->fd, b->rbuf + b->rlen, sizeof b->rbuf - b->rlen);
-        if (n > 0) {
-            b->rlen += (uint32_t)n;
-            if (!parse(w, b, now))
-                return;
-            continue;
-        }
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n < 0 && errno == EINTR)
-            continue;
-        fail(w, b, &w->st.err_closed, "server closed the connection (%s)",
-             n == 0 ? "eof" : strerror(errno));
-        bot_leave(w, b, now);
-        return;
     }
 }
 
 static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
 {
-    int fd = net_connect(&w->o->net);
-    if (fd < 0) {
-        fail(w, b, &w->st.err_connect, "connect: %s", strerror(-fd));
+    struct rp_client_config cc;
+    rp_client_config_init(&cc, w->o->net.host, w->o->net.port);
+    cc.max_payload = GM_PAYLOAD_MAX; /* a bigger frame is a protocol error */
+    cc.send_queue_max = 64 * 1024;
+    cc.reconnect = 0; /* a lost connection is an error of the run */
+    if (w->o->resume) {
+        /* A drop is resumed; the back-off is short so the resume
+           latency is mostly the protocol's. */
+        cc.resume = 1;
+        cc.reconnect = 1;
+        cc.backoff_min_ms = 2;
+        cc.backoff_max_ms = 500;
+    }
+    cc.seed = b->rng | 1;
+    int r = rp_client_create(&cc, &b->c);
+    if (r == 0)
+        r = rp_client_start(b->c);
+    if (r < 0) {
+        fail(w, b, &w->st.err_connect, "connect: %s", strerror(-r));
+        rp_client_destroy(b->c);
+        b->c = NULL;
         b->st = B_DONE;
         return;
     }
-    b->fd = fd;
     b->gen++;
     snprintf(b->name, sizeof b->name, "b%u_%u", b->idx, b->gen);
     b->bad_name_first = rnd_range(b, 0, 99) < 5;
-    struct epoll_event e = {.events = EPOLLOUT, .data.ptr = b};
-    epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
+    memset(&b->cs, 0, sizeof b->cs);
+    b->own_drops = b->cs_own_drops = 0;
+    b->reg_closes = 0; /* a new client counts from 0 */
+    b->cut_armed = false;
+    b->dropped_at = 0;
     b->st = B_CONNECTING;
     b->deadline = now + ms(w->o->timeout_ms);
+    sync_events(w, b);
 }
 
 static void on_connected(struct gworker *w, struct bot *b, uint64_t now)
 {
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err) {
-        fail(w, b, &w->st.err_connect, "connect: %s", strerror(err));
+    atomic_fetch_add_explicit(&w->st.online, 1, memory_order_relaxed);
+    send_login(w, b, now);
+}
+
+/* The client was closed under the bot (reconnect is off): a failed
+   connect, the server hanging up, or a frame over the protocol's limit. */
+static void on_client_closed(struct gworker *w, struct bot *b, uint64_t now)
+{
+    int err = rp_client_last_error(b->c);
+    if (b->st == B_CONNECTING) {
+        fail(w, b, &w->st.err_connect, "connect: %s", strerror(-err));
+        bot_close(w, b);
+        b->st = B_DONE;
+    } else if (err == -EMSGSIZE) {
+        fail(w, b, &w->st.err_verify, "frame over %u bytes", GM_PAYLOAD_MAX);
+        bot_leave(w, b, now);
+    } else {
+        fail(w, b, &w->st.err_closed, "server closed the connection (%s)",
+             err == -ECONNRESET ? "eof or reset" : strerror(-err));
+        bot_leave(w, b, now);
+    }
+}
+
+/* Seconds to the next reset: exponential, so resets are a Poisson process
+   of rate --drop-rate per bot. */
+static uint64_t next_drop(struct bot *b, double rate, uint64_t now)
+{
+    double u = ((double)(rnd(b) >> 11) + 1.0) / 9007199254740993.0;
+    return now + (uint64_t)(-log(u) / rate * 1e9);
+}
+
+/*
+ * With resume, what the client did on its own since the last look: a
+ * resume (its latency from our reset), a lost session (an error: replies
+ * are gone; the bot logs in again), a drop we did not make (the server
+ * cut us: an error, as without resume), or a first connect that failed.
+ */
+static void resume_events(struct gworker *w, struct bot *b, uint64_t now)
+{
+    struct rp_client_stats cs;
+    rp_client_get_stats(b->c, &cs);
+    if (cs.resumes > b->cs.resumes) {
+        for (uint64_t i = b->cs.resumes; i < cs.resumes; i++)
+            bump(&w->st.resumes);
+        if (b->dropped_at) {
+            hist_record(&w->resume_lat,
+                        now > b->dropped_at ? now - b->dropped_at : 0);
+            b->dropped_at = 0;
+        }
+    }
+    bool lost = cs.sessions_lost > b->cs.sessions_lost;
+    bool cut = cs.drops > b->cs.drops + (b->own_drops - b->cs_own_drops);
+    bool refused = b->st == B_CONNECTING && cs.failed_connects > 0;
+    b->cs = cs;
+    b->cs_own_drops = b->own_drops;
+    if (refused) {
+        fail(w, b, &w->st.err_connect, "connect: %s",
+             strerror(-rp_client_last_error(b->c)));
         bot_close(w, b);
         b->st = B_DONE;
         return;
     }
-    atomic_fetch_add_explicit(&w->st.online, 1, memory_order_relaxed);
-    set_events(w, b, EPOLLIN);
-    send_login(w, b, now);
+    if (cut)
+        fail(w, b, &w->st.err_closed, "server closed the connection");
+    if (lost) {
+        bump(&w->st.sessions_lost);
+        fail(w, b, &w->st.err_closed, "session lost (resume refused)");
+        b->dropped_at = 0;
+        if (b->st != B_CONNECTING) {
+            b->gen++;
+            snprintf(b->name, sizeof b->name, "b%u_%u", b->idx, b->gen);
+            b->bad_name_first = false;
+            send_login(w, b, now);
+        }
+    }
+}
+
+/* The client's I/O, then what it brought: a finished connect, frames, or
+   the end of the connection. */
+static void bot_io(struct gworker *w, struct bot *b, uint64_t now)
+{
+    int r = rp_client_poll(b->c, 0);
+    sync_events(w, b);
+    if (b->st == B_CONNECTING && rp_client_state(b->c) == RP_CLIENT_CONNECTED)
+        on_connected(w, b, now);
+    take_frames(w, b, now);
+    if (b->c && w->o->resume)
+        resume_events(w, b, now);
+    if (b->c && (r == -ENOTCONN || rp_client_state(b->c) == RP_CLIENT_CLOSED))
+        on_client_closed(w, b, now);
 }
 
 /* Timers: an awaited reply that is late, or the next action. */
 static void bot_timers(struct gworker *w, struct bot *b, uint64_t now)
 {
     uint64_t end = atomic_load(&g_end);
+    /* A client closed by a send (a write that failed) has no descriptor
+       left to wake the loop: look here. */
+    if (b->c && (rp_client_state(b->c) == RP_CLIENT_CLOSED ||
+                 rp_client_timeout_ms(b->c) == 0)) {
+        bot_io(w, b, now); /* also: a back-off that has passed */
+        if (b->st == B_DONE || !b->c)
+            return;
+    }
+    /* --drop-rate: reset the socket at a random moment of play (a frame
+       may be cut either way); the client resumes by itself. */
+    /* Not before LOGIN_OK (the session's token comes first: a reset
+       before it loses the session by design), nor while a resume is
+       still unanswered (its RESUME_OK could be lost with the token). */
+    if (w->o->drop_rate > 0 && b->c && now < end && b->st != B_CONNECTING &&
+        b->st != B_LOGIN && !b->dropped_at &&
+        rp_client_state(b->c) == RP_CLIENT_CONNECTED) {
+        if (!b->drop_at)
+            b->drop_at = next_drop(b, w->o->drop_rate, now);
+        if (now >= b->drop_at && !b->cut_armed) {
+            /* Half the resets now, between frames or in the middle of
+               one arriving; half in the middle of the bot's next frame. */
+            if (rnd(b) & 1) {
+                rp_client_drop(b->c);
+                sync_events(w, b);
+                b->own_drops++;
+                bump(&w->st.drops);
+                b->dropped_at = now;
+            } else {
+                rp_client_drop_next(b->c);
+                b->cut_armed = true;
+            }
+            b->drop_at = next_drop(b, w->o->drop_rate, now);
+        }
+    }
     if (b->deadline && now > b->deadline) {
         /* A lone bot left in the PVP queue when the run ends has nobody
            to meet: not the server's fault. */
@@ -747,16 +886,8 @@ void *gworker_main(void *arg)
         now = bench_now_ns();
         for (int i = 0; i < n; i++) {
             struct bot *b = ev[i].data.ptr;
-            if (b->fd < 0)
-                continue;
-            if (b->st == B_CONNECTING) {
-                on_connected(w, b, now);
-                continue;
-            }
-            if (ev[i].events & EPOLLOUT)
-                flush(w, b);
-            if (b->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-                on_readable(w, b, now);
+            if (b->c)
+                bot_io(w, b, now);
         }
     }
     return NULL;
@@ -774,7 +905,7 @@ int gworker_init(struct gworker *w, const struct game_opts *o, uint32_t index)
     for (uint32_t k = 0; k < w->nbots; k++) {
         struct bot *b = &w->bots[k];
         b->idx = index + k * o->threads;
-        b->fd = -1;
+        b->reg_fd = -1;
         b->st = B_OFFLINE;
         b->rng = o->seed * 0x100000001B3ull + b->idx;
     }
@@ -785,8 +916,7 @@ int gworker_init(struct gworker *w, const struct game_opts *o, uint32_t index)
 void gworker_fini(struct gworker *w)
 {
     for (uint32_t k = 0; w->bots && k < w->nbots; k++)
-        if (w->bots[k].fd >= 0)
-            close(w->bots[k].fd);
+        rp_client_destroy(w->bots[k].c);
     free(w->bots);
     w->bots = NULL;
     if (w->epfd >= 0)

@@ -1,10 +1,13 @@
 /*
  * Internals of ringport-bench game shared by the bots' worker loop
  * (game.c) and the command line, live line and report (game_main.c).
+ * Each bot talks through its own libringport-client (rp_client, in the
+ * caller-loop mode: the worker's epoll set watches rp_client_fd for
+ * rp_client_events and calls rp_client_poll(c, 0)).
  * Threads: main fills the options and starts the workers; a worker owns
- * its bots, its epoll set, its counters and histograms (single writer,
- * relaxed stores); main reads the counters and histograms with relaxed
- * loads while the run goes on and after joining.
+ * its bots and their clients, its epoll set, its counters and histograms
+ * (single writer, relaxed stores); main reads the counters and histograms with
+ * relaxed loads while the run goes on and after joining.
  */
 #ifndef RINGPORT_BENCH_GAME_BOTS_H
 #define RINGPORT_BENCH_GAME_BOTS_H
@@ -34,18 +37,21 @@ enum lat {
 extern const char *const lat_names[LAT_COUNT];
 
 struct game_opts {
-    struct bench_opts net; /* host, port, resolved address (net.c) */
+    struct bench_opts net; /* host, port (checked numeric by net.c) */
     uint32_t bots, threads;
     double duration;
     uint64_t seed;
     bool json, progress;
     uint32_t timeout_ms;
+    bool resume;      /* the bots' clients resume their sessions (--resume) */
+    double drop_rate; /* resets per second per bot (--drop-rate; resume) */
 };
 
 struct gstats {
     _Atomic uint64_t in, out, logins, chats, matches, dungeons, rejoins;
     _Atomic uint64_t err_verify, err_timeout, err_closed, err_connect,
         err_packet;
+    _Atomic uint64_t drops, resumes, sessions_lost; /* --drop-rate */
     _Atomic uint32_t online;
 };
 
@@ -57,6 +63,7 @@ struct gworker {
     int epfd;
     struct gstats st;
     struct hist lat[LAT_COUNT];
+    struct hist resume_lat; /* from rp_client_drop to RESUME_OK */
 };
 
 /* The run's clock: start, and the end of play (no new action after it;

@@ -35,6 +35,13 @@ static void usage(FILE *f)
             "  --seed N           bots' choices (default 1)\n"
             "  --timeout-ms MS    bound on every reply, match found included "
             "(10000)\n"
+            "  --resume           the bots resume their sessions (a server "
+            "with\n"
+            "                     resume_grace_ms > 0; libringport-client's "
+            "resume)\n"
+            "  --drop-rate P      resets of each bot's socket per second, at "
+            "random\n"
+            "                     moments (implies --resume; default 0)\n"
             "  --json             one JSON object as the last line\n"
             "  --progress         a progress line each second even when "
             "stdout is\n"
@@ -68,6 +75,10 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
             o->progress = true;
             continue;
         }
+        if (strcmp(a, "--resume") == 0) {
+            o->resume = true;
+            continue;
+        }
         const char *v = bench_flag_value(PROG, argc, argv, &i);
         if (strcmp(a, "--host") == 0)
             o->net.host = v;
@@ -83,6 +94,8 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
             o->seed = (uint64_t)num(a, v, 0, 9007199254740992.0, true);
         else if (strcmp(a, "--timeout-ms") == 0)
             o->timeout_ms = (uint32_t)num(a, v, 1, 3600000, true);
+        else if (strcmp(a, "--drop-rate") == 0)
+            o->drop_rate = num(a, v, 0, 1000, false);
         else
             bad_usage("unknown flag '%s'", a);
     }
@@ -92,11 +105,14 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
         bad_usage("--host wants a numeric address, got '%s'", o->net.host);
     if (o->threads > o->bots)
         o->threads = o->bots;
+    if (o->drop_rate > 0)
+        o->resume = true;
 }
 
 struct gtotals {
     uint64_t in, out, logins, chats, matches, dungeons, rejoins;
     uint64_t verify, timeout, closed, connect, packet, online;
+    uint64_t drops, resumes, sessions_lost;
 };
 
 static void gsum(struct gworker *ws, uint32_t n, struct gtotals *t)
@@ -116,6 +132,9 @@ static void gsum(struct gworker *ws, uint32_t n, struct gtotals *t)
         t->closed += ld(&s->err_closed);
         t->connect += ld(&s->err_connect);
         t->packet += ld(&s->err_packet);
+        t->drops += ld(&s->drops);
+        t->resumes += ld(&s->resumes);
+        t->sessions_lost += ld(&s->sessions_lost);
         t->online += atomic_load_explicit(&s->online, memory_order_relaxed);
     }
 }
@@ -160,6 +179,17 @@ static void report(const struct game_opts *o, struct gworker *ws,
                lat_names[k], count[k], hist_percentile(b[k], 0.5) / 1e3,
                hist_percentile(b[k], 0.9) / 1e3,
                hist_percentile(b[k], 0.99) / 1e3, (double)max[k] / 1e3);
+    static struct hist_sum rs;
+    hist_sum_clear(&rs);
+    for (uint32_t i = 0; i < o->threads; i++)
+        hist_sum_add(&rs, &ws[i].resume_lat);
+    if (o->resume)
+        printf("  resume: drops %" PRIu64 ", resumes %" PRIu64
+               ", resume latency (us) p50 %.1f p99 %.1f max %.1f, sessions "
+               "lost %" PRIu64 "\n",
+               t->drops, t->resumes, hist_percentile(&rs, 0.5) / 1e3,
+               hist_percentile(&rs, 0.99) / 1e3, (double)rs.max / 1e3,
+               t->sessions_lost);
     printf("  verification errors %" PRIu64 " (verify %" PRIu64
            ", timeout %" PRIu64 ", closed %" PRIu64 ", connect %" PRIu64
            ", error packets %" PRIu64 ")%s\n",
@@ -182,6 +212,14 @@ static void report(const struct game_opts *o, struct gworker *ws,
                    hist_percentile(b[k], 0.5) / 1e3,
                    hist_percentile(b[k], 0.9) / 1e3,
                    hist_percentile(b[k], 0.99) / 1e3, (double)max[k] / 1e3);
+        if (o->resume)
+            printf("},\"drop_rate\":%.4f,\"drops\":%" PRIu64
+                   ",\"resumes\":%" PRIu64 ",\"sessions_lost\":%" PRIu64
+                   ",\"resume_latency_us\":{\"count\":%" PRIu64
+                   ",\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f",
+                   o->drop_rate, t->drops, t->resumes, t->sessions_lost,
+                   rs.count, hist_percentile(&rs, 0.5) / 1e3,
+                   hist_percentile(&rs, 0.99) / 1e3, (double)rs.max / 1e3);
         printf("},\"errors\":{\"verify\":%" PRIu64 ",\"timeout\":%" PRIu64
                ",\"closed\":%" PRIu64 ",\"connect\":%" PRIu64
                ",\"error_packet\":%" PRIu64 "},\"ok\":%s}\n",

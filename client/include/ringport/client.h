@@ -30,7 +30,12 @@
  * before the drop may or may not have been handled (the server never
  * acknowledges it): at most once. The program learns of a reconnect from
  * rp_client_get_stats (connects grows) and starts its session again
- * (a game logs in again).
+ * (a game logs in again). With cfg.resume = 1 and a server with
+ * resume_grace_ms > 0, a reconnect resumes the session instead: the
+ * client keeps what it wrote until the server acknowledges it and, after
+ * RESUME_OK, sends again exactly what the server had not received; the
+ * server does the same: nothing lost or doubled either way. Only a lost
+ * session (stats.sessions_lost grows) means starting again.
  *
  * Thread: a client belongs to one thread at a time; it holds no lock and
  * starts no thread. Different clients are independent.
@@ -71,6 +76,10 @@ struct rp_client_config {
     uint32_t backoff_min_ms; /* first back-off, default 100 */
     uint32_t backoff_max_ms; /* cap of the doubling, default 5000 */
     uint64_t seed;           /* jitter seed; 0: from getrandom */
+    int resume;              /* 1: session resume with a ringport server
+                                that has resume_grace_ms > 0 (docs/client.md;
+                                needs reconnect = 1 and max_payload >= 64;
+                                default 0) */
 };
 
 /* Fills the defaults above for host:port (host is not copied here). */
@@ -99,7 +108,15 @@ struct rp_client_stats {
     uint64_t drops;    /* established connections that were lost */
     uint64_t failed_connects;
     uint64_t frames_out, frames_in;
-    uint64_t frames_resent; /* frames cut by a drop and sent again whole */
+    uint64_t frames_resent; /* frames cut by a drop and sent again whole;
+                               with resume also frames the server had not
+                               received, sent again after RESUME_OK */
+    uint64_t resumes;       /* reconnects that resumed the session */
+    uint64_t sessions_lost; /* resume: sessions refused (RESUME_ERROR) or
+                               lost before their token came; each time the
+                               client started a new session with HELLO and
+                               dropped what it held for the old one: the
+                               program logs in again */
 };
 
 /*
@@ -159,6 +176,16 @@ RP_CLIENT_API int rp_client_flush(struct rp_client *c, int timeout_ms);
 
 /* Drops the connection now (as a network drop would): for tests. */
 RP_CLIENT_API void rp_client_drop(struct rp_client *c);
+
+/*
+ * For tests: the next rp_client_send while connected drops the connection
+ * in the middle of its frame, as a network drop mid-frame would: what was
+ * queued before is written, then (at a frame boundary) a random prefix of
+ * the new frame, at least one byte and never all of it, then the
+ * connection is reset. The frame stays queued and is sent again whole, as
+ * after any drop. Cleared by that send.
+ */
+RP_CLIENT_API void rp_client_drop_next(struct rp_client *c);
 
 RP_CLIENT_API enum rp_client_state rp_client_state(const struct rp_client *c);
 RP_CLIENT_API int rp_client_fd(const struct rp_client *c); /* -1 when none */
