@@ -103,6 +103,9 @@ static void opts_init(struct game_opts *o)
 {
     rp_server_config_init(&o->cfg);
     o->cfg.port = 7200;
+    /* A player whose link drops comes back to the same session for 5 s
+       (a client that opens with HELLO; others get ordinary sessions). */
+    o->cfg.resume_grace_ms = 5000;
     o->stats = true;
     o->layout = RP_GROUP_HETERO;
     o->game.chat_channel_size = 100;

@@ -219,6 +219,12 @@ struct rp_session {
        pend_fd / pend_received (its token already taken). 'handoff':
        this pre-join session gives its fd to another (no callback). */
     bool joined;
+    bool resumable; /* joined with HELLO: a token, retained frames, a
+                       drop detaches. A session whose first frame was a
+                       game frame is an ordinary one (no token, nothing
+                       retained, a drop ends it): resume is the client's
+                       choice, so clients that know nothing of it work
+                       unchanged on a server that has it on. */
     bool detaching;
     bool detached;
     int64_t detach_deadline_ns;

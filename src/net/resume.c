@@ -170,8 +170,16 @@ int rp__resume_first_frame(struct net_thread *t, struct rp_session *s,
     }
     if (f->type >= RP_CTL_FIRST && f->type != RP_CTL_HELLO)
         return first_frame_bad(t, s);
-    /* Joins now: RESUME_TOKEN is the first frame out, before anything
-       on_join sends. */
+    if (f->type != RP_CTL_HELLO) {
+        /* A game frame first: an ordinary session (no token, nothing
+           retained, a drop ends it); the frame is delivered. */
+        s->joined = true;
+        if (srv->cfg.cb.on_join)
+            srv->cfg.cb.on_join(srv, s->sid, srv->cfg.user);
+        return 1;
+    }
+    /* HELLO: joins as a resumable session; RESUME_TOKEN is the first frame
+       out, before anything on_join sends. */
     uint8_t tok[8 + RP_RESUME_TOKEN_SIZE];
     put_le(tok, s->sid, 8);
     if (token_new(s->token) < 0 ||
@@ -182,9 +190,10 @@ int rp__resume_first_frame(struct net_thread *t, struct rp_session *s,
         return -ECANCELED;
     }
     s->joined = true;
+    s->resumable = true;
     if (srv->cfg.cb.on_join)
         srv->cfg.cb.on_join(srv, s->sid, srv->cfg.user);
-    return f->type == RP_CTL_HELLO ? 0 : 1;
+    return 0;
 }
 
 /* How far an ACK lets the retained frames go now: up to the client's
@@ -217,6 +226,13 @@ int rp__resume_ctl_frame(struct net_thread *t, struct rp_session *s,
                          const struct rp_frame *f)
 {
     NET_ASSERT_OWNER(t, s);
+    if (!s->resumable) {
+        /* An ordinary session: a RESUME or ACK now is a client error,
+           anything else in the range is ignored. */
+        if (f->type == RP_CTL_RESUME || f->type == RP_CTL_ACK)
+            return first_frame_bad(t, s);
+        return 0;
+    }
     if (f->type == RP_CTL_ACK && f->len == 8) {
         uint64_t n = get_le(f->payload, 8);
         /* The client may read a gather send's bytes before its completion
@@ -243,7 +259,7 @@ void rp__resume_sent(struct net_thread *t, struct rp_session *s,
                      struct net_req *r)
 {
     struct rp_server *srv = t->srv;
-    bool keep = rp__resume_on(srv) && s->joined;
+    bool keep = rp__resume_on(srv) && s->resumable;
     while (r) {
         struct net_req *next = r->next;
         if (keep && !r->ctl) {
@@ -309,7 +325,7 @@ void rp__resume_request(struct net_thread *t, struct net_resume *r)
     uint16_t err = 0;
     if (s)
         NET_ASSERT_OWNER(t, s);
-    if (!s || s->sid != r->sid || s->closing || s->draining || !s->joined)
+    if (!s || s->sid != r->sid || s->closing || s->draining || !s->resumable)
         err = RP_RESUME_ERR_UNKNOWN;
     else if (!token_equal(s->token, r->token))
         err = RP_RESUME_ERR_TOKEN; /* forged, or used already */

@@ -28,7 +28,7 @@
  *
  * Resume (resume.c, resume_grace_ms > 0) adds two variants of the same
  * teardown, both ended by session_op_done() once every op is back:
- *   detach   a drop (peer closed, reset) of a joined session: shutdown,
+ *   detach   a drop (peer closed, reset) of a resumable session: shutdown,
  *            cancel, close as above, but the state word never gets
  *            CLOSING and 'detaching' (not 'closing') stops new ops; when
  *            the close is back the session stays in the thread's list,
@@ -139,7 +139,7 @@ static int session_on_frame(void *user, const struct rp_frame *f)
         } else if (f->type >= RP_CTL_FIRST) {
             return rp__resume_ctl_frame(t, s, f);
         }
-        if (++s->rx_count % RP_RESUME_ACK_EVERY == 0) {
+        if (s->resumable && ++s->rx_count % RP_RESUME_ACK_EVERY == 0) {
             uint8_t ack[8];
             for (int i = 0; i < 8; i++)
                 ack[i] = (uint8_t)(s->rx_count >> (8 * i));
@@ -381,6 +381,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->moving = false;
     /* Resume on: the join waits for the first frame (resume.c). */
     s->joined = !rp__resume_on(srv);
+    s->resumable = false;
     s->detaching = s->detached = false;
     s->rx_count = s->acked = s->ack_to = 0;
     s->ret_n = 0;
@@ -702,7 +703,7 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
 static void session_drop(struct net_thread *t, struct rp_session *s,
                          enum rp_leave_reason reason)
 {
-    if (rp__resume_on(t->srv) && s->joined && !s->draining && !s->closing &&
+    if (rp__resume_on(t->srv) && s->resumable && !s->draining && !s->closing &&
         !t->stopping) {
         rp__session_detach(t, s);
         return;

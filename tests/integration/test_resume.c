@@ -873,7 +873,9 @@ static void retained_frames_count_against_the_limit(void **state)
     finish(srv);
 }
 
-/* A game frame first joins too, and still comes after RESUME_TOKEN. */
+/* A game frame first joins too, as an ordinary session: no RESUME_TOKEN,
+   nothing retained, and a drop ends it (resume is the client's choice:
+   only HELLO opts in). A RESUME or ACK on such a session is refused. */
 static void first_game_frame_joins(void **state)
 {
     (void)state;
@@ -885,17 +887,29 @@ static void first_game_frame_joins(void **state)
     su_send_frame(fd, T_REPORT, NULL, 0);
     uint8_t p[64];
     uint16_t type = 0;
-    assert_int_equal(su_read_frame(fd, &type, p, sizeof p, SU_WAIT_MS), 24);
-    assert_int_equal(type, RP_CTL_RESUME_TOKEN);
     assert_int_equal(su_read_frame(fd, &type, p, sizeof p, SU_WAIT_MS), 8);
-    assert_int_equal(type, T_REPORT);
+    assert_int_equal(type, T_REPORT); /* no token first */
     assert_int_equal(atomic_load(&ev.joins), 1);
+    su_close_rst(fd);
+    SU_WAIT(atomic_load(&ev.leaves) == 1);
+    assert_int_equal(atomic_load(&ev.leaves), 1); /* ended, not detached */
+    assert_int_equal(atomic_load(&ev.detaches), 0);
+    assert_int_equal(stats(srv).detached, 0);
+    /* An ACK from an ordinary session: RESUME_ERROR 4 and the end. */
+    fd = su_connect(rp_server_port(srv));
+    su_send_frame(fd, T_REPORT, NULL, 0);
+    assert_int_equal(su_read_frame(fd, &type, p, sizeof p, SU_WAIT_MS), 8);
+    uint8_t ack[8] = {0};
+    su_send_frame(fd, RP_CTL_ACK, ack, sizeof ack);
+    assert_int_equal(su_read_frame(fd, &type, p, sizeof p, SU_WAIT_MS), 2);
+    assert_int_equal(type, RP_CTL_RESUME_ERROR);
     close(fd);
+    SU_WAIT(atomic_load(&ev.leaves) == 2);
     /* A connection that closes before its first frame never joins. */
     fd = su_connect(rp_server_port(srv));
     close(fd);
     SU_WAIT(stats(srv).leaves[RP_LEAVE_PEER_CLOSED] == 1);
-    assert_int_equal(atomic_load(&ev.joins), 1);
+    assert_int_equal(atomic_load(&ev.joins), 2);
     /* Config: resume needs framed mode and room for RESUME. */
     struct rp_server_config cfg;
     rp_server_config_init(&cfg);
