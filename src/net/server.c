@@ -183,6 +183,9 @@ uint16_t rp_server_port(const struct rp_server *srv)
     return srv->port;
 }
 
+/* Any thread, from create to destroy: a metrics endpoint reads it on its
+   own thread, also before the start (then it is the configured kind,
+   possibly AUTO, which the first I/O thread resolves). */
 enum rp_backend_kind rp_server_backend(const struct rp_server *srv)
 {
     return atomic_load(&srv->backend);
