@@ -300,7 +300,12 @@ struct net_table {
 struct rp_server {
     struct rp_server_config cfg;
     char listen_addr[64];
-    enum rp_backend_kind backend;
+    /* Set at create (AUTO, or what the config asked), resolved by the
+       first I/O thread of rp_server_start. Atomic because the metrics
+       endpoint reads it (rp_server_backend) on its own thread, from
+       before the start (a server is registered before it starts) to the
+       destroy: a plain field was a data race TSan reported. */
+    _Atomic enum rp_backend_kind backend;
     int listen_fd;
     uint16_t port;
     struct net_table table;

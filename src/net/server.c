@@ -99,11 +99,11 @@ int rp_server_start(struct rp_server *srv)
     for (i = 0; i < srv->nthreads; i++) {
         struct net_thread *t = &srv->threads[i];
         t->index = i;
-        t->kind = srv->backend;
+        t->kind = atomic_load(&srv->backend);
         if ((r = rp__thread_start(srv, t)) < 0)
             break;
         /* AUTO resolves on the first thread; the others follow it. */
-        srv->backend = t->kind;
+        atomic_store(&srv->backend, t->kind);
     }
     if (r == 0 && (r = rp__accept_start(srv)) == 0) {
         srv->started = true;
@@ -186,9 +186,12 @@ uint16_t rp_server_port(const struct rp_server *srv)
     return srv->port;
 }
 
+/* Any thread, from create to destroy: a metrics endpoint reads it on its
+   own thread, also before the start (then it is the configured kind,
+   possibly AUTO, which the first I/O thread resolves). */
 enum rp_backend_kind rp_server_backend(const struct rp_server *srv)
 {
-    return srv->backend;
+    return atomic_load(&srv->backend);
 }
 
 /* ---- ending a session from the API ---------------------------------- */

@@ -268,13 +268,38 @@ static rp_sid random_recent(void)
     return atomic_load(&recent[rnd(0, (n < RECENT ? n : RECENT) - 1)]);
 }
 
+/*
+ * Connects n clients and waits until each has joined. The earlier rounds'
+ * clients were closed without waiting for their sessions to end, so that
+ * sessions die while new ones join; but on a loaded machine (TSan, two CPU
+ * burners) two earlier batches could still be alive, and a connect past
+ * max_sessions (2 x BATCH + 64) is refused by the server and never joins.
+ * So wait for room first: at most one earlier batch still alive (plus the
+ * 64 spare slots for sessions whose on_leave ran but whose slot is not yet
+ * back). Every connect then must join: a refusal fails the test.
+ */
+static uint64_t most_alive_at_batch; /* measured: the overlap the wait cut */
+
 static void connect_batch(int *fd, int n)
 {
+    if (atomic_load(&alive) > most_alive_at_batch)
+        most_alive_at_batch = atomic_load(&alive);
+    SU_WAIT(atomic_load(&alive) <= BATCH);
+    assert_true(atomic_load(&alive) <= BATCH);
+    struct rp_server_stats s;
+    su_stats(srv, &s);
+    uint64_t refused = s.refused;
     uint64_t want = atomic_load(&joins) + (uint64_t)n;
     for (int i = 0; i < n; i++)
         fd[i] = su_connect(rp_server_port(srv));
     SU_WAIT(atomic_load(&joins) >= want);
-    assert_true(atomic_load(&joins) >= want);
+    su_stats(srv, &s);
+    if (atomic_load(&joins) < want)
+        fail_msg("%llu of %d clients joined, %llu refused, %llu alive",
+                 (unsigned long long)(atomic_load(&joins) + (uint64_t)n - want),
+                 n, (unsigned long long)(s.refused - refused),
+                 (unsigned long long)atomic_load(&alive));
+    assert_int_equal(s.refused, refused);
 }
 
 static void round_of_chaos(void)
@@ -329,6 +354,7 @@ static void tickets_come_back_once_while_sessions_die_mid_move(void **state)
     atomic_store(&leaves, 0);
     atomic_store(&alive, 0);
     atomic_store(&handled, 0);
+    most_alive_at_batch = 0;
 
     struct rp_server_config cfg;
     su_config(&cfg, NULL);
@@ -375,13 +401,15 @@ static void tickets_come_back_once_while_sessions_die_mid_move(void **state)
         issued += st == T_BACK;
     }
     print_message("%s: %llu joins, %llu messages, %llu moves, tickets: %llu "
-                  "to on_enter, %llu dropped\n",
+                  "to on_enter, %llu dropped; at most %llu sessions still "
+                  "alive when a batch began (max_sessions %d)\n",
                   layout == RP_GROUP_HOMO ? "homo" : "hetero",
                   (unsigned long long)atomic_load(&joins),
                   (unsigned long long)atomic_load(&handled),
                   (unsigned long long)atomic_load(&moves_ok),
                   (unsigned long long)atomic_load(&back_enter),
-                  (unsigned long long)atomic_load(&back_drop));
+                  (unsigned long long)atomic_load(&back_drop),
+                  (unsigned long long)most_alive_at_batch, 2 * BATCH + 64);
     assert_int_equal(atomic_load(&errors), 0);
     assert_true(used < TICKETS);
     assert_int_equal(issued,
