@@ -59,6 +59,7 @@
 #define CTL_RESUME_OK 0xFF03
 #define CTL_RESUME_ERROR 0xFF04
 #define CTL_ACK 0xFF05
+#define CTL_BYE 0xFF06
 #define TOKEN_LEN 16
 #define ACK_EVERY_FRAMES 32
 #define ACK_EVERY_BYTES 16384
@@ -817,6 +818,37 @@ int rp_client_flush(struct rp_client *c, int timeout_ms)
             return err;
     }
     return 0;
+}
+
+int rp_client_leave(struct rp_client *c, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int err = 0;
+    if (c->state == RP_CLIENT_CONNECTED)
+        err = rp_client_flush(c, timeout_ms);
+    /* A control frame (an ACK) cut half-way goes out whole first: BYE must
+       start on a frame boundary. */
+    while (!err && c->state == RP_CLIENT_CONNECTED &&
+           c->ctl_sent < c->ctl_len) {
+        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+        if (deadline >= 0 && left <= 0)
+            err = -ETIMEDOUT;
+        else if (rp_client_poll(c, (int)left) < 0)
+            err = -ENOTCONN;
+    }
+    if (!err && c->state == RP_CLIENT_CONNECTED && c->cfg.resume) {
+        uint8_t bye[HEADER];
+        put_header(bye, CTL_BYE, 0);
+        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+        if (left == 0 || poll(&p, 1, (int)left) != 1 ||
+            send(c->fd, bye, HEADER, MSG_NOSIGNAL) != HEADER)
+            err = -ETIMEDOUT;
+    }
+    close_socket(c);
+    c->state = RP_CLIENT_CLOSED;
+    c->have_session = 0;
+    return err;
 }
 
 void rp_client_drop_next(struct rp_client *c)

@@ -74,6 +74,7 @@ struct rp_server;
 #define RP_CTL_RESUME_OK 0xFF03u    /* S->C: u64 received, new token */
 #define RP_CTL_RESUME_ERROR 0xFF04u /* S->C: u16 code; then the close */
 #define RP_CTL_ACK 0xFF05u          /* both: u64 received */
+#define RP_CTL_BYE 0xFF06u          /* C->S, empty: a clean leave */
 #define RP_RESUME_TOKEN_SIZE 16
 #define RP_RESUME_MIN_PAYLOAD 32 /* RESUME's payload: 8 + 16 + 8 */
 /* RESUME_ERROR codes. */

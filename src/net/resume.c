@@ -226,6 +226,12 @@ int rp__resume_ctl_frame(struct net_thread *t, struct rp_session *s,
                          const struct rp_frame *f)
 {
     NET_ASSERT_OWNER(t, s);
+    if (f->type == RP_CTL_BYE) {
+        /* A clean leave: the session ends now (what is queued still goes
+           out), it is not kept for a resume. */
+        rp__session_end(t, s, RP_LEAVE_PEER_CLOSED, true);
+        return -ECANCELED;
+    }
     if (!s->resumable) {
         /* An ordinary session: a RESUME or ACK now is a client error,
            anything else in the range is ignored. */

@@ -265,6 +265,37 @@ client_drops_a_connection_that_sends_an_oversized_frame(void **state)
     su_finish(srv, &ev, before);
 }
 
+/* rp_client_leave is a clean leave: on a server that keeps a dropped
+   session for a minute, the session still ends at once (the client's BYE),
+   and every frame queued before the leave was delivered first. */
+static void client_leave_ends_a_resumable_session_at_once(void **state)
+{
+    (void)state;
+    static uint8_t buf[256];
+    struct rp_server_config cfg;
+    uint64_t before = su_packets_alive();
+    su_events_reset(&ev);
+    su_config(&cfg, &ev);
+    atomic_store(&ev.echo, false);
+    cfg.resume_grace_ms = 60000;
+    struct rp_server *srv = su_start(&cfg);
+    struct rp_client_config cc;
+    struct rp_client *c;
+    rp_client_config_init(&cc, "127.0.0.1", rp_server_port(srv));
+    cc.resume = 1;
+    assert_int_equal(rp_client_create(&cc, &c), 0);
+    assert_int_equal(rp_client_connect(c, SU_WAIT_MS), 0);
+    for (int k = 0; k < 50; k++)
+        assert_int_equal(rp_client_send(c, 1, buf, sizeof buf), 0);
+    assert_int_equal(rp_client_leave(c, SU_WAIT_MS), 0);
+    assert_int_equal(rp_client_state(c), RP_CLIENT_CLOSED);
+    SU_WAIT(atomic_load(&ev.leaves) == 1);
+    assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_PEER_CLOSED]), 1);
+    assert_int_equal(atomic_load(&ev.messages), 50);
+    rp_client_destroy(c);
+    su_finish(srv, &ev, before);
+}
+
 static void backoff_doubles_up_to_its_cap_within_the_jitter(void **state)
 {
     (void)state;
@@ -297,6 +328,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(client_reconnects_and_sends_what_was_queued_in_order),
         cmocka_unit_test(
             client_drops_a_connection_that_sends_an_oversized_frame),
+        cmocka_unit_test(client_leave_ends_a_resumable_session_at_once),
         cmocka_unit_test(backoff_doubles_up_to_its_cap_within_the_jitter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -873,6 +873,28 @@ static void retained_frames_count_against_the_limit(void **state)
     finish(srv);
 }
 
+/* BYE is a clean leave: the session ends at once (PEER_CLOSED), it is not
+   kept for a resume, even with a grace far past the test's wait. */
+static void bye_ends_the_session_at_once(void **state)
+{
+    (void)state;
+    ev_reset();
+    struct rp_server *srv = start(600000, 1);
+    struct rc c;
+    rc_hello(&c, rp_server_port(srv));
+    su_send_frame(c.fd, RP_CTL_BYE, NULL, 0);
+    SU_WAIT(atomic_load(&ev.leaves) == 1);
+    assert_int_equal(atomic_load(&ev.leaves), 1);
+    assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_PEER_CLOSED]), 1);
+    assert_int_equal(atomic_load(&ev.detaches), 0);
+    close(c.fd);
+    /* Its token is no way back. */
+    assert_int_equal(rc_resume(&c, rp_server_port(srv), NULL),
+                     RP_RESUME_ERR_UNKNOWN);
+    assert_int_equal(stats(srv).detached, 0);
+    finish(srv);
+}
+
 /* A game frame first joins too, as an ordinary session: no RESUME_TOKEN,
    nothing retained, and a drop ends it (resume is the client's choice:
    only HELLO opts in). A RESUME or ACK on such a session is refused. */
@@ -994,6 +1016,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(drop_during_group_moves),
         cmocka_unit_test(retained_frames_count_against_the_limit),
         cmocka_unit_test(first_game_frame_joins),
+        cmocka_unit_test(bye_ends_the_session_at_once),
         cmocka_unit_test(resume_storm),
         cmocka_unit_test(resume_latency_one_at_a_time),
     };

@@ -178,6 +178,15 @@ RP_CLIENT_API int rp_client_flush(struct rp_client *c, int timeout_ms);
 RP_CLIENT_API void rp_client_drop(struct rp_client *c);
 
 /*
+ * A clean leave: writes what is queued (waiting at most timeout_ms; < 0:
+ * no limit), then, with resume on, BYE, so the server ends the session at
+ * once instead of keeping it for a resume; then closes. The client is
+ * CLOSED afterwards. Returns 0, -ETIMEDOUT (closed all the same) or
+ * -ENOTCONN.
+ */
+RP_CLIENT_API int rp_client_leave(struct rp_client *c, int timeout_ms);
+
+/*
  * For tests: the next rp_client_send while connected drops the connection
  * in the middle of its frame, as a network drop mid-frame would: what was
  * queued before is written, then (at a frame boundary) a random prefix of
