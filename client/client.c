@@ -845,6 +845,27 @@ int rp_client_leave(struct rp_client *c, int timeout_ms)
             send(c->fd, bye, HEADER, MSG_NOSIGNAL) != HEADER)
             err = -ETIMEDOUT;
     }
+    if (!err && c->fd >= 0) {
+        /* Close only after the server's FIN: a close with unread bytes in
+           our receive buffer would send a reset, and a reset may reach the
+           server before it has read our BYE (it would then keep the
+           session for a resume). What still arrives is discarded. */
+        shutdown(c->fd, SHUT_WR);
+        for (;;) {
+            uint8_t sink[4096];
+            ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+            if (n > 0 || (n < 0 && errno == EINTR))
+                continue;
+            if (n == 0 || errno != EAGAIN)
+                break;
+            int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+            struct pollfd p = {.fd = c->fd, .events = POLLIN};
+            if (left == 0 || poll(&p, 1, (int)left) != 1) {
+                err = -ETIMEDOUT;
+                break;
+            }
+        }
+    }
     close_socket(c);
     c->state = RP_CLIENT_CLOSED;
     c->have_session = 0;

@@ -180,7 +180,9 @@ RP_CLIENT_API void rp_client_drop(struct rp_client *c);
 /*
  * A clean leave: writes what is queued (waiting at most timeout_ms; < 0:
  * no limit), then, with resume on, BYE, so the server ends the session at
- * once instead of keeping it for a resume; then closes. The client is
+ * once instead of keeping it for a resume; then shuts its side down and
+ * closes once the server has closed (so no reset can overtake the BYE;
+ * frames that still arrive are discarded). The client is
  * CLOSED afterwards. Returns 0, -ETIMEDOUT (closed all the same) or
  * -ENOTCONN.
  */
