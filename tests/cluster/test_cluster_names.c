@@ -1,0 +1,234 @@
+/*
+ * Global names across ringport-game shards (docs/cluster.md): two shards
+ * on one private nats-server (JetStream, a temporary store, a free
+ * loopback port), each with --cluster, --shard and --metrics.
+ *   - the same name asked on both shards at once: exactly one LOGIN_OK,
+ *     the other NAME_TAKEN (40 races);
+ *   - the holder logs out: the other shard can then take the name (the
+ *     release is asynchronous: the other retries for a bounded time),
+ *     and the first shard now gets NAME_TAKEN;
+ *   - nats-server killed: LOGIN answers TRY_LATER (never blocks, never
+ *     OK), while players already in keep playing locally (chat); it comes
+ *     back (same port and store): the shards reconnect by themselves,
+ *     the names held before are still held (re-asserted), and LOGIN works
+ *     again;
+ *   - at the end each shard exits 0 with "sessions 0 players 0 names 0".
+ * Skipped (77) with one line when nats-server is not installed. Registered
+ * only when ringport-game is built with libnats (tests/CMakeLists.txt).
+ */
+#define CU_WAIT_MS 30000
+#include "../integration/child_util.h"
+#include "../integration/game_util.h"
+#include "../integration/metrics_util.h"
+#include "../integration/nats_util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define RACES 40
+#define RETRY_MS 10000 /* bound on waiting for an asynchronous effect */
+
+static struct nu_server nats;
+
+static void shard_start(struct gu_game *g, int shard)
+{
+    char path[PATH_MAX + 64], line[256], k[16];
+    cu_program(path, sizeof path, "examples/game/ringport-game");
+    snprintf(k, sizeof k, "%d", shard);
+    char *argv[] = {path,
+                    "--port",
+                    "0",
+                    "--backend",
+                    "epoll",
+                    "--no-stats",
+                    "--metrics",
+                    "127.0.0.1:0",
+                    "--cluster",
+                    nats.url,
+                    "--shard",
+                    k,
+                    "--cluster-lease-ms",
+                    "3000",
+                    NULL};
+    cu_start(&g->child, argv, false);
+    assert_true(cu_read_line(g->child.out, line, sizeof line) > 0);
+    g->port = cu_listening_port(line);
+    assert_true(cu_read_line(g->child.out, line, sizeof line) > 0);
+    const char *colon = strrchr(line, ':');
+    assert_non_null(colon);
+    g->mport = (uint16_t)atoi(colon + 1);
+}
+
+static double metric(const struct gu_game *g, const char *name)
+{
+    struct mu_reply r;
+    assert_int_equal(mu_get(g->mport, "/metrics", &r), 0);
+    double v = mu_value(r.body, name);
+    mu_reply_free(&r);
+    return v;
+}
+
+/* Waits (bounded) until the shard's connected gauge is 'up'. */
+static void wait_connected(const struct gu_game *g, int up)
+{
+    for (int waited = 0; waited < RETRY_MS; waited += 20) {
+        if (metric(g, "ringport_cluster_connected") == up)
+            return;
+        gu_sleep_ms(20);
+    }
+    fail_msg("shard on port %u: connected never became %d", g->port, up);
+}
+
+/* LOGIN 'name' on a fresh connection; returns the code (0: LOGIN_OK) and
+   the connection in *fd. */
+static uint16_t try_login(uint16_t port, const char *name, int *fd)
+{
+    struct gm_msg m;
+    uint8_t buf[GM_PAYLOAD_MAX];
+    *fd = gu_connect(port);
+    gu_send_login(*fd, name);
+    gu_recv(*fd, &m, buf);
+    if (m.type == GM_LOGIN_OK)
+        return 0;
+    assert_int_equal(m.type, GM_ERROR);
+    assert_int_equal(m.u.error.about, GM_LOGIN);
+    return m.u.error.code;
+}
+
+/* Retries LOGIN (new connection each time) until it is not 'while_code'
+   or RETRY_MS passed; returns the last code. */
+static uint16_t login_until(uint16_t port, const char *name,
+                            uint16_t while_code, int *fd)
+{
+    uint16_t code = 0;
+    for (int waited = 0; waited < RETRY_MS; waited += 20) {
+        code = try_login(port, name, fd);
+        if (code != while_code)
+            return code;
+        close(*fd);
+        gu_sleep_ms(20);
+    }
+    return code;
+}
+
+static void one_name_one_holder_across_shards(void **state)
+{
+    (void)state;
+    struct gu_game a, b;
+    struct gm_msg m;
+    uint8_t buf[GM_PAYLOAD_MAX];
+    shard_start(&a, 0);
+    shard_start(&b, 1);
+    wait_connected(&a, 1);
+    wait_connected(&b, 1);
+
+    /* Races: both LOGINs are sent before either answer is read. */
+    int wins_a = 0, wins_b = 0;
+    for (int i = 0; i < RACES; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "race_%d", i);
+        int fa = gu_connect(a.port), fb = gu_connect(b.port);
+        gu_send_login(fa, name);
+        gu_send_login(fb, name);
+        struct gm_msg ma, mb;
+        uint8_t ba[GM_PAYLOAD_MAX], bb[GM_PAYLOAD_MAX];
+        gu_recv(fa, &ma, ba);
+        gu_recv(fb, &mb, bb);
+        bool oka = ma.type == GM_LOGIN_OK, okb = mb.type == GM_LOGIN_OK;
+        if (oka == okb)
+            fail_msg("race %d: shard 0 %s, shard 1 %s", i,
+                     gm_type_name(ma.type), gm_type_name(mb.type));
+        const struct gm_msg *lost = oka ? &mb : &ma;
+        assert_int_equal(lost->type, GM_ERROR);
+        assert_int_equal(lost->u.error.code, GM_ERR_NAME_TAKEN);
+        wins_a += oka;
+        wins_b += okb;
+        close(fa);
+        close(fb);
+    }
+    fprintf(stderr, "races: shard 0 won %d, shard 1 won %d\n", wins_a, wins_b);
+
+    /* Hand-over: held on a, taken on b, free again once a logs out. */
+    int ha, hb;
+    assert_int_equal(try_login(a.port, "alice", &ha), 0);
+    assert_int_equal(try_login(b.port, "alice", &hb), GM_ERR_NAME_TAKEN);
+    close(hb);
+    close(ha);
+    assert_int_equal(login_until(b.port, "alice", GM_ERR_NAME_TAKEN, &hb), 0);
+    assert_int_equal(try_login(a.port, "alice", &ha), GM_ERR_NAME_TAKEN);
+    close(ha);
+
+    /* NATS down: a LOGIN is answered TRY_LATER, at once; the player
+       already in (alice on b) keeps chatting on its shard. */
+    nu_kill(&nats);
+    wait_connected(&b, 0);
+    wait_connected(&a, 0);
+    int fd;
+    assert_int_equal(try_login(a.port, "bob", &fd), GM_ERR_TRY_LATER);
+    close(fd);
+    struct gm_msg chat = {.type = GM_CHAT};
+    chat.u.chat = gm_str_of("still here", 10);
+    gu_send(hb, &chat);
+    gu_expect(hb, GM_CHAT_MSG, &m, buf);
+    assert_int_equal(m.u.chat_msg.text.len, 10);
+
+    /* Back: same port and store. Both shards reconnect by themselves;
+       alice is still held by b; new names work again. */
+    assert_int_equal(nu_start(&nats, nats.port), 0);
+    wait_connected(&a, 1);
+    wait_connected(&b, 1);
+    assert_int_equal(try_login(a.port, "alice", &ha), GM_ERR_NAME_TAKEN);
+    close(ha);
+    assert_int_equal(login_until(a.port, "bob", GM_ERR_TRY_LATER, &fd), 0);
+    assert_true(metric(&a, "ringport_cluster_reconnects_total") >= 1);
+    assert_true(metric(&a, "ringport_cluster_claims_try_later_total") >= 1);
+    close(fd);
+    close(hb);
+    /* Every name goes back at logout: the gauges reach 0. */
+    for (int waited = 0; waited < RETRY_MS; waited += 20) {
+        if (metric(&a, "ringport_cluster_names") == 0 &&
+            metric(&b, "ringport_cluster_names") == 0)
+            break;
+        gu_sleep_ms(20);
+    }
+    assert_true(metric(&a, "ringport_cluster_names") == 0);
+    assert_true(metric(&b, "ringport_cluster_names") == 0);
+    gu_stop(&a);
+    gu_stop(&b);
+}
+
+static int nats_up(void **state)
+{
+    (void)state;
+    int r = nu_start(&nats, 0);
+    if (r == -ENOENT) {
+        printf("nats-server not installed (scripts/deps.sh cluster): "
+               "skipped\n");
+        exit(77);
+    }
+    if (r < 0) {
+        printf("nats-server did not start: %s\n", strerror(-r));
+        return -1;
+    }
+    return 0;
+}
+
+static int nats_down(void **state)
+{
+    (void)state;
+    nu_stop(&nats);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    (void)t_seed();
+    gu_backend = t_backend(argc, argv);
+    cu_find_build_dir();
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(one_name_one_holder_across_shards,
+                                  cu_kill_leftovers),
+    };
+    return cmocka_run_group_tests(tests, nats_up, nats_down);
+}
