@@ -12,6 +12,10 @@
  *     back (same port and store): the shards reconnect by themselves,
  *     the names held before are still held (re-asserted), and LOGIN works
  *     again;
+ *   - a shard SIGKILLed while holding a name: the name frees by itself
+ *     once its lease runs out (3 s here), and the other shard takes it;
+ *   - a shard started while NATS is down: LOGIN answers TRY_LATER until
+ *     NATS comes up, then the shard connects by itself and LOGIN works;
  *   - at the end each shard exits 0 with "sessions 0 players 0 names 0".
  * Skipped (77) with one line when nats-server is not installed. Registered
  * only when ringport-game is built with libnats (tests/CMakeLists.txt).
@@ -197,6 +201,63 @@ static void one_name_one_holder_across_shards(void **state)
     gu_stop(&b);
 }
 
+/* SIGKILL, as a crash: no logout, no release. */
+static void shard_kill(struct gu_game *g)
+{
+    kill(g->child.pid, SIGKILL);
+    waitpid(g->child.pid, NULL, 0);
+    cu_track(0, g->child.pid);
+    cu_close(&g->child);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void killed_shards_names_free_within_the_lease(void **state)
+{
+    (void)state;
+    struct gu_game a, b;
+    shard_start(&a, 0);
+    shard_start(&b, 1);
+    wait_connected(&a, 1);
+    wait_connected(&b, 1);
+    int fa, fb;
+    assert_int_equal(try_login(a.port, "carol", &fa), 0);
+    /* Held past a few refreshes (every lease / 3 = 1 s) */
+    gu_sleep_ms(1500);
+    assert_int_equal(try_login(b.port, "carol", &fb), GM_ERR_NAME_TAKEN);
+    close(fb);
+    shard_kill(&a);
+    close(fa);
+    uint64_t t0 = now_ms();
+    assert_int_equal(login_until(b.port, "carol", GM_ERR_NAME_TAKEN, &fb), 0);
+    fprintf(stderr, "name of a killed shard free after %llu ms (lease 3000)\n",
+            (unsigned long long)(now_ms() - t0));
+    close(fb);
+    gu_stop(&b);
+}
+
+static void shard_started_while_nats_is_down_joins_later(void **state)
+{
+    (void)state;
+    struct gu_game a;
+    uint16_t port = nats.port;
+    nu_kill(&nats);
+    shard_start(&a, 2);
+    int fd;
+    assert_int_equal(try_login(a.port, "dave", &fd), GM_ERR_TRY_LATER);
+    close(fd);
+    assert_int_equal(nu_start(&nats, port), 0);
+    wait_connected(&a, 1);
+    assert_int_equal(login_until(a.port, "dave", GM_ERR_TRY_LATER, &fd), 0);
+    close(fd);
+    gu_stop(&a);
+}
+
 static int nats_up(void **state)
 {
     (void)state;
@@ -228,6 +289,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(one_name_one_holder_across_shards,
+                                  cu_kill_leftovers),
+        cmocka_unit_test_teardown(killed_shards_names_free_within_the_lease,
+                                  cu_kill_leftovers),
+        cmocka_unit_test_teardown(shard_started_while_nats_is_down_joins_later,
                                   cu_kill_leftovers),
     };
     return cmocka_run_group_tests(tests, nats_up, nats_down);
