@@ -15,6 +15,12 @@
  * connect in the background so a shard starts while NATS is down. libnats
  * runs its callbacks on its own threads: they only post an event here.
  *
+ * Cross-shard chat: a lobby's line is published on "rp.chat.<channel>"
+ * with this shard's number, its run (epoch) and a sequence number; lines
+ * from the other shards come back through a subscription, are checked
+ * (in order per origin, duplicates dropped, gaps counted) and posted to
+ * the lobby, which gives them to its channel of the same number.
+ *
  * The KV calls are synchronous, bounded by CLUSTER_REQ_MS, and made only
  * on this thread: no game content ever waits for NATS. While NATS is
  * unreachable a claim is answered TRY_LATER at once, without a call.
@@ -22,6 +28,7 @@
  * cluster_create / cluster_destroy (main thread, before the server starts
  * and after it stopped) and the nats_* callbacks (libnats threads).
  */
+#include "cluster_wire.h"
 #include "game.h"
 
 #include <errno.h>
@@ -62,6 +69,18 @@ struct cluster {
     bool reassert; /* reconnected: refresh every held name now */
     char value[160];
     int value_len;
+    /* Cross-shard chat. */
+    natsSubscription *sub; /* "rp.chat.>"; NULL until first connected */
+    uint64_t epoch;        /* this run of this shard (its start, in ns) */
+    uint64_t out_seq;      /* last sequence published */
+    struct origin *origins;
+    uint32_t n_origins, cap_origins;
+};
+
+/* What we last heard from one other shard. */
+struct origin {
+    uint32_t shard;
+    uint64_t epoch, last_seq;
 };
 
 static int64_t now_ms(void)
@@ -115,6 +134,30 @@ static void nats_closed(natsConnection *nc, void *closure)
 {
     (void)nc;
     post_event(closure, CLUSTER_EV_CLOSED);
+}
+
+/* A chat line from NATS: its bytes go to the cluster group as they are
+   (decoded there: this thread only copies). */
+static void nats_chat(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+                      void *closure)
+{
+    struct cluster *c = closure;
+    (void)nc, (void)sub;
+    int len = natsMsg_GetDataLength(msg);
+    struct rp_packet *pkt;
+    int r = -EMSGSIZE;
+    if (len >= 0 && len <= CW_CHAT_MAX &&
+        (r = rp_packet_create((size_t)len, 0, &pkt)) == 0) {
+        r = rp_packet_put_bytes(pkt, natsMsg_GetData(msg), (size_t)len);
+        if (r == 0)
+            r = rp_group_post(c->g->cluster_g, CLUSTER_CHAT_IN, pkt);
+        rp_packet_unref(pkt);
+    }
+    natsMsg_Destroy(msg);
+    if (r == -EMSGSIZE)
+        count(&c->g->ncl.chat_bad, 1);
+    else if (r < 0 && r != -ESHUTDOWN)
+        count(&c->g->ncl.posts_dropped, 1);
 }
 
 /* ---- held names --------------------------------------------------------- */
@@ -313,6 +356,96 @@ static void refresh_due(struct cluster *c)
     }
 }
 
+/* ---- cross-shard chat -----------------------------------------------------
+ */
+
+/* Publishes a lobby's line (the lobby already gave it to its own
+   members). A line that cannot be sent takes no sequence number: the
+   others see no gap for what never left. */
+static void chat_out(struct cluster *c, const struct rp_message *msg)
+{
+    struct cw_chat line;
+    uint8_t buf[CW_CHAT_MAX];
+    char subj[32];
+    if (msg->len != sizeof line)
+        return;
+    memcpy(&line, msg->payload, sizeof line);
+    line.origin = c->cfg.shard;
+    line.epoch = c->epoch;
+    line.seq = c->out_seq + 1;
+    int n = cw_chat_encode(&line, buf, sizeof buf);
+    if (n < 0)
+        return;
+    snprintf(subj, sizeof subj, "rp.chat.%u", line.channel);
+    if (natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED &&
+        natsConnection_Publish(c->nc, subj, buf, n) == NATS_OK) {
+        c->out_seq++;
+        count(&c->g->ncl.chat_out, 1);
+    } else {
+        count(&c->g->ncl.chat_out_failed, 1);
+    }
+}
+
+static struct origin *origin_of(struct cluster *c, uint32_t shard)
+{
+    for (uint32_t i = 0; i < c->n_origins; i++)
+        if (c->origins[i].shard == shard)
+            return &c->origins[i];
+    if (c->n_origins == c->cap_origins) {
+        uint32_t cap = c->cap_origins ? c->cap_origins * 2 : 8;
+        struct origin *o = realloc(c->origins, cap * sizeof *o);
+        if (!o)
+            return NULL;
+        c->origins = o;
+        c->cap_origins = cap;
+    }
+    struct origin *o = &c->origins[c->n_origins++];
+    *o = (struct origin){.shard = shard};
+    return o;
+}
+
+/* A line from another shard: in order per origin, each once. A sequence
+   at or below the last one seen from that origin's run is a duplicate;
+   one past the next counts the lines between as a gap. The first line of
+   an origin's run (a new shard, or one restarted) starts its count. */
+static void chat_in(struct cluster *c, const struct rp_message *msg)
+{
+    struct game *g = c->g;
+    struct cw_chat line;
+    if (cw_chat_decode(msg->payload, msg->len, &line) < 0) {
+        count(&g->ncl.chat_bad, 1);
+        return;
+    }
+    if (line.origin == c->cfg.shard)
+        return; /* our own (NoEcho is set; a misconfigured twin is not) */
+    struct origin *o = origin_of(c, line.origin);
+    if (!o)
+        return;
+    if (o->epoch != line.epoch) {
+        o->epoch = line.epoch;
+        o->last_seq = line.seq - 1;
+    }
+    if (line.seq <= o->last_seq) {
+        count(&g->ncl.chat_duplicates, 1);
+        return;
+    }
+    if (line.seq > o->last_seq + 1)
+        count(&g->ncl.chat_gaps, (int64_t)(line.seq - o->last_seq - 1));
+    o->last_seq = line.seq;
+    struct rp_packet *pkt;
+    int r = rp_packet_create(sizeof line, 0, &pkt);
+    if (r == 0) {
+        r = rp_packet_put_bytes(pkt, &line, sizeof line);
+        if (r == 0)
+            r = rp_group_post(g->lobby_g, LOBBY_CHAT, pkt);
+        rp_packet_unref(pkt);
+    }
+    if (r == 0)
+        count(&g->ncl.chat_in, 1);
+    else
+        count(&g->ncl.posts_dropped, 1);
+}
+
 /* ---- the group's callbacks ---------------------------------------------- */
 
 static void cluster_on_post(struct rp_group *grp, uint32_t tag,
@@ -338,6 +471,14 @@ static void cluster_on_post(struct rp_group *grp, uint32_t tag,
         }
         return;
     }
+    if (tag == CLUSTER_CHAT_OUT) {
+        chat_out(c, msg);
+        return;
+    }
+    if (tag == CLUSTER_CHAT_IN) {
+        chat_in(c, msg);
+        return;
+    }
     if (!game_name_msg(msg, &m))
         return;
     if (tag == CLUSTER_CLAIM)
@@ -356,6 +497,11 @@ static void cluster_on_tick(struct rp_group *grp, int64_t elapsed_ns,
     bool up = natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
     if (up && !c->kv)
         bind_bucket(c);
+    /* Once: libnats subscribes again by itself after every reconnect. */
+    if (up && !c->sub &&
+        natsConnection_Subscribe(&c->sub, c->nc, "rp.chat.>", nats_chat, c) !=
+            NATS_OK)
+        c->sub = NULL;
     /* "Connected" means claims can be made: the bucket is bound too. */
     atomic_store_explicit(&c->g->ncl.connected, up && c->kv,
                           memory_order_relaxed);
@@ -398,6 +544,9 @@ static int connect_nats(struct cluster *c)
         s = natsOptions_SetReconnectedCB(o, nats_reconnected, c);
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(o, nats_closed, c);
+    /* Our own chat lines stay here (the lobby gave them out already). */
+    if (s == NATS_OK)
+        s = natsOptions_SetNoEcho(o, true);
     c->opts = o;
     if (s != NATS_OK)
         return nats_err("options", s);
@@ -432,6 +581,9 @@ int cluster_create(struct game *g, const struct cluster_config *cfg)
         c->cfg.lease_ms = CLUSTER_LEASE_MS_DEFAULT;
     c->value_len = snprintf(c->value, sizeof c->value, "shard %u at %s",
                             c->cfg.shard, c->cfg.advertise);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->epoch = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     uint32_t size = 64;
     while (size < g->max_sessions && size < (1u << 24))
         size <<= 1;
@@ -467,6 +619,8 @@ void cluster_destroy(struct game *g)
         return;
     /* The group has stopped (rp_server_stop): from here libnats's
        callbacks get -ESHUTDOWN from their posts and touch nothing. */
+    if (c->sub)
+        natsSubscription_Destroy(c->sub);
     if (c->kv)
         kvStore_Destroy(c->kv);
     if (c->js)
@@ -481,6 +635,7 @@ void cluster_destroy(struct game *g)
         while (c->buckets[b])
             held_drop(c, &c->buckets[b]);
     free(c->buckets);
+    free(c->origins);
     free(c);
     g->cluster = NULL;
 }

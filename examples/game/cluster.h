@@ -33,11 +33,14 @@ enum cluster_tag {
     CLUSTER_CLAIM = 1, /* lobby: struct cluster_name_msg, code unused */
     CLUSTER_RELEASE,   /* player_free, lobby: struct cluster_name_msg */
     CLUSTER_EVENT,     /* libnats callbacks: one u8, enum cluster_event */
+    CLUSTER_CHAT_OUT,  /* lobby: struct cw_chat (channel, from, text) */
+    CLUSTER_CHAT_IN,   /* libnats delivery thread: the message's bytes */
 };
 
 /* Posts from the cluster group to the lobby. */
 enum lobby_tag {
     LOBBY_CLAIMED = 1, /* struct cluster_name_msg: code 0 or GM_ERR_* */
+    LOBBY_CHAT,        /* struct cw_chat: a line from another shard */
 };
 
 enum cluster_event {
@@ -72,6 +75,11 @@ struct cluster_counters {
     _Atomic uint64_t posts_dropped;  /* a post to or from it refused */
     _Atomic uint64_t name_conflicts; /* a held name found taken (lost) */
     _Atomic uint64_t claims, claims_taken, claims_try_later;
+    /* Cross-shard chat: lines published, lines that could not be (NATS
+       down), remote lines delivered, and dropped as duplicates, as
+       undecodable, and lines missing in an origin's sequence (gaps). */
+    _Atomic uint64_t chat_out, chat_out_failed, chat_in;
+    _Atomic uint64_t chat_duplicates, chat_bad, chat_gaps;
 };
 
 #endif

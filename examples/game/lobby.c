@@ -22,6 +22,7 @@
  * while pending leaves no trace here; if its claim then succeeds, the
  * lobby releases the name at once.
  */
+#include "cluster_wire.h"
 #include "game.h"
 
 #include <errno.h>
@@ -179,6 +180,8 @@ static void form_party(struct lobby *lb, struct party_line *l)
 }
 
 static void login_ok(struct lobby *lb, struct player *p);
+static void chat_to_cluster(struct lobby *lb, struct player *p,
+                            struct gm_str text);
 
 static void on_login(struct lobby *lb, struct player *p, struct gm_str name)
 {
@@ -251,6 +254,48 @@ static void on_chat(struct lobby *lb, struct player *p, struct gm_str text)
     m.u.chat_msg.text = text;
     game_broadcast(lb->g, ch->members, ch->n, &m);
     atomic_fetch_add_explicit(&lb->g->n.chats, 1, memory_order_relaxed);
+    if (lb->g->cluster_g)
+        chat_to_cluster(lb, p, text);
+}
+
+/* The other shards get the line through the cluster group (local members
+   already have it). A refused post is counted, the line stays local. */
+static void chat_to_cluster(struct lobby *lb, struct player *p,
+                            struct gm_str text)
+{
+    struct cw_chat c = {.channel = p->chan - 1,
+                        .from_len = (uint8_t)strlen(p->name),
+                        .text_len = text.len};
+    memcpy(c.from, p->name, c.from_len + 1u);
+    memcpy(c.text, text.p, text.len);
+    struct rp_packet *pkt;
+    int r = rp_packet_create(sizeof c, 0, &pkt);
+    if (r == 0) {
+        r = rp_packet_put_bytes(pkt, &c, sizeof c);
+        if (r == 0)
+            r = rp_group_post(lb->g->cluster_g, CLUSTER_CHAT_OUT, pkt);
+        rp_packet_unref(pkt);
+    }
+    if (r < 0)
+        atomic_fetch_add_explicit(&lb->g->ncl.posts_dropped, 1,
+                                  memory_order_relaxed);
+}
+
+/* A line from another shard's channel of the same number. */
+static void chat_from_cluster(struct lobby *lb, const struct rp_message *msg)
+{
+    struct cw_chat c;
+    if (msg->len != sizeof c)
+        return;
+    memcpy(&c, msg->payload, sizeof c);
+    if (c.channel >= lb->nchans || lb->chans[c.channel].n == 0)
+        return;
+    struct channel *ch = &lb->chans[c.channel];
+    struct gm_msg m = {.type = GM_CHAT_MSG};
+    m.u.chat_msg.channel = c.channel;
+    m.u.chat_msg.from = gm_str_of(c.from, c.from_len);
+    m.u.chat_msg.text = gm_str_of(c.text, c.text_len);
+    game_broadcast(lb->g, ch->members, ch->n, &m);
 }
 
 static void on_pvp_queue(struct lobby *lb, struct player *p)
@@ -345,6 +390,10 @@ static void lobby_post(struct rp_group *grp, uint32_t tag,
     struct game *g = lb->g;
     struct cluster_name_msg m;
     (void)grp;
+    if (tag == LOBBY_CHAT) {
+        chat_from_cluster(lb, msg);
+        return;
+    }
     if (tag != LOBBY_CLAIMED || !game_name_msg(msg, &m))
         return;
     struct player *p = pending_take(lb, m.sid);
@@ -397,9 +446,9 @@ int lobby_create(struct game *g)
                                          .on_leave = lobby_leave,
                                          .on_post = lobby_post},
                                   .user = lb,
-                                  /* claim answers: one per session at
-                                     most, so never refused */
-                                  .post_limit = g->max_sessions + 1024};
+                                  /* claim answers (one per session at
+                                     most) and remote chat lines */
+                                  .post_limit = g->max_sessions + 4096};
     return rp_group_create(g->srv, &cfg, &g->lobby_g);
 }
 

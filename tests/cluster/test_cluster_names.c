@@ -20,100 +20,9 @@
  * Skipped (77) with one line when nats-server is not installed. Registered
  * only when ringport-game is built with libnats (tests/CMakeLists.txt).
  */
-#define CU_WAIT_MS 30000
-#include "../integration/child_util.h"
-#include "../integration/game_util.h"
-#include "../integration/metrics_util.h"
-#include "../integration/nats_util.h"
-
-#include <stdio.h>
-#include <string.h>
+#include "cluster_util.h"
 
 #define RACES 40
-#define RETRY_MS 10000 /* bound on waiting for an asynchronous effect */
-
-static struct nu_server nats;
-
-static void shard_start(struct gu_game *g, int shard)
-{
-    char path[PATH_MAX + 64], line[256], k[16];
-    cu_program(path, sizeof path, "examples/game/ringport-game");
-    snprintf(k, sizeof k, "%d", shard);
-    char *argv[] = {path,
-                    "--port",
-                    "0",
-                    "--backend",
-                    "epoll",
-                    "--no-stats",
-                    "--metrics",
-                    "127.0.0.1:0",
-                    "--cluster",
-                    nats.url,
-                    "--shard",
-                    k,
-                    "--cluster-lease-ms",
-                    "3000",
-                    NULL};
-    cu_start(&g->child, argv, false);
-    assert_true(cu_read_line(g->child.out, line, sizeof line) > 0);
-    g->port = cu_listening_port(line);
-    assert_true(cu_read_line(g->child.out, line, sizeof line) > 0);
-    const char *colon = strrchr(line, ':');
-    assert_non_null(colon);
-    g->mport = (uint16_t)atoi(colon + 1);
-}
-
-static double metric(const struct gu_game *g, const char *name)
-{
-    struct mu_reply r;
-    assert_int_equal(mu_get(g->mport, "/metrics", &r), 0);
-    double v = mu_value(r.body, name);
-    mu_reply_free(&r);
-    return v;
-}
-
-/* Waits (bounded) until the shard's connected gauge is 'up'. */
-static void wait_connected(const struct gu_game *g, int up)
-{
-    for (int waited = 0; waited < RETRY_MS; waited += 20) {
-        if (metric(g, "ringport_cluster_connected") == up)
-            return;
-        gu_sleep_ms(20);
-    }
-    fail_msg("shard on port %u: connected never became %d", g->port, up);
-}
-
-/* LOGIN 'name' on a fresh connection; returns the code (0: LOGIN_OK) and
-   the connection in *fd. */
-static uint16_t try_login(uint16_t port, const char *name, int *fd)
-{
-    struct gm_msg m;
-    uint8_t buf[GM_PAYLOAD_MAX];
-    *fd = gu_connect(port);
-    gu_send_login(*fd, name);
-    gu_recv(*fd, &m, buf);
-    if (m.type == GM_LOGIN_OK)
-        return 0;
-    assert_int_equal(m.type, GM_ERROR);
-    assert_int_equal(m.u.error.about, GM_LOGIN);
-    return m.u.error.code;
-}
-
-/* Retries LOGIN (new connection each time) until it is not 'while_code'
-   or RETRY_MS passed; returns the last code. */
-static uint16_t login_until(uint16_t port, const char *name,
-                            uint16_t while_code, int *fd)
-{
-    uint16_t code = 0;
-    for (int waited = 0; waited < RETRY_MS; waited += 20) {
-        code = try_login(port, name, fd);
-        if (code != while_code)
-            return code;
-        close(*fd);
-        gu_sleep_ms(20);
-    }
-    return code;
-}
 
 static void one_name_one_holder_across_shards(void **state)
 {
@@ -121,10 +30,10 @@ static void one_name_one_holder_across_shards(void **state)
     struct gu_game a, b;
     struct gm_msg m;
     uint8_t buf[GM_PAYLOAD_MAX];
-    shard_start(&a, 0);
-    shard_start(&b, 1);
-    wait_connected(&a, 1);
-    wait_connected(&b, 1);
+    cl_shard_start(&a, 0);
+    cl_shard_start(&b, 1);
+    cl_wait_connected(&a, 1);
+    cl_wait_connected(&b, 1);
 
     /* Races: both LOGINs are sent before either answer is read. */
     int wins_a = 0, wins_b = 0;
@@ -154,21 +63,22 @@ static void one_name_one_holder_across_shards(void **state)
 
     /* Hand-over: held on a, taken on b, free again once a logs out. */
     int ha, hb;
-    assert_int_equal(try_login(a.port, "alice", &ha), 0);
-    assert_int_equal(try_login(b.port, "alice", &hb), GM_ERR_NAME_TAKEN);
+    assert_int_equal(cl_try_login(a.port, "alice", &ha), 0);
+    assert_int_equal(cl_try_login(b.port, "alice", &hb), GM_ERR_NAME_TAKEN);
     close(hb);
     close(ha);
-    assert_int_equal(login_until(b.port, "alice", GM_ERR_NAME_TAKEN, &hb), 0);
-    assert_int_equal(try_login(a.port, "alice", &ha), GM_ERR_NAME_TAKEN);
+    assert_int_equal(cl_login_until(b.port, "alice", GM_ERR_NAME_TAKEN, &hb),
+                     0);
+    assert_int_equal(cl_try_login(a.port, "alice", &ha), GM_ERR_NAME_TAKEN);
     close(ha);
 
     /* NATS down: a LOGIN is answered TRY_LATER, at once; the player
        already in (alice on b) keeps chatting on its shard. */
-    nu_kill(&nats);
-    wait_connected(&b, 0);
-    wait_connected(&a, 0);
+    nu_kill(&cl_nats);
+    cl_wait_connected(&b, 0);
+    cl_wait_connected(&a, 0);
     int fd;
-    assert_int_equal(try_login(a.port, "bob", &fd), GM_ERR_TRY_LATER);
+    assert_int_equal(cl_try_login(a.port, "bob", &fd), GM_ERR_TRY_LATER);
     close(fd);
     struct gm_msg chat = {.type = GM_CHAT};
     chat.u.chat = gm_str_of("still here", 10);
@@ -178,65 +88,50 @@ static void one_name_one_holder_across_shards(void **state)
 
     /* Back: same port and store. Both shards reconnect by themselves;
        alice is still held by b; new names work again. */
-    assert_int_equal(nu_start(&nats, nats.port), 0);
-    wait_connected(&a, 1);
-    wait_connected(&b, 1);
-    assert_int_equal(try_login(a.port, "alice", &ha), GM_ERR_NAME_TAKEN);
+    assert_int_equal(nu_start(&cl_nats, cl_nats.port), 0);
+    cl_wait_connected(&a, 1);
+    cl_wait_connected(&b, 1);
+    assert_int_equal(cl_try_login(a.port, "alice", &ha), GM_ERR_NAME_TAKEN);
     close(ha);
-    assert_int_equal(login_until(a.port, "bob", GM_ERR_TRY_LATER, &fd), 0);
-    assert_true(metric(&a, "ringport_cluster_reconnects_total") >= 1);
-    assert_true(metric(&a, "ringport_cluster_claims_try_later_total") >= 1);
+    assert_int_equal(cl_login_until(a.port, "bob", GM_ERR_TRY_LATER, &fd), 0);
+    cl_wait_metric(&a, "ringport_cluster_reconnects_total", 1);
+    assert_true(cl_metric(&a, "ringport_cluster_claims_try_later_total") >= 1);
     close(fd);
     close(hb);
     /* Every name goes back at logout: the gauges reach 0. */
-    for (int waited = 0; waited < RETRY_MS; waited += 20) {
-        if (metric(&a, "ringport_cluster_names") == 0 &&
-            metric(&b, "ringport_cluster_names") == 0)
+    for (int waited = 0; waited < CL_RETRY_MS; waited += 20) {
+        if (cl_metric(&a, "ringport_cluster_names") == 0 &&
+            cl_metric(&b, "ringport_cluster_names") == 0)
             break;
         gu_sleep_ms(20);
     }
-    assert_true(metric(&a, "ringport_cluster_names") == 0);
-    assert_true(metric(&b, "ringport_cluster_names") == 0);
+    assert_true(cl_metric(&a, "ringport_cluster_names") == 0);
+    assert_true(cl_metric(&b, "ringport_cluster_names") == 0);
     gu_stop(&a);
     gu_stop(&b);
-}
-
-/* SIGKILL, as a crash: no logout, no release. */
-static void shard_kill(struct gu_game *g)
-{
-    kill(g->child.pid, SIGKILL);
-    waitpid(g->child.pid, NULL, 0);
-    cu_track(0, g->child.pid);
-    cu_close(&g->child);
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void killed_shards_names_free_within_the_lease(void **state)
 {
     (void)state;
     struct gu_game a, b;
-    shard_start(&a, 0);
-    shard_start(&b, 1);
-    wait_connected(&a, 1);
-    wait_connected(&b, 1);
+    cl_shard_start(&a, 0);
+    cl_shard_start(&b, 1);
+    cl_wait_connected(&a, 1);
+    cl_wait_connected(&b, 1);
     int fa, fb;
-    assert_int_equal(try_login(a.port, "carol", &fa), 0);
+    assert_int_equal(cl_try_login(a.port, "carol", &fa), 0);
     /* Held past a few refreshes (every lease / 3 = 1 s) */
     gu_sleep_ms(1500);
-    assert_int_equal(try_login(b.port, "carol", &fb), GM_ERR_NAME_TAKEN);
+    assert_int_equal(cl_try_login(b.port, "carol", &fb), GM_ERR_NAME_TAKEN);
     close(fb);
-    shard_kill(&a);
+    cl_shard_kill(&a);
     close(fa);
-    uint64_t t0 = now_ms();
-    assert_int_equal(login_until(b.port, "carol", GM_ERR_NAME_TAKEN, &fb), 0);
+    uint64_t t0 = cl_now_ms();
+    assert_int_equal(cl_login_until(b.port, "carol", GM_ERR_NAME_TAKEN, &fb),
+                     0);
     fprintf(stderr, "name of a killed shard free after %llu ms (lease 3000)\n",
-            (unsigned long long)(now_ms() - t0));
+            (unsigned long long)(cl_now_ms() - t0));
     close(fb);
     gu_stop(&b);
 }
@@ -245,40 +140,17 @@ static void shard_started_while_nats_is_down_joins_later(void **state)
 {
     (void)state;
     struct gu_game a;
-    uint16_t port = nats.port;
-    nu_kill(&nats);
-    shard_start(&a, 2);
+    uint16_t port = cl_nats.port;
+    nu_kill(&cl_nats);
+    cl_shard_start(&a, 2);
     int fd;
-    assert_int_equal(try_login(a.port, "dave", &fd), GM_ERR_TRY_LATER);
+    assert_int_equal(cl_try_login(a.port, "dave", &fd), GM_ERR_TRY_LATER);
     close(fd);
-    assert_int_equal(nu_start(&nats, port), 0);
-    wait_connected(&a, 1);
-    assert_int_equal(login_until(a.port, "dave", GM_ERR_TRY_LATER, &fd), 0);
+    assert_int_equal(nu_start(&cl_nats, port), 0);
+    cl_wait_connected(&a, 1);
+    assert_int_equal(cl_login_until(a.port, "dave", GM_ERR_TRY_LATER, &fd), 0);
     close(fd);
     gu_stop(&a);
-}
-
-static int nats_up(void **state)
-{
-    (void)state;
-    int r = nu_start(&nats, 0);
-    if (r == -ENOENT) {
-        printf("nats-server not installed (scripts/deps.sh cluster): "
-               "skipped\n");
-        exit(77);
-    }
-    if (r < 0) {
-        printf("nats-server did not start: %s\n", strerror(-r));
-        return -1;
-    }
-    return 0;
-}
-
-static int nats_down(void **state)
-{
-    (void)state;
-    nu_stop(&nats);
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -295,5 +167,5 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(shard_started_while_nats_is_down_joins_later,
                                   cu_kill_leftovers),
     };
-    return cmocka_run_group_tests(tests, nats_up, nats_down);
+    return cmocka_run_group_tests(tests, cl_nats_up, cl_nats_down);
 }
