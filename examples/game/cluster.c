@@ -225,9 +225,22 @@ static void bind_bucket(struct cluster *c)
     }
     RP_INFO("cluster", "shard %u: bucket %s bound", c->cfg.shard,
             CLUSTER_BUCKET);
+    c->reassert = true; /* after a loss: every held name, at once */
 }
 
 static void kv_release(struct cluster *c, const struct held *h);
+
+/* No stream answers for the bucket: nats-server came back without its
+   store (or JetStream is still starting). The bucket is bound again on
+   the next tick, and every held name re-created. */
+static void bucket_lost(struct cluster *c)
+{
+    RP_WARN("cluster", "shard %u: bucket %s is gone; binding it again",
+            c->cfg.shard, CLUSTER_BUCKET);
+    kvStore_Destroy(c->kv);
+    c->kv = NULL;
+    c->reassert = true;
+}
 
 static void claim(struct cluster *c, const struct cluster_name_msg *m)
 {
@@ -257,6 +270,8 @@ static void claim(struct cluster *c, const struct cluster_name_msg *m)
             kv_release(c, &tmp);
         } else if (lost_race(s)) {
             code = GM_ERR_NAME_TAKEN;
+        } else if (s == NATS_NO_RESPONDERS) {
+            bucket_lost(c);
         }
         /* A timeout may still have created it: nobody refreshes it, so
            it expires within the lease (docs/cluster.md). */
@@ -316,12 +331,21 @@ static bool refresh(struct cluster *c, struct held **at)
     uint64_t rev = 0;
     natsStatus s =
         kvStore_Update(&rev, c->kv, h->name, c->value, c->value_len, h->rev);
-    if (s != NATS_OK && lost_race(s))
+    bool recreated = false;
+    if (s != NATS_OK && lost_race(s)) {
         s = kvStore_Create(&rev, c->kv, h->name, c->value, c->value_len);
+        recreated = true;
+    }
     if (s == NATS_OK) {
         h->rev = rev;
         h->written_ms = now_ms();
+        if (recreated)
+            count(&c->g->ncl.names_recreated, 1);
         return true;
+    }
+    if (s == NATS_NO_RESPONDERS) {
+        bucket_lost(c);
+        return false;
     }
     if (!lost_race(s))
         return false;
@@ -350,6 +374,8 @@ static void refresh_due(struct cluster *c)
                 c->reassert |= all; /* the rest next tick */
                 return;
             }
+            if (!c->kv)
+                return;   /* the bucket is gone: bound again next tick */
             if (*at == h) /* kept */
                 at = &h->next;
         }
@@ -497,16 +523,17 @@ static void cluster_on_tick(struct rp_group *grp, int64_t elapsed_ns,
     bool up = natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
     if (up && !c->kv)
         bind_bucket(c);
+    if (up && c->kv)
+        refresh_due(c);
     /* Once: libnats subscribes again by itself after every reconnect. */
     if (up && !c->sub &&
         natsConnection_Subscribe(&c->sub, c->nc, "rp.chat.>", nats_chat, c) !=
             NATS_OK)
         c->sub = NULL;
-    /* "Connected" means claims can be made: the bucket is bound too. */
+    /* "Connected" means claims can be made: the bucket is bound too (and
+       a first rewrite of the names held has been tried since). */
     atomic_store_explicit(&c->g->ncl.connected, up && c->kv,
                           memory_order_relaxed);
-    if (up && c->kv)
-        refresh_due(c);
 }
 
 /* ---- main thread: start and end ----------------------------------------- */

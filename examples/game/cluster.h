@@ -72,8 +72,9 @@ struct cluster_counters {
     _Atomic uint64_t connected; /* gauge: 1 while connected to NATS */
     _Atomic uint64_t names;     /* gauge: names this shard holds */
     _Atomic uint64_t reconnects, disconnects;
-    _Atomic uint64_t posts_dropped;  /* a post to or from it refused */
-    _Atomic uint64_t name_conflicts; /* a held name found taken (lost) */
+    _Atomic uint64_t posts_dropped;   /* a post to or from it refused */
+    _Atomic uint64_t name_conflicts;  /* a held name found taken (lost) */
+    _Atomic uint64_t names_recreated; /* a held name found gone, re-made */
     _Atomic uint64_t claims, claims_taken, claims_try_later;
     /* Cross-shard chat: lines published, lines that could not be (NATS
        down), remote lines delivered, and dropped as duplicates, as

@@ -14,6 +14,9 @@
  *     again;
  *   - a shard SIGKILLed while holding a name: the name frees by itself
  *     once its lease runs out (3 s here), and the other shard takes it;
+ *   - nats-server back without its store (a new disk): the shard binds
+ *     the bucket again and re-creates the names it holds, so the other
+ *     shard still gets NAME_TAKEN;
  *   - a shard started while NATS is down: LOGIN answers TRY_LATER until
  *     NATS comes up, then the shard connects by itself and LOGIN works;
  *   - at the end each shard exits 0 with "sessions 0 players 0 names 0".
@@ -136,6 +139,39 @@ static void killed_shards_names_free_within_the_lease(void **state)
     gu_stop(&b);
 }
 
+/* The store directory's JetStream data, as a server on a new disk. */
+static void wipe_store(void)
+{
+    char js[PATH_MAX + 16];
+    snprintf(js, sizeof js, "%s/jetstream", cl_nats.dir);
+    nftw(js, nu_rm, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void names_come_back_after_nats_loses_its_store(void **state)
+{
+    (void)state;
+    struct gu_game a, b;
+    cl_shard_start(&a, 0);
+    cl_wait_connected(&a, 1);
+    int fa, fb;
+    assert_int_equal(cl_try_login(a.port, "erin", &fa), 0);
+    uint16_t port = cl_nats.port;
+    nu_kill(&cl_nats);
+    wipe_store();
+    assert_int_equal(nu_start(&cl_nats, port), 0);
+    /* a binds the bucket again and creates erin in it anew. */
+    cl_wait_metric(&a, "ringport_cluster_names_recreated_total", 1);
+    cl_shard_start(&b, 1);
+    cl_wait_connected(&b, 1);
+    assert_int_equal(cl_try_login(b.port, "erin", &fb), GM_ERR_NAME_TAKEN);
+    close(fb);
+    close(fa);
+    assert_int_equal(cl_login_until(b.port, "erin", GM_ERR_NAME_TAKEN, &fb), 0);
+    close(fb);
+    gu_stop(&a);
+    gu_stop(&b);
+}
+
 static void shard_started_while_nats_is_down_joins_later(void **state)
 {
     (void)state;
@@ -163,6 +199,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(one_name_one_holder_across_shards,
                                   cu_kill_leftovers),
         cmocka_unit_test_teardown(killed_shards_names_free_within_the_lease,
+                                  cu_kill_leftovers),
+        cmocka_unit_test_teardown(names_come_back_after_nats_loses_its_store,
                                   cu_kill_leftovers),
         cmocka_unit_test_teardown(shard_started_while_nats_is_down_joins_later,
                                   cu_kill_leftovers),
