@@ -146,18 +146,22 @@ static void nats_chat(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     int len = natsMsg_GetDataLength(msg);
     struct rp_packet *pkt;
     int r = -EMSGSIZE;
-    if (len >= 0 && len <= CW_CHAT_MAX &&
-        (r = rp_packet_create((size_t)len, 0, &pkt)) == 0) {
-        r = rp_packet_put_bytes(pkt, natsMsg_GetData(msg), (size_t)len);
-        if (r == 0)
-            r = rp_group_post(c->g->cluster_g, CLUSTER_CHAT_IN, pkt);
-        rp_packet_unref(pkt);
+    if (len < 0 || len > CW_CHAT_MAX) {
+        count(&c->g->ncl.chat_bad, 1);
+    } else if (cluster_chat_take(&c->g->ncl, &c->g->ncl.chat_queued)) {
+        r = rp_packet_create((size_t)len, 0, &pkt);
+        if (r == 0) {
+            r = rp_packet_put_bytes(pkt, natsMsg_GetData(msg), (size_t)len);
+            if (r == 0)
+                r = rp_group_post(c->g->cluster_g, CLUSTER_CHAT_IN, pkt);
+            rp_packet_unref(pkt);
+        }
+        if (r < 0)
+            cluster_chat_give(&c->g->ncl.chat_queued);
+        if (r < 0 && r != -ESHUTDOWN)
+            count(&c->g->ncl.posts_dropped, 1);
     }
     natsMsg_Destroy(msg);
-    if (r == -EMSGSIZE)
-        count(&c->g->ncl.chat_bad, 1);
-    else if (r < 0 && r != -ESHUTDOWN)
-        count(&c->g->ncl.posts_dropped, 1);
 }
 
 /* ---- held names --------------------------------------------------------- */
@@ -253,6 +257,10 @@ static void claim(struct cluster *c, const struct cluster_name_msg *m)
         uint64_t rev = 0;
         natsStatus s =
             kvStore_Create(&rev, c->kv, m->name, c->value, c->value_len);
+        /* A key expiring while libnats checks it (create, then read it
+           back for a delete marker) ends in a bare error: once more. */
+        if (s == NATS_ERR && !lost_race(s))
+            s = kvStore_Create(&rev, c->kv, m->name, c->value, c->value_len);
         struct held *h = s == NATS_OK ? calloc(1, sizeof *h) : NULL;
         if (h) {
             h->rev = rev;
@@ -272,6 +280,10 @@ static void claim(struct cluster *c, const struct cluster_name_msg *m)
             code = GM_ERR_NAME_TAKEN;
         } else if (s == NATS_NO_RESPONDERS) {
             bucket_lost(c);
+        } else {
+            RP_WARN("cluster", "shard %u: claim %s: %s (%s): try later",
+                    c->cfg.shard, m->name, natsStatus_GetText(s),
+                    nats_GetLastError(NULL));
         }
         /* A timeout may still have created it: nobody refreshes it, so
            it expires within the lease (docs/cluster.md). */
@@ -458,6 +470,8 @@ static void chat_in(struct cluster *c, const struct rp_message *msg)
     if (line.seq > o->last_seq + 1)
         count(&g->ncl.chat_gaps, (int64_t)(line.seq - o->last_seq - 1));
     o->last_seq = line.seq;
+    if (!cluster_chat_take(&g->ncl, &g->ncl.lobby_chat_queued))
+        return;
     struct rp_packet *pkt;
     int r = rp_packet_create(sizeof line, 0, &pkt);
     if (r == 0) {
@@ -466,10 +480,12 @@ static void chat_in(struct cluster *c, const struct rp_message *msg)
             r = rp_group_post(g->lobby_g, LOBBY_CHAT, pkt);
         rp_packet_unref(pkt);
     }
-    if (r == 0)
+    if (r == 0) {
         count(&g->ncl.chat_in, 1);
-    else
+    } else {
+        cluster_chat_give(&g->ncl.lobby_chat_queued);
         count(&g->ncl.posts_dropped, 1);
+    }
 }
 
 /* ---- the group's callbacks ---------------------------------------------- */
@@ -497,12 +513,12 @@ static void cluster_on_post(struct rp_group *grp, uint32_t tag,
         }
         return;
     }
-    if (tag == CLUSTER_CHAT_OUT) {
-        chat_out(c, msg);
-        return;
-    }
-    if (tag == CLUSTER_CHAT_IN) {
-        chat_in(c, msg);
+    if (tag == CLUSTER_CHAT_OUT || tag == CLUSTER_CHAT_IN) {
+        if (tag == CLUSTER_CHAT_OUT)
+            chat_out(c, msg);
+        else
+            chat_in(c, msg);
+        cluster_chat_give(&g->ncl.chat_queued);
         return;
     }
     if (!game_name_msg(msg, &m))
@@ -626,8 +642,8 @@ int cluster_create(struct game *g, const struct cluster_config *cfg)
         .tick_ms = CLUSTER_TICK_MS,
         .cb = {.on_tick = cluster_on_tick, .on_post = cluster_on_post},
         .user = c,
-        /* a claim and a release per session at most, plus events */
-        .post_limit = 2 * g->max_sessions + 1024};
+        /* cluster.h, CLUSTER_CHAT_QUEUE: releases always fit */
+        .post_limit = 2 * g->max_sessions + CLUSTER_CHAT_QUEUE + 1024};
     int r = rp_group_create(g->srv, &gc, &g->cluster_g);
     if (r < 0)
         return r;

@@ -26,6 +26,16 @@
 
 #define CLUSTER_BUCKET "rp_names"
 #define CLUSTER_LEASE_MS_DEFAULT 15000
+/* Chat lines in the cluster group's inbox (both ways), and remote lines
+   in the lobby's, at most this many each: past it a line is dropped
+   (counted in posts_dropped). This keeps a chat flood from taking the
+   room that names need: the cluster group's post_limit is 2 *
+   max_sessions (a claim and a release per session at most) + this +
+   room for connection events, the lobby's max_sessions (a claim answer
+   per session at most) + this + spare; so a release or a claim's answer
+   is never refused for want of room (no name stays held by a player gone,
+   no LOGIN waits forever). */
+#define CLUSTER_CHAT_QUEUE 2048
 
 /* Posts to the cluster group. Payloads are native-endian structs of this
    process (never on the wire). */
@@ -81,6 +91,29 @@ struct cluster_counters {
        undecodable, and lines missing in an origin's sequence (gaps). */
     _Atomic uint64_t chat_out, chat_out_failed, chat_in;
     _Atomic uint64_t chat_duplicates, chat_bad, chat_gaps;
+    /* Not counters: chat posts in the cluster group's inbox and in the
+       lobby's now (a place is taken by the poster before it posts, given
+       back by the receiver once handled, or by the poster if the post
+       failed). */
+    _Atomic uint64_t chat_queued, lobby_chat_queued;
 };
+
+/* Takes a place for one chat post in queue 'q' (chat_queued or
+   lobby_chat_queued of 'n'); false, counted as dropped, if
+   CLUSTER_CHAT_QUEUE are there. Thread: any. */
+static inline bool cluster_chat_take(struct cluster_counters *n,
+                                     _Atomic uint64_t *q)
+{
+    if (atomic_fetch_add(q, 1) < CLUSTER_CHAT_QUEUE)
+        return true;
+    atomic_fetch_sub(q, 1);
+    atomic_fetch_add_explicit(&n->posts_dropped, 1, memory_order_relaxed);
+    return false;
+}
+
+static inline void cluster_chat_give(_Atomic uint64_t *q)
+{
+    atomic_fetch_sub(q, 1);
+}
 
 #endif

@@ -268,6 +268,8 @@ static void chat_to_cluster(struct lobby *lb, struct player *p,
                         .text_len = text.len};
     memcpy(c.from, p->name, c.from_len + 1u);
     memcpy(c.text, text.p, text.len);
+    if (!cluster_chat_take(&lb->g->ncl, &lb->g->ncl.chat_queued))
+        return;
     struct rp_packet *pkt;
     int r = rp_packet_create(sizeof c, 0, &pkt);
     if (r == 0) {
@@ -276,9 +278,11 @@ static void chat_to_cluster(struct lobby *lb, struct player *p,
             r = rp_group_post(lb->g->cluster_g, CLUSTER_CHAT_OUT, pkt);
         rp_packet_unref(pkt);
     }
-    if (r < 0)
+    if (r < 0) {
+        cluster_chat_give(&lb->g->ncl.chat_queued);
         atomic_fetch_add_explicit(&lb->g->ncl.posts_dropped, 1,
                                   memory_order_relaxed);
+    }
 }
 
 /* A line from another shard's channel of the same number. */
@@ -392,6 +396,7 @@ static void lobby_post(struct rp_group *grp, uint32_t tag,
     (void)grp;
     if (tag == LOBBY_CHAT) {
         chat_from_cluster(lb, msg);
+        cluster_chat_give(&g->ncl.lobby_chat_queued);
         return;
     }
     if (tag != LOBBY_CLAIMED || !game_name_msg(msg, &m))
@@ -446,9 +451,10 @@ int lobby_create(struct game *g)
                                          .on_leave = lobby_leave,
                                          .on_post = lobby_post},
                                   .user = lb,
-                                  /* claim answers (one per session at
-                                     most) and remote chat lines */
-                                  .post_limit = g->max_sessions + 4096};
+                                  /* cluster.h, CLUSTER_CHAT_QUEUE: a
+                                     claim's answer always fits */
+                                  .post_limit = g->max_sessions +
+                                                CLUSTER_CHAT_QUEUE + 1024};
     return rp_group_create(g->srv, &cfg, &g->lobby_g);
 }
 

@@ -99,15 +99,16 @@ static inline uint16_t cl_try_login(uint16_t port, const char *name, int *fd)
     return m.u.error.code;
 }
 
-/* Retries LOGIN (new connection each time) until it is not 'while_code'
-   or CL_RETRY_MS passed; returns the last code. */
+/* Retries LOGIN (new connection each time) until it is neither
+   'while_code' nor TRY_LATER (a request that timed out on a loaded
+   machine), or CL_RETRY_MS passed; returns the last code. */
 static inline uint16_t cl_login_until(uint16_t port, const char *name,
                                       uint16_t while_code, int *fd)
 {
     uint16_t code = 0;
     for (int waited = 0; waited < CL_RETRY_MS; waited += 20) {
         code = cl_try_login(port, name, fd);
-        if (code != while_code)
+        if (code != while_code && code != GM_ERR_TRY_LATER)
             return code;
         close(*fd);
         gu_sleep_ms(20);

@@ -38,8 +38,11 @@ static void one_name_one_holder_across_shards(void **state)
     cl_wait_connected(&a, 1);
     cl_wait_connected(&b, 1);
 
-    /* Races: both LOGINs are sent before either answer is read. */
-    int wins_a = 0, wins_b = 0;
+    /* Races: both LOGINs are sent before either answer is read. Never two
+       winners; a name nobody won is a leak. TRY_LATER (a request that
+       timed out on a loaded machine) breaks neither rule but decides
+       nothing: such a race does not count. */
+    int wins_a = 0, wins_b = 0, undecided = 0;
     for (int i = 0; i < RACES; i++) {
         char name[16];
         snprintf(name, sizeof name, "race_%d", i);
@@ -51,18 +54,26 @@ static void one_name_one_holder_across_shards(void **state)
         gu_recv(fa, &ma, ba);
         gu_recv(fb, &mb, bb);
         bool oka = ma.type == GM_LOGIN_OK, okb = mb.type == GM_LOGIN_OK;
-        if (oka == okb)
+        bool later = (!oka && ma.u.error.code == GM_ERR_TRY_LATER) ||
+                     (!okb && mb.u.error.code == GM_ERR_TRY_LATER);
+        if ((oka && okb) || (oka == okb && !later))
             fail_msg("race %d: shard 0 %s, shard 1 %s", i,
                      gm_type_name(ma.type), gm_type_name(mb.type));
-        const struct gm_msg *lost = oka ? &mb : &ma;
-        assert_int_equal(lost->type, GM_ERROR);
-        assert_int_equal(lost->u.error.code, GM_ERR_NAME_TAKEN);
-        wins_a += oka;
-        wins_b += okb;
+        if (later) {
+            undecided++;
+        } else {
+            const struct gm_msg *lost = oka ? &mb : &ma;
+            assert_int_equal(lost->type, GM_ERROR);
+            assert_int_equal(lost->u.error.code, GM_ERR_NAME_TAKEN);
+            wins_a += oka;
+            wins_b += okb;
+        }
         close(fa);
         close(fb);
     }
-    fprintf(stderr, "races: shard 0 won %d, shard 1 won %d\n", wins_a, wins_b);
+    fprintf(stderr, "races: shard 0 won %d, shard 1 won %d, undecided %d\n",
+            wins_a, wins_b, undecided);
+    assert_true(undecided <= RACES / 4);
 
     /* Hand-over: held on a, taken on b, free again once a logs out. */
     int ha, hb;
