@@ -402,6 +402,13 @@ static void print_final(struct game *g, const struct rp_server_stats *s)
         printf(", %s msgs %" PRIu64 " overruns %" PRIu64, rp_group_name(gs[i]),
                st.messages, o[i]);
     }
+    if (g->cluster_g)
+        printf(", cluster chat out %" PRIu64 " in %" PRIu64 " gaps %" PRIu64
+               " duplicates %" PRIu64 " name conflicts %" PRIu64
+               " reconnects %" PRIu64,
+               ld(&g->ncl.chat_out), ld(&g->ncl.chat_in), ld(&g->ncl.chat_gaps),
+               ld(&g->ncl.chat_duplicates), ld(&g->ncl.name_conflicts),
+               ld(&g->ncl.reconnects));
     printf(", sessions %" PRIu64 " players %" PRIu64 " names %" PRIu32 "\n",
            s->sessions, ld(&g->n.players_live), names_count(&g->names));
     fflush(stdout);

@@ -1,0 +1,151 @@
+#!/bin/sh
+# make run-cluster: 3 ringport-game shards joined by a private nats-server
+# (JetStream, a temporary store, a free loopback port: never 4222), each
+# under BOTS/3 verifying bots (ringport-bench game, names prefixed s0, s1,
+# s2 so they are unique across the shards) for SECONDS. Midway the
+# nats-server is SIGKILLed and restarted on its port and store: every
+# shard must keep playing locally through it (no verification error) and
+# reconnect by itself. docs/cluster.md says what is promised and what this
+# first version does not check yet (issue 17's full run-cluster).
+#
+#   scripts/run-cluster.sh BUILD_DIR [SECONDS] [BOTS]
+#
+# Exits 0 only if: every bots run verified with no error; every shard
+# exited 0 with "sessions 0 players 0 names 0"; each shard reconnected
+# and got chat lines from the others. Exits 77 (skipped, one line) when
+# nats-server is not installed or ringport-game was built without libnats.
+# Bounded: each shard gets 10 s to print its port and to connect, 15 s to
+# stop; the bots are killed after SECONDS + 60 s. Everything it started
+# is stopped by PID on every exit path.
+set -u
+
+build=${1:?usage: run-cluster.sh BUILD_DIR [SECONDS] [BOTS]}
+secs=${2:-20}
+bots=${3:-300}
+game_bin=$build/examples/game/ringport-game
+bots_bin=$build/tools/bench/ringport-bench
+for b in "$game_bin" "$bots_bin"; do
+    [ -x "$b" ] || { echo "run-cluster: $b missing (build first)" >&2; exit 2; }
+done
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+# A build without libnats refuses --cluster with this line.
+if "$game_bin" --cluster nats://127.0.0.1:9 --cluster-lease-ms 1 2>&1 |
+    grep -q "no NATS client"; then
+    echo "run-cluster: ringport-game built without libnats (scripts/deps.sh cluster, then rebuild): skipped"
+    exit 77
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringport-cluster.XXXXXX") || exit 1
+shard_pids="" bots_pids=""
+cleanup() {
+    for p in $bots_pids $shard_pids; do lib_kill "$p"; done
+    lib_nats_stop
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+lib_nats_start
+rc=$?
+if [ $rc -eq 77 ]; then
+    echo "run-cluster: nats-server not installed (scripts/deps.sh cluster): skipped"
+    exit 77
+elif [ $rc -ne 0 ]; then
+    echo "run-cluster: nats-server did not start" >&2
+    exit 1
+fi
+echo "nats-server: $nats_url (pid $nats_pid)"
+
+per=$((bots / 3))
+[ "$per" -lt 1 ] && per=1
+max=$((per * 2 + 100))
+[ "$max" -lt 1000 ] && max=1000
+ports=""
+cpu0="" # three shards and their bots on two cores: no pinning
+for k in 0 1 2; do
+    lib_start "$tmp/out$k" "$tmp/err$k" "$game_bin" --port 0 \
+        --max-sessions "$max" --cluster "$nats_url" --shard "$k"
+    shard_pids="$shard_pids $srv_pid"
+    eval "pid$k=$srv_pid"
+    if ! lib_port "$tmp/out$k"; then
+        echo "run-cluster: shard $k did not start:" >&2
+        cat "$tmp/err$k" >&2
+        exit 1
+    fi
+    eval "port$k=$port"
+    ports="$ports $port"
+done
+# Connected: the stats line (each second on stderr) says "cluster up".
+for k in 0 1 2; do
+    i=0
+    until grep -q "| cluster up" "$tmp/err$k" 2>/dev/null; do
+        i=$((i + 1))
+        if [ $i -gt 100 ]; then
+            echo "run-cluster: shard $k did not connect to NATS" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+done
+echo "shards on ports$ports; $per bots each for ${secs} s"
+
+for k in 0 1 2; do
+    eval "p=\$port$k"
+    "$bots_bin" game --port "$p" --bots "$per" --duration "$secs" \
+        --name-prefix "s$k" >"$tmp/bots$k" 2>&1 &
+    bots_pids="$bots_pids $!"
+done
+
+# Midway: NATS dies and comes back; the shards play on.
+sleep $((secs / 2))
+lib_kill "$nats_pid"
+echo "nats-server killed (SIGKILL)"
+sleep 1
+if ! lib_nats_start "$nats_port"; then
+    echo "run-cluster: nats-server did not restart" >&2
+    exit 1
+fi
+echo "nats-server restarted on $nats_url"
+
+bots_rc=0
+limit=$((secs + 60))
+for p in $bots_pids; do
+    i=0
+    while kill -0 "$p" 2>/dev/null && [ $i -lt $((limit * 10)) ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    kill -0 "$p" 2>/dev/null && { echo "run-cluster: bots did not end" >&2; lib_kill "$p"; }
+    wait "$p" || bots_rc=1
+done
+bots_pids=""
+
+shards_rc=0
+for k in 0 1 2; do
+    eval "p=\$pid$k"
+    lib_stop "$p" run-cluster "shard $k"
+    [ "$stop_rc" -eq 0 ] || { echo "run-cluster: shard $k exited with $stop_rc" >&2; shards_rc=1; }
+done
+shard_pids=""
+
+echo "---- report"
+for k in 0 1 2; do
+    final=$(grep '^final:' "$tmp/out$k")
+    echo "shard $k: $final" | sed 's/, /\n    /g'
+    grep -v '^\[' "$tmp/bots$k" | grep -v ': bot ' | sed "s/^/bots s$k: /"
+    grep ': bot ' "$tmp/bots$k" >&2
+    case "$final" in
+    *"sessions 0 players 0 names 0") ;;
+    *) echo "run-cluster: shard $k left something behind" >&2; shards_rc=1 ;;
+    esac
+    # Lines from the other shards reached this one, and NATS came back.
+    chat_in=$(echo "$final" | sed -n 's/.*cluster chat out [0-9]* in \([0-9]*\).*/\1/p')
+    reconn=$(echo "$final" | sed -n 's/.* reconnects \([0-9]*\).*/\1/p')
+    [ "${chat_in:-0}" -gt 0 ] || { echo "run-cluster: shard $k got no remote chat line" >&2; shards_rc=1; }
+    [ "${reconn:-0}" -gt 0 ] || { echo "run-cluster: shard $k did not reconnect" >&2; shards_rc=1; }
+done
+[ "$bots_rc" -ne 0 ] && echo "run-cluster: a bots run failed (verification errors above)" >&2
+[ "$bots_rc" -eq 0 ] && [ "$shards_rc" -eq 0 ]
