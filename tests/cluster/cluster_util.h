@@ -53,9 +53,16 @@ static inline void cl_shard_start(struct gu_game *g, int shard)
 static inline double cl_metric(const struct gu_game *g, const char *name)
 {
     struct mu_reply r;
+    struct mu_check ck;
     assert_int_equal(mu_get(g->mport, "/metrics", &r), 0);
+    assert_int_equal(r.status, 200);
+    /* Every scrape, ringport_cluster_* included, is valid exposition. */
+    if (!mu_check_text(r.body, &ck))
+        fail_msg("metrics format: %s", ck.err);
     double v = mu_value(r.body, name);
     mu_reply_free(&r);
+    if (isnan(v))
+        fail_msg("no series %s", name);
     return v;
 }
 
