@@ -2,17 +2,23 @@
 # make run-cluster: 3 ringport-game shards joined by a private nats-server
 # (JetStream, a temporary store, a free loopback port: never 4222), each
 # under BOTS/3 verifying bots (ringport-bench game, names prefixed s0, s1,
-# s2 so they are unique across the shards) for SECONDS. Midway the
+# s2 so they are unique across the shards) for SECONDS, a 3 s name lease
+# (LEASE_MS). While they play: RACES (200) name races, each asking for
+# one name on the 3 shards at once (bench-cluster-races); then a 4th
+# shard, holding 10 names, is SIGKILLed, its names must be free for the
+# others within the lease + 2 s, and it is started again. Midway the
 # nats-server is SIGKILLed and restarted on its port and store: every
 # shard must keep playing locally through it (no verification error) and
 # reconnect by itself. docs/cluster.md says what is promised and what this
-# first version does not check yet (issue 17's full run-cluster).
+# version does not check yet (issue 17's full run-cluster).
 #
 #   scripts/run-cluster.sh BUILD_DIR [SECONDS] [BOTS]
 #
-# Exits 0 only if: every bots run verified with no error; every shard
-# exited 0 with "sessions 0 players 0 names 0"; each shard reconnected
-# and got chat lines from the others. Exits 77 (skipped, one line) when
+# Exits 0 only if: every bots run verified with no error; no race had two
+# winners or none, and at most a tenth were undecided (TRY_LATER); the
+# killed shard's names came free in time and it came back; every shard
+# exited 0 with "sessions 0 players 0 names 0"; each shard reconnected and
+# got chat lines from the others. Exits 77 (skipped, one line) when
 # nats-server is not installed or ringport-game was built without libnats.
 # Bounded: each shard gets 10 s to print its port and to connect, 15 s to
 # stop; the bots are killed after SECONDS + 60 s. Everything it started
@@ -22,8 +28,11 @@ set -u
 build=${1:?usage: run-cluster.sh BUILD_DIR [SECONDS] [BOTS]}
 secs=${2:-20}
 bots=${3:-300}
+races=${RACES:-200}
+lease=${LEASE_MS:-3000}
 game_bin=$build/examples/game/ringport-game
 bots_bin=$build/tools/bench/ringport-bench
+races_bin=$build/bench/bench-cluster-races
 for b in "$game_bin" "$bots_bin"; do
     [ -x "$b" ] || { echo "run-cluster: $b missing (build first)" >&2; exit 2; }
 done
@@ -37,6 +46,7 @@ if "$game_bin" --cluster nats://127.0.0.1:9 --cluster-lease-ms 1 2>&1 |
     echo "run-cluster: ringport-game built without libnats (scripts/deps.sh cluster, then rebuild): skipped"
     exit 77
 fi
+[ -x "$races_bin" ] || { echo "run-cluster: $races_bin missing (build first)" >&2; exit 2; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringport-cluster.XXXXXX") || exit 1
 shard_pids="" bots_pids=""
@@ -64,33 +74,38 @@ per=$((bots / 3))
 max=$((per * 2 + 100))
 [ "$max" -lt 1000 ] && max=1000
 ports=""
-cpu0="" # three shards and their bots on two cores: no pinning
-for k in 0 1 2; do
-    lib_start "$tmp/out$k" "$tmp/err$k" "$game_bin" --port 0 \
-        --max-sessions "$max" --cluster "$nats_url" --shard "$k"
+cpu0="" # four shards and the bots on two cores: no pinning
+start_shard() { # K: starts shard K, sets pidK and portK
+    lib_start "$tmp/out$1" "$tmp/err$1" "$game_bin" --port 0 \
+        --max-sessions "$max" --cluster "$nats_url" --shard "$1" \
+        --cluster-lease-ms "$lease"
     shard_pids="$shard_pids $srv_pid"
-    eval "pid$k=$srv_pid"
-    if ! lib_port "$tmp/out$k"; then
-        echo "run-cluster: shard $k did not start:" >&2
-        cat "$tmp/err$k" >&2
+    eval "pid$1=$srv_pid"
+    if ! lib_port "$tmp/out$1"; then
+        echo "run-cluster: shard $1 did not start:" >&2
+        cat "$tmp/err$1" >&2
         exit 1
     fi
-    eval "port$k=$port"
-    ports="$ports $port"
-done
+    eval "port$1=$port"
+}
 # Connected: the stats line (each second on stderr) says "cluster up".
-for k in 0 1 2; do
+wait_up() { # K
     i=0
-    until grep -q "| cluster up" "$tmp/err$k" 2>/dev/null; do
+    until grep -q "| cluster up" "$tmp/err$1" 2>/dev/null; do
         i=$((i + 1))
         if [ $i -gt 100 ]; then
-            echo "run-cluster: shard $k did not connect to NATS" >&2
+            echo "run-cluster: shard $1 did not connect to NATS" >&2
             exit 1
         fi
         sleep 0.1
     done
+}
+for k in 0 1 2 3; do
+    start_shard $k
+    [ $k -lt 3 ] && ports="$ports $port"
 done
-echo "shards on ports$ports; $per bots each for ${secs} s"
+for k in 0 1 2 3; do wait_up $k; done
+echo "shards on ports$ports (and shard 3, the victim, on $port3); $per bots each for ${secs} s"
 
 for k in 0 1 2; do
     eval "p=\$port$k"
@@ -99,8 +114,31 @@ for k in 0 1 2; do
     bots_pids="$bots_pids $!"
 done
 
+t_start=$(date +%s)
+fail=0
+# Name races under load: exactly one winner each.
+# shellcheck disable=SC2086 # the ports are words
+race_line=$("$races_bin" races "$races" r $ports) || fail=1
+echo "$race_line"
+undecided=$(echo "$race_line" | sed -n 's/.*undecided \([0-9]*\).*/\1/p')
+if [ "${undecided:-$races}" -gt $((races / 10)) ]; then
+    echo "run-cluster: $undecided of $races races undecided (TRY_LATER)" >&2
+    fail=1
+fi
+# A shard dies holding names: free within the lease + 2 s; it comes back.
+# shellcheck disable=SC2154 # set by start_shard
+victim_line=$("$races_bin" victim 10 v "$lease" "$port3" "$pid3" "$port0") || fail=1
+echo "$victim_line"
+wait "$pid3" 2>/dev/null
+shard_pids=$(echo "$shard_pids" | sed "s/ $pid3\b//")
+rm -f "$tmp/out3" "$tmp/err3"
+start_shard 3
+wait_up 3
+echo "shard 3 restarted on port $port3"
+
 # Midway: NATS dies and comes back; the shards play on.
-sleep $((secs / 2))
+elapsed=$(($(date +%s) - t_start))
+[ $elapsed -lt $((secs / 2)) ] && sleep $((secs / 2 - elapsed))
 lib_kill "$nats_pid"
 echo "nats-server killed (SIGKILL)"
 sleep 1
@@ -123,8 +161,8 @@ for p in $bots_pids; do
 done
 bots_pids=""
 
-shards_rc=0
-for k in 0 1 2; do
+shards_rc=$fail
+for k in 0 1 2 3; do
     eval "p=\$pid$k"
     lib_stop "$p" run-cluster "shard $k"
     [ "$stop_rc" -eq 0 ] || { echo "run-cluster: shard $k exited with $stop_rc" >&2; shards_rc=1; }
@@ -132,6 +170,13 @@ done
 shard_pids=""
 
 echo "---- report"
+echo "$race_line"
+echo "$victim_line"
+grep '^final:' "$tmp/out3" | sed 's/^/shard 3 (restarted victim): /'
+case "$(grep '^final:' "$tmp/out3")" in
+*"sessions 0 players 0 names 0") ;;
+*) echo "run-cluster: shard 3 left something behind" >&2; shards_rc=1 ;;
+esac
 for k in 0 1 2; do
     final=$(grep '^final:' "$tmp/out$k")
     echo "shard $k: $final" | sed 's/, /\n    /g'
