@@ -204,5 +204,9 @@ int main(int argc, char **argv)
     close(ann);
     close(cal);
     close(ben);
+    free(lc);
+    free(lp);
+    free(loc);
+    free(rem);
     return 0;
 }

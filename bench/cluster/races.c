@@ -168,6 +168,7 @@ static int victim(int n, const char *tag, int lease_ms, uint16_t vport,
                 printf("victim: %s still held %lld ms after the kill "
                        "(lease %d ms)\n",
                        name, (long long)(now_ms() - t0), lease_ms);
+                free(fd);
                 return 1;
             }
             usleep(50 * 1000);
@@ -176,6 +177,7 @@ static int victim(int n, const char *tag, int lease_ms, uint16_t vport,
     }
     for (int i = 0; i < n; i++)
         close(fd[i]);
+    free(fd);
     printf("victim: %d names free %lld ms after the kill (lease %d ms)\n", n,
            (long long)(last - t0), lease_ms);
     return 0;
