@@ -170,6 +170,11 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
                   "libnats-dev: scripts/deps.sh cluster, then rebuild)",
                   o->cluster.url);
 #endif
+    /* In homo every content shares one logic thread: the cluster group's
+       NATS requests (up to 0.5 s each) would stall the fights. */
+    if (o->cluster.url[0] && o->layout == RP_GROUP_HOMO)
+        bad_usage("cluster needs layout = hetero (in homo the cluster "
+                  "group's NATS requests would stall every content)");
     if (o->cluster.url[0] && o->cluster.lease_ms < 1000)
         bad_usage("cluster_lease_ms = %u: must be at least 1000",
                   o->cluster.lease_ms);

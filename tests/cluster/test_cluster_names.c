@@ -19,6 +19,7 @@
  *     shard still gets NAME_TAKEN;
  *   - a shard started while NATS is down: LOGIN answers TRY_LATER until
  *     NATS comes up, then the shard connects by itself and LOGIN works;
+ *   - --cluster with --layout homo, or a lease under 1 s: refused (exit 2);
  *   - at the end each shard exits 0 with "sessions 0 players 0 names 0".
  * Skipped (77) with one line when nats-server is not installed. Registered
  * only when ringport-game is built with libnats (tests/CMakeLists.txt).
@@ -183,6 +184,20 @@ static void names_come_back_after_nats_loses_its_store(void **state)
     gu_stop(&b);
 }
 
+/* Flags that cannot work are refused before anything starts. */
+static void cluster_flags_are_checked(void **state)
+{
+    (void)state;
+    static const char *const homo[] = {"--cluster", "nats://127.0.0.1:9",
+                                       "--layout", "homo", NULL};
+    cu_expect_refusal("examples/game/ringport-game", homo,
+                      "cluster needs layout = hetero");
+    static const char *const lease[] = {"--cluster", "nats://127.0.0.1:9",
+                                        "--cluster-lease-ms", "999", NULL};
+    cu_expect_refusal("examples/game/ringport-game", lease,
+                      "must be at least 1000");
+}
+
 static void shard_started_while_nats_is_down_joins_later(void **state)
 {
     (void)state;
@@ -215,6 +230,7 @@ int main(int argc, char **argv)
                                   cu_kill_leftovers),
         cmocka_unit_test_teardown(shard_started_while_nats_is_down_joins_later,
                                   cu_kill_leftovers),
+        cmocka_unit_test_teardown(cluster_flags_are_checked, cu_kill_leftovers),
     };
     return cmocka_run_group_tests(tests, cl_nats_up, cl_nats_down);
 }
