@@ -190,6 +190,9 @@ static void chat_crosses_shards_in_order_once(void **state)
         say_and_see(ann, text);
     }
     expect_lines(ben, "ann", 0, LINES - 1);
+    /* They came to b's lobby as posts from its cluster group. */
+    assert_true(cl_metric(&b, "ringport_group_posts_total{group=\"lobby\"}") >=
+                LINES);
     say_and_see(ben, "n=0");
     expect_lines(ann, "ben", 0, 0);
 
