@@ -17,8 +17,9 @@
 # Exits 0 only if: every bots run verified with no error; no race had two
 # winners or none, and at most a tenth were undecided (TRY_LATER); the
 # killed shard's names came free in time and it came back; every shard
-# exited 0 with "sessions 0 players 0 names 0"; each shard reconnected and
-# got chat lines from the others. Exits 77 (skipped, one line) when
+# exited 0 with "sessions 0 players 0 names 0"; each shard reconnected,
+# got chat lines from the others, and saw no duplicate (a line again, or
+# one older than the last from its shard). Exits 77 (skipped, one line) when
 # nats-server is not installed or ringport-game was built without libnats.
 # Bounded: each shard gets 10 s to print its port and to connect, 15 s to
 # stop; the bots are killed after SECONDS + 60 s. Everything it started
@@ -191,6 +192,9 @@ for k in 0 1 2; do
     reconn=$(echo "$final" | sed -n 's/.* reconnects \([0-9]*\).*/\1/p')
     [ "${chat_in:-0}" -gt 0 ] || { echo "run-cluster: shard $k got no remote chat line" >&2; shards_rc=1; }
     [ "${reconn:-0}" -gt 0 ] || { echo "run-cluster: shard $k did not reconnect" >&2; shards_rc=1; }
+    # A remote line twice (or out of order: it would count as one) never.
+    dups=$(echo "$final" | sed -n 's/.* duplicates \([0-9]*\).*/\1/p')
+    [ "${dups:-1}" -eq 0 ] || { echo "run-cluster: shard $k dropped $dups duplicate chat lines" >&2; shards_rc=1; }
 done
 [ "$bots_rc" -ne 0 ] && echo "run-cluster: a bots run failed (verification errors above)" >&2
 [ "$bots_rc" -eq 0 ] && [ "$shards_rc" -eq 0 ]
