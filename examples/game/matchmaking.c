@@ -68,7 +68,8 @@ static bool host_valid(const char *h, size_t n)
    shard about one offer between two tickets. */
 static bool msg_valid(const struct mm_msg *m)
 {
-    if (m->kind < MM_ADVERT || m->kind > MM_REJECT || m->target_ticket == 0)
+    if (m->kind < MM_ADVERT || m->kind > MM_REJECT || m->target_ticket == 0 ||
+        m->from == MM_ALL)
         return false;
     if (m->kind == MM_ADVERT)
         return m->to == MM_ALL && m->offer == 0 && m->leader_ticket == 0;
