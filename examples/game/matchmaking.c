@@ -431,9 +431,24 @@ static bool our_promise(const struct mm_ticket *t, const struct mm_msg *msg)
            t->peer_ticket == msg->leader_ticket;
 }
 
+static bool moved_by(const struct mm *m, const struct mm_msg *msg)
+{
+    for (size_t i = 0; i < MM_MOVED_RING; i++) {
+        const struct mm_moved *x = &m->moved[i];
+        if (x->offer && x->offer == msg->offer && x->leader == msg->from &&
+            x->epoch == msg->epoch)
+            return true;
+    }
+    return false;
+}
+
 static void on_commit(struct mm *m, const struct mm_msg *msg)
 {
     struct mm_ticket *t = by_id(m, msg->target_ticket);
+    if (!our_promise(t, msg) && moved_by(m, msg)) {
+        m->st.duplicates++; /* done already: the seat stays */
+        return;
+    }
     if (!our_promise(t, msg)) {
         /* A late commit: the promise timed out (the ticket may be queued
            or matched again) or the player left. Ignored; the leader
@@ -446,6 +461,8 @@ static void on_commit(struct mm *m, const struct mm_msg *msg)
     uint64_t player = t->player;
     t->state = MM_FREE;
     m->st.moved++;
+    m->moved[m->moved_next++ % MM_MOVED_RING] =
+        (struct mm_moved){msg->from, msg->epoch, msg->offer};
     m->ops->move(m->ctx, player, msg->host, msg->port, msg->token);
 }
 

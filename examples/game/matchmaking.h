@@ -183,10 +183,20 @@ struct mm_commit {
     uint64_t offer, player, token, until_ms; /* token 0: unused */
 };
 
+/* An offer we were moved by (the target side), kept so that a duplicate of
+   its COMMIT is ignored rather than answered REJECT (which would make the
+   host drop the seat the player is on the way to). */
+struct mm_moved {
+    uint32_t leader;
+    uint64_t epoch, offer; /* offer 0: unused */
+};
+#define MM_MOVED_RING 64
+
 struct mm_stats {
     uint64_t local_matches, hosted, moved; /* hosted + moved: cross-shard */
     uint64_t offers, accepts, declines, commits, aborts;
     uint64_t rejects, offer_timeouts, promise_timeouts, late_ignored;
+    uint64_t duplicates; /* a COMMIT of an offer we already moved by */
 };
 
 struct mm {
@@ -197,6 +207,8 @@ struct mm {
     struct mm_ticket local[MM_MAX_LOCAL];
     struct mm_remote remote[MM_MAX_REMOTE];
     struct mm_commit committed[MM_MAX_LOCAL];
+    struct mm_moved moved[MM_MOVED_RING];
+    uint32_t moved_next;
     struct mm_stats st;
 };
 

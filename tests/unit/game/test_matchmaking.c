@@ -40,9 +40,32 @@ static struct shard sh[SHARDS];
 static struct packet net[NET_MAX];
 static int net_n;
 
+/* What happened to each player and each token, over all shards: a player
+   is in at most one match at a time (an unhosted one may match again); a
+   token is moved at most once, and only while its seat is live (the
+   record has one owner). */
+#define KEYS 4096
+static int outcome[KEYS];
+static struct {
+    uint64_t token;
+    bool live, moved;
+} tokens[KEYS];
+static int tokens_n;
+static bool lossy; /* random test: a full network drops */
+
+static int token_at(uint64_t token)
+{
+    for (int i = 0; i < tokens_n; i++)
+        if (tokens[i].token == token)
+            return i;
+    return -1;
+}
+
 static void t_send(void *ctx, const struct mm_msg *m)
 {
     (void)ctx;
+    if (lossy && net_n == NET_MAX)
+        return;
     assert_true(net_n < NET_MAX);
     int n = mm_msg_encode(m, net[net_n].b, sizeof net[net_n].b);
     assert_true(n > 0);
@@ -53,7 +76,9 @@ static void t_send(void *ctx, const struct mm_msg *m)
 
 static void t_local_match(void *ctx, uint64_t a, uint64_t b)
 {
-    (void)a, (void)b;
+    assert_true(a < KEYS && b < KEYS && a != b);
+    assert_int_equal(++outcome[a], 1);
+    assert_int_equal(++outcome[b], 1);
     ((struct shard *)ctx)->local_matches++;
 }
 
@@ -65,16 +90,27 @@ static uint64_t t_host(void *ctx, uint64_t player, const struct mm_record *rec,
     s->hosted++;
     s->host_player = player;
     s->host_rec = *rec;
-    s->host_token = 0x1000u + (uint64_t)s->id * 100 + s->hosted;
+    s->host_token = ((uint64_t)s->id + 1) << 32 | s->hosted;
+    assert_true(player < KEYS);
+    assert_int_equal(++outcome[player], 1);
+    assert_int_equal(token_at(s->host_token), -1);
+    assert_true(tokens_n < KEYS);
+    tokens[tokens_n].token = s->host_token;
+    tokens[tokens_n].live = true;
+    tokens[tokens_n++].moved = false;
     return s->host_token;
 }
 
 static void t_unhost(void *ctx, uint64_t player, uint64_t token)
 {
     struct shard *s = ctx;
-    (void)player;
     s->unhosted++;
     s->unhost_token = token;
+    int i = token_at(token);
+    assert_true(i >= 0 && tokens[i].live);
+    assert_false(tokens[i].moved); /* its player is not on the way */
+    tokens[i].live = false;
+    assert_int_equal(--outcome[player], 0);
 }
 
 static void t_move(void *ctx, uint64_t player, const char *host, uint16_t port,
@@ -86,6 +122,12 @@ static void t_move(void *ctx, uint64_t player, const char *host, uint16_t port,
     s->moved_token = token;
     snprintf(s->moved_host, sizeof s->moved_host, "%s", host);
     s->moved_port = port;
+    assert_true(player < KEYS);
+    assert_int_equal(++outcome[player], 1);
+    int i = token_at(token);
+    assert_true(i >= 0 && tokens[i].live);
+    assert_false(tokens[i].moved);
+    tokens[i].moved = true;
 }
 
 static bool t_record(void *ctx, uint64_t player, struct mm_record *out)
@@ -113,6 +155,9 @@ static const struct mm_ops ops = {
 static void setup(enum mm_mode mode)
 {
     memset(sh, 0, sizeof sh);
+    memset(outcome, 0, sizeof outcome);
+    tokens_n = 0;
+    lossy = false;
     net_n = 0;
     for (int i = 0; i < SHARDS; i++) {
         struct mm_config c = {.mode = mode,
@@ -445,6 +490,73 @@ static void a_dead_shards_tickets_expire(void **state)
     assert_int_equal(seen, 1);
 }
 
+/* Many players on three shards, and a network that loses, duplicates and
+   reorders messages and delays them at random (seeded: the same run each
+   time): whatever happens, no player is matched twice and no record gets
+   two live owners (the hooks above assert it at every step), and with
+   loss matches still happen across shards. */
+static void random_network_never_matches_twice(void **state)
+{
+    (void)state;
+    for (unsigned seed = 1; seed <= 20; seed++) {
+        setup(MM_GLOBAL);
+        lossy = true;
+        srand(seed);
+        uint64_t now = 1000, next_key[SHARDS] = {0};
+        for (int step = 0; step < 20000; step++) {
+            now += (uint64_t)(rand() % 7);
+            int r = rand() % 100, s = rand() % SHARDS;
+            if (r < 4 && next_key[s] < 999) {
+                uint64_t key = (uint64_t)s * 1000 + ++next_key[s];
+                assert_true(mm_enqueue(&sh[s].mm, key, now) >= 0);
+            } else if (r < 5) {
+                mm_cancel(&sh[s].mm,
+                          (uint64_t)s * 1000 + 1 + (uint64_t)rand() % 999);
+            } else if (r < 30) {
+                tick(s, now);
+            } else if (net_n > 0) {
+                int i = rand() % net_n, fate = rand() % 100;
+                if (fate < 8) { /* lost */
+                    memmove(&net[i], &net[i + 1],
+                            (size_t)(net_n - i - 1) * sizeof net[0]);
+                    net_n--;
+                } else if (fate < 12 && net_n < NET_MAX) { /* twice */
+                    net[net_n++] = net[i];
+                    deliver_one(i, now);
+                } else {
+                    deliver_one(i, now);
+                }
+            }
+        }
+        uint64_t cross = 0;
+        for (int i = 0; i < SHARDS; i++)
+            cross += sh[i].moved;
+        assert_true(cross > 10);
+        if (getenv("MM_VERBOSE")) {
+            struct mm_stats t = {0};
+            for (int i = 0; i < SHARDS; i++) {
+                const struct mm_stats *x = &sh[i].mm.st;
+                t.local_matches += x->local_matches, t.moved += x->moved;
+                t.hosted += x->hosted, t.rejects += x->rejects;
+                t.aborts += x->aborts, t.late_ignored += x->late_ignored;
+                t.duplicates += x->duplicates;
+                t.offer_timeouts += x->offer_timeouts;
+                t.promise_timeouts += x->promise_timeouts;
+            }
+            fprintf(stderr,
+                    "seed %u: local %llu hosted %llu moved %llu rejects "
+                    "%llu aborts %llu late %llu dup %llu timeouts %llu/%llu\n",
+                    seed, (unsigned long long)t.local_matches,
+                    (unsigned long long)t.hosted, (unsigned long long)t.moved,
+                    (unsigned long long)t.rejects, (unsigned long long)t.aborts,
+                    (unsigned long long)t.late_ignored,
+                    (unsigned long long)t.duplicates,
+                    (unsigned long long)t.offer_timeouts,
+                    (unsigned long long)t.promise_timeouts);
+        }
+    }
+}
+
 static void forfeit_cb(void *ctx, const struct mm_seat *s)
 {
     (void)s;
@@ -558,6 +670,7 @@ int main(void)
         cmocka_unit_test(an_unanswered_offer_times_out_and_is_made_again),
         cmocka_unit_test(a_late_commit_is_ignored_and_the_seat_dropped),
         cmocka_unit_test(a_ticket_offered_by_two_leaders_is_matched_once),
+        cmocka_unit_test(random_network_never_matches_twice),
         cmocka_unit_test(queue_modes_local_spill_global),
         cmocka_unit_test(a_dead_shards_tickets_expire),
         cmocka_unit_test(seats_are_single_use_with_a_deadline),
