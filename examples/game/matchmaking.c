@@ -331,6 +331,9 @@ static void on_offer(struct mm *m, const struct mm_msg *msg, uint64_t now)
         t->state = MM_FREE; /* the player is gone */
         take = false;
     }
+    /* A record that could not go on the wire: decline, stay queued. */
+    if (take && !gm_name_valid(a.rec.name, a.rec.name_len))
+        take = false;
     if (!take) {
         m->st.declines++;
         answer(m, msg, MM_DECLINE);
