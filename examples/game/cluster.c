@@ -30,6 +30,7 @@
  */
 #include "cluster_wire.h"
 #include "game.h"
+#include "matchmaking.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -75,6 +76,10 @@ struct cluster {
     uint64_t out_seq;      /* last sequence published */
     struct origin *origins;
     uint32_t n_origins, cap_origins;
+    /* Cross-shard matchmaking (cluster_mm.c): NULL with --pvp-queue
+       local; subscribed to rp.mm.<shard> and rp.mm.ads once connected. */
+    struct cluster_mm *mm;
+    natsSubscription *mm_sub, *mm_ads;
 };
 
 /* What we last heard from one other shard. */
@@ -162,6 +167,46 @@ static void nats_chat(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
             count(&c->g->ncl.posts_dropped, 1);
     }
     natsMsg_Destroy(msg);
+}
+
+/* A matchmaking message: copied and posted as it came (decoded in
+   cluster_mm.c), at most CLUSTER_MM_IN_QUEUE in the inbox so names keep
+   their room; the protocol survives a dropped one (timeouts). */
+static void nats_mm(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+                    void *closure)
+{
+    struct cluster *c = closure;
+    _Atomic uint64_t *q = &c->g->ncl.mm_in_queued;
+    (void)nc, (void)sub;
+    int len = natsMsg_GetDataLength(msg);
+    struct rp_packet *pkt;
+    int r = -EMSGSIZE;
+    if (len > 0 && len <= MM_WIRE_MAX &&
+        atomic_fetch_add(q, 1) < CLUSTER_MM_IN_QUEUE) {
+        r = rp_packet_create((size_t)len, 0, &pkt);
+        if (r == 0) {
+            r = rp_packet_put_bytes(pkt, natsMsg_GetData(msg), (size_t)len);
+            if (r == 0)
+                r = rp_group_post(c->g->cluster_g, CLUSTER_MM_IN, pkt);
+            rp_packet_unref(pkt);
+        }
+        if (r < 0)
+            atomic_fetch_sub(q, 1);
+    } else if (len > 0 && len <= MM_WIRE_MAX) {
+        atomic_fetch_sub(q, 1);
+    }
+    if (r < 0 && r != -ESHUTDOWN)
+        count(&c->g->ncl.posts_dropped, 1);
+    natsMsg_Destroy(msg);
+}
+
+/* cluster_mm.c's way out (the group's thread): at most once, as all of
+   core NATS; nothing is sent while disconnected. */
+static void mm_publish(void *ctx, const char *subject, const uint8_t *b, int n)
+{
+    struct cluster *c = ctx;
+    if (natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED)
+        (void)natsConnection_Publish(c->nc, subject, b, n);
 }
 
 /* ---- held names --------------------------------------------------------- */
@@ -513,6 +558,13 @@ static void cluster_on_post(struct rp_group *grp, uint32_t tag,
         }
         return;
     }
+    if (tag >= CLUSTER_MM_QUEUE && tag <= CLUSTER_SEAT_CLAIM) {
+        if (c->mm)
+            cluster_mm_post(c->mm, tag, msg);
+        else if (tag == CLUSTER_MM_IN)
+            atomic_fetch_sub(&g->ncl.mm_in_queued, 1);
+        return;
+    }
     if (tag == CLUSTER_CHAT_OUT || tag == CLUSTER_CHAT_IN) {
         if (tag == CLUSTER_CHAT_OUT)
             chat_out(c, msg);
@@ -546,6 +598,19 @@ static void cluster_on_tick(struct rp_group *grp, int64_t elapsed_ns,
         natsConnection_Subscribe(&c->sub, c->nc, "rp.chat.>", nats_chat, c) !=
             NATS_OK)
         c->sub = NULL;
+    if (up && c->mm && !c->mm_sub) {
+        char subj[32];
+        snprintf(subj, sizeof subj, "rp.mm.%u", c->cfg.shard);
+        if (natsConnection_Subscribe(&c->mm_sub, c->nc, subj, nats_mm, c) !=
+            NATS_OK)
+            c->mm_sub = NULL;
+    }
+    if (up && c->mm && !c->mm_ads &&
+        natsConnection_Subscribe(&c->mm_ads, c->nc, "rp.mm.ads", nats_mm, c) !=
+            NATS_OK)
+        c->mm_ads = NULL;
+    if (c->mm)
+        cluster_mm_tick(c->mm);
     /* "Connected" means claims can be made: the bucket is bound too (and
        a first rewrite of the names held has been tried since). */
     atomic_store_explicit(&c->g->ncl.connected, up && c->kv,
@@ -635,6 +700,11 @@ int cluster_create(struct game *g, const struct cluster_config *cfg)
     g->cluster = c;
     if (!c->buckets)
         return -ENOMEM;
+    if (cfg->pvp_queue != CLUSTER_PVP_LOCAL) {
+        c->mm = cluster_mm_create(g, &c->cfg, c->epoch, mm_publish, c);
+        if (!c->mm)
+            return -ENOMEM;
+    }
     /* The group first: libnats's callbacks post to it as soon as the
        connection exists. Until 'ready' it makes no libnats call. */
     struct rp_group_config gc = {
@@ -643,7 +713,8 @@ int cluster_create(struct game *g, const struct cluster_config *cfg)
         .cb = {.on_tick = cluster_on_tick, .on_post = cluster_on_post},
         .user = c,
         /* cluster.h, CLUSTER_CHAT_QUEUE: releases always fit */
-        .post_limit = 2 * g->max_sessions + CLUSTER_CHAT_QUEUE + 1024};
+        .post_limit = 2 * g->max_sessions + CLUSTER_CHAT_QUEUE + 1024 +
+                      3 * g->max_sessions + CLUSTER_MM_IN_QUEUE};
     int r = rp_group_create(g->srv, &gc, &g->cluster_g);
     if (r < 0)
         return r;
@@ -664,6 +735,10 @@ void cluster_destroy(struct game *g)
        callbacks get -ESHUTDOWN from their posts and touch nothing. */
     if (c->sub)
         natsSubscription_Destroy(c->sub);
+    if (c->mm_sub)
+        natsSubscription_Destroy(c->mm_sub);
+    if (c->mm_ads)
+        natsSubscription_Destroy(c->mm_ads);
     if (c->kv)
         kvStore_Destroy(c->kv);
     if (c->js)
@@ -679,6 +754,7 @@ void cluster_destroy(struct game *g)
             held_drop(c, &c->buckets[b]);
     free(c->buckets);
     free(c->origins);
+    cluster_mm_destroy(c->mm);
     free(c);
     g->cluster = NULL;
 }

@@ -40,18 +40,48 @@
 /* Posts to the cluster group. Payloads are native-endian structs of this
    process (never on the wire). */
 enum cluster_tag {
-    CLUSTER_CLAIM = 1, /* lobby: struct cluster_name_msg, code unused */
-    CLUSTER_RELEASE,   /* player_free, lobby: struct cluster_name_msg */
-    CLUSTER_EVENT,     /* libnats callbacks: one u8, enum cluster_event */
-    CLUSTER_CHAT_OUT,  /* lobby: struct cw_chat (channel, from, text) */
-    CLUSTER_CHAT_IN,   /* libnats delivery thread: the message's bytes */
+    CLUSTER_CLAIM = 1,  /* lobby: struct cluster_name_msg, code unused */
+    CLUSTER_RELEASE,    /* player_free, lobby: struct cluster_name_msg */
+    CLUSTER_EVENT,      /* libnats callbacks: one u8, enum cluster_event */
+    CLUSTER_CHAT_OUT,   /* lobby: struct cw_chat (channel, from, text) */
+    CLUSTER_CHAT_IN,    /* libnats delivery thread: the message's bytes */
+    CLUSTER_MM_QUEUE,   /* lobby: struct cluster_mm_msg (sid, rec) */
+    CLUSTER_MM_CANCEL,  /* lobby: struct cluster_mm_msg (sid) */
+    CLUSTER_MM_IN,      /* libnats delivery thread: a matchmaking message */
+    CLUSTER_SEAT_CLAIM, /* lobby: struct cluster_mm_msg (sid, token) */
 };
 
 /* Posts from the cluster group to the lobby. */
 enum lobby_tag {
     LOBBY_CLAIMED = 1, /* struct cluster_name_msg: code 0 or GM_ERR_* */
     LOBBY_CHAT,        /* struct cw_chat: a line from another shard */
+    LOBBY_MM_LOCAL,    /* struct cluster_mm_msg: sid and sid2 meet here */
+    LOBBY_MM_HOST,     /* sid fights here in match_id; a seat waits */
+    LOBBY_MM_MOVE,     /* sid: SHARD_MOVE {host, port, token} */
+    LOBBY_SEAT,        /* sid's SEAT: code 0 (match_id, rec) or an error */
 };
+
+/* Matchmaking's posts (cluster_mm.c, docs/cluster.md "Cross-shard
+   matchmaking"). Native-endian, never on the wire. */
+struct cluster_mm_msg {
+    uint64_t sid, sid2, token;
+    uint32_t match_id;
+    uint16_t code, port;
+    char host[64];
+    char name[17];
+    uint8_t name_len;
+    uint32_t gold, wins;
+};
+
+/* The PVP queue across shards: local (the default: as without a
+   cluster), spill (global after pvp_spill_ms), global. */
+enum cluster_pvp_queue {
+    CLUSTER_PVP_LOCAL,
+    CLUSTER_PVP_SPILL,
+    CLUSTER_PVP_GLOBAL,
+};
+#define CLUSTER_MM_IN_QUEUE 1024 /* MM_IN posts in the inbox, at most */
+#define CLUSTER_SEAT_MS 2500     /* a seat waits this long (< pvp's wait) */
 
 enum cluster_event {
     CLUSTER_EV_CONNECTED = 1,
@@ -74,6 +104,8 @@ struct cluster_config {
     uint32_t shard;     /* this shard's number, unique in the cluster */
     char advertise[80]; /* HOST:PORT clients of other shards reach us at */
     uint32_t lease_ms;  /* name lease (the bucket's MaxAge) */
+    uint8_t pvp_queue;  /* enum cluster_pvp_queue */
+    uint32_t pvp_spill_ms;
 };
 
 /* Counters: written by the cluster group (posts_dropped by any thread),
@@ -91,6 +123,11 @@ struct cluster_counters {
        undecodable, and lines missing in an origin's sequence (gaps). */
     _Atomic uint64_t chat_out, chat_out_failed, chat_in;
     _Atomic uint64_t chat_duplicates, chat_bad, chat_gaps;
+    /* Cross-shard matchmaking: matches hosted here / players sent away
+       (SHARD_MOVE), seats claimed / refused / expired unclaimed. */
+    _Atomic uint64_t mm_cross, mm_hosted, mm_moved, mm_local;
+    _Atomic uint64_t seats_claimed, seats_refused, seats_expired;
+    _Atomic uint64_t mm_in_queued; /* not a counter: MM_IN posts inbound */
     /* Not counters: chat posts in the cluster group's inbox and in the
        lobby's now (a place is taken by the poster before it posts, given
        back by the receiver once handled, or by the poster if the post

@@ -53,6 +53,9 @@ struct player {
        claim is on its way (the lobby waits for the answer), or the name
        is held in the cluster (player_free releases it there). */
     bool claiming, global_name;
+    /* Cross-shard matchmaking (lobby): queued in the cluster group; sent
+       SHARD_MOVE (its record now belongs to the host shard); SEAT asked. */
+    bool mm_queued, moved_away, seating;
 };
 
 /* A move's ticket, lobby -> pvp or dungeon: the match to join there and
@@ -80,6 +83,7 @@ uint32_t names_count(struct names *n);
 
 struct game_config {
     uint32_t chat_channel_size; /* lobby chat reaches this many at most */
+    uint8_t pvp_queue; /* enum cluster_pvp_queue; not local: --cluster */
 };
 
 /* Counters: written by the content threads, read by main and metrics. */
@@ -109,6 +113,21 @@ struct game {
     struct dungeon *dungeon;
 };
 
+/* cluster_mm.c (built with --cluster only): cross-shard matchmaking in
+   the cluster group. 'publish' sends bytes on a NATS subject (cluster.c).
+   Thread: the cluster group's (create/destroy: main, before the server
+   starts and after it stopped). */
+struct cluster_mm;
+struct cluster_mm *cluster_mm_create(
+    struct game *g, const struct cluster_config *cfg, uint64_t epoch,
+    void (*publish)(void *ctx, const char *subject, const uint8_t *b, int n),
+    void *ctx);
+void cluster_mm_destroy(struct cluster_mm *c);
+/* A CLUSTER_MM_* or CLUSTER_SEAT_CLAIM post. */
+void cluster_mm_post(struct cluster_mm *c, uint32_t tag,
+                     const struct rp_message *msg);
+void cluster_mm_tick(struct cluster_mm *c);
+
 /* player.c */
 int game_init(struct game *g, struct rp_server *srv, uint32_t max_sessions,
               const struct game_config *cfg);
@@ -130,6 +149,10 @@ void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about);
    rp_group_post's result; a refusal is counted in ncl.posts_dropped. */
 int game_post_name(struct game *g, struct rp_group *to, uint32_t tag,
                    uint64_t sid, uint16_t code, const char *name);
+/* The same for a struct cluster_mm_msg (matchmaking, cluster_mm.c). */
+int game_post_mm(struct game *g, struct rp_group *to, uint32_t tag,
+                 const struct cluster_mm_msg *m);
+bool game_mm_msg(const struct rp_message *msg, struct cluster_mm_msg *out);
 /* The struct cluster_name_msg in a post; false if it is not one. */
 bool game_name_msg(const struct rp_message *msg, struct cluster_name_msg *out);
 /*

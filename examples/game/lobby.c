@@ -34,7 +34,8 @@
 #define LOBBY_PARTY_WAIT_MS 1000
 #define LOBBY_ACCEPTS                                                          \
     (GAME_TYPE_BIT(GM_LOGIN) | GAME_TYPE_BIT(GM_CHAT) |                        \
-     GAME_TYPE_BIT(GM_PVP_QUEUE) | GAME_TYPE_BIT(GM_DUNGEON_ENTER))
+     GAME_TYPE_BIT(GM_PVP_QUEUE) | GAME_TYPE_BIT(GM_DUNGEON_ENTER) |           \
+     GAME_TYPE_BIT(GM_SEAT))
 
 struct channel {
     rp_sid *members; /* [chat_channel_size], first 'n' used */
@@ -58,7 +59,39 @@ struct lobby {
        each; a claim is answered within the cluster's request timeout). */
     struct player **pending;
     uint32_t n_pending, cap_pending;
+    /* Cross-shard matchmaking: players queued in the cluster group, and
+       players whose SEAT is being checked there (the lobby looks a post's
+       session id up here only: a session elsewhere is not its to touch). */
+    struct plist {
+        struct player **a;
+        uint32_t n, cap;
+    } mmq, seating;
 };
+
+static bool plist_add(struct plist *l, struct player *p)
+{
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 64;
+        struct player **a = realloc(l->a, cap * sizeof *a);
+        if (!a)
+            return false;
+        l->a = a;
+        l->cap = cap;
+    }
+    l->a[l->n++] = p;
+    return true;
+}
+
+static struct player *plist_take(struct plist *l, uint64_t sid)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        if (l->a[i]->sid == sid) {
+            struct player *p = l->a[i];
+            l->a[i] = l->a[--l->n];
+            return p;
+        }
+    return NULL;
+}
 
 static void chan_join(struct lobby *lb, struct player *p)
 {
@@ -136,6 +169,16 @@ static void lobby_forget(struct lobby *lb, struct player *p)
 {
     if (p->claiming)
         (void)pending_take(lb, p->sid); /* p->claiming stays: player_free */
+    if (p->mm_queued) {
+        struct cluster_mm_msg m = {.sid = p->sid};
+        (void)plist_take(&lb->mmq, p->sid);
+        p->mm_queued = false;
+        (void)game_post_mm(lb->g, lb->g->cluster_g, CLUSTER_MM_CANCEL, &m);
+    }
+    if (p->seating) {
+        (void)plist_take(&lb->seating, p->sid);
+        p->seating = false;
+    }
     chan_leave(lb, p);
     if (lb->pvp_waiting == p)
         lb->pvp_waiting = NULL;
@@ -194,7 +237,7 @@ static void on_login(struct lobby *lb, struct player *p, struct gm_str name)
         game_send_error(g, p->sid, GM_ERR_BAD_NAME, GM_LOGIN);
         return;
     }
-    if (p->claiming) { /* the first LOGIN's answer is still to come */
+    if (p->claiming || p->seating) { /* an answer is still to come */
         game_send_error(g, p->sid, GM_ERR_TRY_LATER, GM_LOGIN);
         return;
     }
@@ -302,8 +345,31 @@ static void chat_from_cluster(struct lobby *lb, const struct rp_message *msg)
     game_broadcast(lb->g, ch->members, ch->n, &m);
 }
 
+/* --pvp-queue spill or global: the cluster group queues the player
+   (cluster_mm.c) and answers with LOBBY_MM_* posts. */
+static void pvp_queue_cluster(struct lobby *lb, struct player *p)
+{
+    struct cluster_mm_msg m = {.sid = p->sid, .gold = p->gold, .wins = p->wins};
+    m.name_len = (uint8_t)strlen(p->name);
+    memcpy(m.name, p->name, m.name_len);
+    if (!plist_add(&lb->mmq, p) ||
+        game_post_mm(lb->g, lb->g->cluster_g, CLUSTER_MM_QUEUE, &m) < 0) {
+        (void)plist_take(&lb->mmq, p->sid);
+        game_send_error(lb->g, p->sid, GM_ERR_TRY_LATER, GM_PVP_QUEUE);
+        return;
+    }
+    struct gm_msg q = {.type = GM_PVP_QUEUED};
+    game_send(lb->g, p->sid, &q);
+    p->busy = true;
+    p->mm_queued = true;
+}
+
 static void on_pvp_queue(struct lobby *lb, struct player *p)
 {
+    if (lb->g->cluster_g && lb->g->cfg.pvp_queue != CLUSTER_PVP_LOCAL) {
+        pvp_queue_cluster(lb, p);
+        return;
+    }
     struct gm_msg m = {.type = GM_PVP_QUEUED};
     game_send(lb->g, p->sid, &m);
     struct player *o = lb->pvp_waiting;
@@ -333,6 +399,33 @@ static void on_dungeon_enter(struct lobby *lb, struct player *p, uint8_t size)
         form_party(lb, l);
 }
 
+/* SEAT {token}: a player sent here by SHARD_MOVE. The cluster group
+   checks the token (LOBBY_SEAT answers). */
+static void on_seat(struct lobby *lb, struct player *p, uint64_t token)
+{
+    struct game *g = lb->g;
+    struct cluster_mm_msg m = {.sid = p->sid, .token = token};
+    if (p->id) {
+        game_send_error(g, p->sid, GM_ERR_ALREADY_LOGGED_IN, GM_SEAT);
+        return;
+    }
+    if (p->claiming || p->seating) {
+        game_send_error(g, p->sid, GM_ERR_TRY_LATER, GM_SEAT);
+        return;
+    }
+    if (!g->cluster_g || g->cfg.pvp_queue == CLUSTER_PVP_LOCAL) {
+        game_send_error(g, p->sid, GM_ERR_SEAT_REFUSED, GM_SEAT);
+        return;
+    }
+    if (!plist_add(&lb->seating, p) ||
+        game_post_mm(g, g->cluster_g, CLUSTER_SEAT_CLAIM, &m) < 0) {
+        (void)plist_take(&lb->seating, p->sid);
+        game_send_error(g, p->sid, GM_ERR_TRY_LATER, GM_SEAT);
+        return;
+    }
+    p->seating = true;
+}
+
 static void lobby_message(struct rp_group *grp, rp_sid sid, void *data,
                           const struct rp_message *msg, void *user)
 {
@@ -348,6 +441,10 @@ static void lobby_message(struct rp_group *grp, rp_sid sid, void *data,
     }
     if (m.type == GM_CHAT) {
         on_chat(lb, p, m.u.chat);
+        return;
+    }
+    if (m.type == GM_SEAT) {
+        on_seat(lb, p, m.u.seat);
         return;
     }
     if (p->busy) {
@@ -386,6 +483,82 @@ static void lobby_leave(struct rp_group *grp, rp_sid sid, void *data,
     lobby_forget(user, data);
 }
 
+/* Matchmaking's outcomes (cluster_mm.c). A session id is looked up only
+   among the lobby's own lists: one that left meanwhile is not found. */
+static void mm_from_cluster(struct lobby *lb, uint32_t tag,
+                            const struct cluster_mm_msg *m)
+{
+    struct game *g = lb->g;
+    if (tag == LOBBY_MM_LOCAL) {
+        struct player *a = plist_take(&lb->mmq, m->sid);
+        struct player *b = plist_take(&lb->mmq, m->sid2);
+        if (a && b) {
+            a->mm_queued = b->mm_queued = false;
+            uint32_t id = ++lb->next_match_id;
+            send_away(lb, a, g->pvp_g, id, 0, 2);
+            send_away(lb, b, g->pvp_g, id, 1, 2);
+            atomic_fetch_add_explicit(&g->n.matches, 1, memory_order_relaxed);
+            return;
+        }
+        /* One left on the way: the other queues again. */
+        struct player *o = a ? a : b;
+        if (o) {
+            o->mm_queued = false;
+            o->busy = false;
+            pvp_queue_cluster(lb, o);
+        }
+        return;
+    }
+    if (tag == LOBBY_MM_HOST) {
+        struct player *p = plist_take(&lb->mmq, m->sid);
+        if (!p)
+            return; /* it left: the arriving player wins by forfeit */
+        p->mm_queued = false;
+        send_away(lb, p, g->pvp_g, m->match_id, 0, 2);
+        atomic_fetch_add_explicit(&g->n.matches, 1, memory_order_relaxed);
+        return;
+    }
+    if (tag == LOBBY_MM_MOVE) {
+        struct player *p = plist_take(&lb->mmq, m->sid);
+        if (!p)
+            return; /* it left: the host's player wins by forfeit */
+        /* Its record now belongs to the host shard: it stays busy here
+           (no queue, no dungeon) until the client goes. */
+        p->mm_queued = false;
+        p->moved_away = true;
+        struct gm_msg mv = {.type = GM_SHARD_MOVE};
+        mv.u.shard_move.host = gm_str_of(m->host, strlen(m->host));
+        mv.u.shard_move.port = m->port;
+        mv.u.shard_move.token = m->token;
+        game_send(g, p->sid, &mv);
+        return;
+    }
+    if (tag == LOBBY_SEAT) {
+        struct player *p = plist_take(&lb->seating, m->sid);
+        if (!p)
+            return; /* it left: the host's player wins by forfeit */
+        p->seating = false;
+        if (m->code) {
+            game_send_error(g, p->sid, m->code, GM_SEAT);
+            return;
+        }
+        /* The record moved with the match. The name is held on this
+           shard only (its old shard releases the global one as the
+           client leaves it). */
+        memcpy(p->name, m->name, sizeof p->name);
+        p->name[sizeof p->name - 1] = '\0';
+        if (names_add(&g->names, p->name) < 0) {
+            p->name[0] = '\0';
+            game_send_error(g, p->sid, GM_ERR_NAME_TAKEN, GM_SEAT);
+            return;
+        }
+        p->gold = m->gold;
+        p->wins = m->wins;
+        login_ok(lb, p);
+        send_away(lb, p, g->pvp_g, m->match_id, 1, 2);
+    }
+}
+
 /* The cluster group's answer to a claim (cluster.h, LOBBY_CLAIMED). */
 static void lobby_post(struct rp_group *grp, uint32_t tag,
                        const struct rp_message *msg, void *user)
@@ -397,6 +570,12 @@ static void lobby_post(struct rp_group *grp, uint32_t tag,
     if (tag == LOBBY_CHAT) {
         chat_from_cluster(lb, msg);
         cluster_chat_give(&g->ncl.lobby_chat_queued);
+        return;
+    }
+    if (tag >= LOBBY_MM_LOCAL && tag <= LOBBY_SEAT) {
+        struct cluster_mm_msg mm;
+        if (game_mm_msg(msg, &mm))
+            mm_from_cluster(lb, tag, &mm);
         return;
     }
     if (tag != LOBBY_CLAIMED || !game_name_msg(msg, &m))
@@ -453,7 +632,7 @@ int lobby_create(struct game *g)
                                   .user = lb,
                                   /* cluster.h, CLUSTER_CHAT_QUEUE: a
                                      claim's answer always fits */
-                                  .post_limit = g->max_sessions +
+                                  .post_limit = 4 * g->max_sessions +
                                                 CLUSTER_CHAT_QUEUE + 1024};
     return rp_group_create(g->srv, &cfg, &g->lobby_g);
 }
@@ -468,6 +647,8 @@ void lobby_destroy(struct game *g)
         free(lb->chans[c].members);
     free(lb->chans);
     free(lb->pending);
+    free(lb->mmq.a);
+    free(lb->seating.a);
     free(lb);
     g->lobby = NULL;
 }

@@ -49,9 +49,16 @@ struct game_opts {
     int layout; /* enum rp_group_layout */
     struct game_config game;
     struct cluster_config cluster; /* url "": no cluster */
-    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 8];
+    int pvp_queue;                 /* enum cluster_pvp_queue */
+    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 12];
     size_t nkeys;
 };
+
+static const struct rp_config_choice pvp_queues[] = {
+    {"local", CLUSTER_PVP_LOCAL},
+    {"spill", CLUSTER_PVP_SPILL},
+    {"global", CLUSTER_PVP_GLOBAL},
+    {NULL, 0}};
 
 static const struct rp_config_choice layouts[] = {
     {"hetero", RP_GROUP_HETERO}, {"homo", RP_GROUP_HOMO}, {NULL, 0}};
@@ -88,6 +95,10 @@ static void usage(FILE *f)
                "us\n"
                "                     (default: the listen address and port)\n"
                "  --cluster-lease-ms N   global name lease (default 15000)\n"
+               "  --pvp-queue local|spill|global  the PVP queue across shards "
+               "(default local)\n"
+               "  --pvp-spill-ms N   spill: go global after N ms waiting "
+               "(default 3000)\n"
                "  server flags: --max-payload --send-queue-limit "
                "--idle-timeout-ms\n"
                "    --frame-deadline-ms --first-packet-deadline-ms --max-iov\n"
@@ -140,6 +151,11 @@ static void opts_init(struct game_opts *o)
     o->keys[o->nkeys++] = (struct rp_config_key){
         "cluster_lease_ms", RP_CONFIG_U32, &o->cluster.lease_ms, 0, NULL};
     o->cluster.lease_ms = CLUSTER_LEASE_MS_DEFAULT;
+    o->keys[o->nkeys++] = (struct rp_config_key){"pvp_queue", RP_CONFIG_ENUM,
+                                                 &o->pvp_queue, 0, pvp_queues};
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "pvp_spill_ms", RP_CONFIG_U32, &o->cluster.pvp_spill_ms, 0, NULL};
+    o->cluster.pvp_spill_ms = 3000;
 }
 
 static void parse_args(int argc, char **argv, struct game_opts *o)
@@ -175,6 +191,10 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
     if (o->cluster.url[0] && o->layout == RP_GROUP_HOMO)
         bad_usage("cluster needs layout = hetero (in homo the cluster "
                   "group's NATS requests would stall every content)");
+    /* Without a cluster the PVP queue is this shard's whatever is set. */
+    o->cluster.pvp_queue =
+        o->cluster.url[0] ? (uint8_t)o->pvp_queue : CLUSTER_PVP_LOCAL;
+    o->game.pvp_queue = o->cluster.pvp_queue;
     if (o->cluster.url[0] && o->cluster.lease_ms < 1000)
         bad_usage("cluster_lease_ms = %u: must be at least 1000",
                   o->cluster.lease_ms);
@@ -296,6 +316,27 @@ static void collect_cluster(struct rp_metrics_writer *w, struct game *g)
         {"ringport_cluster_chat_bad_total",
          "Messages on the chat subjects that did not decode", RP_METRIC_COUNTER,
          offsetof(struct cluster_counters, chat_bad)},
+        {"ringport_cluster_matches_total",
+         "Cross-shard PVP matches this shard took part in (hosted or moved)",
+         RP_METRIC_COUNTER, offsetof(struct cluster_counters, mm_cross)},
+        {"ringport_cluster_matches_hosted_total",
+         "Cross-shard matches fought here", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, mm_hosted)},
+        {"ringport_cluster_matches_moved_total",
+         "Players sent to another shard's match (SHARD_MOVE)",
+         RP_METRIC_COUNTER, offsetof(struct cluster_counters, mm_moved)},
+        {"ringport_cluster_matches_local_total",
+         "PVP matches the cluster queue made on this shard", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, mm_local)},
+        {"ringport_cluster_seats_claimed_total",
+         "Seats claimed by an arriving player (SEAT)", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, seats_claimed)},
+        {"ringport_cluster_seats_refused_total",
+         "SEATs refused: token unknown, used or late", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, seats_refused)},
+        {"ringport_cluster_seats_expired_total",
+         "Seats whose player never came (forfeit)", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, seats_expired)},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         rp_metrics_family(w, c[i].name, c[i].type, c[i].help);

@@ -129,6 +129,32 @@ int game_post_name(struct game *g, struct rp_group *to, uint32_t tag,
     return r;
 }
 
+int game_post_mm(struct game *g, struct rp_group *to, uint32_t tag,
+                 const struct cluster_mm_msg *m)
+{
+    struct rp_packet *pkt;
+    int r = rp_packet_create(sizeof *m, 0, &pkt);
+    if (r == 0) {
+        r = rp_packet_put_bytes(pkt, m, sizeof *m);
+        if (r == 0)
+            r = rp_group_post(to, tag, pkt);
+        rp_packet_unref(pkt);
+    }
+    if (r < 0)
+        count(&g->ncl.posts_dropped, 1);
+    return r;
+}
+
+bool game_mm_msg(const struct rp_message *msg, struct cluster_mm_msg *out)
+{
+    if (msg->len != sizeof *out)
+        return false;
+    memcpy(out, msg->payload, sizeof *out);
+    out->host[sizeof out->host - 1] = '\0';
+    out->name[sizeof out->name - 1] = '\0';
+    return true;
+}
+
 bool game_name_msg(const struct rp_message *msg, struct cluster_name_msg *out)
 {
     if (msg->len != sizeof *out)
@@ -154,7 +180,7 @@ bool game_decode(struct game *g, rp_sid sid, const struct rp_message *msg,
         return false;
     }
     uint16_t code = 0;
-    if (!logged_in && type != GM_LOGIN)
+    if (!logged_in && type != GM_LOGIN && type != GM_SEAT)
         code = GM_ERR_NOT_LOGGED_IN;
     else if (!(accepts & GAME_TYPE_BIT(type)))
         code = GM_ERR_WRONG_CONTENT;

@@ -48,6 +48,12 @@ static void put_u32(struct wr *w, uint32_t v)
     put(w, b, 4);
 }
 
+static void put_u64(struct wr *w, uint64_t v)
+{
+    put_u32(w, (uint32_t)v);
+    put_u32(w, (uint32_t)(v >> 32));
+}
+
 static void put_str(struct wr *w, struct gm_str s)
 {
     put_u16(w, s.len);
@@ -95,6 +101,12 @@ static uint32_t get_u32(struct rd *r)
              : 0;
 }
 
+static uint64_t get_u64(struct rd *r)
+{
+    uint64_t lo = get_u32(r);
+    return lo | (uint64_t)get_u32(r) << 32;
+}
+
 static struct gm_str get_str(struct rd *r)
 {
     struct gm_str s = {"", 0};
@@ -131,6 +143,8 @@ const char *gm_type_name(uint16_t type)
     case GM_PVP_MOVE: return "pvp_move";
     case GM_PVP_ATTACK: return "pvp_attack";
     case GM_DUNGEON_ATTACK: return "dungeon_attack";
+    case GM_SEAT: return "seat";
+    case GM_SHARD_MOVE: return "shard_move";
     case GM_ERROR: return "error";
     case GM_LOGIN_OK: return "login_ok";
     case GM_CHAT_MSG: return "chat_msg";
@@ -161,6 +175,7 @@ const char *gm_error_name(uint16_t code)
     case GM_ERR_MALFORMED: return "malformed";
     case GM_ERR_UNKNOWN_TYPE: return "unknown_type";
     case GM_ERR_TRY_LATER: return "try_later";
+    case GM_ERR_SEAT_REFUSED: return "seat_refused";
     }
     return "unknown";
 }
@@ -173,6 +188,12 @@ int gm_decode(uint16_t type, const uint8_t *p, size_t len, struct gm_msg *out)
     out->type = type;
     switch (type) {
     case GM_LOGIN: out->u.login = get_str(&r); break;
+    case GM_SEAT: out->u.seat = get_u64(&r); break;
+    case GM_SHARD_MOVE:
+        out->u.shard_move.host = get_str(&r);
+        out->u.shard_move.port = get_u16(&r);
+        out->u.shard_move.token = get_u64(&r);
+        break;
     case GM_CHAT: out->u.chat = get_str(&r); break;
     case GM_PVP_QUEUE:
     case GM_PVP_ATTACK:
@@ -271,6 +292,12 @@ int gm_encode(const struct gm_msg *m, uint8_t *buf, size_t cap)
     struct wr w = {buf, 0, cap, false};
     switch (m->type) {
     case GM_LOGIN: put_str(&w, m->u.login); break;
+    case GM_SEAT: put_u64(&w, m->u.seat); break;
+    case GM_SHARD_MOVE:
+        put_str(&w, m->u.shard_move.host);
+        put_u16(&w, m->u.shard_move.port);
+        put_u64(&w, m->u.shard_move.token);
+        break;
     case GM_CHAT: put_str(&w, m->u.chat); break;
     case GM_PVP_QUEUE:
     case GM_PVP_ATTACK:

@@ -32,7 +32,9 @@ enum gm_type {
     GM_PVP_MOVE = 5,       /* pvp: i8 dx, i8 dy, each -1..1 */
     GM_PVP_ATTACK = 6,     /* pvp: (empty) */
     GM_DUNGEON_ATTACK = 7, /* dungeon: u8 monster index */
-    GM_CLIENT_LAST = GM_DUNGEON_ATTACK,
+    GM_SEAT = 8,           /* lobby, instead of LOGIN: u64 token (cluster:
+                              the seat SHARD_MOVE reserved on this shard) */
+    GM_CLIENT_LAST = GM_SEAT,
 
     /* Server -> client. */
     GM_ERROR = 100,          /* u16 code, u16 about (the type that caused it) */
@@ -49,7 +51,10 @@ enum gm_type {
     GM_DUNGEON_STATE = 110,  /* u32 id, u32 tick, u8 nm, u16 hp[nm], u8 np,
                                 u16 hp[np] */
     GM_DUNGEON_END = 111,    /* u32 id, u8 result, u32 gold */
-    GM_SERVER_LAST = GM_DUNGEON_END,
+    GM_SHARD_MOVE = 112,     /* str host, u16 port, u64 token (cluster: your
+                                match is on another shard; go there and
+                                send SEAT with the token) */
+    GM_SERVER_LAST = GM_SHARD_MOVE,
 };
 
 enum gm_error {
@@ -64,6 +69,7 @@ enum gm_error {
     GM_ERR_MALFORMED = 9,     /* wrong length: the session is closed */
     GM_ERR_UNKNOWN_TYPE = 10, /* not a client type: the session is closed */
     GM_ERR_TRY_LATER = 11,    /* cluster: NATS unreachable, LOGIN refused */
+    GM_ERR_SEAT_REFUSED = 12, /* SEAT: token unknown, used or expired */
 };
 
 #define GM_NAME_MIN 3
@@ -106,6 +112,12 @@ struct gm_msg {
             int8_t dx, dy;
         } move;
         uint8_t target; /* DUNGEON_ATTACK */
+        uint64_t seat;  /* SEAT: the token */
+        struct {
+            struct gm_str host;
+            uint16_t port;
+            uint64_t token;
+        } shard_move;
         struct {
             uint16_t code, about;
         } error;
