@@ -72,6 +72,7 @@ enum bstate {
     B_DUNGEON,       /* in a run */
     B_RETURN,        /* LOBBY_ENTER awaited */
     B_LOGIN_AGAIN,   /* TRY_LATER (a cluster shard): LOGIN again at 'due' */
+    B_SEAT,          /* SHARD_MOVE followed: SEAT sent, LOGIN_OK awaited */
     B_DONE,
 };
 
@@ -99,6 +100,12 @@ struct bot {
     uint32_t chat_seq;
     char chat[24];
     uint32_t gold, wins, want_gold, want_wins;
+    /* SHARD_MOVE (a cluster shard): where the match is and the seat's
+       token; token 0: none. The record (gold, wins) goes on there. */
+    uint64_t seat_token;
+    char seat_host[64];
+    uint16_t seat_port;
+    uint64_t match_asked; /* when PVP_QUEUE went out (the match bound) */
     /* pvp */
     uint32_t room, ptick;
     uint8_t side;
@@ -549,12 +556,26 @@ static void on_error(struct gworker *w, struct bot *b, const struct gm_msg *m,
          gm_error_name(code), gm_type_name(about), b->st);
 }
 
+static void on_shard_move(struct gworker *w, struct bot *b,
+                          const struct gm_msg *m, uint64_t now);
+
 static void on_msg(struct gworker *w, struct bot *b, const struct gm_msg *m,
                    uint64_t now)
 {
     switch (m->type) {
     case GM_ERROR: on_error(w, b, m, now); return;
     case GM_LOGIN_OK:
+        if (b->st == B_SEAT) {
+            /* The record came with the match: same gold; MATCH_START
+               follows, within the bound that runs from PVP_QUEUE. */
+            if (m->u.login_ok.gold != b->gold)
+                fail(w, b, &w->st.err_verify, "seat: gold %u, had %u",
+                     m->u.login_ok.gold, b->gold);
+            b->seat_token = 0;
+            b->st = B_PVP_WAIT;
+            b->sent_at = b->match_asked;
+            return;
+        }
         if (b->st != B_LOGIN)
             break;
         bump(&w->st.logins);
@@ -580,7 +601,9 @@ static void on_msg(struct gworker *w, struct bot *b, const struct gm_msg *m,
             break;
         latency(w, LAT_PVP_QUEUE, b->sent_at, now);
         b->st = B_PVP_WAIT; /* the match bound runs from the request */
+        b->match_asked = b->sent_at;
         return;
+    case GM_SHARD_MOVE: on_shard_move(w, b, m, now); return;
     case GM_MATCH_START:
         if (b->st != B_PVP_WAIT)
             break;
@@ -670,7 +693,10 @@ static void take_frames(struct gworker *w, struct bot *b, uint64_t now)
 static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
 {
     struct rp_client_config cc;
-    rp_client_config_init(&cc, w->o->net.host, w->o->net.port);
+    if (b->seat_token)
+        rp_client_config_init(&cc, b->seat_host, b->seat_port);
+    else
+        rp_client_config_init(&cc, w->o->net.host, w->o->net.port);
     cc.max_payload = GM_PAYLOAD_MAX; /* a bigger frame is a protocol error */
     cc.send_queue_max = 64 * 1024;
     cc.reconnect = 0; /* a lost connection is an error of the run */
@@ -693,10 +719,12 @@ static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
         b->st = B_DONE;
         return;
     }
-    b->gen++;
-    snprintf(b->name, sizeof b->name, "%sb%u_%u", w->o->name_prefix, b->idx,
-             b->gen);
-    b->bad_name_first = rnd_range(b, 0, 99) < 5;
+    if (!b->seat_token) { /* a moved player keeps its name and record */
+        b->gen++;
+        snprintf(b->name, sizeof b->name, "%sb%u_%u", w->o->name_prefix, b->idx,
+                 b->gen);
+        b->bad_name_first = rnd_range(b, 0, 99) < 5;
+    }
     memset(&b->cs, 0, sizeof b->cs);
     b->own_drops = b->cs_own_drops = 0;
     b->reg_closes = 0; /* a new client counts from 0 */
@@ -710,7 +738,34 @@ static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
 static void on_connected(struct gworker *w, struct bot *b, uint64_t now)
 {
     atomic_fetch_add_explicit(&w->st.online, 1, memory_order_relaxed);
+    if (b->seat_token) {
+        struct gm_msg m = {.type = GM_SEAT};
+        m.u.seat = b->seat_token;
+        send_msg(w, b, &m);
+        await(w, b, B_SEAT, now);
+        return;
+    }
     send_login(w, b, now);
+}
+
+/* SHARD_MOVE: the match is on another shard. The bot leaves this one and
+   connects there with the token (bot_connect, on_connected: SEAT). */
+static void on_shard_move(struct gworker *w, struct bot *b,
+                          const struct gm_msg *m, uint64_t now)
+{
+    const struct gm_str *h = &m->u.shard_move.host;
+    if (b->st != B_PVP_WAIT || h->len == 0 || h->len >= sizeof b->seat_host ||
+        m->u.shard_move.port == 0 || m->u.shard_move.token == 0) {
+        fail(w, b, &w->st.err_verify, "shard_move in state %d", b->st);
+        return;
+    }
+    bump(&w->st.shard_moves);
+    memcpy(b->seat_host, h->p, h->len);
+    b->seat_host[h->len] = '\0';
+    b->seat_port = m->u.shard_move.port;
+    b->seat_token = m->u.shard_move.token;
+    bot_close(w, b);
+    bot_connect(w, b, now);
 }
 
 /* The client was closed under the bot (reconnect is off): a failed

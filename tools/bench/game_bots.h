@@ -50,6 +50,7 @@ struct game_opts {
 
 struct gstats {
     _Atomic uint64_t in, out, logins, chats, matches, dungeons, rejoins;
+    _Atomic uint64_t shard_moves; /* SHARD_MOVE followed (cluster) */
     _Atomic uint64_t err_verify, err_timeout, err_closed, err_connect,
         err_packet;
     _Atomic uint64_t drops, resumes, sessions_lost; /* --drop-rate */

@@ -124,6 +124,7 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
 
 struct gtotals {
     uint64_t in, out, logins, chats, matches, dungeons, rejoins;
+    uint64_t shard_moves;
     uint64_t verify, timeout, closed, connect, packet, online;
     uint64_t drops, resumes, sessions_lost;
 };
@@ -140,6 +141,7 @@ static void gsum(struct gworker *ws, uint32_t n, struct gtotals *t)
         t->matches += ld(&s->matches);
         t->dungeons += ld(&s->dungeons);
         t->rejoins += ld(&s->rejoins);
+        t->shard_moves += ld(&s->shard_moves);
         t->verify += ld(&s->err_verify);
         t->timeout += ld(&s->err_timeout);
         t->closed += ld(&s->err_closed);
@@ -203,6 +205,8 @@ static void report(const struct game_opts *o, struct gworker *ws,
                t->drops, t->resumes, hist_percentile(&rs, 0.5) / 1e3,
                hist_percentile(&rs, 0.99) / 1e3, (double)rs.max / 1e3,
                t->sessions_lost);
+    if (t->shard_moves) /* cluster shards: SHARD_MOVE followed */
+        printf("  shard moves %" PRIu64 "\n", t->shard_moves);
     printf("  verification errors %" PRIu64 " (verify %" PRIu64
            ", timeout %" PRIu64 ", closed %" PRIu64 ", connect %" PRIu64
            ", error packets %" PRIu64 ")%s\n",
