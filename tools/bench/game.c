@@ -54,8 +54,9 @@
 #define NOTE_MAX 10 /* error lines printed to stderr */
 
 const char *const lat_names[LAT_COUNT] = {
-    "login",         "chat",           "pvp_queue", "match",      "pvp_action",
-    "dungeon_enter", "dungeon_action", "return",    "error_probe"};
+    "login",       "chat",          "pvp_queue",      "match",
+    "pvp_action",  "dungeon_enter", "dungeon_action", "return",
+    "error_probe", "match_moved"};
 
 enum bstate {
     B_OFFLINE,       /* reconnect at 'due' */
@@ -106,6 +107,7 @@ struct bot {
     char seat_host[64];
     uint16_t seat_port;
     uint64_t match_asked; /* when PVP_QUEUE went out (the match bound) */
+    bool via_seat;        /* this match's MATCH_START comes via SHARD_MOVE */
     /* pvp */
     uint32_t room, ptick;
     uint8_t side;
@@ -572,6 +574,7 @@ static void on_msg(struct gworker *w, struct bot *b, const struct gm_msg *m,
                 fail(w, b, &w->st.err_verify, "seat: gold %u, had %u",
                      m->u.login_ok.gold, b->gold);
             b->seat_token = 0;
+            b->via_seat = true;
             b->st = B_PVP_WAIT;
             b->sent_at = b->match_asked;
             return;
@@ -608,6 +611,9 @@ static void on_msg(struct gworker *w, struct bot *b, const struct gm_msg *m,
         if (b->st != B_PVP_WAIT)
             break;
         latency(w, LAT_MATCH, b->sent_at, now);
+        if (b->via_seat)
+            latency(w, LAT_MATCH_MOVED, b->sent_at, now);
+        b->via_seat = false;
         bump(&w->st.matches);
         b->room = m->u.match_start.room;
         b->side = m->u.match_start.side;

@@ -31,6 +31,7 @@ enum lat {
     LAT_DUNGEON_ACTION,
     LAT_RETURN,
     LAT_ERROR,
+    LAT_MATCH_MOVED, /* PVP_QUEUE to MATCH_START via SHARD_MOVE (cluster) */
     LAT_COUNT
 };
 
