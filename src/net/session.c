@@ -187,6 +187,10 @@ static void session_input(struct net_thread *t, struct rp_session *s,
     t->rx_pos = data;
     t->rx_limit = data + len;
     int r = rp_frame_decoder_feed(&s->dec, data, len, session_on_frame, s);
+    /* Counted on every way out: the teardown counts the free of what the
+       session holds then. */
+    session_count_partial(t, held, s->dec.partial != NULL);
+    held = s->dec.partial != NULL;
     if (r < 0) {
         if (r == -ECANCELED)
             return;
