@@ -130,9 +130,23 @@ static void counts_thread_exit(void *arg)
     pthread_mutex_unlock(&counts_lock);
 }
 
+/* fork() copies counts_lock as it is: held by another thread, it would
+   stay held forever in the child. Taken around the fork, it is free in
+   both. */
+static void counts_prefork(void)
+{
+    pthread_mutex_lock(&counts_lock);
+}
+
+static void counts_postfork(void)
+{
+    pthread_mutex_unlock(&counts_lock);
+}
+
 static void counts_key_create(void)
 {
     counts_key_ok = pthread_key_create(&counts_key, counts_thread_exit) == 0;
+    pthread_atfork(counts_prefork, counts_postfork, counts_postfork);
 }
 
 /* The calling thread's block, made (or reused) on its first packet; NULL
