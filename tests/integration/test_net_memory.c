@@ -10,7 +10,8 @@
  *     allocates one partial-frame buffer that is freed as soon as the
  *     frame completes; whole frames allocate nothing; a partial frame
  *     left pending holds exactly one buffer while the server goes on, and
- *     a session that ends with one pending frees it.
+ *     a session that ends with one pending (peer close, protocol error)
+ *     frees it.
  * The buffers are counted by the I/O threads (rp__server_partial_buffers);
  * every wait is bounded (SU_WAIT), no assertion is on time.
  */
@@ -255,9 +256,40 @@ static void session_ending_with_a_partial_frame_frees_its_buffer(void **state)
     assert_int_equal(partial_held(srv, NULL), 4);
     for (int i = 0; i < 4; i++)
         close(fd[i]);
-    SU_WAIT(su_sessions(srv) == 0);
+    SU_WAIT(su_sessions(srv) == 0 && partial_held(srv, NULL) == 0);
     assert_int_equal(su_sessions(srv), 0);
     assert_int_equal(partial_held(srv, NULL), 0);
+    su_finish(srv, &ev, packets);
+}
+
+static void protocol_error_after_a_partial_frame_frees_its_buffer(void **st)
+{
+    (void)st;
+    uint64_t packets = su_packets_alive();
+    struct rp_server *srv = framed_server();
+    int fd = su_connect(rp_server_port(srv));
+    uint8_t frame[4 + 10], payload[10] = {1, 2, 3};
+    size_t len = su_frame(frame, 4, payload, sizeof payload);
+    su_send_all(fd, frame, 6);
+    SU_WAIT(bytes_in(srv) == 6 && partial_held(srv, NULL) == 1);
+    assert_int_equal(partial_held(srv, NULL), 1);
+    /* The frame completes, and a header over the payload limit follows
+       in the same write: the decoder fails with its buffer held. */
+    uint8_t rest[8 + 4] = {0};
+    memcpy(rest, frame + 6, len - 6);
+    rest[len - 6] = 0xff;
+    rest[len - 6 + 1] = 0xff;
+    su_send_all(fd, rest, len - 6 + 4);
+    /* A protocol error resets: the echo of the whole frame is dropped. */
+    assert_int_equal(su_wait_closed(fd, SU_WAIT_MS), 0);
+    close(fd);
+    /* The count drops when the session's end begins, the buffer goes when
+       its last op is back: wait for both. */
+    SU_WAIT(su_sessions(srv) == 0 && partial_held(srv, NULL) == 0);
+    assert_int_equal(su_leaves(srv, RP_LEAVE_PROTOCOL), 1);
+    uint64_t allocs;
+    assert_int_equal(partial_held(srv, &allocs), 0);
+    assert_int_equal(allocs, 1);
     su_finish(srv, &ev, packets);
 }
 
@@ -272,6 +304,7 @@ int main(int argc, char **argv)
             frame_split_at_every_byte_boundary_allocates_once_per_cut),
         cmocka_unit_test(partial_frame_then_idle_holds_one_buffer_until_whole),
         cmocka_unit_test(session_ending_with_a_partial_frame_frees_its_buffer),
+        cmocka_unit_test(protocol_error_after_a_partial_frame_frees_its_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
