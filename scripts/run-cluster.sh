@@ -21,7 +21,8 @@
 # in a run of 20 s or more, else 5) cross-shard PVP matches were played
 # (bots following SHARD_MOVE, verified); each shard reconnected,
 # got chat lines from the others, and saw no duplicate (a line again, or
-# one older than the last from its shard). Exits 77 (skipped, one line) when
+# one older than the last from its shard); a listener on each shard heard
+# bots of the other shards, every sender's lines in order, each once. Exits 77 (skipped, one line) when
 # nats-server is not installed or ringport-game was built without libnats.
 # Bounded: each shard gets 10 s to print its port and to connect, 15 s to
 # stop; the bots are killed after SECONDS + 60 s. Everything it started
@@ -113,12 +114,24 @@ done
 for k in 0 1 2 3; do wait_up $k; done
 echo "shards on ports$ports (and shard 3, the victim, on $port3); $per bots each for ${secs} s"
 
+# One listener per shard, in chat channel 0 before the bots: every bot
+# line it hears must come in order per sender, each once, and some must
+# come from the other shards.
+listen_pids=""
+for k in 0 1 2; do
+    eval "p=\$port$k"
+    "$races_bin" listen $((secs + 2)) "l$k" "s$k" "$p" >"$tmp/listen$k" 2>&1 &
+    listen_pids="$listen_pids $!"
+done
+bots_pids="$listen_pids" # stopped by cleanup() on any early exit
+sleep 0.5
 for k in 0 1 2; do
     eval "p=\$port$k"
     "$bots_bin" game --port "$p" --bots "$per" --duration "$secs" \
         --name-prefix "s$k" >"$tmp/bots$k" 2>&1 &
     bots_pids="$bots_pids $!"
 done
+bots_only=${bots_pids#"$listen_pids"}
 
 t_start=$(date +%s)
 fail=0
@@ -156,7 +169,7 @@ echo "nats-server restarted on $nats_url"
 
 bots_rc=0
 limit=$((secs + 60))
-for p in $bots_pids; do
+for p in $bots_only; do
     i=0
     while kill -0 "$p" 2>/dev/null && [ $i -lt $((limit * 10)) ]; do
         sleep 0.1
@@ -164,6 +177,16 @@ for p in $bots_pids; do
     done
     kill -0 "$p" 2>/dev/null && { echo "run-cluster: bots did not end" >&2; lib_kill "$p"; }
     wait "$p" || bots_rc=1
+done
+listen_rc=0
+for p in $listen_pids; do
+    i=0
+    while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    lib_kill "$p"
+    wait "$p" || listen_rc=1
 done
 bots_pids=""
 
@@ -187,6 +210,9 @@ for k in 0 1 2; do
     final=$(grep '^final:' "$tmp/out$k")
     echo "shard $k: $final" | sed 's/, /\n    /g'
     grep -v '^\[' "$tmp/bots$k" | grep -v ': bot ' | sed "s/^/bots s$k: /"
+    sed "s/^/shard $k /" "$tmp/listen$k"
+    remote=$(sed -n 's/^listen: .* remote \([0-9]*\).*/\1/p' "$tmp/listen$k")
+    [ "${remote:-0}" -gt 0 ] || { echo "run-cluster: shard $k's listener heard no other shard" >&2; shards_rc=1; }
     grep ': bot ' "$tmp/bots$k" >&2
     case "$final" in
     *"sessions 0 players 0 names 0") ;;
@@ -211,4 +237,5 @@ done
 echo "cross-shard matches: $moves (at least $min_moves wanted)"
 [ "$moves" -ge "$min_moves" ] || { echo "run-cluster: only $moves cross-shard matches" >&2; shards_rc=1; }
 [ "$bots_rc" -ne 0 ] && echo "run-cluster: a bots run failed (verification errors above)" >&2
-[ "$bots_rc" -eq 0 ] && [ "$shards_rc" -eq 0 ]
+[ "$listen_rc" -ne 0 ] && echo "run-cluster: a listener saw a line twice or out of order" >&2
+[ "$bots_rc" -eq 0 ] && [ "$listen_rc" -eq 0 ] && [ "$shards_rc" -eq 0 ]

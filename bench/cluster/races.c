@@ -14,6 +14,14 @@
  *       then asks for each name on PORT until it gets it. Prints the time
  *       from the kill until the last name was taken; exit 1 if a name was
  *       not free within LEASE_MS + 2 s.
+ *   bench-cluster-races listen SECONDS TAG PREFIX PORT
+ *       Logs in as "lis<TAG>" (start it before the bots: it takes a place
+ *       in chat channel 0) and reads every chat line for SECONDS. The bots'
+ *       lines ("hi IDX.SEQ" from ringport-bench game) must come in order
+ *       per sender, each once: a SEQ at or below the sender's last is a
+ *       violation. Lines from senders whose name does not start with
+ *       PREFIX came from other shards. Prints "listen: lines N remote R
+ *       senders S violations V"; exit 1 if V > 0.
  * TAG (up to 3 of [A-Za-z0-9]) keeps the names of runs apart. Every read
  * is bounded (10 s). Exit status 2 for bad arguments.
  */
@@ -183,6 +191,89 @@ static int victim(int n, const char *tag, int lease_ms, uint16_t vport,
     return 0;
 }
 
+#define SENDERS 8192 /* open addressing, a power of two */
+
+struct sender {
+    char name[GM_NAME_MAX + 1]; /* "" : free */
+    uint32_t last;
+};
+
+static int listen_chat(int secs, const char *tag, const char *prefix,
+                       uint16_t port)
+{
+    static struct sender tab[SENDERS];
+    char me[GM_NAME_MAX + 1];
+    snprintf(me, sizeof me, "lis%s", tag);
+    int fd = conn(port);
+    send_login(fd, me);
+    if (login_answer(fd) != 0)
+        die("the listener could not log in");
+    struct timeval tv = {0, 200 * 1000}; /* poll the clock 5 times a second */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    uint64_t lines = 0, remote = 0, senders = 0, bad = 0;
+    int64_t end = now_ms() + (int64_t)secs * 1000;
+    uint8_t buf[GM_PAYLOAD_MAX + 4];
+    size_t have = 0;
+    while (now_ms() < end) {
+        ssize_t r = read(fd, buf + have, sizeof buf - have);
+        if (r == 0)
+            die("the shard closed the listener");
+        if (r < 0)
+            continue; /* the 200 ms timeout */
+        have += (size_t)r;
+        for (;;) { /* every whole frame in buf */
+            if (have < 4)
+                break;
+            size_t len = (size_t)(buf[0] | buf[1] << 8);
+            uint16_t type = (uint16_t)(buf[2] | buf[3] << 8);
+            if (len > GM_PAYLOAD_MAX)
+                die("oversized frame");
+            if (have < 4 + len)
+                break;
+            struct gm_msg m;
+            unsigned idx, seq;
+            char text[GM_TEXT_MAX + 1];
+            if (gm_decode(type, buf + 4, len, &m) < 0)
+                die("undecodable frame");
+            if (m.type == GM_CHAT_MSG) {
+                snprintf(text, sizeof text, "%.*s", (int)m.u.chat_msg.text.len,
+                         m.u.chat_msg.text.p);
+                if (sscanf(text, "hi %u.%u", &idx, &seq) == 2) {
+                    char from[GM_NAME_MAX + 1];
+                    snprintf(from, sizeof from, "%.*s",
+                             (int)m.u.chat_msg.from.len, m.u.chat_msg.from.p);
+                    uint32_t h = 2166136261u;
+                    for (const char *p = from; *p; p++)
+                        h = (h ^ (uint8_t)*p) * 16777619u;
+                    struct sender *e = &tab[h & (SENDERS - 1)];
+                    while (e->name[0] && strcmp(e->name, from) != 0)
+                        e = e == &tab[SENDERS - 1] ? tab : e + 1;
+                    if (!e->name[0]) {
+                        if (++senders == SENDERS)
+                            die("too many senders");
+                        strcpy(e->name, from);
+                    } else if (seq <= e->last) {
+                        fprintf(stderr,
+                                "bench-cluster-races: %s: line %u after %u\n",
+                                from, seq, e->last);
+                        bad++;
+                    }
+                    e->last = seq;
+                    lines++;
+                    remote += strncmp(from, prefix, strlen(prefix)) != 0;
+                }
+            }
+            memmove(buf, buf + 4 + len, have - 4 - len);
+            have -= 4 + len;
+        }
+    }
+    close(fd);
+    printf("listen: lines %llu remote %llu senders %llu violations %llu\n",
+           (unsigned long long)lines, (unsigned long long)remote,
+           (unsigned long long)senders, (unsigned long long)bad);
+    return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 5 && strcmp(argv[1], "races") == 0 && strlen(argv[3]) <= 3) {
@@ -198,8 +289,13 @@ int main(int argc, char **argv)
         return victim(atoi(argv[2]), argv[3], atoi(argv[4]),
                       (uint16_t)atoi(argv[5]), (pid_t)atoi(argv[6]),
                       (uint16_t)atoi(argv[7]));
+    if (argc == 6 && strcmp(argv[1], "listen") == 0 && strlen(argv[3]) <= 3)
+        return listen_chat(atoi(argv[2]), argv[3], argv[4],
+                           (uint16_t)atoi(argv[5]));
     fprintf(stderr, "usage: bench-cluster-races races N TAG PORT...\n"
                     "       bench-cluster-races victim N TAG LEASE_MS "
-                    "VICTIM_PORT VICTIM_PID PORT\n");
+                    "VICTIM_PORT VICTIM_PID PORT\n"
+                    "       bench-cluster-races listen SECONDS TAG PREFIX "
+                    "PORT\n");
     return 2;
 }

@@ -45,6 +45,7 @@
 #define CLUSTER_REQ_MS 500         /* one KV request, at most */
 #define CLUSTER_RECONNECT_MS 250   /* wait between reconnect attempts */
 #define CLUSTER_REFRESH_BATCH 1024 /* refreshes per tick, at most */
+#define CLUSTER_SLOW_MS 1000       /* after a timeout: TRY_LATER at once */
 
 /* A name this shard holds in the bucket. */
 struct held {
@@ -68,6 +69,10 @@ struct cluster {
     struct held **buckets;
     uint32_t mask;
     bool reassert; /* reconnected: refresh every held name now */
+    /* A request timed out at this time: until CLUSTER_SLOW_MS later,
+       claims are answered TRY_LATER without asking (a server that hangs
+       would otherwise cost every queued claim its full timeout). */
+    int64_t slow_since_ms;
     char value[160];
     int value_len;
     /* Cross-shard chat. */
@@ -298,7 +303,11 @@ static void claim(struct cluster *c, const struct cluster_name_msg *m)
     count(&g->ncl.claims, 1);
     if (*held_find(c, m->name)) {
         code = GM_ERR_NAME_TAKEN; /* ours, for a session on its way out */
+    } else if (c->slow_since_ms &&
+               now_ms() - c->slow_since_ms < CLUSTER_SLOW_MS) {
+        /* NATS just timed out: answer now, ask again a second later. */
     } else if (connected(c)) {
+        c->slow_since_ms = 0;
         uint64_t rev = 0;
         natsStatus s =
             kvStore_Create(&rev, c->kv, m->name, c->value, c->value_len);
@@ -325,6 +334,9 @@ static void claim(struct cluster *c, const struct cluster_name_msg *m)
             code = GM_ERR_NAME_TAKEN;
         } else if (s == NATS_NO_RESPONDERS) {
             bucket_lost(c);
+        } else if (s == NATS_TIMEOUT) {
+            c->slow_since_ms = now_ms();
+            count(&g->ncl.claims_timed_out, 1);
         } else {
             RP_WARN("cluster", "shard %u: claim %s: %s (%s): try later",
                     c->cfg.shard, m->name, natsStatus_GetText(s),

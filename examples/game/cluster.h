@@ -118,6 +118,7 @@ struct cluster_counters {
     _Atomic uint64_t name_conflicts;  /* a held name found taken (lost) */
     _Atomic uint64_t names_recreated; /* a held name found gone, re-made */
     _Atomic uint64_t claims, claims_taken, claims_try_later;
+    _Atomic uint64_t claims_timed_out; /* NATS did not answer in time */
     /* Cross-shard chat: lines published, lines that could not be (NATS
        down), remote lines delivered, and dropped as duplicates, as
        undecodable, and lines missing in an origin's sequence (gaps). */

@@ -298,6 +298,11 @@ static void collect_cluster(struct rp_metrics_writer *w, struct game *g)
          "Claims answered TRY_LATER (NATS unreachable or slow)",
          RP_METRIC_COUNTER,
          offsetof(struct cluster_counters, claims_try_later)},
+        {"ringport_cluster_claims_timed_out_total",
+         "Claims whose request to NATS timed out (the next second's claims "
+         "are answered TRY_LATER without asking)",
+         RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, claims_timed_out)},
         {"ringport_cluster_chat_out_total",
          "Chat lines published to the other shards", RP_METRIC_COUNTER,
          offsetof(struct cluster_counters, chat_out)},

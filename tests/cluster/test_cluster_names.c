@@ -19,6 +19,10 @@
  *     shard still gets NAME_TAKEN;
  *   - a shard started while NATS is down: LOGIN answers TRY_LATER until
  *     NATS comes up, then the shard connects by itself and LOGIN works;
+ *   - nats-server hung (SIGSTOP): the first claim times out, the ones
+ *     queued behind it get TRY_LATER at once (one timeout, not five);
+ *     the timed-out create, applied when the server wakes, frees within
+ *     the lease;
  *   - --cluster with --layout homo, or a lease under 1 s: refused (exit 2);
  *   - at the end each shard exits 0 with "sessions 0 players 0 names 0".
  * Skipped (77) with one line when nats-server is not installed. Registered
@@ -184,6 +188,44 @@ static void names_come_back_after_nats_loses_its_store(void **state)
     gu_stop(&b);
 }
 
+/* nats-server hangs (SIGSTOP: connected, silent): the first claim waits
+   out its timeout, the claims queued behind it are answered TRY_LATER
+   at once rather than each waiting its own. */
+static void hung_nats_costs_one_timeout_not_one_per_claim(void **state)
+{
+    (void)state;
+    enum { CLAIMS = 5 };
+    struct gu_game a;
+    cl_shard_start(&a, 0);
+    cl_wait_connected(&a, 1);
+    assert_int_equal(kill(cl_nats.pid, SIGSTOP), 0);
+    int fd[CLAIMS];
+    for (int i = 0; i < CLAIMS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "hang_%d", i);
+        fd[i] = gu_connect(a.port);
+        gu_send_login(fd[i], name);
+    }
+    for (int i = 0; i < CLAIMS; i++)
+        gu_expect_error(fd[i], GM_ERR_TRY_LATER, GM_LOGIN);
+    double timed_out = cl_metric(&a, "ringport_cluster_claims_timed_out_total");
+    assert_int_equal(kill(cl_nats.pid, SIGCONT), 0);
+    assert_true(timed_out == 1);
+    for (int i = 0; i < CLAIMS; i++)
+        close(fd[i]);
+    /* Back: new names work again. The timed-out create of hang_0 may
+       have been applied when the server woke (a timeout means "unknown",
+       FIELD-NOTES): nobody refreshes it, so it frees within the lease. */
+    int f;
+    assert_int_equal(cl_login_until(a.port, "after_hang", GM_ERR_TRY_LATER, &f),
+                     0);
+    close(f);
+    assert_int_equal(cl_login_until(a.port, "hang_0", GM_ERR_NAME_TAKEN, &f),
+                     0);
+    close(f);
+    gu_stop(&a);
+}
+
 /* Flags that cannot work are refused before anything starts. */
 static void cluster_flags_are_checked(void **state)
 {
@@ -229,6 +271,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(names_come_back_after_nats_loses_its_store,
                                   cu_kill_leftovers),
         cmocka_unit_test_teardown(shard_started_while_nats_is_down_joins_later,
+                                  cu_kill_leftovers),
+        cmocka_unit_test_teardown(hung_nats_costs_one_timeout_not_one_per_claim,
                                   cu_kill_leftovers),
         cmocka_unit_test_teardown(cluster_flags_are_checked, cu_kill_leftovers),
     };

@@ -118,6 +118,7 @@ static inline void nu_kill(struct nu_server *s)
 static inline void nu_stop(struct nu_server *s)
 {
     if (s->pid > 0) {
+        kill(s->pid, SIGCONT); /* a test that stopped it (SIGSTOP) failed */
         kill(s->pid, SIGTERM);
         nu_reap(s->pid);
         s->pid = 0;
