@@ -7,6 +7,9 @@
 #   ctest.sh STAGE_DIR unit            golden vectors, frames, the client
 #                                      against a scripted fake WebSocket
 #   ctest.sh STAGE_DIR game GAME_BIN   against ringport-game over WebSocket
+#   ctest.sh STAGE_DIR pack            `npm pack` of a copy of the package,
+#                                      installed offline into an empty
+#                                      project, which imports it
 #
 # Exits 77 (CTest's skip) with one line when node, tsc or (game) the ws
 # module is missing: scripts/deps.sh ts installs them.
@@ -33,6 +36,23 @@ fi
 
 rm -rf "$stage"
 mkdir -p "$stage/test"
+if [ "$kind" = pack ]; then
+    command -v npm >/dev/null 2>&1 || { echo "SKIP: npm not found"; exit 77; }
+    mkdir -p "$stage/pkg" "$stage/app"
+    cp -r "$src/package.json" "$src/tsconfig.json" "$src/README.md" "$src/src" "$stage/pkg/"
+    (cd "$stage/pkg" && npm pack --silent --pack-destination "$stage" >/dev/null)
+    cd "$stage/app"
+    echo '{"name":"app","version":"1.0.0","private":true,"type":"module"}' >package.json
+    npm install --offline --silent --no-audit --no-fund "$stage"/ringport-client-*.tgz
+    exec node --input-type=module -e '
+        const m = await import("ringport-client");
+        const p = await import("ringport-client/protocol");
+        const f = p.encodeFrame({ type: "login", name: "alice" });
+        if (typeof m.RingportClient !== "function" || m.typeName(1) !== "login" ||
+            p.toJson(p.decode(1, f.subarray(4))) !== "{\"type\":\"login\",\"name\":\"alice\"}")
+            throw new Error("the installed package does not work");
+        console.log("ringport-client installs from its npm pack and imports");'
+fi
 cp "$src/package.json" "$stage/"
 "$tsc" -p "$src/tsconfig.json" --outDir "$stage/dist"
 export RINGPORT_GOLDEN="$root/proto/golden.txt"
