@@ -1,49 +1,71 @@
 #!/bin/sh
-# CTest entry of the TypeScript client (clients/ts): compiles it with tsc
-# into a folder of the build tree (never into the source tree, so build
-# folders testing at once do not race), stages the tests beside it, and
-# runs them with `node --test`.
+# CTest entry of the TypeScript client (clients/ts). The package is
+# compiled once, into the build tree (never into the source tree, so build
+# folders testing at once do not race), and each test runs a staged copy
+# of its files against that build with `node --test`:
 #
-#   ctest.sh STAGE_DIR unit            golden vectors, frames, the client
-#                                      against a scripted fake WebSocket
-#   ctest.sh STAGE_DIR game GAME_BIN   against ringport-game over WebSocket
-#   ctest.sh STAGE_DIR pack            `npm pack` of a copy of the package,
-#                                      installed offline into an empty
-#                                      project, which imports it
+#   ctest.sh DIR build            tsc into DIR/dist (the fixture the
+#                                 others require)
+#   ctest.sh DIR unit             golden vectors, frames, the client
+#                                 against a scripted fake WebSocket
+#   ctest.sh DIR game GAME_BIN    against ringport-game over WebSocket
+#   ctest.sh DIR pack             `npm pack` of the package, installed
+#                                 offline into an empty project that
+#                                 imports it
 #
-# Exits 77 (CTest's skip) with one line when node, tsc or (game) the ws
-# module is missing: scripts/deps.sh ts installs them.
+# Exits 77 (CTest's skip) with one line when node, tsc, npm (pack) or the
+# ws module (game) is missing: scripts/deps.sh ts installs them.
 set -eu
-stage=$1
+dir=$1
 kind=$2
 src=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$src/../.." && pwd)
 
-command -v node >/dev/null 2>&1 || { echo "SKIP: node not found (scripts/deps.sh ts)"; exit 77; }
+skip() {
+    echo "SKIP: $*"
+    exit 77
+}
+command -v node >/dev/null 2>&1 || skip "node not found (scripts/deps.sh ts)"
+node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)' ||
+    skip "node $(node --version) is older than 18"
 tsc=$(command -v tsc || true)
-[ -n "$tsc" ] || tsc=$root/clients/ts/node_modules/.bin/tsc
-[ -x "$tsc" ] || { echo "SKIP: tsc not found (Debian node-typescript: scripts/deps.sh ts)"; exit 77; }
-node -e 'const [a]=process.versions.node.split(".");process.exit(+a>=18?0:1)' ||
-    { echo "SKIP: node $(node --version) is older than 18"; exit 77; }
+[ -n "$tsc" ] || skip "tsc not found (Debian node-typescript: scripts/deps.sh ts)"
 export NODE_PATH="${NODE_PATH:+$NODE_PATH:}/usr/share/nodejs"
-if [ "$kind" = game ]; then
-    node -e 'require("ws")' 2>/dev/null ||
-        { echo "SKIP: the ws module is missing (Debian node-ws: scripts/deps.sh ts)"; exit 77; }
-    export RINGPORT_GAME=$3
-    "$3" --help 2>&1 | grep -q -- --ws-port ||
-        { echo "SKIP: this ringport-game has no WebSocket listener (--ws-port)"; exit 77; }
-fi
+export RINGPORT_GOLDEN="$root/proto/golden.txt"
 
-rm -rf "$stage"
-mkdir -p "$stage/test"
-if [ "$kind" = pack ]; then
-    command -v npm >/dev/null 2>&1 || { echo "SKIP: npm not found"; exit 77; }
-    mkdir -p "$stage/pkg" "$stage/app"
-    cp -r "$src/package.json" "$src/tsconfig.json" "$src/README.md" "$src/src" "$stage/pkg/"
-    (cd "$stage/pkg" && npm pack --silent --pack-destination "$stage" >/dev/null)
-    cd "$stage/app"
+case "$kind" in
+build)
+    rm -rf "$dir/dist"
+    mkdir -p "$dir"
+    cp "$src/package.json" "$src/README.md" "$dir/"
+    exec "$tsc" -p "$src/tsconfig.json" --outDir "$dir/dist" ;;
+esac
+[ -f "$dir/dist/index.js" ] || { echo "no $dir/dist: the ts_client_build test did not run" >&2; exit 1; }
+
+case "$kind" in
+unit)
+    rm -rf "$dir/unit" && mkdir -p "$dir/unit"
+    cp "$src/test/golden.test.mjs" "$src/test/client.test.mjs" "$dir/unit/"
+    exec node --test "$dir/unit/" ;;
+game)
+    node -e 'require("ws")' 2>/dev/null ||
+        skip "the ws module is missing (Debian node-ws: scripts/deps.sh ts)"
+    "$3" --help 2>&1 | grep -q -- --ws-port ||
+        skip "this ringport-game has no WebSocket listener (--ws-port)"
+    export RINGPORT_GAME=$3
+    rm -rf "$dir/game" && mkdir -p "$dir/game"
+    cp "$src/test/game.test.mjs" "$src/test/game-server.mjs" "$dir/game/"
+    exec node --test "$dir/game/game.test.mjs" ;;
+pack)
+    command -v npm >/dev/null 2>&1 || skip "npm not found"
+    rm -rf "$dir/pack" && mkdir -p "$dir/pack/pkg" "$dir/pack/app"
+    cp -r "$dir/package.json" "$dir/README.md" "$dir/dist" "$dir/pack/pkg/"
+    # dist/ is built already: no prepack (tsc) here.
+    (cd "$dir/pack/pkg" &&
+        npm pack --silent --ignore-scripts --pack-destination .. >/dev/null)
+    cd "$dir/pack/app"
     echo '{"name":"app","version":"1.0.0","private":true,"type":"module"}' >package.json
-    npm install --offline --silent --no-audit --no-fund "$stage"/ringport-client-*.tgz
+    npm install --offline --silent --no-audit --no-fund ../ringport-client-*.tgz
     exec node --input-type=module -e '
         const m = await import("ringport-client");
         const p = await import("ringport-client/protocol");
@@ -51,17 +73,6 @@ if [ "$kind" = pack ]; then
         if (typeof m.RingportClient !== "function" || m.typeName(1) !== "login" ||
             p.toJson(p.decode(1, f.subarray(4))) !== "{\"type\":\"login\",\"name\":\"alice\"}")
             throw new Error("the installed package does not work");
-        console.log("ringport-client installs from its npm pack and imports");'
-fi
-cp "$src/package.json" "$stage/"
-"$tsc" -p "$src/tsconfig.json" --outDir "$stage/dist"
-export RINGPORT_GOLDEN="$root/proto/golden.txt"
-case "$kind" in
-unit)
-    cp "$src/test/golden.test.mjs" "$src/test/client.test.mjs" "$stage/test/"
-    exec node --test "$stage/test/" ;;
-game)
-    cp "$src/test/game.test.mjs" "$src/test/game-server.mjs" "$stage/test/"
-    exec node --test "$stage/test/game.test.mjs" ;;
+        console.log("ringport-client installs from its npm pack and imports");' ;;
 *) echo "ctest.sh: unknown kind $kind" >&2; exit 2 ;;
 esac
