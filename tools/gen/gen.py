@@ -32,7 +32,7 @@ import tempfile
 sys.dont_write_bytecode = True
 
 from gen_c import gen_c_header, gen_c_source  # noqa: E402
-from gen_ts import TS_JSON_STRING, gen_ts  # noqa: E402
+from gen_ts import gen_ts  # noqa: E402
 from schema import HEADER, SchemaError, parse_schema  # noqa: E402
 
 # ---- golden vectors ------------------------------------------------------
@@ -96,8 +96,6 @@ def generate(root):
     with open(os.path.join(root, "docs/protocol.md"), encoding="utf-8") as f:
         doc = f.read()
     ts = gen_ts(schema)
-    ts = ts.replace("const utf8Encoder", TS_JSON_STRING.strip("\n") +
-                    "\n\nconst utf8Encoder", 1)
     return {
         OUTPUTS[0]: gen_c_header(schema),
         OUTPUTS[1]: gen_c_source(schema),

@@ -115,7 +115,9 @@ def gen_ts(schema):
             o.append("    case %d:" % m.number)
     o.append("      return true;\n  }\n  return false;\n}\n")
 
-    o.append(TS_RUNTIME)
+    o.append(TS_RUNTIME.replace(
+        "const utf8Encoder",
+        TS_JSON_STRING.strip("\n") + "\n\nconst utf8Encoder", 1))
 
     # decode
     o.append("/** Decodes the payload of a frame of `type`; throws DecodeError. */")
