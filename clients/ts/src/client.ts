@@ -186,13 +186,9 @@ export class RingportClient {
   };
 
   constructor(options: ClientOptions) {
-    const webSocket =
-      options.webSocket ??
-      ((url: string) => {
-        const WS = (globalThis as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket;
-        if (!WS) throw new Error("no global WebSocket: pass options.webSocket (Node: the ws module)");
-        return new WS(url);
-      });
+    const WS = (globalThis as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket;
+    if (!options.webSocket && !WS) throw new Error("no global WebSocket: pass options.webSocket (Node: the ws module)");
+    const webSocket = options.webSocket ?? ((url: string) => new (WS as new (url: string) => WebSocketLike)(url));
     this.opt = {
       url: options.url,
       webSocket,
@@ -294,8 +290,9 @@ export class RingportClient {
   /** Queues one whole raw game frame (type below 0xFF00). */
   sendFrame(frame: Uint8Array): void {
     if (this.stopped) throw new Error("client closed");
-    const type = frame[2] | (frame[3] << 8);
-    if (frame.length < F.HEADER || type >= F.Control.FIRST) throw new RangeError("not a game frame");
+    if (frame.length < F.HEADER || (frame[0] | (frame[1] << 8)) !== frame.length - F.HEADER)
+      throw new RangeError("not one whole frame");
+    if ((frame[2] | (frame[3] << 8)) >= F.Control.FIRST) throw new RangeError("not a game frame");
     if (this.outBytes + frame.length > this.opt.sendQueueMax) throw new SendQueueFull();
     this.out.push(frame);
     this.outBytes += frame.length;
@@ -402,8 +399,11 @@ export class RingportClient {
     try {
       ws = this.opt.webSocket(this.opt.url);
     } catch (e) {
+      // A URL the socket refuses: a failed connect like any other.
       this.ws = null;
-      this.afterDrop(String(e));
+      this.counters.failedConnects++;
+      this.emit("drop", { error: String(e) });
+      this.afterDrop();
       return;
     }
     this.ws = ws;
@@ -606,10 +606,10 @@ export class RingportClient {
     this.resuming = false;
     this.reader.reset();
     this.emit("drop", { error: why });
-    this.afterDrop(why);
+    this.afterDrop();
   }
 
-  private afterDrop(_why: string): void {
+  private afterDrop(): void {
     if (this.stopped || !this.opt.reconnect) {
       this.finish();
       return;

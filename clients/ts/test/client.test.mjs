@@ -241,6 +241,22 @@ test("a text message drops the connection; without reconnect the client closes",
   assert.throws(() => c.send({ type: "pvp_queue" }));
 });
 
+test(
+  "no global WebSocket and none passed: the constructor says so",
+  { skip: globalThis.WebSocket ? "this node has a global WebSocket" : false },
+  () => {
+    assert.throws(() => new RingportClient({ url: "ws://x/" }), /global WebSocket/);
+  },
+);
+
+test("sendFrame takes one whole game frame only", () => {
+  const c = fresh();
+  assert.throws(() => c.sendFrame(Uint8Array.of(1, 0, 2, 0)), /whole/); // length 1, no payload
+  assert.throws(() => c.sendFrame(frame(Control.BYE)), /game frame/);
+  c.sendFrame(frame(2, Uint8Array.of(0, 0)));
+  c.close();
+});
+
 test("without resume, frames are sent once and never kept", async () => {
   const c = fresh({ resume: false });
   c.connect();
