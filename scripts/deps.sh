@@ -14,8 +14,9 @@ for extra in "$@"; do
     bench) pkgs="$pkgs liburcu-dev libck-dev libuv1-dev" ;;
     soak) pkgs="$pkgs gnuplot-nox" ;;
     fresh) pkgs="$pkgs debootstrap" ;;
-    # The TypeScript client (clients/ts): node, tsc, and ws for its tests.
-    ts) pkgs="$pkgs nodejs node-typescript node-ws" ;;
+    # The TypeScript client (clients/ts): node, tsc, and ws for its tests;
+    # python3 for the message generator's checks (tools/gen).
+    ts) pkgs="$pkgs nodejs node-typescript node-ws python3" ;;
     # Debian's aarch64 cross compiler, C library and kernel headers
     # (scripts/cross-check.sh compiles the library for aarch64).
     cross) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross
