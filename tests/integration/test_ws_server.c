@@ -16,6 +16,11 @@
  */
 #include "ws_util.h"
 
+#include "metrics_util.h"
+
+#include <math.h>
+#include <ringport/metrics.h>
+
 #define WS_CLOSE_PROTOCOL 1002
 #define WS_CLOSE_UNSUPPORTED 1003
 #define WS_CLOSE_INVALID 1007
@@ -620,6 +625,53 @@ static void resume_works_over_websocket(void **state)
     assert_int_equal(su_packets_alive(), before);
 }
 
+static void metric_is(const char *text, const char *series, double want)
+{
+    double v = mu_value(text, series);
+    if (isnan(v) || v != want)
+        fail_msg("%s = %g, want %g", series, v, want);
+}
+
+static void metrics_count_sessions_by_transport(void **state)
+{
+    (void)state;
+    uint64_t before = su_packets_alive();
+    struct rp_server_config cfg;
+    su_events_reset(&ev);
+    wu_config(&cfg, &ev);
+    struct rp_server *srv = ws_start(&cfg);
+    struct rp_metrics *m;
+    assert_int_equal(rp_metrics_create("127.0.0.1:0", &m), 0);
+    assert_int_equal(rp_metrics_add_server(m, srv, NULL), 0);
+    int ws = wu_connect(rp_server_ws_port(srv));
+    wu_ping_frame(ws, 1);
+    int tcp = su_connect(rp_server_port(srv));
+    su_ping(tcp, 2);
+    int bad = su_connect(rp_server_ws_port(srv));
+    const char *v8 = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: " WU_KEY
+                     "\r\nSec-WebSocket-Version: 8\r\n\r\n";
+    assert_int_equal(wu_expect_refusal(bad, v8, NULL, 0), 426);
+    close(bad);
+    SU_WAIT(su_sessions(srv) == 2);
+    assert_int_equal(su_sessions(srv), 2);
+    struct mu_reply r;
+    assert_int_equal(mu_get(rp_metrics_port(m), "/metrics", &r), 0);
+    assert_int_equal(r.status, 200);
+    metric_is(r.body, "ringport_transport_sessions{transport=\"ws\"}", 1);
+    metric_is(r.body, "ringport_transport_sessions{transport=\"tcp\"}", 1);
+    metric_is(r.body, "ringport_transport_accepts_total{transport=\"ws\"}", 2);
+    metric_is(r.body, "ringport_transport_accepts_total{transport=\"tcp\"}", 1);
+    metric_is(r.body, "ringport_ws_handshakes_total{result=\"upgraded\"}", 1);
+    metric_is(r.body, "ringport_ws_handshakes_total{result=\"refused\"}", 1);
+    mu_reply_free(&r);
+    close(ws);
+    close(tcp);
+    ws_wait_idle(srv);
+    rp_metrics_destroy(m);
+    wu_finish(srv, &ev, before);
+}
+
 int main(int argc, char **argv)
 {
     su_parse_backend(argc, argv);
@@ -636,6 +688,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(raw_mode_refuses_a_websocket_listener),
         cmocka_unit_test(a_broadcast_to_websocket_sessions_is_one_packet),
         cmocka_unit_test(resume_works_over_websocket),
+        cmocka_unit_test(metrics_count_sessions_by_transport),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
