@@ -6,10 +6,14 @@
  * one message, ping with a payload and close with the handshake; each
  * prints "ok" and exits 0. A client whose runtime or module is missing
  * is skipped with one line saying which package brings it
- * (scripts/deps.sh ws). The server must count both sessions as WebSocket
- * ones and end them as the peer's close.
+ * (scripts/deps.sh ws).
+ *
+ * The programs' side of the contract too: ringport-game and ringport-echo
+ * take --ws-port (and the INI key ws_port), print "ws listening on
+ * ADDR:PORT" right after "listening on ADDR:PORT", upgrade a raw client
+ * there, and raw mode refuses a WebSocket port.
  */
-#include "server_util.h"
+#include "ws_util.h"
 
 #include "child_util.h"
 
@@ -142,6 +146,62 @@ static void python_websockets_client_echoes_pings_and_closes(void **state)
     run_client(argv, 2);
 }
 
+/* Starts 'rel' with 'args' and returns its WebSocket port, after checking
+   the two first lines name the same address. */
+static uint16_t start_with_ws(struct cu_child *c, const char *rel,
+                              const char *const *args)
+{
+    char path[PATH_MAX + 64], first[256], second[256];
+    char *argv[16] = {path};
+    int n = 1;
+    cu_program(path, sizeof path, rel);
+    for (; *args && n < 15; args++)
+        argv[n++] = (char *)*args;
+    argv[n] = NULL;
+    cu_start(c, argv, true);
+    cu_read_line(c->out, first, sizeof first);
+    uint16_t port = cu_listening_port(first);
+    cu_read_line(c->out, second, sizeof second);
+    const char *colon = strrchr(second, ':');
+    if (strncmp(second, "ws listening on 127.0.0.1:", 26) != 0 || !colon)
+        fail_msg("second line '%s' after '%s'", second, first);
+    uint16_t ws = (uint16_t)atoi(colon + 1);
+    assert_true(ws > 0 && ws != port);
+    return ws;
+}
+
+static void programs_take_ws_port_and_print_the_ws_line(void **state)
+{
+    (void)state;
+    /* ringport-game, flag. */
+    struct cu_child c;
+    const char *game[] = {"--port",     "0",         "--backend", backend,
+                          "--no-stats", "--ws-port", "0",         NULL};
+    int fd = wu_connect(start_with_ws(&c, "examples/game/ringport-game", game));
+    close(fd);
+    cu_stop(&c);
+    /* ringport-echo, INI key. */
+    char ini[] = "/tmp/rp-ws-ini-XXXXXX";
+    int ifd = mkstemp(ini);
+    assert_true(ifd >= 0);
+    const char *text = "[echo]\nws_port = 0\n";
+    assert_int_equal(write(ifd, text, strlen(text)), (ssize_t)strlen(text));
+    close(ifd);
+    const char *echo[] = {"--port",     "0",        "--backend", backend,
+                          "--no-stats", "--config", ini,         NULL};
+    fd = wu_connect(start_with_ws(&c, CU_ECHO, echo));
+    wu_ping_frame(fd, 3);
+    close(fd);
+    cu_echo_stop(&c);
+    unlink(ini);
+    /* Raw mode has no WebSocket listener; a bad port is refused. */
+    const char *raw[] = {"--mode",    "raw", "--port", "0",
+                         "--ws-port", "0",   NULL};
+    cu_expect_refusal(CU_ECHO, raw, "ws_enabled");
+    const char *bad[] = {"--port", "0", "--ws-port", "70000", NULL};
+    cu_expect_refusal(CU_ECHO, bad, "--ws-port");
+}
+
 int main(int argc, char **argv)
 {
     backend = cu_backend(argc, argv);
@@ -152,6 +212,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(
             python_websockets_client_echoes_pings_and_closes,
             cu_kill_leftovers),
+        cmocka_unit_test_teardown(programs_take_ws_port_and_print_the_ws_line,
+                                  cu_kill_leftovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
