@@ -256,11 +256,12 @@ export class RingportClient {
   }
 
   /**
-   * Starts connecting (again, after close() it throws). Resolves at the
-   * first "open"; rejects if the client is closed for good before.
+   * Starts connecting. Resolves at the next "open" (at once when open
+   * already); rejects if the client is closed for good first, or was.
    */
   connect(): Promise<void> {
     if (this.stopped) return Promise.reject(new Error("client closed"));
+    if (this.connected && !this.resuming) return Promise.resolve();
     const p = new Promise<void>((resolve, reject) => {
       const offOpen = this.on("open", () => {
         offOpen();
@@ -274,7 +275,6 @@ export class RingportClient {
       });
     });
     if (this.st === "idle") this.openSocket();
-    else if (this.connected && !this.resuming) this.emit("open", { resumed: false });
     return p;
   }
 
@@ -287,7 +287,8 @@ export class RingportClient {
     this.sendFrame(encodeFrame(m));
   }
 
-  /** Queues one whole raw game frame (type below 0xFF00). */
+  /** Queues one whole raw game frame (type below 0xFF00). The client keeps
+   *  the array until the server has it: do not change it afterwards. */
   sendFrame(frame: Uint8Array): void {
     if (this.stopped) throw new Error("client closed");
     if (frame.length < F.HEADER || (frame[0] | (frame[1] << 8)) !== frame.length - F.HEADER)

@@ -131,7 +131,14 @@ test("HELLO first, frames of one turn in one message, RESUME_TOKEN kept", async 
   );
   ws.deliver(frame(Control.RESUME_TOKEN, concat([u64(7), token(1)])));
   assert.equal(c.sessionId, 7n);
+  // connect() on an open client resolves without a second "open".
+  let opens = 0;
+  c.on("open", () => opens++);
+  await c.connect();
+  assert.equal(opens, 0);
+  assert.equal(FakeWs.all.length, 1);
   c.close();
+  await assert.rejects(c.connect(), /closed/);
   assert.equal(c.state, "closed");
 });
 
