@@ -11,7 +11,7 @@
 #   ctest.sh DIR game GAME_BIN    against ringport-game over WebSocket
 #   ctest.sh DIR pack             `npm pack` of the package, installed
 #                                 offline into an empty project that
-#                                 imports it
+#                                 imports it and type-checks against it
 #
 # Exits 77 (CTest's skip) with one line when node, tsc, npm (pack) or the
 # ws module (game) is missing: scripts/deps.sh ts installs them.
@@ -66,6 +66,19 @@ pack)
     cd "$dir/pack/app"
     echo '{"name":"app","version":"1.0.0","private":true,"type":"module"}' >package.json
     npm install --offline --silent --no-audit --no-fund ../ringport-client-*.tgz
+    # Its types, as a TypeScript project sees them through either
+    # resolution: "types"/typesVersions (node) and "exports" (node16).
+    cat >app.ts <<'TS'
+import { RingportClient, type ServerMessage } from "ringport-client";
+import { encodeFrame, type PvpState } from "ringport-client/protocol";
+const c = new RingportClient({ url: "ws://127.0.0.1:1/", webSocket: () => { throw new Error("unused"); } });
+c.on("message", (m: ServerMessage) => { if (m.type === "pvp_state") { const s: PvpState = m; void s.f[0].hp; } });
+void encodeFrame({ type: "login", name: "alice" });
+TS
+    for res in node node16; do
+        "$tsc" --strict --noEmit --target ES2020 --module ES2020 --lib ES2020,DOM \
+            --moduleResolution $res app.ts
+    done
     exec node --input-type=module -e '
         const m = await import("ringport-client");
         const p = await import("ringport-client/protocol");

@@ -28,10 +28,10 @@ import {
   decode,
   DecodeError,
   encodeFrame,
+  isClientType,
   type ClientMessage,
-  type Message,
-  type MessageName,
   type MessageOf,
+  type ServerMessage,
 } from "./protocol.js";
 import * as F from "./frames.js";
 
@@ -101,10 +101,11 @@ export interface ClientEvents {
    *  so a game logs in again) or one whose RESUME the server accepted. */
   open: { resumed: boolean };
   /** A game message from the server. */
-  message: Message;
+  message: ServerMessage;
   /** Every game frame from the server, also those that do not decode. */
   frame: F.Frame;
-  /** A game frame the protocol module refused. */
+  /** A game frame the protocol module refused (a client type from the
+   *  server is ENOMSG too: the server never sends one). */
   decodeError: DecodeError;
   /** RESUME_TOKEN: the session is resumable. */
   session: { sid: bigint };
@@ -312,7 +313,7 @@ export class RingportClient {
    * rejects after timeoutMs. Call it before the action that causes the
    * message, or the message may come first.
    */
-  waitFor<T extends MessageName>(
+  waitFor<T extends ServerMessage["type"]>(
     type: T,
     opts: { timeoutMs?: number; filter?: (m: MessageOf<T>) => boolean } = {},
   ): Promise<MessageOf<T>> {
@@ -484,9 +485,10 @@ export class RingportClient {
       this.inCount++;
       this.counters.framesIn++;
       this.emit("frame", f);
-      let m: Message;
+      let m: ServerMessage;
       try {
-        m = decode(f.type, f.payload);
+        if (isClientType(f.type)) throw new DecodeError("ENOMSG", f.type);
+        m = decode(f.type, f.payload) as ServerMessage;
       } catch (e) {
         if (e instanceof DecodeError) this.emit("decodeError", e);
         else throw e;

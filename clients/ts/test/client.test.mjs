@@ -279,3 +279,19 @@ test("without resume, frames are sent once and never kept", async () => {
   assert.deepEqual(FakeWs.all[1].sent, []);
   c.close();
 });
+
+test("a client type from the server is a decodeError, not a message", async () => {
+  const c = fresh();
+  c.connect();
+  const ws = FakeWs.all[0];
+  ws.open();
+  const errors = [],
+    messages = [];
+  c.on("decodeError", (e) => errors.push(e.code));
+  c.on("message", (m) => messages.push(m.type));
+  ws.deliver(encodeFrame({ type: "login", name: "bob" }), frame(101, new Uint8Array(3)), encodeFrame({ type: "pvp_queued" }));
+  assert.deepEqual(errors, ["ENOMSG", "EBADMSG"]);
+  assert.deepEqual(messages, ["pvp_queued"]);
+  assert.equal(c.state, "open", "a frame that does not decode does not drop the connection");
+  c.close();
+});
