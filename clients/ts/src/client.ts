@@ -368,8 +368,13 @@ export class RingportClient {
     });
   }
 
-  /** Closes at once, without BYE: to the server this is a drop (a session
-   *  with resume is kept for its grace period). */
+  /**
+   * Closes at once, without BYE. In Node (`ws`) the socket is cut, which
+   * the server takes as a drop (a resumable session is kept for its grace
+   * period); a browser's WebSocket can only close with a close frame,
+   * which the server takes as the session's end (docs/protocol.md,
+   * "WebSocket").
+   */
   close(): void {
     this.stopped = true;
     this.clearTimer();
@@ -378,9 +383,12 @@ export class RingportClient {
   }
 
   /**
-   * Drops the current connection as a network failure would (no close
-   * handshake where the socket allows it) and lets the client reconnect
-   * and resume: for tests and for a page that saw the network change.
+   * Drops the current connection and lets the client reconnect: for tests,
+   * and for a program that saw the network change. Where the socket can be
+   * cut without a close handshake (`ws`'s terminate) this is a network
+   * failure to the server and the session resumes; a browser's socket
+   * sends a close frame, the server ends the session, and the client
+   * starts a new one (sessionLost, then open {resumed: false}).
    */
   dropConnection(): void {
     if (this.ws) this.abort(this.ws, "dropped by the program");
