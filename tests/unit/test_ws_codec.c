@@ -390,6 +390,20 @@ static void decoder_enforces_the_rules(void **state)
     assert_int_equal(error_of(s, client_frame(s, 0x88, p, 1), 1000), 1002);
     uint8_t c1005[2] = {0x03, 0xED};
     assert_int_equal(error_of(s, client_frame(s, 0x88, c1005, 2), 1000), 1002);
+    /* A close reason that is not UTF-8: a lone continuation byte, an
+       overlong '/', a surrogate; and one that is (2, 3 and 4 bytes). */
+    static const uint8_t bad_utf8[][5] = {{0x03, 0xE8, 0x80},
+                                          {0x03, 0xE8, 0xC0, 0xAF},
+                                          {0x03, 0xE8, 0xED, 0xA0, 0x80}};
+    static const size_t bad_len[] = {3, 4, 5};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            error_of(s, client_frame(s, 0x88, bad_utf8[i], bad_len[i]), 1000),
+            1007);
+    static const uint8_t good[] = {0x03, 0xE8, 0xC3, 0xA9, 0xE2, 0x82,
+                                   0xAC, 0xF0, 0x9F, 0x8E, 0xAE};
+    assert_int_equal(
+        error_of(s, client_frame(s, 0x88, good, sizeof good), 1000), 0);
     uint8_t c1000[4] = {0x03, 0xE8, 'o', 'k'};
     static struct events e;
     memset(&e, 0, sizeof e);
