@@ -176,10 +176,28 @@ static int frame_done(struct rp_ws_decoder *d, rp_ws_cb cb, void *user)
     }
 }
 
+/* XORs the mask over p[0, n) in place, 8 bytes at a time (the key
+   repeats every 4 bytes, so a 64-bit key starting at mask_pos fits every
+   word; memcpy keeps the loads unaligned-safe), the tail byte by byte. A
+   byte loop cost ~1 ns per byte: half the server's CPU for a 4 KiB echo. */
 static void unmask(struct rp_ws_decoder *d, uint8_t *p, size_t n)
 {
     unsigned m = d->mask_pos;
-    for (size_t i = 0; i < n; i++, m = (m + 1) & 3)
+    size_t i = 0;
+    if (n >= 16) {
+        uint8_t k8[8];
+        uint64_t k;
+        for (unsigned j = 0; j < 8; j++)
+            k8[j] = d->mask[(m + j) & 3];
+        memcpy(&k, k8, sizeof k);
+        for (; i + 8 <= n; i += 8) {
+            uint64_t v;
+            memcpy(&v, p + i, sizeof v);
+            v ^= k;
+            memcpy(p + i, &v, sizeof v);
+        }
+    }
+    for (; i < n; i++, m = (m + 1) & 3)
         p[i] ^= d->mask[m];
     d->mask_pos = (uint8_t)m;
 }

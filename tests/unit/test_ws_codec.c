@@ -2,7 +2,8 @@
  * The WebSocket codec (src/proto/ws_handshake.c, ws_frame.c): SHA-1
  * against FIPS 180 vectors, the accept key against RFC 6455's example,
  * the handshake parser's verdicts, and the frame decoder's rules, events
- * and unmasking, with every stream also fed one byte at a time. The
+ * and unmasking, with every stream also fed one byte at a time and in
+ * 37-byte chunks. The
  * packet's WebSocket view is checked against the encoder at each length
  * class, and after a sole holder made the packet longer.
  */
@@ -303,6 +304,18 @@ static int feed_both(const uint8_t *stream, size_t len, uint64_t max,
     assert_int_equal(e2.ends, e->ends);
     assert_int_equal(e2.pings + e2.pongs + e2.closes,
                      e->pings + e->pongs + e->closes);
+    /* Chunks of 37 bytes: the word-wise unmasking starts at every key
+       offset. */
+    memset(&e2, 0, sizeof e2);
+    memcpy(copy, stream, len);
+    rp_ws_decoder_init(&d, max);
+    r = 0;
+    for (size_t i = 0; i < len && r == 0; i += 37)
+        r = rp_ws_decoder_feed(&d, copy + i, len - i < 37 ? len - i : 37,
+                               on_event, &e2);
+    assert_int_equal(r, whole);
+    assert_int_equal(e2.data_len, e->data_len);
+    assert_memory_equal(e2.data, e->data, e->data_len);
     free(copy);
     *code = code1;
     return whole;
