@@ -35,6 +35,7 @@ export const ErrorCode = {
   ALREADY_QUEUED: 8,
   MALFORMED: 9, // wrong length: the session is closed
   UNKNOWN_TYPE: 10, // not a client type: the session is closed
+  TRY_LATER: 11, // cluster: NATS unreachable, LOGIN refused
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** The name of a error value ("bad_name"), "unknown" otherwise. */
@@ -50,6 +51,7 @@ export function errorName(code: number): string {
     case 8: return "already_queued";
     case 9: return "malformed";
     case 10: return "unknown_type";
+    case 11: return "try_later";
   }
   return "unknown";
 }

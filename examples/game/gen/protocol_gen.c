@@ -235,6 +235,7 @@ const char *gm_error_name(uint16_t code)
     case GM_ERR_ALREADY_QUEUED: return "already_queued";
     case GM_ERR_MALFORMED: return "malformed";
     case GM_ERR_UNKNOWN_TYPE: return "unknown_type";
+    case GM_ERR_TRY_LATER: return "try_later";
     }
     return "unknown";
 }

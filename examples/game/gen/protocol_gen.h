@@ -56,6 +56,7 @@ enum gm_error {
     GM_ERR_ALREADY_QUEUED = 8,
     GM_ERR_MALFORMED = 9, /* wrong length: the session is closed */
     GM_ERR_UNKNOWN_TYPE = 10, /* not a client type: the session is closed */
+    GM_ERR_TRY_LATER = 11, /* cluster: NATS unreachable, LOGIN refused */
 };
 
 enum gm_end_reason {
