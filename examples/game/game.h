@@ -53,9 +53,9 @@ struct player {
        claim is on its way (the lobby waits for the answer), or the name
        is held in the cluster (player_free releases it there). */
     bool claiming, global_name;
-    /* Cross-shard matchmaking (lobby): queued in the cluster group; sent
-       SHARD_MOVE (its record now belongs to the host shard); SEAT asked. */
-    bool mm_queued, moved_away, seating;
+    /* Cross-shard matchmaking (lobby): queued in the cluster group; its
+       SEAT is being checked there. */
+    bool mm_queued, seating;
 };
 
 /* A move's ticket, lobby -> pvp or dungeon: the match to join there and

@@ -347,7 +347,7 @@ static void chat_from_cluster(struct lobby *lb, const struct rp_message *msg)
 
 /* --pvp-queue spill or global: the cluster group queues the player
    (cluster_mm.c) and answers with LOBBY_MM_* posts. */
-static void pvp_queue_cluster(struct lobby *lb, struct player *p)
+static void pvp_queue_cluster(struct lobby *lb, struct player *p, bool answer)
 {
     struct cluster_mm_msg m = {.sid = p->sid, .gold = p->gold, .wins = p->wins};
     m.name_len = (uint8_t)strlen(p->name);
@@ -355,11 +355,14 @@ static void pvp_queue_cluster(struct lobby *lb, struct player *p)
     if (!plist_add(&lb->mmq, p) ||
         game_post_mm(lb->g, lb->g->cluster_g, CLUSTER_MM_QUEUE, &m) < 0) {
         (void)plist_take(&lb->mmq, p->sid);
+        p->busy = false; /* free to ask again */
         game_send_error(lb->g, p->sid, GM_ERR_TRY_LATER, GM_PVP_QUEUE);
         return;
     }
-    struct gm_msg q = {.type = GM_PVP_QUEUED};
-    game_send(lb->g, p->sid, &q);
+    if (answer) {
+        struct gm_msg q = {.type = GM_PVP_QUEUED};
+        game_send(lb->g, p->sid, &q);
+    }
     p->busy = true;
     p->mm_queued = true;
 }
@@ -367,7 +370,7 @@ static void pvp_queue_cluster(struct lobby *lb, struct player *p)
 static void on_pvp_queue(struct lobby *lb, struct player *p)
 {
     if (lb->g->cluster_g && lb->g->cfg.pvp_queue != CLUSTER_PVP_LOCAL) {
-        pvp_queue_cluster(lb, p);
+        pvp_queue_cluster(lb, p, true);
         return;
     }
     struct gm_msg m = {.type = GM_PVP_QUEUED};
@@ -500,12 +503,12 @@ static void mm_from_cluster(struct lobby *lb, uint32_t tag,
             atomic_fetch_add_explicit(&g->n.matches, 1, memory_order_relaxed);
             return;
         }
-        /* One left on the way: the other queues again. */
+        /* One left on the way: the other queues again (it was told
+           PVP_QUEUED already). */
         struct player *o = a ? a : b;
         if (o) {
             o->mm_queued = false;
-            o->busy = false;
-            pvp_queue_cluster(lb, o);
+            pvp_queue_cluster(lb, o, false);
         }
         return;
     }
@@ -525,7 +528,6 @@ static void mm_from_cluster(struct lobby *lb, uint32_t tag,
         /* Its record now belongs to the host shard: it stays busy here
            (no queue, no dungeon) until the client goes. */
         p->mm_queued = false;
-        p->moved_away = true;
         struct gm_msg mv = {.type = GM_SHARD_MOVE};
         mv.u.shard_move.host = gm_str_of(m->host, strlen(m->host));
         mv.u.shard_move.port = m->port;
