@@ -11,6 +11,8 @@
  *   a_player_who_never_arrives_loses_by_forfeit   the moved player never
  *       comes: the host's player wins by forfeit, the seat expires, and a
  *       late SEAT is refused
+ *   spill_goes_global_after_the_wait   --pvp-queue spill: players alone
+ *       on their shards meet across them after --pvp-spill-ms
  *
  * Skips (77) with one line without nats-server.
  */
@@ -19,6 +21,8 @@
 #include <poll.h>
 
 static struct gu_game shards[2];
+
+static const char *queue_mode = "global", *spill_ms = "3000";
 
 static void mm_shard_start(struct gu_game *g, int shard)
 {
@@ -246,6 +250,42 @@ static void a_player_who_never_arrives_loses_by_forfeit(void **state)
     gu_stop(&shards[1]);
 }
 
+/* spill: a player alone on its shard goes global after pvp_spill_ms and
+   meets one of another shard. */
+static void spill_goes_global_after_the_wait(void **state)
+{
+    (void)state;
+    struct gm_msg m, mv;
+    uint8_t buf[GM_PAYLOAD_MAX], mvbuf[GM_PAYLOAD_MAX];
+    queue_mode = "spill";
+    spill_ms = "300";
+    mm_shard_start(&shards[0], 0);
+    mm_shard_start(&shards[1], 1);
+    queue_mode = "global";
+    spill_ms = "3000";
+    cl_wait_connected(&shards[0], 1);
+    cl_wait_connected(&shards[1], 1);
+    int fds[2] = {gu_login(shards[0].port, "mmfay"),
+                  gu_login(shards[1].port, "mmgus")};
+    int mover = queue_across(fds, &mv, mvbuf);
+    int host = 1 - mover;
+    close(fds[mover]);
+    int moved = gu_connect(shards[host].port);
+    send_seat(moved, mv.u.shard_move.token);
+    gu_expect(moved, GM_LOGIN_OK, &m, buf);
+    gu_expect(moved, GM_MATCH_START, &m, buf);
+    gu_expect(fds[host], GM_MATCH_START, &m, buf);
+    /* The host's player walks out: the moved one wins (opponent left). */
+    close(fds[host]);
+    recv_skipping_states(moved, &m, buf);
+    assert_int_equal(m.type, GM_MATCH_END);
+    assert_int_equal(m.u.match_end.winner, 1);
+    expect_lobby(moved, 1);
+    close(moved);
+    gu_stop(&shards[0]);
+    gu_stop(&shards[1]);
+}
+
 int main(int argc, char **argv)
 {
     (void)t_seed();
@@ -256,6 +296,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(a_cross_shard_match_moves_the_record_once,
                                   cu_kill_leftovers),
         cmocka_unit_test_teardown(a_player_who_never_arrives_loses_by_forfeit,
+                                  cu_kill_leftovers),
+        cmocka_unit_test_teardown(spill_goes_global_after_the_wait,
                                   cu_kill_leftovers),
     };
     return cmocka_run_group_tests(tests, cl_nats_up, cl_nats_down);
