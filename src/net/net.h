@@ -50,12 +50,18 @@ struct net_req {
     struct rp_mpsc_node node; /* inbox link (must stay first) */
     struct net_req *next;     /* local send queue link */
     rp_sid sid;
-    struct rp_packet *pkt; /* SEND: one reference, the request's */
+    struct rp_packet *pkt; /* SEND: one reference, the request's; NULL for
+                              a lent receive buffer (below) */
     uint32_t bytes;        /* SEND: bytes counted in queued_bytes */
-    void *route_to;        /* MOVE: the target group, NULL = none */
-    void *route_from;      /* MOVE: only if still in this group (or NULL) */
-    void *ticket;          /* MOVE: the program's, for on_enter or drop */
-    uint8_t why;           /* MOVE: the old group's leave reason */
+    /* SEND with pkt NULL (raw mode, owner thread; session.c): 'bytes'
+       bytes at 'lent' in receive buffer 'lent_id' of the owner's
+       provided buffers, recycled when the request is released. */
+    const uint8_t *lent;
+    uint16_t lent_id;
+    void *route_to;   /* MOVE: the target group, NULL = none */
+    void *route_from; /* MOVE: only if still in this group (or NULL) */
+    void *ticket;     /* MOVE: the program's, for on_enter or drop */
+    uint8_t why;      /* MOVE: the old group's leave reason */
     uint8_t kind;
     bool ctl; /* SEND: an engine control frame (resume.c): not counted in
                  queued_bytes, never retained or resent */
@@ -265,7 +271,22 @@ struct net_thread {
     enum rp_backend_kind kind;
     struct rp_port *port;    /* owned; created and destroyed on the thread */
     struct rp_buffers *bufs; /* io_uring provided buffers */
+    uint32_t nbufs;          /* how many */
     bool uring;
+    /* The receive being handed to the application (session_input): the
+       session whose callback runs, and the provided buffer its bytes lie
+       in (rx_buf_id < 0: none, as on epoll). A raw send of those bytes
+       from inside the callback may borrow the buffer instead of copying
+       it (zero-copy forwarding; at most once per buffer: rx_lent), and a
+       send to rx_session skips the slot lookup (server.c). 'lent' counts
+       buffers held by sends, kept under nbufs / 2 so receives never run
+       dry. */
+    struct rp_session *rx_session;
+    const uint8_t *rx_base;
+    size_t rx_len;
+    int32_t rx_buf_id;
+    bool rx_lent;
+    uint32_t lent;
     struct rp_mpsc inbox;
     _Atomic int wake_pending; /* one wake post in flight at most */
     _Atomic int posters;      /* producers inside rp_port_post now */
@@ -371,6 +392,14 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
 void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
                          struct net_req *r);
 void rp__session_flush(struct net_thread *t, struct rp_session *s);
+/* Releases what a send request carries (its packet reference, or the
+   receive buffer lent to it) and the request itself. */
+void rp__req_release(struct net_thread *t, struct net_req *r);
+/* True if 'len' bytes at 'data' may be sent from the receive buffer they
+   arrived in (see net_thread.rx_*): then the caller queues a request
+   with pkt NULL and rp__session_lend() marks the buffer lent. */
+bool rp__session_can_lend(const struct net_thread *t, const void *data,
+                          size_t len);
 /* Resume: begins the detach of the session's connection (a drop, or a
    RESUME taking it over); on_detach runs. */
 void rp__session_detach(struct net_thread *t, struct rp_session *s);

@@ -281,8 +281,7 @@ void rp__resume_sent(struct net_thread *t, struct rp_session *s,
         } else {
             atomic_fetch_sub_explicit(&s->queued_bytes, r->bytes,
                                       memory_order_relaxed);
-            rp_packet_unref(r->pkt);
-            rp_pool_free(srv->req_pool, r);
+            rp__req_release(t, r); /* its packet, or a lent buffer */
         }
         r = next;
     }

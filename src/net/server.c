@@ -271,20 +271,71 @@ static uint32_t wire_bytes(const struct rp_server *srv,
                           : n + RP_PACKET_HEADER_SIZE);
 }
 
+/*
+ * The session 'sid' if its own receive callback (on_data, on_message) is
+ * running on this thread: a reply from there needs no slot reference (the
+ * session cannot finish while the receive that called back is in flight)
+ * and no trip through the inbox. NULL otherwise: the caller takes the
+ * general path. A remote close may have set CLOSING already: such a
+ * session is refused here as rp__session_get would.
+ */
+static struct rp_session *server_own_session(struct rp_server *srv, rp_sid sid,
+                                             struct net_thread **tp)
+{
+    struct net_thread *t = rp__thread_current(srv);
+    if (!t || !t->rx_session || t->rx_session->sid != sid)
+        return NULL;
+    *tp = t;
+    return t->rx_session;
+}
+
+static bool server_session_closing(const struct rp_session *s)
+{
+    return s->closing ||
+           (atomic_load_explicit(&s->state, memory_order_relaxed) &
+            NET_CLOSING) != 0;
+}
+
 int rp_server_send(struct rp_server *srv, rp_sid sid, struct rp_packet *pkt)
 {
     uint32_t bytes = wire_bytes(srv, pkt);
     if (rp__resume_on(srv) && rp_packet_type(pkt) >= RP_CTL_FIRST)
         return -EINVAL; /* the engine's control messages */
-    struct rp_session *s = rp__session_get(srv, sid);
-    if (!s)
+    struct net_thread *own = NULL;
+    struct rp_session *s = server_own_session(srv, sid, &own);
+    if (s && server_session_closing(s))
+        return -ENOTCONN;
+    if (!s && !(s = rp__session_get(srv, sid)))
         return -ENOTCONN;
     int r = 0;
     if (bytes > 0 && (r = server_reserve(srv, s, sid, bytes)) == 0 &&
         (r = server_queue(srv, s, sid, pkt, bytes)) < 0)
         atomic_fetch_sub(&s->queued_bytes, bytes);
-    rp__session_put(srv, s);
+    if (!own)
+        rp__session_put(srv, s);
     return r;
+}
+
+/* Zero-copy forwarding: queues bytes of the receive buffer being handed
+   to the callback, which stays out of the ring until the send is
+   released (rp__req_release). */
+static int server_queue_lent(struct net_thread *t, struct rp_session *s,
+                             rp_sid sid, const void *data, uint32_t len)
+{
+    struct net_req *r = rp_pool_alloc(t->srv->req_pool);
+    if (!r)
+        return -ENOMEM;
+    r->kind = NET_REQ_SEND;
+    r->sid = sid;
+    r->pkt = NULL;
+    r->lent = data;
+    r->lent_id = (uint16_t)t->rx_buf_id;
+    r->bytes = len;
+    r->ctl = false;
+    t->rx_lent = true;
+    t->lent++;
+    rp__session_enqueue(t, s, r);
+    return 0;
 }
 
 int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
@@ -292,11 +343,19 @@ int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
 {
     if (len > UINT32_MAX)
         return -EMSGSIZE;
-    struct rp_session *s = rp__session_get(srv, sid);
-    if (!s)
+    struct net_thread *own = NULL;
+    struct rp_session *s = server_own_session(srv, sid, &own);
+    if (s && server_session_closing(s))
+        return -ENOTCONN;
+    if (!s && !(s = rp__session_get(srv, sid)))
         return -ENOTCONN;
     int r = len ? server_reserve(srv, s, sid, (uint32_t)len) : 0;
     const uint8_t *p = data;
+    if (r == 0 && own && rp__session_can_lend(own, data, len)) {
+        r = server_queue_lent(own, s, sid, data, (uint32_t)len);
+        if (r == 0)
+            len = 0;
+    }
     while (r == 0 && len > 0) {
         size_t n = len < RP_PACKET_MAX_PAYLOAD ? len : RP_PACKET_MAX_PAYLOAD;
         struct rp_packet *pkt;
@@ -312,7 +371,8 @@ int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
     }
     if (r < 0 && r != -ENOBUFS)
         atomic_fetch_sub(&s->queued_bytes, (uint32_t)len);
-    rp__session_put(srv, s);
+    if (!own)
+        rp__session_put(srv, s);
     return r;
 }
 

@@ -66,12 +66,38 @@ static inline uint64_t op_key(struct rp_session *s, unsigned kind)
     return (uint64_t)(uintptr_t)s | kind;
 }
 
-static void req_drop(struct rp_server *srv, struct rp_session *s,
+/* Lending a receive buffer saves a packet and a copy, but ties up a
+   whole buffer until the send completes: below this size the copy is the
+   cheaper of the two (a few tens of ns) and the buffer goes straight back
+   to the kernel. */
+#define LEND_MIN_BYTES 1024
+
+void rp__req_release(struct net_thread *t, struct net_req *r)
+{
+    if (r->pkt) {
+        rp_packet_unref(r->pkt);
+    } else {
+        rp_port_buffer_recycle(t->bufs, r->lent_id);
+        t->lent--;
+    }
+    rp_pool_free(t->srv->req_pool, r);
+}
+
+bool rp__session_can_lend(const struct net_thread *t, const void *data,
+                          size_t len)
+{
+    const uint8_t *p = data;
+    return t->rx_buf_id >= 0 && !t->rx_lent && len >= LEND_MIN_BYTES &&
+           t->lent < t->nbufs / 2 && p >= t->rx_base &&
+           len <= t->rx_len - (size_t)(p - t->rx_base) &&
+           !rp__resume_on(t->srv);
+}
+
+static void req_drop(struct net_thread *t, struct rp_session *s,
                      struct net_req *r)
 {
     atomic_fetch_sub_explicit(&s->queued_bytes, r->bytes, memory_order_relaxed);
-    rp_packet_unref(r->pkt);
-    rp_pool_free(srv->req_pool, r);
+    rp__req_release(t, r);
 }
 
 /* ---- receive ------------------------------------------------------- */
@@ -168,13 +194,19 @@ static void session_input(struct net_thread *t, struct rp_session *s,
         return; /* ending after its sends: nothing more is delivered */
     if (srv->cfg.mode == RP_SERVER_RAW) {
         s->got_first = true;
+        t->rx_session = s;
+        t->rx_base = data;
+        t->rx_len = len;
         srv->cfg.cb.on_data(srv, s->sid, s->data, data, len, srv->cfg.user);
+        t->rx_session = NULL;
         return;
     }
     size_t before = rp_frame_decoder_pending(&s->dec);
     t->rx_pos = data;
     t->rx_limit = data + len;
+    t->rx_session = s;
     int r = rp_frame_decoder_feed(&s->dec, data, len, session_on_frame, s);
+    t->rx_session = NULL;
     if (r < 0) {
         if (r == -ECANCELED)
             return;
@@ -202,9 +234,15 @@ static void session_on_recv(struct net_thread *t, struct rp_session *s,
         final = !(flags & RP_COMP_MORE);
         if (flags & RP_COMP_BUFFER) {
             uint16_t id = rp_comp_buffer_id(flags);
-            if (res > 0 && !s->closing && !s->detaching)
+            t->rx_lent = false;
+            if (res > 0 && !s->closing && !s->detaching) {
+                t->rx_buf_id = id;
                 session_input(t, s, rp_buffers_data(t->bufs, id), (size_t)res);
-            rp_port_buffer_recycle(t->bufs, id);
+                t->rx_buf_id = -1;
+            }
+            /* Lent to a send: recycled when that send is released. */
+            if (!t->rx_lent)
+                rp_port_buffer_recycle(t->bufs, id);
         }
     } else if (res > 0 && !s->closing && !s->detaching) {
         rp_ring_commit(&s->ring, (size_t)res);
@@ -235,7 +273,7 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
     /* A request may race the session's end (or, with a guessed id, its
        start): the reference it holds keeps the slot, not the session. */
     if (s->closing || s->sid != r->sid) {
-        req_drop(t->srv, s, r);
+        req_drop(t, s, r);
         return;
     }
     r->next = NULL;
@@ -274,7 +312,10 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
          r = r->next) {
         size_t len;
         const uint8_t *p;
-        if (raw) {
+        if (!r->pkt) { /* raw bytes in a lent receive buffer */
+            p = r->lent;
+            len = r->bytes;
+        } else if (raw) {
             p = rp_packet_payload(r->pkt);
             len = rp_packet_size(r->pkt);
         } else {
@@ -445,12 +486,11 @@ static void session_unlist(struct net_thread *t, struct rp_session *s)
 
 static void session_finish(struct net_thread *t, struct rp_session *s)
 {
-    struct rp_server *srv = t->srv;
     rp__resume_end(t, s); /* retained frames, a waiting RESUME */
     struct net_req *r = s->q_head;
     while (r) {
         struct net_req *next = r->next;
-        req_drop(srv, s, r);
+        req_drop(t, s, r);
         r = next;
     }
     s->q_head = s->q_tail = NULL;
@@ -623,7 +663,7 @@ static void session_handoff_done(struct net_thread *t, struct rp_session *s)
     struct net_req *q = s->q_head;
     while (q) {
         struct net_req *next = q->next;
-        req_drop(srv, s, q);
+        req_drop(t, s, q);
         q = next;
     }
     s->q_head = s->q_tail = NULL;
