@@ -153,6 +153,11 @@ enum net_op_kind {
 };
 #define NET_OP_KIND_MASK 7u
 
+/* A gather send copies packets of up to NET_COALESCE_PKT bytes into one
+   run of NET_COALESCE_BYTES that follows its iovecs (rp__session_flush). */
+#define NET_COALESCE_PKT 256u
+#define NET_COALESCE_BYTES 2048u
+
 struct net_thread;
 
 struct rp_session {
@@ -331,7 +336,9 @@ struct rp_server {
     uint16_t port;
     struct net_table table;
     struct rp_pool *req_pool;   /* struct net_req, any thread */
-    struct rp_pool *iov_pool;   /* max_iov iovecs, I/O threads */
+    struct rp_pool *iov_pool;   /* max_iov iovecs then NET_COALESCE_BYTES
+                                   for small packets (session.c), I/O
+                                   threads; held only while sending */
     struct rp_pool *route_pool; /* struct net_route_msg, any thread */
     /* Set once by the first rp_group_create (layer 7), before any move. */
     const struct net_route_ops *_Atomic route_ops;

@@ -27,7 +27,8 @@ static int server_pools(struct rp_server *srv)
         return r;
     struct rp_pool_config ic = {.name = "net.iov",
                                 .object_size =
-                                    srv->cfg.max_iov * sizeof(struct iovec),
+                                    srv->cfg.max_iov * sizeof(struct iovec) +
+                                    NET_COALESCE_BYTES,
                                 .initial = 16};
     if ((r = rp_pool_create(&ic, &srv->iov_pool)) < 0)
         return r;
