@@ -65,6 +65,7 @@ struct net_req {
     uint8_t kind;
     bool ctl; /* SEND: an engine control frame (resume.c): not counted in
                  queued_bytes, never retained or resent */
+    bool own; /* SEND: counted in own_queued, not queued_bytes */
 };
 
 /*
@@ -164,8 +165,14 @@ struct rp_session {
     /* ---- shared ---- */
     _Alignas(64) _Atomic uint64_t state;
     _Atomic uint32_t queued_bytes; /* sender-counted; limit check */
-    _Atomic int close_reason;      /* for NET_REQ_CLOSE */
-    struct net_thread *owner;      /* set before the OPEN request */
+    /* Bytes queued by the session's own callbacks (the owner's short
+       path, server.c): written by the owner alone with a plain load and
+       store (no locked instruction per reply), read by any sender for
+       the limit, which applies to queued_bytes + own_queued. 0 whenever
+       nothing of the owner's is queued. */
+    _Atomic uint32_t own_queued;
+    _Atomic int close_reason; /* for NET_REQ_CLOSE */
+    struct net_thread *owner; /* set before the OPEN request */
     int fd;
     socklen_t addrlen;
     struct sockaddr_storage addr;
@@ -421,6 +428,22 @@ void rp__session_tick(struct net_thread *t, struct rp_session *s);
 /* The session's last step once no group holds it: the server's on_leave,
    then the open reference goes. */
 void rp__session_left(struct net_thread *t, struct rp_session *s);
+
+/* Takes a released send request's bytes off the session's count. Thread:
+   owner. */
+static inline void rp__req_unqueue(struct rp_session *s,
+                                   const struct net_req *r)
+{
+    if (r->own)
+        atomic_store_explicit(
+            &s->own_queued,
+            atomic_load_explicit(&s->own_queued, memory_order_relaxed) -
+                r->bytes,
+            memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&s->queued_bytes, r->bytes,
+                                  memory_order_relaxed);
+}
 
 /* ---- resume.c ----
  * Thread: owner, unless said otherwise. Nothing here runs while

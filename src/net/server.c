@@ -228,7 +228,7 @@ int rp_server_disconnect(struct rp_server *srv, rp_sid sid)
 /* Queues 'pkt' for 's' (the caller holds a slot reference and has counted
    'bytes' in queued_bytes). Takes its own packet and slot references. */
 static int server_queue(struct rp_server *srv, struct rp_session *s, rp_sid sid,
-                        struct rp_packet *pkt, uint32_t bytes)
+                        struct rp_packet *pkt, uint32_t bytes, bool own)
 {
     struct net_req *r = rp_pool_alloc(srv->req_pool);
     if (!r)
@@ -238,6 +238,7 @@ static int server_queue(struct rp_server *srv, struct rp_session *s, rp_sid sid,
     r->pkt = rp_packet_ref(pkt);
     r->bytes = bytes;
     r->ctl = false;
+    r->own = own;
     struct net_thread *cur = rp__thread_current(srv);
     if (s->owner == cur) {
         rp__session_enqueue(cur, s, r);
@@ -250,17 +251,38 @@ static int server_queue(struct rp_server *srv, struct rp_session *s, rp_sid sid,
     return 0;
 }
 
-/* Counts 'bytes' against the limit; over it, the session is cut. */
+/* Counts 'bytes' against the limit; over it, the session is cut. 'own':
+   the owner's short path, counted in own_queued with no locked
+   instruction (the owner is its only writer). */
 static int server_reserve(struct rp_server *srv, struct rp_session *s,
-                          rp_sid sid, uint32_t bytes)
+                          rp_sid sid, uint32_t bytes, bool own)
 {
-    uint32_t old = atomic_fetch_add_explicit(&s->queued_bytes, bytes,
-                                             memory_order_relaxed);
-    if ((uint64_t)old + bytes <= srv->cfg.send_queue_limit)
-        return 0;
-    atomic_fetch_sub_explicit(&s->queued_bytes, bytes, memory_order_relaxed);
+    uint32_t mine = atomic_load_explicit(&s->own_queued, memory_order_relaxed);
+    if (own) {
+        uint32_t others =
+            atomic_load_explicit(&s->queued_bytes, memory_order_relaxed);
+        if ((uint64_t)others + mine + bytes <= srv->cfg.send_queue_limit) {
+            atomic_store_explicit(&s->own_queued, mine + bytes,
+                                  memory_order_relaxed);
+            return 0;
+        }
+    } else {
+        uint32_t old = atomic_fetch_add_explicit(&s->queued_bytes, bytes,
+                                                 memory_order_relaxed);
+        if ((uint64_t)old + mine + bytes <= srv->cfg.send_queue_limit)
+            return 0;
+        atomic_fetch_sub_explicit(&s->queued_bytes, bytes,
+                                  memory_order_relaxed);
+    }
     rp__server_close(srv, sid, RP_LEAVE_SEND_OVERFLOW);
     return -ENOBUFS;
+}
+
+/* Gives back what server_reserve counted, for bytes that were not queued. */
+static void server_unreserve(struct rp_session *s, uint32_t bytes, bool own)
+{
+    struct net_req r = {.bytes = bytes, .own = own};
+    rp__req_unqueue(s, &r);
 }
 
 static uint32_t wire_bytes(const struct rp_server *srv,
@@ -309,9 +331,10 @@ int rp_server_send(struct rp_server *srv, rp_sid sid, struct rp_packet *pkt)
     if (!s && !(s = rp__session_get(srv, sid)))
         return -ENOTCONN;
     int r = 0;
-    if (bytes > 0 && (r = server_reserve(srv, s, sid, bytes)) == 0 &&
-        (r = server_queue(srv, s, sid, pkt, bytes)) < 0)
-        atomic_fetch_sub(&s->queued_bytes, bytes);
+    bool mine = own != NULL;
+    if (bytes > 0 && (r = server_reserve(srv, s, sid, bytes, mine)) == 0 &&
+        (r = server_queue(srv, s, sid, pkt, bytes, mine)) < 0)
+        server_unreserve(s, bytes, mine);
     if (!own)
         rp__session_put(srv, s);
     return r;
@@ -333,6 +356,7 @@ static int server_queue_lent(struct net_thread *t, struct rp_session *s,
     r->lent_id = (uint16_t)t->rx_buf_id;
     r->bytes = len;
     r->ctl = false;
+    r->own = true;
     t->rx_lent = true;
     t->lent++;
     rp__session_enqueue(t, s, r);
@@ -350,7 +374,8 @@ int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
         return -ENOTCONN;
     if (!s && !(s = rp__session_get(srv, sid)))
         return -ENOTCONN;
-    int r = len ? server_reserve(srv, s, sid, (uint32_t)len) : 0;
+    bool mine = own != NULL;
+    int r = len ? server_reserve(srv, s, sid, (uint32_t)len, mine) : 0;
     const uint8_t *p = data;
     if (r == 0 && own && rp__session_can_lend(own, data, len)) {
         r = server_queue_lent(own, s, sid, data, (uint32_t)len);
@@ -363,7 +388,7 @@ int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
         if ((r = rp_packet_create(n, 0, &pkt)) < 0)
             break;
         rp_packet_put_bytes(pkt, p, n);
-        r = server_queue(srv, s, sid, pkt, (uint32_t)n);
+        r = server_queue(srv, s, sid, pkt, (uint32_t)n, mine);
         rp_packet_unref(pkt);
         if (r == 0) {
             p += n;
@@ -371,7 +396,7 @@ int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
         }
     }
     if (r < 0 && r != -ENOBUFS)
-        atomic_fetch_sub(&s->queued_bytes, (uint32_t)len);
+        server_unreserve(s, (uint32_t)len, mine);
     if (!own)
         rp__session_put(srv, s);
     return r;

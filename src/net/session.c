@@ -96,7 +96,7 @@ bool rp__session_can_lend(const struct net_thread *t, const void *data,
 static void req_drop(struct net_thread *t, struct rp_session *s,
                      struct net_req *r)
 {
-    atomic_fetch_sub_explicit(&s->queued_bytes, r->bytes, memory_order_relaxed);
+    rp__req_unqueue(s, r);
     rp__req_release(t, r);
 }
 
@@ -438,6 +438,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->cancel_op.key = op_key(s, NET_OP_CANCEL);
     s->close_op.key = op_key(s, NET_OP_CLOSE);
     s->tx_iov = NULL;
+    atomic_store_explicit(&s->own_queued, 0, memory_order_relaxed);
     s->q_head = s->q_tail = s->inflight = NULL;
     s->inflight_n = s->inflight_bytes = 0;
     s->ops = 0;
