@@ -19,6 +19,11 @@
  * return) and a cancel (after which the fd may go to another thread) are
  * applied at once. A stale registration between two waits is harmless:
  * the ops it would have run are looked up in the FIFOs, which are current.
+ * Owned ports only: there the thread that gets a completion is the one
+ * that flushes, so a caller that closes an fd on its completion does so
+ * before (never during) the flush's epoll_ctl on it. A shared port's
+ * completions go to other threads, which may close the fd at once: it
+ * updates eagerly, before delivering, as a plain reactor does.
  *
  * Ops that finish without waiting (close, shutdown, cancel, nop, a send
  * that went out at once) go to a ready list delivered by the next reap.
@@ -78,6 +83,8 @@ struct epoll_backend {
                               delivered, the caller may close the fd */
     struct rp_buffers *buffers;
     bool skipped_wait; /* the last reap delivered ready ops only */
+    bool lazy;         /* owned port: registration changes wait for the
+                          next reap (fd_flush) */
 };
 
 static struct epoll_backend *to_epoll(struct rp__backend *be)
@@ -239,7 +246,7 @@ static int fd_enqueue(struct epoll_backend *e, struct rp_op *op, bool out)
     struct op_fifo *f = out ? &st->out : &st->in;
     fifo_push(f, op);
     op->rp__priv.where = out ? WHERE_OUT : WHERE_IN;
-    if (st->armed != 0) {
+    if (st->armed != 0 && e->lazy) {
         /* Registered already: at most a MOD, made before the next wait
            (none at all when a receive is re-armed in the turn that
            completed it). */
@@ -610,7 +617,10 @@ static int epoll_reap(struct rp__backend *be, int64_t timeout_ns)
             run_in(e, st, fd);
         if (bits & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             run_out(e, st, fd);
-        fd_touch(e, fd);
+        if (e->lazy)
+            fd_touch(e, fd);
+        else
+            fd_update(e, fd);
         while (e->done.head) {
             struct rp_op *op = e->done.head;
             fifo_unlink(&e->done, op);
@@ -640,6 +650,7 @@ static int epoll_create_backend(const struct rp__backend_params *p,
         return -ENOMEM;
     e->base.ops = &rp__epoll_ops;
     e->base.p = *p;
+    e->lazy = p->owned;
     int r;
     e->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (e->epfd < 0) {
