@@ -491,7 +491,11 @@ static void run_in(struct epoll_backend *e, struct fd_state *st, int fd)
                 complete(e, op, (int32_t)n,
                          RP_COMP_BUFFER | RP_COMP_MORE | ((uint32_t)id << 16));
                 op->rp__priv.where = WHERE_IN;
-                if (++burst == MULTISHOT_BURST)
+                /* A short read drained the socket (as far as this readiness
+                   goes): level-triggered epoll reports the fd again if more
+                   comes, so no read is spent to learn EAGAIN; one per
+                   message at depth 1. */
+                if ((size_t)n < b->size || ++burst == MULTISHOT_BURST)
                     return;
                 continue;
             }

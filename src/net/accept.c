@@ -91,7 +91,10 @@ static void hand_over(struct rp_server *srv, int fd,
     srv->next_thread = (srv->next_thread + 1) % srv->nthreads;
     s->owner = t;
     s->fd = fd;
-    s->addr = *ss;
+    /* TCP over IPv4 or IPv6: the address fits; clamp all the same. */
+    if (len > sizeof s->addr)
+        len = sizeof s->addr;
+    memcpy(&s->addr, ss, len);
     s->addrlen = len;
     s->open_req.kind = NET_REQ_OPEN;
     s->open_req.sid = sid;

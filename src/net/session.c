@@ -102,17 +102,18 @@ static void req_drop(struct net_thread *t, struct rp_session *s,
 
 /* ---- receive ------------------------------------------------------- */
 
+/*
+ * One multishot receive into the thread's provided buffers, on either
+ * backend (epoll emulates it: readiness, then a recv into a free buffer).
+ * Each completion is handed over in place and its buffer recycled at once;
+ * only a frame cut by a buffer's end is copied, into the decoder's partial
+ * buffer, which is allocated then and freed as soon as it drains. An idle
+ * session holds no receive memory.
+ */
 static int session_arm_recv(struct net_thread *t, struct rp_session *s)
 {
-    int r;
-    if (t->uring) {
-        r = rp_port_recv_multishot(t->port, &s->recv_op, s->fd, t->bufs);
-    } else {
-        int n = rp_ring_free_iov(&s->ring, s->rx_iov);
-        /* The ring is drained after every receive, so it is never full. */
-        assert(n > 0);
-        r = rp_port_recv(t->port, &s->recv_op, s->fd, s->rx_iov, n);
-    }
+    s->recv_op.key = op_key(s, NET_OP_RECV);
+    int r = rp_port_recv_multishot(t->port, &s->recv_op, s->fd, t->bufs);
     if (r == 0) {
         s->ops++;
         s->recv_armed = true;
@@ -183,6 +184,16 @@ static int session_on_frame(void *user, const struct rp_frame *f)
     return 0;
 }
 
+/* Counts a partial-frame buffer allocated (none held before, one now) or
+   freed (the reverse). */
+static void session_count_partial(struct net_thread *t, bool before, bool now)
+{
+    if (!before && now)
+        NET_STAT_ADD(t, rx_partial_allocs, 1);
+    else if (before && !now)
+        NET_STAT_ADD(t, rx_partial_frees, 1);
+}
+
 /* Hands 'len' received bytes to the application. */
 static void session_input(struct net_thread *t, struct rp_session *s,
                           const uint8_t *data, size_t len)
@@ -202,11 +213,16 @@ static void session_input(struct net_thread *t, struct rp_session *s,
         return;
     }
     size_t before = rp_frame_decoder_pending(&s->dec);
+    bool held = s->dec.partial != NULL;
     t->rx_pos = data;
     t->rx_limit = data + len;
     t->rx_session = s;
     int r = rp_frame_decoder_feed(&s->dec, data, len, session_on_frame, s);
     t->rx_session = NULL;
+    /* Counted on every way out: the teardown counts the free of what the
+       session holds then. */
+    session_count_partial(t, held, s->dec.partial != NULL);
+    held = s->dec.partial != NULL;
     if (r < 0) {
         if (r == -ECANCELED)
             return;
@@ -224,32 +240,24 @@ static void session_input(struct net_thread *t, struct rp_session *s,
     } else if (before == 0 || r > 0) {
         s->frame_start_ns = t->now; /* a new frame has begun */
     }
+    session_count_partial(t, held, s->dec.partial != NULL);
 }
 
 static void session_on_recv(struct net_thread *t, struct rp_session *s,
                             int32_t res, uint32_t flags)
 {
-    bool final = true;
-    if (t->uring) {
-        final = !(flags & RP_COMP_MORE);
-        if (flags & RP_COMP_BUFFER) {
-            uint16_t id = rp_comp_buffer_id(flags);
-            t->rx_lent = false;
-            if (res > 0 && !s->closing && !s->detaching) {
-                t->rx_buf_id = id;
-                session_input(t, s, rp_buffers_data(t->bufs, id), (size_t)res);
-                t->rx_buf_id = -1;
-            }
-            /* Lent to a send: recycled when that send is released. */
-            if (!t->rx_lent)
-                rp_port_buffer_recycle(t->bufs, id);
+    bool final = !(flags & RP_COMP_MORE);
+    if (flags & RP_COMP_BUFFER) {
+        uint16_t id = rp_comp_buffer_id(flags);
+        t->rx_lent = false;
+        if (res > 0 && !s->closing && !s->detaching) {
+            t->rx_buf_id = id;
+            session_input(t, s, rp_buffers_data(t->bufs, id), (size_t)res);
+            t->rx_buf_id = -1;
         }
-    } else if (res > 0 && !s->closing && !s->detaching) {
-        rp_ring_commit(&s->ring, (size_t)res);
-        size_t used = rp_ring_used_bytes(&s->ring);
-        const uint8_t *p = rp_ring_contig(&s->ring, used);
-        session_input(t, s, p, used);
-        rp_ring_consume(&s->ring, used);
+        /* Lent to a send: recycled when that send is released. */
+        if (!t->rx_lent)
+            rp_port_buffer_recycle(t->bufs, id);
     }
     if (!final)
         return;
@@ -289,10 +297,43 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
     }
 }
 
+/* The session's net_tx, taken from the pool at its first use (its ops
+   prepared), or NULL when the pool has no memory. */
+static struct net_tx *session_tx(struct net_thread *t, struct rp_session *s)
+{
+    if (s->tx)
+        return s->tx;
+    struct net_tx *tx = rp_pool_alloc(t->srv->iov_pool);
+    if (!tx)
+        return NULL;
+    rp_op_init(&tx->send_op);
+    rp_op_init(&tx->aux_op);
+    tx->send_op.key = op_key(s, NET_OP_SEND);
+    tx->aux_op.key = op_key(s, NET_OP_CANCEL);
+    s->tx = tx;
+    return tx;
+}
+
+/* Gives the net_tx back: nothing in flight uses it. */
+static void session_tx_release(struct net_thread *t, struct rp_session *s)
+{
+    if (s->tx)
+        rp_pool_free(t->srv->iov_pool, s->tx);
+    s->tx = NULL;
+}
+
+/* A teardown's cancel of every op on the fd: 0 (one more op in flight) or
+   -errno (no memory for the op, or the port refused it). */
+static int session_cancel_fd(struct net_thread *t, struct rp_session *s)
+{
+    struct net_tx *tx = session_tx(t, s);
+    return tx ? rp_port_cancel_fd(t->port, &tx->aux_op, s->fd) : -ENOMEM;
+}
+
 /*
  * Starts one gather send of the queued packets: up to max_iov iovecs.
  * Small packets (up to NET_COALESCE_PKT bytes) are copied side by side
- * into the iovec block's tail (NET_COALESCE_BYTES, net.h) and go out as
+ * into the net_tx block's tail (NET_COALESCE_BYTES, net.h) and go out as
  * one iovec: copying 68 bytes costs a few ns, where the kernel's per-iovec
  * work in tcp_sendmsg (a segment walk and a hardened-usercopy check each)
  * cost more than that per packet. Packets keep their requests in the
@@ -309,12 +350,13 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
             rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
         return;
     }
-    if (!s->tx_iov && !(s->tx_iov = rp_pool_alloc(srv->iov_pool))) {
+    struct net_tx *tx = session_tx(t, s);
+    if (!tx) {
         rp__session_end(t, s, RP_LEAVE_RESET, false);
         return;
     }
     bool raw = srv->cfg.mode == RP_SERVER_RAW;
-    uint8_t *co = (uint8_t *)(s->tx_iov + srv->cfg.max_iov);
+    uint8_t *co = (uint8_t *)(tx->iov + srv->cfg.max_iov);
     uint32_t co_used = 0;
     uint32_t n = 0, npkts = 0, bytes = 0;
     struct net_req *last = NULL;
@@ -332,13 +374,13 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
         }
         if (len <= NET_COALESCE_PKT && len <= NET_COALESCE_BYTES - co_used) {
             uint8_t *at = co + co_used;
-            if (n > 0 && (uint8_t *)s->tx_iov[n - 1].iov_base +
-                                 s->tx_iov[n - 1].iov_len ==
-                             at) {
-                s->tx_iov[n - 1].iov_len += len; /* extends the run */
+            if (n > 0 &&
+                (uint8_t *)tx->iov[n - 1].iov_base + tx->iov[n - 1].iov_len ==
+                    at) {
+                tx->iov[n - 1].iov_len += len; /* extends the run */
             } else if (n < srv->cfg.max_iov) {
-                s->tx_iov[n].iov_base = at;
-                s->tx_iov[n].iov_len = len;
+                tx->iov[n].iov_base = at;
+                tx->iov[n].iov_len = len;
                 n++;
             } else {
                 break;
@@ -346,8 +388,8 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
             memcpy(at, p, len);
             co_used += (uint32_t)len;
         } else if (n < srv->cfg.max_iov) {
-            s->tx_iov[n].iov_base = (void *)(uintptr_t)p;
-            s->tx_iov[n].iov_len = len;
+            tx->iov[n].iov_base = (void *)(uintptr_t)p;
+            tx->iov[n].iov_len = len;
             n++;
         } else {
             break;
@@ -363,7 +405,7 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
     if (!s->q_head)
         s->q_tail = NULL;
     last->next = NULL;
-    if (rp_port_send(t->port, &s->send_op, s->fd, s->tx_iov, (int)n) < 0) {
+    if (rp_port_send(t->port, &tx->send_op, s->fd, tx->iov, (int)n) < 0) {
         /* Back into the queue: teardown releases it. */
         last->next = s->q_head;
         s->q_head = s->inflight;
@@ -380,7 +422,6 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
 static void session_on_send(struct net_thread *t, struct rp_session *s,
                             int32_t res)
 {
-    struct rp_server *srv = t->srv;
     s->sending = false;
     /* Handed to the kernel, whatever the result: released, or retained
        until the client ACKs them (resume on; their bytes stay counted). */
@@ -393,16 +434,15 @@ static void session_on_send(struct net_thread *t, struct rp_session *s,
     }
     s->inflight_n = 0;
     s->inflight_bytes = 0;
-    if (!s->q_head) {
-        /* An idle session holds no iovec array. */
-        rp_pool_free(srv->iov_pool, s->tx_iov);
-        s->tx_iov = NULL;
-    }
     if (s->closing || s->detaching) {
+        /* The net_tx stays: a teardown's cancel may be in flight in it
+           (session_release_conn gives it back). */
         session_op_done(t, s); /* may finish the session */
         return;
     }
-    session_op_done(t, s); /* open: only counted back */
+    if (!s->q_head)
+        session_tx_release(t, s); /* an idle session holds no net_tx */
+    session_op_done(t, s);        /* open: only counted back */
     if (res < 0)
         session_drop(t, s, RP_LEAVE_RESET);
     else
@@ -430,14 +470,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
         return;
     }
     rp_op_init(&s->recv_op);
-    rp_op_init(&s->send_op);
-    rp_op_init(&s->cancel_op);
-    rp_op_init(&s->close_op);
-    s->recv_op.key = op_key(s, NET_OP_RECV);
-    s->send_op.key = op_key(s, NET_OP_SEND);
-    s->cancel_op.key = op_key(s, NET_OP_CANCEL);
-    s->close_op.key = op_key(s, NET_OP_CLOSE);
-    s->tx_iov = NULL;
+    s->tx = NULL;
     atomic_store_explicit(&s->own_queued, 0, memory_order_relaxed);
     s->q_head = s->q_tail = s->inflight = NULL;
     s->inflight_n = s->inflight_bytes = 0;
@@ -462,7 +495,6 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->joined_ns = s->last_rx_ns = t->now;
     s->frame_start_ns = s->drain_deadline_ns = 0;
     memset(&s->dec, 0, sizeof s->dec);
-    memset(&s->ring, 0, sizeof s->ring);
     if (srv->cfg.mode == RP_SERVER_FRAMED) {
         struct rp_frame_limits lim = {.max_payload = srv->cfg.max_payload,
                                       .reject_empty = srv->cfg.reject_empty,
@@ -470,10 +502,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
                                       .type_max = srv->cfg.type_max};
         rp_frame_decoder_init(&s->dec, &lim);
     }
-    if ((!t->uring &&
-         rp_ring_init(&s->ring, srv->cfg.recv_buffer_size, 0) < 0) ||
-        session_arm_recv(t, s) < 0) {
-        rp_ring_destroy(&s->ring);
+    if (session_arm_recv(t, s) < 0) {
         session_refuse(t, s);
         return;
     }
@@ -492,15 +521,14 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
         srv->cfg.cb.on_join(srv, s->sid, srv->cfg.user);
 }
 
-/* What a connection holds beyond its fd: the iovec array, the partial
-   frame and the epoll receive ring. Nothing in flight. */
+/* What a connection holds beyond its fd: the net_tx and the partial
+   frame. Nothing in flight. */
 static void session_release_conn(struct net_thread *t, struct rp_session *s)
 {
-    if (s->tx_iov)
-        rp_pool_free(t->srv->iov_pool, s->tx_iov);
-    s->tx_iov = NULL;
+    session_tx_release(t, s);
+    bool held = s->dec.partial != NULL;
     rp_frame_decoder_destroy(&s->dec);
-    rp_ring_destroy(&s->ring);
+    session_count_partial(t, held, false);
 }
 
 static void session_unlist(struct net_thread *t, struct rp_session *s)
@@ -587,7 +615,9 @@ static void session_op_done(struct net_thread *t, struct rp_session *s)
     }
     if (!s->closed) {
         s->closed = true;
-        if (rp_port_close(t->port, &s->close_op, s->fd) == 0) {
+        /* Every op is back: the receive's op is free to carry the close. */
+        s->recv_op.key = op_key(s, NET_OP_CLOSE);
+        if (rp_port_close(t->port, &s->recv_op, s->fd) == 0) {
             s->ops++;
             return;
         }
@@ -622,7 +652,7 @@ void rp__session_detach(struct net_thread *t, struct rp_session *s)
     s->detaching = true;
     s->ops++;
     shutdown(s->fd, SHUT_RDWR);
-    if (s->ops > 1 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
+    if (s->ops > 1 && session_cancel_fd(t, s) == 0)
         s->ops++;
     rp__route_notify(t, s, false); /* on_detach */
     session_op_done(t, s);
@@ -635,13 +665,6 @@ int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd)
     assert(s->detached && s->ops == 0);
     s->fd = fd;
     rp_op_init(&s->recv_op);
-    rp_op_init(&s->send_op);
-    rp_op_init(&s->cancel_op);
-    rp_op_init(&s->close_op);
-    s->recv_op.key = op_key(s, NET_OP_RECV);
-    s->send_op.key = op_key(s, NET_OP_SEND);
-    s->cancel_op.key = op_key(s, NET_OP_CANCEL);
-    s->close_op.key = op_key(s, NET_OP_CLOSE);
     s->closed = s->recv_armed = s->sending = false;
     s->detached = false;
     atomic_fetch_sub_explicit(&srv->detached_now, 1, memory_order_relaxed);
@@ -652,9 +675,7 @@ int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd)
                                   .type_min = srv->cfg.type_min,
                                   .type_max = srv->cfg.type_max};
     rp_frame_decoder_init(&s->dec, &lim);
-    if ((!t->uring &&
-         rp_ring_init(&s->ring, srv->cfg.recv_buffer_size, 0) < 0) ||
-        session_arm_recv(t, s) < 0) {
+    if (session_arm_recv(t, s) < 0) {
         /* Attached with no op: the end closes the fd at once. */
         rp__session_end(t, s, RP_LEAVE_RESET, false);
         return -ENOMEM;
@@ -677,9 +698,15 @@ void rp__session_handoff(struct net_thread *t, struct rp_session *s,
     s->ops++;
     /* No shutdown: the connection goes on with the resumed session. The
        cancel takes every op back (on epoll it also takes the fd out of
-       this thread's epoll set, so it is no longer watched here). */
-    if (s->ops > 1 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
-        s->ops++;
+       this thread's epoll set, so it is no longer watched here). With no
+       memory for the cancel, a shutdown has to take the receive back:
+       the connection arrives dead and the client connects again. */
+    if (s->ops > 1) {
+        if (session_cancel_fd(t, s) == 0)
+            s->ops++;
+        else
+            shutdown(s->fd, SHUT_RDWR);
+    }
     session_op_done(t, s);
 }
 
@@ -743,7 +770,7 @@ static void session_end_begin(struct net_thread *t, struct rp_session *s)
        multishot receives included, so nothing outlives this cancel. If the
        cancel cannot be submitted, the shutdown above still ends the
        receive and the send. */
-    if (s->ops > 1 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
+    if (s->ops > 1 && session_cancel_fd(t, s) == 0)
         s->ops++;
     session_op_done(t, s);
 }
