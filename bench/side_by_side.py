@@ -693,7 +693,8 @@ def rereport(path):
     cells = [c for c in all_cells() if c["name"] in results]
     for c in cells:
         runs = results[c["name"]][0]
-        c["servers"] = [s for s in c["servers"] if s in runs]
+        c["servers"] = [s for s in c["servers"] if s in runs] + [
+            s for s in runs if s not in c["servers"]]  # e.g. "@base" ones
     out = list(header)
     for cell in cells:
         report_cell(cell, *results[cell["name"]], out)
