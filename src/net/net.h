@@ -63,9 +63,12 @@ struct net_req {
     void *ticket;     /* MOVE: the program's, for on_enter or drop */
     uint8_t why;      /* MOVE: the old group's leave reason */
     uint8_t kind;
-    bool ctl; /* SEND: an engine control frame (resume.c): not counted in
-                 queued_bytes, never retained or resent */
-    bool own; /* SEND: counted in own_queued, not queued_bytes */
+    bool ctl;    /* SEND: an engine control frame (resume.c): not counted in
+                    queued_bytes, never retained or resent */
+    bool own;    /* SEND: counted in own_queued, not queued_bytes */
+    bool ws_raw; /* SEND (with ctl): bytes for a WebSocket connection as
+                    they are, the packet's payload alone (ws_session.c:
+                    a handshake response, a pong, a close) */
 };
 
 /*
@@ -82,6 +85,7 @@ struct net_resume {
     int fd;
     uint64_t received;
     uint8_t token[RP_RESUME_TOKEN_SIZE];
+    bool ws; /* 'fd' speaks WebSocket (its handshake is done) */
 };
 
 /* ---- routing to content groups (route.c) -----------------------------
@@ -93,7 +97,9 @@ struct net_resume {
  * one of each is ever in flight: see route.c); MSG nodes come from
  * srv->route_pool and carry one packet reference; DETACH and RESUME
  * markers (session resume) come from the same pool with no packet, since
- * any number of them may be in flight.
+ * any number of them may be in flight. POST nodes (rp_group_post, from
+ * any thread, no session) come from the same pool with one packet
+ * reference.
  *
  * A LEAVE marker's 'state' decides, exactly once, what the leave is:
  *   NET_LEAVE_MOVE  a move out: the group runs on_leave('reason');
@@ -110,6 +116,7 @@ enum net_route_kind {
     NET_ROUTE_LEAVE,
     NET_ROUTE_DETACH, /* resume: on_detach / on_resume in the group, in */
     NET_ROUTE_RESUME, /* order with its messages (pooled nodes, no pkt) */
+    NET_ROUTE_POST,   /* rp_group_post: no session, 'pkt' and 'tag' */
 };
 #define NET_LEAVE_MOVE 0x100
 #define NET_LEAVE_TAKEN 0x200
@@ -119,8 +126,11 @@ struct net_route_msg {
     struct net_route_msg *next; /* the session's held list while moving */
     rp_sid sid;
     struct rp_packet *pkt; /* MSG: one reference, the message's */
-    void *ticket;          /* ENTER: the move's ticket, for on_enter */
-    _Atomic int state;     /* LEAVE: see above */
+    union {
+        void *ticket; /* ENTER: the move's ticket, for on_enter */
+        uint32_t tag; /* POST: rp_group_post's tag */
+    };
+    _Atomic int state; /* LEAVE: see above */
     uint8_t kind;
     uint8_t reason; /* LEAVE of a move: MOVED or GROUP_STOP */
 };
@@ -161,6 +171,7 @@ enum net_op_kind {
 #define NET_COALESCE_BYTES 2048u
 
 struct net_thread;
+struct net_ws;
 
 /*
  * What a session needs only while it sends or is torn down, from
@@ -187,6 +198,9 @@ struct rp_session {
     _Atomic int close_reason; /* for NET_REQ_CLOSE */
     struct net_thread *owner; /* set before the OPEN request */
     int fd;
+    bool ws; /* the connection came in on the WebSocket listener: set by
+                the accept thread before the OPEN request, then the
+                owner's (a RESUME's attach sets it for the new fd) */
     socklen_t addrlen;
     /* The peer (accept4's address: IPv4 or IPv6, never longer than a
        sockaddr_in6; rp_server_peer widens it to a sockaddr_storage). */
@@ -219,6 +233,8 @@ struct rp_session {
        receive buffer of its own, only the decoder's partial frame. */
     struct rp_op recv_op;
     struct rp_frame_decoder dec; /* framed mode */
+    struct net_ws *ws_state;     /* WebSocket connections only (ws_session.c);
+                                    NULL on TCP */
     struct net_tx *tx; /* from srv->iov_pool while sending or tearing down */
     struct net_req *q_head, *q_tail; /* not yet sent, in order */
     struct net_req *inflight;        /* sent by the send in flight */
@@ -276,7 +292,8 @@ struct rp_session {
     uint32_t ret_n;
     struct net_req *ret_head, *ret_tail;
     uint8_t token[RP_RESUME_TOKEN_SIZE];
-    int pend_fd; /* -1: none */
+    int pend_fd;  /* -1: none */
+    bool pend_ws; /* pend_fd speaks WebSocket */
     uint64_t pend_received;
     struct net_resume *handoff;
 };
@@ -379,6 +396,13 @@ struct rp_server {
     _Atomic enum rp_backend_kind backend;
     int listen_fd;
     uint16_t port;
+    /* The WebSocket listener (ws_enabled): its own accept thread, the
+       same I/O threads and session table. */
+    int ws_listen_fd;
+    uint16_t ws_port;
+    int ws_spare_fd;
+    pthread_t ws_accept_tid;
+    char *ws_origins; /* owned copy of cfg.ws_origins, or NULL */
     struct net_table table;
     struct rp_pool *req_pool;   /* struct net_req, any thread */
     struct rp_pool *iov_pool;   /* struct net_tx + max_iov iovecs +
@@ -393,15 +417,20 @@ struct rp_server {
     bool started, stopped;
     pthread_mutex_t life_lock; /* start/stop/destroy */
     _Atomic int accept_stop;
-    uint32_t next_thread; /* accept thread's round robin */
-    int spare_fd;         /* EMFILE reserve (accept thread) */
+    _Atomic uint32_t next_thread; /* the accept threads' round robin */
+    int spare_fd;                 /* EMFILE reserve (accept thread) */
     _Atomic uint64_t accepts, refused, accept_errors;
     _Atomic uint64_t sessions_now, sessions_max;
     _Atomic uint64_t detached_now;
+    _Atomic uint64_t ws_accepts, ws_sessions_now, ws_upgrades, ws_refused;
 };
 
 /* ---- listener.c ---- */
 int rp__net_listen(struct rp_server *srv);
+/* Binds and listens on listen_addr:'port' (0: ephemeral); *fd and *bound
+   get the socket and its port. Returns 0 or -errno. */
+int rp__net_listen_on(struct rp_server *srv, uint16_t port, int *fd,
+                      uint16_t *bound);
 
 /* ---- session_table.c ---- */
 int rp__table_init(struct net_table *t, uint32_t count);
@@ -456,10 +485,16 @@ bool rp__session_can_lend(const struct net_thread *t, const void *data,
 void rp__session_detach(struct net_thread *t, struct rp_session *s);
 /* Resume: a detached session takes 'fd' (RESUME accepted). Returns 0, or
    -ENOMEM (the session has ended: RESET). */
-int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd);
+int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd,
+                       bool ws);
 /* Resume: this pre-join session hands its fd on with 'r' (see net_resume). */
 void rp__session_handoff(struct net_thread *t, struct rp_session *s,
                          struct net_resume *r);
+/* Framed input (a TCP read, or a WebSocket binary message's payload):
+   whole frames to the application. Returns 0, or -ECANCELED once the
+   session is ending (drop the rest). */
+int rp__session_frames(struct net_thread *t, struct rp_session *s,
+                       const uint8_t *data, size_t len);
 /* Deadline checks for one session at the thread's tick. */
 void rp__session_tick(struct net_thread *t, struct rp_session *s);
 /* The session's last step once no group holds it: the server's on_leave,
@@ -520,6 +555,36 @@ void rp__resume_drop_request(struct rp_server *srv, struct net_resume *r);
 /* Group side: a DETACH/RESUME marker for the session's group, or the
    server's callback when it is in none (route.c). */
 void rp__route_notify(struct net_thread *t, struct rp_session *s, bool resumed);
+
+/* ---- ws_session.c ----
+ * A WebSocket connection on a session (RFC 6455): the handshake, then
+ * binary messages whose payload is the session's framed input, pings,
+ * closes. Thread: owner, every function. */
+/* Gives the connection its WebSocket state: before the handshake, or
+   'upgraded' (a RESUME's fd whose handshake was done on another session).
+   Returns 0 or -ENOMEM. */
+int rp__ws_open(struct net_thread *t, struct rp_session *s, bool upgraded);
+/* Frees the connection's WebSocket state (NULL: nothing). */
+void rp__ws_release(struct rp_session *s);
+/* Received bytes; 'data' is the receive buffer's, unmasked in place. */
+void rp__ws_input(struct net_thread *t, struct rp_session *s, uint8_t *data,
+                  size_t len);
+/* The framed input broke a rule (-EMSGSIZE, -EBADMSG): a close frame, then
+   the end (PROTOCOL). */
+void rp__ws_frame_error(struct net_thread *t, struct rp_session *s, int err);
+/* True when a close frame or an HTTP refusal is queued: the end is a FIN
+   after it, never a reset that could overtake it. */
+bool rp__ws_soft_end(const struct rp_session *s);
+/* A graceful end (drain) of an upgraded connection: a close frame goes
+   last (1001 for SERVER_STOP, else 1000), unless one is queued already. */
+void rp__ws_goodbye(struct net_thread *t, struct rp_session *s,
+                    enum rp_leave_reason reason);
+/* The handshake deadline at the thread's tick: true if it ended 's'. */
+bool rp__ws_tick(struct net_thread *t, struct rp_session *s);
+/* resume_refuse's bytes for a WebSocket connection: the RESUME_ERROR frame
+   as a binary message, then a close frame. Writes 'out' (at least 16
+   bytes) and returns the length. */
+size_t rp__ws_wrap_refusal(const uint8_t *frame, size_t len, uint8_t *out);
 
 /* ---- io_thread.c ---- */
 int rp__thread_start(struct rp_server *srv, struct net_thread *t);
@@ -584,6 +649,7 @@ void rp__server_partial_buffers(struct rp_server *srv, uint64_t *allocs,
                                 uint64_t *frees);
 
 /* ---- accept.c ---- */
+/* Starts the accept thread (and the WebSocket listener's, if any). */
 int rp__accept_start(struct rp_server *srv);
 void rp__accept_stop(struct rp_server *srv);
 /* True on the accept thread of 'srv' (in its accept_filter). */

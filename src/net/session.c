@@ -46,6 +46,7 @@
 #include "net/net.h"
 
 #include "net/leave_log.h"
+#include "proto/ws_frame.h"
 
 #include "core/assert.h"
 #include "core/clock.h"
@@ -203,6 +204,12 @@ static void session_input(struct net_thread *t, struct rp_session *s,
     NET_STAT_ADD(t, bytes_in, len);
     if (s->draining)
         return; /* ending after its sends: nothing more is delivered */
+    if (s->ws_state) {
+        /* The bytes lie in the thread's own provided buffer, writable
+           memory: the WebSocket decoder unmasks them in place. */
+        rp__ws_input(t, s, (uint8_t *)(uintptr_t)data, len);
+        return;
+    }
     if (srv->cfg.mode == RP_SERVER_RAW) {
         s->got_first = true;
         t->rx_session = s;
@@ -212,6 +219,12 @@ static void session_input(struct net_thread *t, struct rp_session *s,
         t->rx_session = NULL;
         return;
     }
+    (void)rp__session_frames(t, s, data, len);
+}
+
+int rp__session_frames(struct net_thread *t, struct rp_session *s,
+                       const uint8_t *data, size_t len)
+{
     size_t before = rp_frame_decoder_pending(&s->dec);
     bool held = s->dec.partial != NULL;
     t->rx_pos = data;
@@ -225,14 +238,17 @@ static void session_input(struct net_thread *t, struct rp_session *s,
     held = s->dec.partial != NULL;
     if (r < 0) {
         if (r == -ECANCELED)
-            return;
+            return r;
         if (r == -EMSGSIZE || r == -EBADMSG) {
             proto_log(t, s, r);
-            rp__session_end(t, s, RP_LEAVE_PROTOCOL, false);
+            if (s->ws_state)
+                rp__ws_frame_error(t, s, r); /* a close frame first */
+            else
+                rp__session_end(t, s, RP_LEAVE_PROTOCOL, false);
         } else {
             rp__session_end(t, s, RP_LEAVE_RESET, false);
         }
-        return;
+        return -ECANCELED;
     }
     if (rp_frame_decoder_pending(&s->dec) == 0) {
         s->frame_start_ns = 0;
@@ -241,6 +257,7 @@ static void session_input(struct net_thread *t, struct rp_session *s,
         s->frame_start_ns = t->now; /* a new frame has begun */
     }
     session_count_partial(t, held, s->dec.partial != NULL);
+    return s->closing || s->draining ? -ECANCELED : 0;
 }
 
 static void session_on_recv(struct net_thread *t, struct rp_session *s,
@@ -280,7 +297,8 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
     NET_ASSERT_OWNER(t, s);
     /* A request may race the session's end (or, with a guessed id, its
        start): the reference it holds keeps the slot, not the session. */
-    if (s->closing || s->sid != r->sid) {
+    /* Nothing goes after a WebSocket close frame (RFC 6455 5.5.1). */
+    if (s->closing || s->sid != r->sid || rp__ws_soft_end(s)) {
         req_drop(t, s, r);
         return;
     }
@@ -366,9 +384,14 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
         if (!r->pkt) { /* raw bytes in a lent receive buffer */
             p = r->lent;
             len = r->bytes;
-        } else if (raw) {
+        } else if (raw || r->ws_raw) {
             p = rp_packet_payload(r->pkt);
             len = rp_packet_size(r->pkt);
+        } else if (s->ws_state) {
+            /* One binary message per packet; its header lives in the
+               packet (written once, by the first such send on any
+               thread), so a broadcast's buffer stays shared. */
+            p = rp__packet_ws_wire(r->pkt, &len);
         } else {
             p = rp_packet_wire(r->pkt, &len);
         }
@@ -495,6 +518,16 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->joined_ns = s->last_rx_ns = t->now;
     s->frame_start_ns = s->drain_deadline_ns = 0;
     memset(&s->dec, 0, sizeof s->dec);
+    s->ws_state = NULL;
+    if (s->ws) {
+        /* The program meets a WebSocket session at its upgrade: on_join
+           (or, resume on, the first frame) waits for the handshake. */
+        s->joined = false;
+        if (rp__ws_open(t, s, false) < 0) {
+            session_refuse(t, s);
+            return;
+        }
+    }
     if (srv->cfg.mode == RP_SERVER_FRAMED) {
         struct rp_frame_limits lim = {.max_payload = srv->cfg.max_payload,
                                       .reject_empty = srv->cfg.reject_empty,
@@ -503,6 +536,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
         rp_frame_decoder_init(&s->dec, &lim);
     }
     if (session_arm_recv(t, s) < 0) {
+        rp__ws_release(s);
         session_refuse(t, s);
         return;
     }
@@ -529,6 +563,7 @@ static void session_release_conn(struct net_thread *t, struct rp_session *s)
     bool held = s->dec.partial != NULL;
     rp_frame_decoder_destroy(&s->dec);
     session_count_partial(t, held, false);
+    rp__ws_release(s);
 }
 
 static void session_unlist(struct net_thread *t, struct rp_session *s)
@@ -658,7 +693,8 @@ void rp__session_detach(struct net_thread *t, struct rp_session *s)
     session_op_done(t, s);
 }
 
-int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd)
+int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd,
+                       bool ws)
 {
     NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
@@ -675,7 +711,8 @@ int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd)
                                   .type_min = srv->cfg.type_min,
                                   .type_max = srv->cfg.type_max};
     rp_frame_decoder_init(&s->dec, &lim);
-    if (session_arm_recv(t, s) < 0) {
+    s->ws = ws;
+    if ((ws && rp__ws_open(t, s, true) < 0) || session_arm_recv(t, s) < 0) {
         /* Attached with no op: the end closes the fd at once. */
         rp__session_end(t, s, RP_LEAVE_RESET, false);
         return -ENOMEM;
@@ -756,7 +793,8 @@ static void session_end_begin(struct net_thread *t, struct rp_session *s)
     if (s->detaching)
         return; /* the detach's ops are out: the last one finishes it */
     s->ops++;
-    if (session_end_is_abortive((enum rp_leave_reason)s->reason)) {
+    if (session_end_is_abortive((enum rp_leave_reason)s->reason) &&
+        !rp__ws_soft_end(s)) {
         /* Reset, don't linger: a peer that stopped reading has a zero
            window, so a FIN would wait behind our unsent bytes for minutes
            (and so would the kernel memory they hold), and the peer would
@@ -785,6 +823,8 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
         s->reason = (uint8_t)reason;
         atomic_fetch_or_explicit(&s->state, NET_CLOSING, memory_order_acq_rel);
     }
+    if (drain && s->ws_state && !s->draining)
+        rp__ws_goodbye(t, s, reason); /* a close frame, last in the queue */
     if (drain && !s->detached && !s->detaching && (s->sending || s->q_head)) {
         if (!s->draining) {
             s->draining = true;
@@ -841,6 +881,8 @@ void rp__session_tick(struct net_thread *t, struct rp_session *s)
             rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
         return;
     }
+    if (s->ws_state && rp__ws_tick(t, s))
+        return;
     if (cfg->idle_timeout_ms &&
         now - s->last_rx_ns >= (int64_t)cfg->idle_timeout_ms * RP_NS_PER_MS)
         rp__session_end(t, s, RP_LEAVE_IDLE_TIMEOUT, false);

@@ -23,7 +23,11 @@
 #include <unistd.h>
 
 #include "core/assert.h"
+#include "core/cpu.h"
 #include "core/pool.h"
+#include "proto/ws_frame.h"
+
+#include <stddef.h>
 
 #define HDR RP_PACKET_HEADER_SIZE
 #define CLASS_HEAP 0xff
@@ -32,15 +36,32 @@
  * wire[] holds the header then 'cap' payload bytes. The header always
  * matches len and type (every put rewrites the length), so the wire view is
  * ready without a write: shared packets stay read-only.
+ *
+ * ws_room[] ends where wire[] begins: the last 'ws_hdr' bytes of it are
+ * the header of the packet as one binary WebSocket message (its length is
+ * HDR + len), so a broadcast to N WebSocket sessions sends one buffer N
+ * times. The header depends only on the length, which is fixed once the
+ * packet is shared, so it is written once, by the first WebSocket send,
+ * under 'ws_once' (0 not written, 1 being written, 2 written): the one
+ * thread that moves it 0 -> 1 writes the header and releases 2; any other
+ * sender, on any I/O thread, acquires 2 (spinning the few nanoseconds a
+ * write takes if it came in between) and only reads. A packet never sent
+ * over WebSocket pays nothing, and no put does more than before.
  */
 struct rp_packet {
-    atomic_uint refs; /* holders; the one that drops it to 0 frees */
-    uint32_t len;     /* payload bytes written, <= cap */
-    uint32_t cap;     /* payload capacity, <= RP_PACKET_MAX_PAYLOAD */
-    uint8_t cls;      /* pool size class, or CLASS_HEAP (malloc) */
-    bool failed;      /* a put failed; later puts fail too */
-    uint8_t wire[];   /* HDR + cap bytes */
+    atomic_uint refs;        /* holders; the one that drops it to 0 frees */
+    uint32_t len;            /* payload bytes written, <= cap */
+    uint32_t cap;            /* payload capacity, <= RP_PACKET_MAX_PAYLOAD */
+    uint8_t cls;             /* pool size class, or CLASS_HEAP (malloc) */
+    bool failed;             /* a put failed; later puts fail too */
+    _Atomic uint8_t ws_once; /* see above */
+    uint8_t ws_hdr; /* bytes of WebSocket header at the end of ws_room */
+    uint8_t ws_room[RP_WS_MAX_HEADER];
+    uint8_t wire[]; /* HDR + cap bytes */
 };
+_Static_assert(offsetof(struct rp_packet, wire) ==
+                   offsetof(struct rp_packet, ws_room) + RP_WS_MAX_HEADER,
+               "the WebSocket header room must end where wire[] begins");
 
 /*
  * Size classes by payload capacity. The caps bound what each pool keeps
@@ -516,6 +537,53 @@ out:
 
 /* ---- packet -------------------------------------------------------------- */
 
+/* Writes the WebSocket header for the packet's length (the minimal
+   encoding, as RFC 6455 5.2 asks). Only under ws_once's 1. */
+static void ws_header_write(struct rp_packet *p)
+{
+    uint32_t n = HDR + p->len;
+    uint8_t *end = p->ws_room + RP_WS_MAX_HEADER;
+    if (n <= 125) {
+        end[-2] = 0x80 | RP_WS_OP_BINARY;
+        end[-1] = (uint8_t)n;
+        p->ws_hdr = 2;
+    } else if (n <= 0xFFFF) {
+        end[-4] = 0x80 | RP_WS_OP_BINARY;
+        end[-3] = 126;
+        end[-2] = (uint8_t)(n >> 8);
+        end[-1] = (uint8_t)n;
+        p->ws_hdr = 4;
+    } else {
+        end[-10] = 0x80 | RP_WS_OP_BINARY;
+        end[-9] = 127;
+        for (int i = 0; i < 8; i++)
+            end[-8 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+        p->ws_hdr = 10;
+    }
+}
+
+const uint8_t *rp__packet_ws_wire(const struct rp_packet *pkt, size_t *len)
+{
+    /* The header room is the one part of a shared packet written after
+       it is shared: once, by one thread (see struct rp_packet). */
+    struct rp_packet *p = (struct rp_packet *)(uintptr_t)pkt;
+    if (atomic_load_explicit(&p->ws_once, memory_order_acquire) != 2) {
+        uint8_t none = 0;
+        if (atomic_compare_exchange_strong_explicit(&p->ws_once, &none, 1,
+                                                    memory_order_acquire,
+                                                    memory_order_acquire)) {
+            ws_header_write(p);
+            atomic_store_explicit(&p->ws_once, 2, memory_order_release);
+        } else {
+            while (atomic_load_explicit(&p->ws_once, memory_order_acquire) != 2)
+                rp_cpu_relax();
+        }
+    }
+    *len = pkt->ws_hdr + HDR + pkt->len;
+    return (const uint8_t *)pkt + offsetof(struct rp_packet, wire) -
+           pkt->ws_hdr;
+}
+
 static void packet_init(struct rp_packet *p, size_t capacity, uint16_t type)
 {
     atomic_init(&p->refs, 1);
@@ -524,6 +592,7 @@ static void packet_init(struct rp_packet *p, size_t capacity, uint16_t type)
     p->failed = false;
     store_le16(p->wire, 0);
     store_le16(p->wire + 2, type);
+    atomic_store_explicit(&p->ws_once, 0, memory_order_relaxed);
 }
 
 static __attribute__((noinline)) int
@@ -629,6 +698,9 @@ static uint8_t *put_room(struct rp_packet *p, size_t n)
     uint8_t *at = p->wire + HDR + p->len;
     p->len += (uint32_t)n;
     store_le16(p->wire, (uint16_t)p->len);
+    /* A sole holder again (every send back) may put more: a WebSocket
+       header written for the old length must be written again. */
+    atomic_store_explicit(&p->ws_once, 0, memory_order_relaxed);
     return at;
 }
 
