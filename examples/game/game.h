@@ -29,6 +29,7 @@
 
 #include "protocol.h"
 #include "rules.h"
+#include "spectate.h"
 
 #include <pthread.h>
 #include <ringport/group.h>
@@ -46,8 +47,12 @@ struct player {
     bool busy;     /* lobby: queued or being moved out */
     uint32_t chan; /* lobby: chat channel + 1 (0: none) */
     uint32_t chan_pos;
-    uint8_t side; /* pvp side, dungeon member index */
-    void *where;  /* pvp: its room; dungeon: its run */
+    uint8_t side;  /* pvp side, dungeon member index */
+    void *where;   /* pvp: its room; dungeon: its run */
+    uint32_t slot; /* spectator: its index in the spectator list */
+    /* Set by the lobby when it reserves a spectator place for the
+       session (g->n.spectators); player_free gives the place back. */
+    bool spectator;
 };
 
 /* A move's ticket, lobby -> pvp or dungeon: the match to join there and
@@ -75,6 +80,7 @@ uint32_t names_count(struct names *n);
 
 struct game_config {
     uint32_t chat_channel_size; /* lobby chat reaches this many at most */
+    uint32_t max_spectators;    /* SPECTATE past it: SPECTATORS_FULL */
 };
 
 /* Counters: written by the content threads, read by main and metrics. */
@@ -82,11 +88,15 @@ struct game_counters {
     _Atomic uint64_t players_live; /* records allocated, not yet freed */
     _Atomic uint64_t logins, chats, matches, dungeons;
     _Atomic uint64_t errors_sent, kicks;
+    /* Places taken by spectators (the lobby reserves, player_free gives
+       back), and SPECTATOR_STATEs composed (one per broadcast). */
+    _Atomic uint64_t spectators, spectator_states;
 };
 
 struct lobby;
 struct pvp;
 struct dungeon;
+struct spectate;
 
 struct game {
     struct rp_server *srv;
@@ -94,10 +104,14 @@ struct game {
     uint32_t max_sessions;
     struct names names;
     struct game_counters n;
-    struct rp_group *lobby_g, *pvp_g, *dungeon_g;
+    struct rp_group *lobby_g, *pvp_g, *dungeon_g, *spect_g;
     struct lobby *lobby;
     struct pvp *pvp;
     struct dungeon *dungeon;
+    struct spectate *spect;
+    /* Each content's summary for spectators (spectate.h): written by
+       that content's thread, read by the spectator content's. */
+    struct spect_board board[SPECT_CONTENTS];
 };
 
 /* player.c */
@@ -123,7 +137,8 @@ void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about);
  *   1. a type no client may send, or a payload of the wrong length: an
  *      error packet and a disconnect (the client is broken or hostile:
  *      nothing it sends later can be trusted to be framed as it means)
- *   2. anything but LOGIN before login ('logged_in' false): NOT_LOGGED_IN
+ *   2. anything but LOGIN or SPECTATE before login ('logged_in' false):
+ *      NOT_LOGGED_IN
  *   3. a client type this content does not take (not in 'accepts', a
  *      mask of GAME_TYPE_BIT): WRONG_CONTENT
  *   4. a field out of its wire range: BAD_FIELD
@@ -142,5 +157,7 @@ int pvp_create(struct game *g);
 void pvp_destroy(struct game *g);
 int dungeon_create(struct game *g);
 void dungeon_destroy(struct game *g);
+int spect_create(struct game *g);
+void spect_destroy(struct game *g);
 
 #endif

@@ -2,9 +2,10 @@
  * ringport-game: the game demo server. Three contents, each a content
  * group (rp_group) with its own thread in the hetero layout: the lobby
  * (login, chat, queues), PVP (1v1 rooms at 20 Hz) and the dungeon (a party
- * against monsters at 10 Hz). `--layout homo` runs the same code on one
- * logic thread, the single-Update design, for comparison. The protocol is
- * in docs/protocol.md ("Game messages"); game.h says who owns what.
+ * against monsters at 10 Hz), plus the spectators' content (spectate.c).
+ * `--layout homo` runs the same code on one logic thread, the single-Update
+ * design, for comparison. The protocol is in docs/protocol.md ("Game
+ * messages"); game.h says who owns what.
  *
  * Run and poke it:
  *
@@ -48,7 +49,7 @@ struct game_opts {
     bool stats;
     int layout; /* enum rp_group_layout */
     struct game_config game;
-    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 4];
+    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 6];
     size_t nkeys;
 };
 
@@ -60,7 +61,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: " PROG " [--config FILE] [--listen ADDR] [--port N]\n"
                "              [--threads N] [--backend auto|uring|epoll]\n"
                "              [--layout hetero|homo] [--max-sessions N]\n"
-               "              [--chat-channel-size N] [--metrics ADDR:PORT]\n"
+               "              [--chat-channel-size N] [--max-spectators N]\n"
+               "              [--metrics ADDR:PORT]\n"
                "              [--no-stats] [--help] [server flags]\n"
                "  --config FILE      INI file, keys as the long flags without "
                "dashes\n"
@@ -76,6 +78,7 @@ static void usage(FILE *f)
                "  --max-sessions N   sessions at once (default 10000)\n"
                "  --chat-channel-size N  lobby chat reaches at most N players "
                "(100)\n"
+               "  --max-spectators N     SPECTATE sessions at once (64)\n"
                "  --metrics ADDR:PORT    Prometheus metrics at GET /metrics\n"
                "  --no-stats         no once-a-second stats line on stderr\n"
                "  server flags: --max-payload --send-queue-limit "
@@ -109,6 +112,7 @@ static void opts_init(struct game_opts *o)
     o->stats = true;
     o->layout = RP_GROUP_HETERO;
     o->game.chat_channel_size = 100;
+    o->game.max_spectators = SPECT_DEFAULT_MAX;
     o->nkeys = rp_config_server_keys(&o->cfg, o->listen, sizeof o->listen,
                                      o->keys, RP_CONFIG_SERVER_KEYS);
     o->keys[o->nkeys++] = (struct rp_config_key){
@@ -120,6 +124,8 @@ static void opts_init(struct game_opts *o)
     o->keys[o->nkeys++] =
         (struct rp_config_key){"chat_channel_size", RP_CONFIG_U32,
                                &o->game.chat_channel_size, 0, NULL};
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "max_spectators", RP_CONFIG_U32, &o->game.max_spectators, 0, NULL};
 }
 
 static void parse_args(int argc, char **argv, struct game_opts *o)
@@ -206,6 +212,9 @@ static void collect(struct rp_metrics_writer *w, void *user)
     rp_metrics_family(w, "ringport_game_players", RP_METRIC_GAUGE,
                       "Player records alive (one per session in a content)");
     rp_metrics_sample_u64(w, NULL, 0, ld(&g->n.players_live));
+    rp_metrics_family(w, "ringport_game_spectators", RP_METRIC_GAUGE,
+                      "Spectator places taken (SPECTATE sessions)");
+    rp_metrics_sample_u64(w, NULL, 0, ld(&g->n.spectators));
     static const struct {
         const char *name, *help;
         size_t off;
@@ -222,6 +231,9 @@ static void collect(struct rp_metrics_writer *w, void *user)
          offsetof(struct game_counters, errors_sent)},
         {"ringport_game_kicks_total", "Sessions closed for a bad message",
          offsetof(struct game_counters, kicks)},
+        {"ringport_game_spectator_states_total",
+         "SPECTATOR_STATE broadcasts (one shared packet each)",
+         offsetof(struct game_counters, spectator_states)},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         rp_metrics_family(w, c[i].name, RP_METRIC_COUNTER, c[i].help);
@@ -349,6 +361,8 @@ int main(int argc, char **argv)
         r = pvp_create(&g);
     if (r == 0)
         r = dungeon_create(&g);
+    if (r == 0)
+        r = spect_create(&g);
     if (r < 0) {
         fprintf(stderr, PROG ": cannot create the contents: %s\n",
                 strerror(-r));
@@ -372,6 +386,7 @@ int main(int argc, char **argv)
     rp_metrics_add_group(m, g.lobby_g);
     rp_metrics_add_group(m, g.pvp_g);
     rp_metrics_add_group(m, g.dungeon_g);
+    rp_metrics_add_group(m, g.spect_g);
     rp_metrics_add_collector(m, collect, &g);
     r = rp_server_start(srv);
     if (r < 0) {

@@ -116,6 +116,75 @@ static void get_fighters(struct rd *r, struct gm_fighter *f)
     }
 }
 
+/* SPECTATOR_STATE: counts over their arrays are -1 (EBADMSG / EINVAL). */
+static int get_spectator_state(struct rd *r, struct gm_spectator_state *s)
+{
+    s->seq = get_u32(r);
+    s->lobby = get_u16(r);
+    s->pvp = get_u16(r);
+    s->dungeon = get_u16(r);
+    s->spectators = get_u16(r);
+    s->msgs_in = get_u32(r);
+    s->msgs_out = get_u32(r);
+    s->arenas = get_u16(r);
+    s->na = get_u8(r);
+    if (s->na > GM_SPECT_ARENAS)
+        return -1;
+    for (unsigned i = 0; i < s->na; i++) {
+        s->arena[i].room = get_u32(r);
+        s->arena[i].tick = get_u32(r);
+        get_fighters(r, s->arena[i].f);
+    }
+    s->runs = get_u16(r);
+    s->nr = get_u8(r);
+    if (s->nr > GM_SPECT_RUNS)
+        return -1;
+    for (unsigned i = 0; i < s->nr; i++) {
+        struct gm_spect_run *run = &s->run[i];
+        run->id = get_u32(r);
+        run->players = get_u8(r);
+        run->nm = get_u8(r);
+        if (run->nm > GM_MONSTERS_MAX)
+            return -1;
+        for (unsigned k = 0; k < run->nm; k++)
+            run->mhp[k] = get_u16(r);
+    }
+    return 0;
+}
+
+static int put_spectator_state(struct wr *w, const struct gm_spectator_state *s)
+{
+    if (s->na > GM_SPECT_ARENAS || s->nr > GM_SPECT_RUNS)
+        return -1;
+    put_u32(w, s->seq);
+    put_u16(w, s->lobby);
+    put_u16(w, s->pvp);
+    put_u16(w, s->dungeon);
+    put_u16(w, s->spectators);
+    put_u32(w, s->msgs_in);
+    put_u32(w, s->msgs_out);
+    put_u16(w, s->arenas);
+    put_u8(w, s->na);
+    for (unsigned i = 0; i < s->na; i++) {
+        put_u32(w, s->arena[i].room);
+        put_u32(w, s->arena[i].tick);
+        put_fighters(w, s->arena[i].f);
+    }
+    put_u16(w, s->runs);
+    put_u8(w, s->nr);
+    for (unsigned i = 0; i < s->nr; i++) {
+        const struct gm_spect_run *run = &s->run[i];
+        if (run->nm > GM_MONSTERS_MAX)
+            return -1;
+        put_u32(w, run->id);
+        put_u8(w, run->players);
+        put_u8(w, run->nm);
+        for (unsigned k = 0; k < run->nm; k++)
+            put_u16(w, run->mhp[k]);
+    }
+    return 0;
+}
+
 bool gm_is_client_type(uint16_t type)
 {
     return type >= GM_LOGIN && type <= GM_CLIENT_LAST;
@@ -131,6 +200,7 @@ const char *gm_type_name(uint16_t type)
     case GM_PVP_MOVE: return "pvp_move";
     case GM_PVP_ATTACK: return "pvp_attack";
     case GM_DUNGEON_ATTACK: return "dungeon_attack";
+    case GM_SPECTATE: return "spectate";
     case GM_ERROR: return "error";
     case GM_LOGIN_OK: return "login_ok";
     case GM_CHAT_MSG: return "chat_msg";
@@ -143,6 +213,7 @@ const char *gm_type_name(uint16_t type)
     case GM_DUNGEON_START: return "dungeon_start";
     case GM_DUNGEON_STATE: return "dungeon_state";
     case GM_DUNGEON_END: return "dungeon_end";
+    case GM_SPECTATOR_STATE: return "spectator_state";
     }
     return "unknown";
 }
@@ -160,6 +231,7 @@ const char *gm_error_name(uint16_t code)
     case GM_ERR_ALREADY_QUEUED: return "already_queued";
     case GM_ERR_MALFORMED: return "malformed";
     case GM_ERR_UNKNOWN_TYPE: return "unknown_type";
+    case GM_ERR_SPECTATORS_FULL: return "spectators_full";
     }
     return "unknown";
 }
@@ -175,6 +247,7 @@ int gm_decode(uint16_t type, const uint8_t *p, size_t len, struct gm_msg *out)
     case GM_CHAT: out->u.chat = get_str(&r); break;
     case GM_PVP_QUEUE:
     case GM_PVP_ATTACK:
+    case GM_SPECTATE:
     case GM_PVP_QUEUED: break;
     case GM_DUNGEON_ENTER:
     case GM_DUNGEON_QUEUED:
@@ -258,6 +331,10 @@ int gm_decode(uint16_t type, const uint8_t *p, size_t len, struct gm_msg *out)
         out->u.dungeon_end.gold = get_u32(&r);
         range_ok = out->u.dungeon_end.result <= GM_DUNGEON_WIPED;
         break;
+    case GM_SPECTATOR_STATE:
+        if (get_spectator_state(&r, &out->u.spectator_state) < 0)
+            return -EBADMSG;
+        break;
     default: return -ENOMSG;
     }
     if (r.failed || r.pos != r.len)
@@ -273,6 +350,7 @@ int gm_encode(const struct gm_msg *m, uint8_t *buf, size_t cap)
     case GM_CHAT: put_str(&w, m->u.chat); break;
     case GM_PVP_QUEUE:
     case GM_PVP_ATTACK:
+    case GM_SPECTATE:
     case GM_PVP_QUEUED: break;
     case GM_DUNGEON_ENTER:
     case GM_DUNGEON_QUEUED: put_u8(&w, m->u.party_size); break;
@@ -339,6 +417,10 @@ int gm_encode(const struct gm_msg *m, uint8_t *buf, size_t cap)
         put_u32(&w, m->u.dungeon_end.id);
         put_u8(&w, m->u.dungeon_end.result);
         put_u32(&w, m->u.dungeon_end.gold);
+        break;
+    case GM_SPECTATOR_STATE:
+        if (put_spectator_state(&w, &m->u.spectator_state) < 0)
+            return -EINVAL;
         break;
     default: return -EINVAL;
     }

@@ -32,7 +32,8 @@ enum gm_type {
     GM_PVP_MOVE = 5,       /* pvp: i8 dx, i8 dy, each -1..1 */
     GM_PVP_ATTACK = 6,     /* pvp: (empty) */
     GM_DUNGEON_ATTACK = 7, /* dungeon: u8 monster index */
-    GM_CLIENT_LAST = GM_DUNGEON_ATTACK,
+    GM_SPECTATE = 8,       /* lobby, first message: (empty); watch only */
+    GM_CLIENT_LAST = GM_SPECTATE,
 
     /* Server -> client. */
     GM_ERROR = 100,          /* u16 code, u16 about (the type that caused it) */
@@ -49,7 +50,8 @@ enum gm_type {
     GM_DUNGEON_STATE = 110,  /* u32 id, u32 tick, u8 nm, u16 hp[nm], u8 np,
                                 u16 hp[np] */
     GM_DUNGEON_END = 111,    /* u32 id, u8 result, u32 gold */
-    GM_SERVER_LAST = GM_DUNGEON_END,
+    GM_SPECTATOR_STATE = 112, /* see struct gm_spectator_state */
+    GM_SERVER_LAST = GM_SPECTATOR_STATE,
 };
 
 enum gm_error {
@@ -61,8 +63,9 @@ enum gm_error {
     GM_ERR_BAD_FIELD = 6,     /* a field out of range (-ERANGE) */
     GM_ERR_BAD_TEXT = 7,      /* chat text empty or over GM_TEXT_MAX */
     GM_ERR_ALREADY_QUEUED = 8,
-    GM_ERR_MALFORMED = 9,     /* wrong length: the session is closed */
-    GM_ERR_UNKNOWN_TYPE = 10, /* not a client type: the session is closed */
+    GM_ERR_MALFORMED = 9,        /* wrong length: the session is closed */
+    GM_ERR_UNKNOWN_TYPE = 10,    /* not a client type: the session is closed */
+    GM_ERR_SPECTATORS_FULL = 11, /* SPECTATE past the spectator limit */
 };
 
 #define GM_NAME_MIN 3
@@ -71,8 +74,13 @@ enum gm_error {
 #define GM_PARTY_MAX 4
 #define GM_MONSTERS_MAX 8
 #define GM_HP_GONE 0xFFFFu /* dungeon state: the member has left */
-/* The largest payload any message here needs (DUNGEON_STATE or CHAT_MSG). */
-#define GM_PAYLOAD_MAX 512
+/* The largest payload any message here needs (SPECTATOR_STATE, at most
+   858 bytes with every arena and run listed). */
+#define GM_PAYLOAD_MAX 1024
+/* A SPECTATOR_STATE lists this many PVP arenas and dungeon runs at most
+   (the oldest ones); it also carries how many there are in all. */
+#define GM_SPECT_ARENAS 24
+#define GM_SPECT_RUNS 16
 
 enum gm_end_reason {
     GM_END_KO = 0,            /* a fighter reached 0 hp */
@@ -86,6 +94,36 @@ enum gm_dungeon_result { GM_DUNGEON_CLEARED = 0, GM_DUNGEON_WIPED = 1 };
 struct gm_fighter {
     int16_t x, y;
     uint16_t hp;
+};
+
+/* One PVP arena as a spectator sees it. */
+struct gm_spect_arena {
+    uint32_t room, tick;
+    struct gm_fighter f[2];
+};
+
+/* One dungeon run in progress: members still in it, monsters' hp. */
+struct gm_spect_run {
+    uint32_t id;
+    uint8_t players, nm;
+    uint16_t mhp[GM_MONSTERS_MAX];
+};
+
+/*
+ * SPECTATOR_STATE, on the wire in this order: u32 seq, u16 lobby, u16 pvp,
+ * u16 dungeon, u16 spectators, u32 msgs_in, u32 msgs_out, u16 arenas,
+ * u8 na, arena[na] (u32 room, u32 tick, fighter[2]), u16 runs, u8 nr,
+ * run[nr] (u32 id, u8 players, u8 nm, u16 monster_hp[nm]).
+ */
+struct gm_spectator_state {
+    uint32_t seq;                 /* +1 per state the server composes */
+    uint16_t lobby, pvp, dungeon; /* players online in each content */
+    uint16_t spectators;          /* watching now */
+    uint32_t msgs_in, msgs_out;   /* server-wide messages per second */
+    uint16_t arenas, runs;        /* in progress, listed or not */
+    uint8_t na, nr;               /* listed: <= GM_SPECT_ARENAS / _RUNS */
+    struct gm_spect_arena arena[GM_SPECT_ARENAS];
+    struct gm_spect_run run[GM_SPECT_RUNS];
 };
 
 /* A string inside a decoded payload: a view, valid while the payload is. */
@@ -148,6 +186,7 @@ struct gm_msg {
             uint8_t result;
             uint32_t gold;
         } dungeon_end;
+        struct gm_spectator_state spectator_state;
     } u;
 };
 
