@@ -147,7 +147,7 @@ static void spect_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
         return;
     struct gm_msg m;
     compose(sp, in_s, out_s, &m);
-    if (game_broadcast(sp->g, sp->ids, sp->n, &m) == 0)
+    if (game_broadcast(sp->g, sp->ids, sp->n, &m) >= 0)
         atomic_fetch_add_explicit(&sp->g->n.spectator_states, 1,
                                   memory_order_relaxed);
 }
