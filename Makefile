@@ -21,6 +21,10 @@
 #   make stress-suite  the whole suite N times (default 5), ctest -j twice
 #                   the cores, two CPU burners beside it; lists every test
 #                   that failed at least once (logs in build/stress-suite/)
+#   make gen        regenerate the game's C and TypeScript message code from
+#                   proto/game.schema (tools/gen/gen.py, Python 3 stdlib)
+#   make check-gen  fail, naming the file, when a generated file is stale
+#                   (make test runs it first)
 #   make install    PREFIX=DIR (default /usr/local)
 #   make format     clang-format the tree
 
@@ -35,7 +39,8 @@ CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 .PHONY: all build test stress-suite sanitize tsan fuzz bench bench-scaling \
-	run run-echo soak fresh-check cross-check install format clean deps
+	run run-echo soak fresh-check cross-check install format clean deps \
+	gen check-gen
 
 all: build
 
@@ -46,8 +51,17 @@ build: deps
 	@$(CMAKE_CONFIGURE) -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build -j $(JOBS)
 
-test: build
+test: check-gen build
 	@cd build && $(CTEST)
+
+# One message schema, two languages (docs/protocol.md, "The message schema
+# and the generator"): the generated files are committed; check-gen
+# regenerates into a temporary folder and compares.
+gen:
+	@python3 tools/gen/gen.py
+
+check-gen:
+	@python3 tools/gen/gen.py --check
 
 # The suite on a machine kept busy on purpose: N rounds, ctest -j twice the
 # cores, two CPU-burning processes beside it; every test that failed in any

@@ -182,11 +182,15 @@ static void dungeon_publish(struct dungeon *dg)
             skip--;
             continue;
         }
-        struct gm_spect_run *v = &s->u.run[s->n++];
-        v->id = r->id;
-        v->players = (uint8_t)run_members(r, ids);
-        v->nm = r->fight.nm;
-        memcpy(v->mhp, r->fight.mhp, sizeof v->mhp);
+        /* nm <= GM_MONSTERS_MAX, so SPECT_RUNS runs fit SPECT_MONSTERS. */
+        s->run[s->n++] = (struct gm_spect_run){
+            .id = r->id,
+            .players = (uint8_t)run_members(r, ids),
+            .monsters = r->fight.nm,
+        };
+        memcpy(&s->monster_hp[s->nmh], r->fight.mhp,
+               r->fight.nm * sizeof *s->monster_hp);
+        s->nmh += r->fight.nm;
     }
     spect_board_publish(b);
 }

@@ -185,10 +185,17 @@ static void pvp_publish(struct pvp *pv)
             skip--;
             continue;
         }
-        struct gm_spect_arena *a = &s->u.arena[s->n++];
-        a->room = r->id;
-        a->tick = r->fight.tick;
-        memcpy(a->f, r->fight.f, sizeof a->f);
+        const struct gm_fighter *f = r->fight.f;
+        s->arena[s->n++] = (struct gm_spect_arena){
+            .room = r->id,
+            .tick = r->fight.tick,
+            .x0 = f[0].x,
+            .y0 = f[0].y,
+            .hp0 = f[0].hp,
+            .x1 = f[1].x,
+            .y1 = f[1].y,
+            .hp1 = f[1].hp,
+        };
     }
     spect_board_publish(b);
 }

@@ -58,7 +58,7 @@ bool spect_board_due(struct spect_board *b, uint32_t tick_ms)
 struct spect_snap *spect_board_begin(struct spect_board *b)
 {
     struct spect_snap *s = &b->buf[b->back];
-    s->online = s->live = s->n = 0;
+    s->online = s->live = s->n = s->nmh = 0;
     return s;
 }
 
@@ -110,7 +110,7 @@ static void compose(struct spectate *sp, uint32_t in_s, uint32_t out_s,
     const struct spect_snap *lobby = spect_board_latest(&g->board[SPECT_LOBBY]);
     const struct spect_snap *pvp = spect_board_latest(&g->board[SPECT_PVP]);
     const struct spect_snap *dg = spect_board_latest(&g->board[SPECT_DUNGEON]);
-    struct gm_spectator_state *s = &m->u.spectator_state;
+    __typeof__(m->u.spectator_state) *s = &m->u.spectator_state;
     memset(m, 0, sizeof *m);
     m->type = GM_SPECTATOR_STATE;
     s->seq = ++sp->seq;
@@ -120,12 +120,15 @@ static void compose(struct spectate *sp, uint32_t in_s, uint32_t out_s,
     s->spectators = clamp16(sp->n);
     s->msgs_in = in_s;
     s->msgs_out = out_s;
+    /* The publishers keep within the wire's bounds (spectate.h). */
     s->arenas = clamp16(pvp->live);
-    s->na = (uint8_t)(pvp->n < GM_SPECT_ARENAS ? pvp->n : GM_SPECT_ARENAS);
-    memcpy(s->arena, pvp->u.arena, s->na * sizeof *s->arena);
+    s->na = (uint8_t)pvp->n;
+    memcpy(s->arena, pvp->arena, s->na * sizeof *s->arena);
     s->runs = clamp16(dg->live);
-    s->nr = (uint8_t)(dg->n < GM_SPECT_RUNS ? dg->n : GM_SPECT_RUNS);
-    memcpy(s->run, dg->u.run, s->nr * sizeof *s->run);
+    s->nr = (uint8_t)dg->n;
+    memcpy(s->run, dg->run, s->nr * sizeof *s->run);
+    s->nmh = (uint8_t)dg->nmh;
+    memcpy(s->monster_hp, dg->monster_hp, s->nmh * sizeof *s->monster_hp);
 }
 
 static void spect_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)

@@ -38,11 +38,11 @@ enum spect_content { SPECT_LOBBY, SPECT_PVP, SPECT_DUNGEON, SPECT_CONTENTS };
 struct spect_snap {
     uint32_t online; /* players inside (lobby: logged in) */
     uint32_t live;   /* pvp: arenas fighting; dungeon: runs started */
-    uint32_t n;      /* listed in u (the oldest 'n' of 'live') */
-    union {
-        struct gm_spect_arena arena[GM_SPECT_ARENAS];
-        struct gm_spect_run run[GM_SPECT_RUNS];
-    } u;
+    uint32_t n;      /* listed in arena / run (the oldest 'n' of 'live') */
+    uint32_t nmh;    /* dungeon: monster_hp used (each run's in order) */
+    struct gm_spect_arena arena[GM_SPECT_ARENAS];
+    struct gm_spect_run run[GM_SPECT_RUNS];
+    uint16_t monster_hp[GM_SPECT_MONSTERS];
 };
 
 /*

@@ -49,13 +49,11 @@ static void recv_skipping_states(int fd, struct gm_msg *m, uint8_t *buf)
     fail_msg("only spectator states");
 }
 
-static bool fighters_equal(const struct gm_fighter *a,
-                           const struct gm_fighter *b)
+static bool arena_shows(const struct gm_spect_arena *a,
+                        const struct gm_fighter *f)
 {
-    for (int i = 0; i < 2; i++)
-        if (a[i].x != b[i].x || a[i].y != b[i].y || a[i].hp != b[i].hp)
-            return false;
-    return true;
+    return a->x0 == f[0].x && a->y0 == f[0].y && a->hp0 == f[0].hp &&
+           a->x1 == f[1].x && a->y1 == f[1].y && a->hp1 == f[1].hp;
 }
 
 static void spectator_sees_the_players_arenas_and_runs_there_are(void **state)
@@ -105,7 +103,7 @@ static void spectator_sees_the_players_arenas_and_runs_there_are(void **state)
        the arena's tick must then go on advancing. */
     for (int i = 0; i < 50 && ticks_seen < 3; i++) {
         gu_expect(s, GM_SPECTATOR_STATE, &m, buf);
-        const struct gm_spectator_state *st = &m.u.spectator_state;
+        const __typeof__(m.u.spectator_state) *st = &m.u.spectator_state;
         assert_true(st->seq > seq);
         seq = st->seq;
         if (!matched) {
@@ -115,12 +113,13 @@ static void spectator_sees_the_players_arenas_and_runs_there_are(void **state)
             if (!matched)
                 continue;
             assert_int_equal(st->arena[0].room, room);
-            assert_true(fighters_equal(st->arena[0].f, f));
+            assert_true(arena_shows(&st->arena[0], f));
             assert_int_equal(st->run[0].id, run);
             assert_int_equal(st->run[0].players, 1);
-            assert_int_equal(st->run[0].nm, monsters);
+            assert_int_equal(st->run[0].monsters, monsters);
+            assert_int_equal(st->nmh, monsters);
             for (unsigned k = 0; k < monsters; k++)
-                assert_int_equal(st->run[0].mhp[k], m_hp);
+                assert_int_equal(st->monster_hp[k], m_hp);
             tick = st->arena[0].tick;
             continue;
         }
