@@ -24,6 +24,7 @@
  * like the long flags, at the top or under [game]), then the flags.
  */
 #include "game.h"
+#include "page.h"
 
 #include <ringport/config.h>
 #include <ringport/log.h>
@@ -388,6 +389,8 @@ int main(int argc, char **argv)
     rp_metrics_add_group(m, g.dungeon_g);
     rp_metrics_add_group(m, g.spect_g);
     rp_metrics_add_collector(m, collect, &g);
+    if (o.metrics[0] && spect_page_serve(m, 0) < 0)
+        RP_WARN("game", "cannot serve the spectator page");
     r = rp_server_start(srv);
     if (r < 0) {
         fprintf(stderr, PROG ": cannot start: %s\n", strerror(-r));
