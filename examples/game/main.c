@@ -50,7 +50,9 @@ struct game_opts {
     bool stats;
     int layout; /* enum rp_group_layout */
     struct game_config game;
-    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 6];
+    char ws_port[8];      /* "" = no WebSocket listener */
+    char ws_origins[512]; /* Origin allow-list; "" = any */
+    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 8];
     size_t nkeys;
 };
 
@@ -63,7 +65,7 @@ static void usage(FILE *f)
                "              [--threads N] [--backend auto|uring|epoll]\n"
                "              [--layout hetero|homo] [--max-sessions N]\n"
                "              [--chat-channel-size N] [--max-spectators N]\n"
-               "              [--metrics ADDR:PORT]\n"
+               "              [--ws-port N] [--metrics ADDR:PORT]\n"
                "              [--no-stats] [--help] [server flags]\n"
                "  --config FILE      INI file, keys as the long flags without "
                "dashes\n"
@@ -80,6 +82,10 @@ static void usage(FILE *f)
                "  --chat-channel-size N  lobby chat reaches at most N players "
                "(100)\n"
                "  --max-spectators N     SPECTATE sessions at once (64)\n"
+               "  --ws-port N        also a WebSocket listener (RFC 6455; 0 "
+               "picks a free one)\n"
+               "  --ws-origins LIST  comma-separated Origin allow-list "
+               "(default any)\n"
                "  --metrics ADDR:PORT    Prometheus metrics at GET /metrics\n"
                "  --no-stats         no once-a-second stats line on stderr\n"
                "  server flags: --max-payload --send-queue-limit "
@@ -87,8 +93,9 @@ static void usage(FILE *f)
                "    --frame-deadline-ms --first-packet-deadline-ms --max-iov\n"
                "    --stop-drain-ms --spin-us --recv-buffer-size (see "
                "ringport-echo)\n"
-               "Prints \"listening on ADDR:PORT\" first; stops gracefully on "
-               "SIGINT or SIGTERM.\n");
+               "Prints \"listening on ADDR:PORT\" first (then \"ws listening "
+               "on ADDR:PORT\"\nwith --ws-port); stops gracefully on SIGINT "
+               "or SIGTERM.\n");
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) static void
@@ -120,6 +127,12 @@ static void opts_init(struct game_opts *o)
         "metrics", RP_CONFIG_ENDPOINT, o->metrics, sizeof o->metrics, NULL};
     o->keys[o->nkeys++] =
         (struct rp_config_key){"stats", RP_CONFIG_BOOL, &o->stats, 0, NULL};
+    /* Text, not a number: an absent key means no WebSocket listener, and
+       0 an ephemeral port. */
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "ws_port", RP_CONFIG_STR, o->ws_port, sizeof o->ws_port, NULL};
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "ws_origins", RP_CONFIG_STR, o->ws_origins, sizeof o->ws_origins, NULL};
     o->keys[o->nkeys++] = (struct rp_config_key){"layout", RP_CONFIG_ENUM,
                                                  &o->layout, 0, layouts};
     o->keys[o->nkeys++] =
@@ -323,6 +336,15 @@ int main(int argc, char **argv)
 
     opts_init(&o);
     parse_args(argc, argv, &o);
+    if (o.ws_port[0]) {
+        char *end;
+        unsigned long port = strtoul(o.ws_port, &end, 10);
+        if (*end || port > 65535 || o.ws_port[0] == '-')
+            bad_usage("--ws-port wants a port (0..65535), got '%s'", o.ws_port);
+        o.cfg.ws_enabled = true;
+        o.cfg.ws_port = (uint16_t)port;
+        o.cfg.ws_origins = o.ws_origins;
+    }
     /* The engine logs every session's end at INFO: with thousands of bots
        that buries the stats line. RINGPORT_LOG=info brings it back. */
     if (!getenv("RINGPORT_LOG"))
@@ -389,7 +411,7 @@ int main(int argc, char **argv)
     rp_metrics_add_group(m, g.dungeon_g);
     rp_metrics_add_group(m, g.spect_g);
     rp_metrics_add_collector(m, collect, &g);
-    if (o.metrics[0] && spect_page_serve(m, 0) < 0)
+    if (o.metrics[0] && spect_page_serve(m, rp_server_ws_port(srv)) < 0)
         RP_WARN("game", "cannot serve the spectator page");
     r = rp_server_start(srv);
     if (r < 0) {
@@ -404,6 +426,10 @@ int main(int argc, char **argv)
     printf(strchr(o.cfg.listen_addr, ':') ? "listening on [%s]:%u\n"
                                           : "listening on %s:%u\n",
            o.cfg.listen_addr, rp_server_port(srv));
+    if (o.cfg.ws_enabled)
+        printf(strchr(o.cfg.listen_addr, ':') ? "ws listening on [%s]:%u\n"
+                                              : "ws listening on %s:%u\n",
+               o.cfg.listen_addr, rp_server_ws_port(srv));
     if (o.metrics[0]) {
         const char *colon = strrchr(o.metrics, ':');
         int hostlen = (int)(colon - o.metrics);
