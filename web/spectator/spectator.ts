@@ -273,11 +273,13 @@ function drawArenas(s: SpectatorState, x: number, y: number, w: number, h: numbe
        x, y + 14, 16);
   const n = s.arena.length;
   if (!n) return;
+  // Oldest first, so an arena keeps its place while it lasts.
+  const arenas = s.arena.slice().sort((a, b) => a.room - b.room);
   const top = y + 24;
   const cols = Math.max(1, Math.ceil(Math.sqrt((n * w) / (h - 24))));
   const rows = Math.ceil(n / cols);
   const tile = Math.min(w / cols, (h - 24) / rows) - 8;
-  s.arena.forEach((a, i) => {
+  arenas.forEach((a, i) => {
     const tx = x + (i % cols) * (tile + 8), ty = top + Math.floor(i / cols) * (tile + 8);
     ctx.fillStyle = C.panel;
     ctx.fillRect(tx, ty, tile, tile);
@@ -306,15 +308,20 @@ function drawRuns(s: SpectatorState, x: number, y: number, w: number, h: number)
        x, y + 14, 16);
   const colW = 300, rowH = 22;
   const perCol = Math.max(1, Math.floor((h - 24) / rowH));
-  let hp = 0; // index into monster_hp: each run's monsters follow in order
-  s.run.forEach((r, i) => {
+  // Each listed run's monsters follow in monster_hp, in listing order.
+  let at = 0;
+  const runs = s.run.map((r) => {
+    const hp = s.monster_hp.slice(at, at + r.monsters);
+    at += r.monsters;
+    return { r, hp };
+  });
+  runs.sort((a, b) => a.r.id - b.r.id); // oldest first, as the arenas
+  runs.forEach(({ r, hp }, i) => {
     const col = Math.floor(i / perCol);
     const rx = x + col * colW, ry = y + 24 + (i % perCol) * rowH;
-    const mine = s.monster_hp.slice(hp, hp + r.monsters);
-    hp += r.monsters;
     if (rx + colW > x + w) return;
     text("#" + r.id + " · " + r.players + "p", rx, ry + 13, 12, C.dim);
-    mine.forEach((v, k) => {
+    hp.forEach((v, k) => {
       const f = v / MONSTER_HP;
       bar(rx + 84 + k * 26, ry + 3, 22, 10, f, hpColor(f));
     });
