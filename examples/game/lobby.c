@@ -253,6 +253,13 @@ static void lobby_message(struct rp_group *grp, rp_sid sid, void *data,
     struct player *p = data;
     struct gm_msg m;
     (void)grp;
+    if (p->spectator) {
+        /* On its way to the spectator content (frames sent right after
+           SPECTATE can be here already): answered as spect_message would,
+           so it never logs in, queues or takes a second place. */
+        game_decode(lb->g, sid, msg, 0, true, &m);
+        return;
+    }
     if (!game_decode(lb->g, sid, msg, LOBBY_ACCEPTS, p->id != 0, &m))
         return;
     if (m.type == GM_LOGIN) {

@@ -138,11 +138,35 @@ static void spectator_sees_the_players_arenas_and_runs_there_are(void **state)
     assert_int_equal(m.u.error.code, GM_ERR_WRONG_CONTENT);
     assert_int_equal(m.u.error.about, GM_LOGIN);
 
+    /* Nor does one whose LOGIN and second SPECTATE come in the same write
+       as its SPECTATE, so they may reach the lobby before it has left:
+       both WRONG_CONTENT, one place taken, no name. */
+    uint8_t burst[64] = {0, 0, GM_SPECTATE, 0, 0, 0, GM_SPECTATE, 0};
+    struct gm_msg login = {.type = GM_LOGIN};
+    login.u.login = gm_str_of("sneaky", 6);
+    int n = gm_encode_frame(&login, burst + 8, sizeof burst - 8);
+    assert_true(n > 0);
+    int s2 = gu_connect(srv.port);
+    assert_int_equal(write(s2, burst, 8 + (size_t)n), 8 + n);
+    uint16_t about[2];
+    for (int i = 0; i < 2; i++) {
+        recv_skipping_states(s2, &m, buf);
+        assert_int_equal(m.type, GM_ERROR);
+        assert_int_equal(m.u.error.code, GM_ERR_WRONG_CONTENT);
+        about[i] = m.u.error.about;
+    }
+    assert_int_equal(about[0], GM_SPECTATE);
+    assert_int_equal(about[1], GM_LOGIN);
+    gu_expect(s2, GM_SPECTATOR_STATE, &m, buf);
+
     struct mu_reply r;
     assert_int_equal(mu_get(srv.mport, "/metrics", &r), 0);
-    assert_true(mu_value(r.body, "ringport_game_spectators") == 1);
+    assert_true(mu_value(r.body, "ringport_game_spectators") == 2);
     assert_true(mu_value(r.body, "ringport_game_spectator_states_total") >= 4);
     mu_reply_free(&r);
+    /* "sneaky" is free: no spectator took it. */
+    close(gu_login(srv.port, "sneaky"));
+    close(s2);
     close(s);
     close(a);
     close(b);
