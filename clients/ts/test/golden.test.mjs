@@ -20,9 +20,10 @@ import {
   MsgType,
 } from "../dist/protocol.js";
 
-const goldenPath = fileURLToPath(
-  new URL("../../../proto/golden.txt", import.meta.url),
-);
+// CTest runs a staged copy of the tests and passes the file's path.
+const goldenPath =
+  process.env.RINGPORT_GOLDEN ??
+  fileURLToPath(new URL("../../../proto/golden.txt", import.meta.url));
 
 function rows() {
   const out = [];
