@@ -16,6 +16,11 @@
  */
 #include "ws_util.h"
 
+#include "metrics_util.h"
+
+#include <math.h>
+#include <ringport/metrics.h>
+
 #define WS_CLOSE_PROTOCOL 1002
 #define WS_CLOSE_UNSUPPORTED 1003
 #define WS_CLOSE_INVALID 1007
@@ -438,6 +443,13 @@ static void raw_mode_refuses_a_websocket_listener(void **state)
  * every WebSocket client gets it as one binary message, every TCP client
  * as one frame.
  */
+static uint64_t packets_out(struct rp_server *srv)
+{
+    struct rp_server_stats s;
+    rp_server_get_stats(srv, &s);
+    return s.packets_out;
+}
+
 static bool pool_settled(const struct rp_packet_pool_stats *p0,
                          struct rp_packet_pool_stats *p1)
 {
@@ -477,6 +489,12 @@ static void a_broadcast_to_websocket_sessions_is_one_packet(void **state)
     static uint8_t payload[65535];
     for (size_t i = 0; i < sizeof payload; i++)
         payload[i] = (uint8_t)(i * 3 + 1);
+    /* The counters move when a send completes, which may be after its
+       bytes have arrived: wait for every send so far (101 and an echo per
+       WebSocket client, an echo per TCP one). */
+    uint64_t sent = 2 * BC_WS + BC_TCP;
+    SU_WAIT(packets_out(srv) == sent);
+    assert_int_equal(packets_out(srv), sent);
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         struct rp_packet_pool_stats p0, p1;
         struct rp_server_stats s0, s1;
@@ -496,6 +514,8 @@ static void a_broadcast_to_websocket_sessions_is_one_packet(void **state)
            is freed by the last. */
         SU_WAIT(pool_settled(&p0, &p1));
         assert_true(pool_settled(&p0, &p1));
+        sent += BC_WS + BC_TCP;
+        SU_WAIT(packets_out(srv) == sent);
         rp_server_get_stats(srv, &s1);
         size_t wire = 4 + sizes[k];
         size_t hdr = wire <= 125 ? 2 : wire <= 65535 ? 4 : 10;
@@ -620,6 +640,97 @@ static void resume_works_over_websocket(void **state)
     assert_int_equal(su_packets_alive(), before);
 }
 
+/* A kick and a graceful stop end an upgraded connection with a close
+   frame (1000, 1001) behind what was queued, then a FIN. */
+static void kick_and_stop_send_a_close_frame(void **state)
+{
+    (void)state;
+    uint64_t before = su_packets_alive();
+    struct rp_server_config cfg;
+    su_events_reset(&ev);
+    wu_config(&cfg, &ev);
+    struct rp_server *srv = ws_start(&cfg);
+    int a = wu_connect(rp_server_ws_port(srv));
+    wu_ping_frame(a, 1);
+    SU_WAIT(atomic_load(&ev.joins) == 1);
+    pthread_mutex_lock(&ev.lock);
+    rp_sid sid = ev.joined[0];
+    pthread_mutex_unlock(&ev.lock);
+    struct rp_packet *pkt;
+    assert_int_equal(rp_packet_create(3, 9, &pkt), 0);
+    rp_packet_put_bytes(pkt, "bye", 3);
+    assert_int_equal(rp_server_send(srv, sid, pkt), 0);
+    rp_packet_unref(pkt);
+    assert_int_equal(rp_server_disconnect(srv, sid), 0);
+    wu_expect_frame(a, 9, "bye", 3);
+    wu_expect_close(a, 1000);
+    close(a);
+    int b = wu_connect(rp_server_ws_port(srv));
+    wu_ping_frame(b, 2);
+    rp_server_stop(srv);
+    wu_expect_close(b, 1001);
+    close(b);
+    assert_int_equal(su_leaves(srv, RP_LEAVE_KICKED), 1);
+    assert_int_equal(su_leaves(srv, RP_LEAVE_SERVER_STOP), 1);
+    wu_finish(srv, &ev, before);
+}
+
+static uint64_t ws_open(struct rp_server *srv)
+{
+    struct rp_server_stats s;
+    rp_server_get_stats(srv, &s);
+    return s.ws_sessions;
+}
+
+static void metric_is(const char *text, const char *series, double want)
+{
+    double v = mu_value(text, series);
+    if (isnan(v) || v != want)
+        fail_msg("%s = %g, want %g", series, v, want);
+}
+
+static void metrics_count_sessions_by_transport(void **state)
+{
+    (void)state;
+    uint64_t before = su_packets_alive();
+    struct rp_server_config cfg;
+    su_events_reset(&ev);
+    wu_config(&cfg, &ev);
+    struct rp_server *srv = ws_start(&cfg);
+    struct rp_metrics *m;
+    assert_int_equal(rp_metrics_create("127.0.0.1:0", &m), 0);
+    assert_int_equal(rp_metrics_add_server(m, srv, NULL), 0);
+    int ws = wu_connect(rp_server_ws_port(srv));
+    wu_ping_frame(ws, 1);
+    int tcp = su_connect(rp_server_port(srv));
+    su_ping(tcp, 2);
+    int bad = su_connect(rp_server_ws_port(srv));
+    const char *v8 = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: " WU_KEY
+                     "\r\nSec-WebSocket-Version: 8\r\n\r\n";
+    assert_int_equal(wu_expect_refusal(bad, v8, NULL, 0), 426);
+    close(bad);
+    /* The refused connection's state goes when its close is back. */
+    SU_WAIT(su_sessions(srv) == 2 && ws_open(srv) == 1);
+    assert_int_equal(su_sessions(srv), 2);
+    assert_int_equal(ws_open(srv), 1);
+    struct mu_reply r;
+    assert_int_equal(mu_get(rp_metrics_port(m), "/metrics", &r), 0);
+    assert_int_equal(r.status, 200);
+    metric_is(r.body, "ringport_transport_sessions{transport=\"ws\"}", 1);
+    metric_is(r.body, "ringport_transport_sessions{transport=\"tcp\"}", 1);
+    metric_is(r.body, "ringport_transport_accepts_total{transport=\"ws\"}", 2);
+    metric_is(r.body, "ringport_transport_accepts_total{transport=\"tcp\"}", 1);
+    metric_is(r.body, "ringport_ws_handshakes_total{result=\"upgraded\"}", 1);
+    metric_is(r.body, "ringport_ws_handshakes_total{result=\"refused\"}", 1);
+    mu_reply_free(&r);
+    close(ws);
+    close(tcp);
+    ws_wait_idle(srv);
+    rp_metrics_destroy(m);
+    wu_finish(srv, &ev, before);
+}
+
 int main(int argc, char **argv)
 {
     su_parse_backend(argc, argv);
@@ -636,6 +747,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(raw_mode_refuses_a_websocket_listener),
         cmocka_unit_test(a_broadcast_to_websocket_sessions_is_one_packet),
         cmocka_unit_test(resume_works_over_websocket),
+        cmocka_unit_test(metrics_count_sessions_by_transport),
+        cmocka_unit_test(kick_and_stop_send_a_close_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
