@@ -71,13 +71,14 @@ let backoff = BACKOFF_MIN_MS;
 
 async function wsUrl(): Promise<string> {
   const host = location.hostname || "127.0.0.1";
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   const q = new URLSearchParams(location.search).get("ws");
-  if (q) return "ws://" + host + ":" + Number(q) + "/";
+  if (q) return scheme + host + ":" + Number(q) + "/";
   const r = await fetch("/spectator.json", { cache: "no-store" });
   if (!r.ok) throw new Error("/spectator.json: HTTP " + r.status);
   const j = (await r.json()) as { ws_port?: number };
   if (!j.ws_port) throw new Error("the game has no WebSocket listener");
-  return "ws://" + host + ":" + j.ws_port + "/";
+  return scheme + host + ":" + j.ws_port + "/";
 }
 
 function retry(why: string): void {
@@ -115,7 +116,12 @@ async function connect(): Promise<void> {
   };
   ws.onmessage = (ev: MessageEvent) => {
     if (!(ev.data instanceof ArrayBuffer)) return;
-    const why = onFrames(new Uint8Array(ev.data));
+    let why: string | null;
+    try {
+      why = onFrames(new Uint8Array(ev.data));
+    } catch (e) {
+      why = "a bad message from the game (" + String(e) + ")"; // DecodeError
+    }
     if (why) {
       ws.close();
       end(why);
