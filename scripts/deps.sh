@@ -2,7 +2,7 @@
 # Makes sure the Debian packages the build needs are installed. As root it
 # installs what is missing with apt-get (Debian's archive is the only network
 # it assumes); otherwise it prints the exact command to run and fails.
-# Usage: scripts/deps.sh [build|fuzz|bench|soak|fresh|cross|ts|ws|browser]...
+# Usage: scripts/deps.sh [build|fuzz|bench|soak|fresh|cross|ws|ts|browser]...
 set -eu
 
 pkgs="cmake make gcc pkg-config liburing-dev libcmocka-dev libinih-dev
@@ -14,10 +14,11 @@ for extra in "$@"; do
     bench) pkgs="$pkgs liburcu-dev libck-dev libuv1-dev" ;;
     soak) pkgs="$pkgs gnuplot-nox" ;;
     fresh) pkgs="$pkgs debootstrap" ;;
-    # The TypeScript client (clients/ts): node, tsc, and ws for its tests.
-    ts) pkgs="$pkgs nodejs node-typescript node-ws" ;;
     # Real WebSocket clients for tests/integration/test_ws_clients.c.
     ws) pkgs="$pkgs nodejs node-ws python3-websockets" ;;
+    # The TypeScript client (clients/ts): node, tsc, and ws for its tests;
+    # python3 for the message generator's checks (tools/gen).
+    ts) pkgs="$pkgs nodejs node-typescript node-ws python3" ;;
     # The spectator page (tsc) and its browser test: headless Chromium
     # driven over the DevTools protocol by Node with Debian's node-ws.
     browser) pkgs="$pkgs node-typescript nodejs node-ws

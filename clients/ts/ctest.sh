@@ -9,9 +9,11 @@
 #   ctest.sh DIR unit             golden vectors, frames, the client
 #                                 against a scripted fake WebSocket
 #   ctest.sh DIR game GAME_BIN    against ringport-game over WebSocket
+#   ctest.sh DIR browser GAME_BIN the same in headless Chromium, with the
+#                                 browser's own WebSocket
 #   ctest.sh DIR pack             `npm pack` of the package, installed
 #                                 offline into an empty project that
-#                                 imports it
+#                                 imports it and type-checks against it
 #
 # Exits 77 (CTest's skip) with one line when node, tsc, npm (pack) or the
 # ws module (game) is missing: scripts/deps.sh ts installs them.
@@ -56,6 +58,20 @@ game)
     rm -rf "$dir/game" && mkdir -p "$dir/game"
     cp "$src/test/game.test.mjs" "$src/test/game-server.mjs" "$dir/game/"
     exec node --test "$dir/game/game.test.mjs" ;;
+browser)
+    node -e 'require("ws")' 2>/dev/null ||
+        skip "the ws module is missing (Debian node-ws: scripts/deps.sh ts)"
+    found=""
+    for b in "${RINGPORT_CHROMIUM:-}" chromium-headless-shell chromium google-chrome; do
+        [ -n "$b" ] && command -v "$b" >/dev/null 2>&1 && found=$b && break
+    done
+    [ -n "$found" ] || skip "no Chromium (Debian chromium-headless-shell)"
+    "$3" --help 2>&1 | grep -q -- --ws-port ||
+        skip "this ringport-game has no WebSocket listener (--ws-port)"
+    export RINGPORT_GAME=$3
+    rm -rf "$dir/browser" && mkdir -p "$dir/browser"
+    cp "$src/test/browser.test.mjs" "$src/test/game-server.mjs" "$dir/browser/"
+    exec node --test "$dir/browser/browser.test.mjs" ;;
 pack)
     command -v npm >/dev/null 2>&1 || skip "npm not found"
     rm -rf "$dir/pack" && mkdir -p "$dir/pack/pkg" "$dir/pack/app"
@@ -66,6 +82,18 @@ pack)
     cd "$dir/pack/app"
     echo '{"name":"app","version":"1.0.0","private":true,"type":"module"}' >package.json
     npm install --offline --silent --no-audit --no-fund ../ringport-client-*.tgz
+    # Its types, as a TypeScript project sees them with the default module
+    # resolution ("node": "types" and typesVersions; "exports", which
+    # node16 and bundler read, name the same files).
+    cat >app.ts <<'TS'
+import { RingportClient, type ServerMessage } from "ringport-client";
+import { encodeFrame, type PvpState } from "ringport-client/protocol";
+const c = new RingportClient({ url: "ws://127.0.0.1:1/", webSocket: () => { throw new Error("unused"); } });
+c.on("message", (m: ServerMessage) => { if (m.type === "pvp_state") { const s: PvpState = m; void s.f[0].hp; } });
+void encodeFrame({ type: "login", name: "alice" });
+TS
+    "$tsc" --strict --noEmit --target ES2020 --module ES2020 --lib ES2020,DOM \
+        --moduleResolution node app.ts
     exec node --input-type=module -e '
         const m = await import("ringport-client");
         const p = await import("ringport-client/protocol");

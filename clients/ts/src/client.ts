@@ -28,10 +28,10 @@ import {
   decode,
   DecodeError,
   encodeFrame,
+  isClientType,
   type ClientMessage,
-  type Message,
-  type MessageName,
   type MessageOf,
+  type ServerMessage,
 } from "./protocol.js";
 import * as F from "./frames.js";
 
@@ -101,10 +101,11 @@ export interface ClientEvents {
    *  so a game logs in again) or one whose RESUME the server accepted. */
   open: { resumed: boolean };
   /** A game message from the server. */
-  message: Message;
+  message: ServerMessage;
   /** Every game frame from the server, also those that do not decode. */
   frame: F.Frame;
-  /** A game frame the protocol module refused. */
+  /** A game frame the protocol module refused (a client type from the
+   *  server is ENOMSG too: the server never sends one). */
   decodeError: DecodeError;
   /** RESUME_TOKEN: the session is resumable. */
   session: { sid: bigint };
@@ -186,13 +187,9 @@ export class RingportClient {
   };
 
   constructor(options: ClientOptions) {
-    const webSocket =
-      options.webSocket ??
-      ((url: string) => {
-        const WS = (globalThis as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket;
-        if (!WS) throw new Error("no global WebSocket: pass options.webSocket (Node: the ws module)");
-        return new WS(url);
-      });
+    const WS = (globalThis as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket;
+    if (!options.webSocket && !WS) throw new Error("no global WebSocket: pass options.webSocket (Node: the ws module)");
+    const webSocket = options.webSocket ?? ((url: string) => new (WS as new (url: string) => WebSocketLike)(url));
     this.opt = {
       url: options.url,
       webSocket,
@@ -260,11 +257,12 @@ export class RingportClient {
   }
 
   /**
-   * Starts connecting (again, after close() it throws). Resolves at the
-   * first "open"; rejects if the client is closed for good before.
+   * Starts connecting. Resolves at the next "open" (at once when open
+   * already); rejects if the client is closed for good first, or was.
    */
   connect(): Promise<void> {
     if (this.stopped) return Promise.reject(new Error("client closed"));
+    if (this.connected && !this.resuming) return Promise.resolve();
     const p = new Promise<void>((resolve, reject) => {
       const offOpen = this.on("open", () => {
         offOpen();
@@ -278,7 +276,6 @@ export class RingportClient {
       });
     });
     if (this.st === "idle") this.openSocket();
-    else if (this.connected && !this.resuming) this.emit("open", { resumed: false });
     return p;
   }
 
@@ -291,11 +288,13 @@ export class RingportClient {
     this.sendFrame(encodeFrame(m));
   }
 
-  /** Queues one whole raw game frame (type below 0xFF00). */
+  /** Queues one whole raw game frame (type below 0xFF00). The client keeps
+   *  the array until the server has it: do not change it afterwards. */
   sendFrame(frame: Uint8Array): void {
     if (this.stopped) throw new Error("client closed");
-    const type = frame[2] | (frame[3] << 8);
-    if (frame.length < F.HEADER || type >= F.Control.FIRST) throw new RangeError("not a game frame");
+    if (frame.length < F.HEADER || (frame[0] | (frame[1] << 8)) !== frame.length - F.HEADER)
+      throw new RangeError("not one whole frame");
+    if ((frame[2] | (frame[3] << 8)) >= F.Control.FIRST) throw new RangeError("not a game frame");
     if (this.outBytes + frame.length > this.opt.sendQueueMax) throw new SendQueueFull();
     this.out.push(frame);
     this.outBytes += frame.length;
@@ -314,7 +313,7 @@ export class RingportClient {
    * rejects after timeoutMs. Call it before the action that causes the
    * message, or the message may come first.
    */
-  waitFor<T extends MessageName>(
+  waitFor<T extends ServerMessage["type"]>(
     type: T,
     opts: { timeoutMs?: number; filter?: (m: MessageOf<T>) => boolean } = {},
   ): Promise<MessageOf<T>> {
@@ -369,8 +368,13 @@ export class RingportClient {
     });
   }
 
-  /** Closes at once, without BYE: to the server this is a drop (a session
-   *  with resume is kept for its grace period). */
+  /**
+   * Closes at once, without BYE. In Node (`ws`) the socket is cut, which
+   * the server takes as a drop (a resumable session is kept for its grace
+   * period); a browser's WebSocket can only close with a close frame,
+   * which the server takes as the session's end (docs/protocol.md,
+   * "WebSocket").
+   */
   close(): void {
     this.stopped = true;
     this.clearTimer();
@@ -379,9 +383,12 @@ export class RingportClient {
   }
 
   /**
-   * Drops the current connection as a network failure would (no close
-   * handshake where the socket allows it) and lets the client reconnect
-   * and resume: for tests and for a page that saw the network change.
+   * Drops the current connection and lets the client reconnect: for tests,
+   * and for a program that saw the network change. Where the socket can be
+   * cut without a close handshake (`ws`'s terminate) this is a network
+   * failure to the server and the session resumes; a browser's socket
+   * sends a close frame, the server ends the session, and the client
+   * starts a new one (sessionLost, then open {resumed: false}).
    */
   dropConnection(): void {
     if (this.ws) this.abort(this.ws, "dropped by the program");
@@ -402,8 +409,11 @@ export class RingportClient {
     try {
       ws = this.opt.webSocket(this.opt.url);
     } catch (e) {
+      // A URL the socket refuses: a failed connect like any other.
       this.ws = null;
-      this.afterDrop(String(e));
+      this.counters.failedConnects++;
+      this.emit("drop", { error: String(e) });
+      this.afterDrop();
       return;
     }
     this.ws = ws;
@@ -483,9 +493,10 @@ export class RingportClient {
       this.inCount++;
       this.counters.framesIn++;
       this.emit("frame", f);
-      let m: Message;
+      let m: ServerMessage;
       try {
-        m = decode(f.type, f.payload);
+        if (isClientType(f.type)) throw new DecodeError("ENOMSG", f.type);
+        m = decode(f.type, f.payload) as ServerMessage;
       } catch (e) {
         if (e instanceof DecodeError) this.emit("decodeError", e);
         else throw e;
@@ -606,10 +617,10 @@ export class RingportClient {
     this.resuming = false;
     this.reader.reset();
     this.emit("drop", { error: why });
-    this.afterDrop(why);
+    this.afterDrop();
   }
 
-  private afterDrop(_why: string): void {
+  private afterDrop(): void {
     if (this.stopped || !this.opt.reconnect) {
       this.finish();
       return;

@@ -131,7 +131,14 @@ test("HELLO first, frames of one turn in one message, RESUME_TOKEN kept", async 
   );
   ws.deliver(frame(Control.RESUME_TOKEN, concat([u64(7), token(1)])));
   assert.equal(c.sessionId, 7n);
+  // connect() on an open client resolves without a second "open".
+  let opens = 0;
+  c.on("open", () => opens++);
+  await c.connect();
+  assert.equal(opens, 0);
+  assert.equal(FakeWs.all.length, 1);
   c.close();
+  await assert.rejects(c.connect(), /closed/);
   assert.equal(c.state, "closed");
 });
 
@@ -241,6 +248,22 @@ test("a text message drops the connection; without reconnect the client closes",
   assert.throws(() => c.send({ type: "pvp_queue" }));
 });
 
+test(
+  "no global WebSocket and none passed: the constructor says so",
+  { skip: globalThis.WebSocket ? "this node has a global WebSocket" : false },
+  () => {
+    assert.throws(() => new RingportClient({ url: "ws://x/" }), /global WebSocket/);
+  },
+);
+
+test("sendFrame takes one whole game frame only", () => {
+  const c = fresh();
+  assert.throws(() => c.sendFrame(Uint8Array.of(1, 0, 2, 0)), /whole/); // length 1, no payload
+  assert.throws(() => c.sendFrame(frame(Control.BYE)), /game frame/);
+  c.sendFrame(frame(2, Uint8Array.of(0, 0)));
+  c.close();
+});
+
 test("without resume, frames are sent once and never kept", async () => {
   const c = fresh({ resume: false });
   c.connect();
@@ -254,5 +277,21 @@ test("without resume, frames are sent once and never kept", async () => {
   FakeWs.all[1].open();
   await tick();
   assert.deepEqual(FakeWs.all[1].sent, []);
+  c.close();
+});
+
+test("a client type from the server is a decodeError, not a message", async () => {
+  const c = fresh();
+  c.connect();
+  const ws = FakeWs.all[0];
+  ws.open();
+  const errors = [],
+    messages = [];
+  c.on("decodeError", (e) => errors.push(e.code));
+  c.on("message", (m) => messages.push(m.type));
+  ws.deliver(encodeFrame({ type: "login", name: "bob" }), frame(101, new Uint8Array(3)), encodeFrame({ type: "pvp_queued" }));
+  assert.deepEqual(errors, ["ENOMSG", "EBADMSG"]);
+  assert.deepEqual(messages, ["pvp_queued"]);
+  assert.equal(c.state, "open", "a frame that does not decode does not drop the connection");
   c.close();
 });

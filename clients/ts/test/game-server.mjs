@@ -28,13 +28,14 @@ export function gameBinary() {
 }
 
 /**
- * { port, wsPort, wsUrl, stop() }. Rejects when the game exits first or
- * prints no "ws listening" line within 10 s (a binary without --ws-port).
+ * { port, wsPort, wsUrl, stop() }, on the ports asked (0: ephemeral).
+ * Rejects when the game exits first or prints no "ws listening" line
+ * within 10 s (a binary without --ws-port).
  */
-export function startGame(extraArgs = []) {
+export function startGame({ port = 0, wsPort = 0 } = {}) {
   const bin = gameBinary();
   if (!bin) return Promise.reject(new Error("no ringport-game binary (set RINGPORT_GAME)"));
-  const args = ["--port", "0", "--ws-port", "0", "--no-stats", ...extraArgs];
+  const args = ["--port", String(port), "--ws-port", String(wsPort), "--no-stats"];
   if (process.env.RINGPORT_BACKEND) args.push("--backend", process.env.RINGPORT_BACKEND);
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";

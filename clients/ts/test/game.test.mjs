@@ -1,7 +1,8 @@
 // The TypeScript client against a running ringport-game over WebSocket:
 // login, chat, a PVP match between two TS clients, a resume after the
 // socket drops (with frames sent both ways while it was down), and a
-// clean leave. Each test starts its own server on ephemeral ports
+// clean leave, and a server restart (reconnect with back-off, the old
+// session refused, a new one). Each test starts its own server on ephemeral ports
 // (game-server.mjs) and stops it by PID; every wait is bounded.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -181,3 +182,29 @@ test("leave sends BYE: the session ends at once and the name is free", { skip, t
     }
   }),
 );
+
+test("a restarted server: reconnect with back-off, the session is lost, a new one starts", { skip, timeout: 20000 }, async () => {
+  let game = await startGame();
+  const { port, wsPort } = game;
+  const a = client(game.wsUrl);
+  try {
+    await a.connect();
+    const name = uniqueName("phoenix");
+    await login(a, name);
+    const lost = new Promise((resolve) => a.on("sessionLost", (ev) => resolve(ev.code)));
+    const reopened = new Promise((resolve) => a.on("open", (ev) => !ev.resumed && resolve()));
+    assert.equal(await game.stop(), 0);
+    // The client backs off while nobody listens, then finds the new server
+    // on the same ports, which knows nothing of the session.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(a.stats.failedConnects >= 1, "it retried while the server was down");
+    game = await startGame({ port, wsPort });
+    assert.equal(await lost, 1 /* RESUME_ERROR: unknown session */);
+    await reopened;
+    await login(a, name); // a new session: log in again
+    assert.ok(a.sessionId !== null);
+  } finally {
+    a.close();
+    assert.equal(await game.stop(), 0);
+  }
+});
