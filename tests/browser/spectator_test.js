@@ -5,7 +5,8 @@
 // Chromium driven over the DevTools protocol (Chromium's --screenshot
 // cannot capture a page fed live by a WebSocket), polls what the page
 // shows (window.spectator) until it shows at least 150 players online and
-// an arena whose tick advances, and saves a PNG of the page.
+// an arena whose tick advances, checks that it drew at most 5 times a
+// second, and saves a PNG of the page.
 //
 //   NODE_PATH=/usr/share/nodejs node tests/browser/spectator_test.js \
 //       --game BUILD/examples/game/ringport-game \
@@ -249,6 +250,7 @@ async function main() {
   await cdp.send("Emulation.setDeviceMetricsOverride",
     { width: 1280, height: 800, deviceScaleFactor: 1, mobile: false });
   const url = "http://127.0.0.1:" + mport + "/";
+  const navigated = Date.now(); // the page's first draw comes after this
   await cdp.send("Page.navigate", { url });
 
   // Poll what the page shows until it shows enough players and an arena
@@ -275,6 +277,13 @@ async function main() {
       { expression: "window.spectator.draws", returnByValue: true });
     if (r.result.value > draws) break;
   }
+  // The page draws at most 5 times a second: draws are at least 200 ms
+  // apart, all after 'navigated', so at most elapsed / 200 ms + 1 of them
+  // (a bound a slow machine cannot break: it only draws fewer).
+  const drawn = (await cdp.send("Runtime.evaluate",
+    { expression: "window.spectator.draws", returnByValue: true })).result.value;
+  const bound = Math.floor((Date.now() - navigated) / 200) + 1;
+  if (drawn > bound) fail("the page drew " + drawn + " times, more than 5 a second (" + bound + ")");
   const shot = await cdp.send("Page.captureScreenshot", { format: "png" });
   fs.writeFileSync(out, Buffer.from(shot.data, "base64"));
   cdp.close();
