@@ -12,6 +12,7 @@
 #   make bench-scaling  I/O threads 1, 2, 4, 8 (echo and game); needs 16 cores
 #   make run        ringport-game with 1,000 verifying bots (BOTS, SECONDS)
 #   make run-echo   ringport-echo under a verifying load (SECONDS, CONNECTIONS)
+#   make run-cluster  3 game shards on a private nats-server (BOTS, SECONDS)
 #   make soak       echo (and game) load for SOAK_SECONDS (default 600), server
 #                   RSS and descriptors sampled into build/soak/soak.{csv,png}
 #   make fresh-check  the README's two commands in a pristine Debian 12 root
@@ -39,8 +40,8 @@ CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 .PHONY: all build test stress-suite sanitize tsan fuzz bench bench-scaling \
-	run run-echo soak fresh-check cross-check install format clean deps \
-	gen check-gen
+	run run-echo run-cluster soak fresh-check cross-check install format \
+	clean deps gen check-gen
 
 all: build
 
@@ -124,6 +125,12 @@ run: build
 
 run-echo: build
 	@sh scripts/run-echo.sh build $(SECONDS) $(CONNECTIONS)
+
+# Three ringport-game shards joined by a private nats-server, BOTS verifying
+# bots spread over them for SECONDS, nats-server killed and restarted
+# midway (docs/cluster.md; needs scripts/deps.sh cluster).
+run-cluster: build
+	@sh scripts/run-cluster.sh build $(SECONDS) $(BOTS)
 
 # Echo and game load for SOAK_SECONDS, sampling server RSS and descriptors;
 # fails if a byte is wrong or either keeps growing after warm-up (the rule

@@ -2,7 +2,8 @@
 # Makes sure the Debian packages the build needs are installed. As root it
 # installs what is missing with apt-get (Debian's archive is the only network
 # it assumes); otherwise it prints the exact command to run and fails.
-# Usage: scripts/deps.sh [build|fuzz|bench|soak|fresh|cross|ws|ts|browser]...
+# Usage: scripts/deps.sh [build|fuzz|bench|soak|fresh|cross|ws|ts|cluster|
+#                         browser]...
 set -eu
 
 pkgs="cmake make gcc pkg-config liburing-dev libcmocka-dev libinih-dev
@@ -19,6 +20,9 @@ for extra in "$@"; do
     # The TypeScript client (clients/ts): node, tsc, and ws for its tests;
     # python3 for the message generator's checks (tools/gen).
     ts) pkgs="$pkgs nodejs node-typescript node-ws python3" ;;
+    # NATS: the server the cluster tests start, and the C client that
+    # ringport-game --cluster links (docs/cluster.md).
+    cluster) pkgs="$pkgs nats-server libnats-dev" ;;
     # The spectator page (tsc) and its browser test: headless Chromium
     # driven over the DevTools protocol by Node with Debian's node-ws.
     browser) pkgs="$pkgs node-typescript nodejs node-ws

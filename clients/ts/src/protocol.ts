@@ -41,7 +41,8 @@ export const ErrorCode = {
   ALREADY_QUEUED: 8,
   MALFORMED: 9, // wrong length: the session is closed
   UNKNOWN_TYPE: 10, // not a client type: the session is closed
-  SPECTATORS_FULL: 11, // SPECTATE past the spectator limit
+  TRY_LATER: 11, // cluster: NATS unreachable, LOGIN refused
+  SPECTATORS_FULL: 12, // SPECTATE past the spectator limit
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** The name of a error value ("bad_name"), "unknown" otherwise. */
@@ -57,7 +58,8 @@ export function errorName(code: number): string {
     case 8: return "already_queued";
     case 9: return "malformed";
     case 10: return "unknown_type";
-    case 11: return "spectators_full";
+    case 11: return "try_later";
+    case 12: return "spectators_full";
   }
   return "unknown";
 }

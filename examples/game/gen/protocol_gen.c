@@ -308,6 +308,7 @@ const char *gm_error_name(uint16_t code)
     case GM_ERR_ALREADY_QUEUED: return "already_queued";
     case GM_ERR_MALFORMED: return "malformed";
     case GM_ERR_UNKNOWN_TYPE: return "unknown_type";
+    case GM_ERR_TRY_LATER: return "try_later";
     case GM_ERR_SPECTATORS_FULL: return "spectators_full";
     }
     return "unknown";

@@ -58,7 +58,8 @@ enum gm_error {
     GM_ERR_ALREADY_QUEUED = 8,
     GM_ERR_MALFORMED = 9, /* wrong length: the session is closed */
     GM_ERR_UNKNOWN_TYPE = 10, /* not a client type: the session is closed */
-    GM_ERR_SPECTATORS_FULL = 11, /* SPECTATE past the spectator limit */
+    GM_ERR_TRY_LATER = 11, /* cluster: NATS unreachable, LOGIN refused */
+    GM_ERR_SPECTATORS_FULL = 12, /* SPECTATE past the spectator limit */
 };
 
 enum gm_end_reason {
