@@ -62,10 +62,18 @@ extern "C" {
 
 struct rp_client; /* opaque; rp_client_create / rp_client_destroy */
 
+/* How frames travel (docs/client.md, "WebSocket"). */
+enum rp_client_transport {
+    RP_CLIENT_TCP = 0, /* the frames themselves on a TCP stream */
+    RP_CLIENT_WS,      /* RFC 6455: an upgrade to ws://host:port/ws_path,
+                          then each frame (or run of frames) in a masked
+                          binary message; the server's ws_port */
+};
+
 struct rp_client_config {
     const char *host;        /* name or address; resolved by rp_client_create
                                 (a blocking getaddrinfo); copied */
-    uint16_t port;           /* TCP port */
+    uint16_t port;           /* TCP port (WS: the server's WebSocket port) */
     uint32_t max_payload;    /* a received frame over it is a protocol error
                                 (the connection is dropped); default 8192,
                                 at most 65535 */
@@ -80,6 +88,8 @@ struct rp_client_config {
                                 that has resume_grace_ms > 0 (docs/client.md;
                                 needs reconnect = 1 and max_payload >= 64;
                                 default 0) */
+    enum rp_client_transport transport; /* default RP_CLIENT_TCP */
+    const char *ws_path; /* WS: the request path (default "/"); copied */
 };
 
 /* Fills the defaults above for host:port (host is not copied here). */
@@ -206,7 +216,10 @@ rp_client_events(const struct rp_client *c); /* POLLIN / POLLOUT */
    event (a back-off ending), or -1 for no such deadline. */
 RP_CLIENT_API int rp_client_timeout_ms(const struct rp_client *c);
 /* Why the last connection ended or the last connect failed (-errno), or
-   0. A frame over max_payload reads -EMSGSIZE; a peer close -ECONNRESET. */
+   0. A frame over max_payload reads -EMSGSIZE; a peer close -ECONNRESET
+   (WS: also a close frame); a WebSocket handshake refused or answered
+   wrongly, or a frame against RFC 6455 (a text or masked frame from the
+   server, RSV bits, a bad control frame), -EPROTO. */
 RP_CLIENT_API int rp_client_last_error(const struct rp_client *c);
 RP_CLIENT_API void rp_client_get_stats(const struct rp_client *c,
                                        struct rp_client_stats *out);
