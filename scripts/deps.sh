@@ -2,7 +2,7 @@
 # Makes sure the Debian packages the build needs are installed. As root it
 # installs what is missing with apt-get (Debian's archive is the only network
 # it assumes); otherwise it prints the exact command to run and fails.
-# Usage: scripts/deps.sh [build|fuzz|bench|soak|fresh|cross]...
+# Usage: scripts/deps.sh [build|fuzz|bench|soak|fresh|cross|ws]...
 set -eu
 
 pkgs="cmake make gcc pkg-config liburing-dev libcmocka-dev libinih-dev
@@ -14,6 +14,9 @@ for extra in "$@"; do
     bench) pkgs="$pkgs liburcu-dev libck-dev libuv1-dev" ;;
     soak) pkgs="$pkgs gnuplot-nox" ;;
     fresh) pkgs="$pkgs debootstrap" ;;
+    # Independent WebSocket implementations the WebSocket tests talk to
+    # (they skip with one line when missing).
+    ws) pkgs="$pkgs python3-websockets node-ws" ;;
     # Debian's aarch64 cross compiler, C library and kernel headers
     # (scripts/cross-check.sh compiles the library for aarch64).
     cross) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross

@@ -37,6 +37,10 @@
  * server does the same: nothing lost or doubled either way. Only a lost
  * session (stats.sessions_lost grows) means starting again.
  *
+ * Transport: TCP (the frames themselves), or WebSocket (cfg.transport =
+ * RP_CLIENT_WS: RFC 6455 to the server's ws_port, frames in masked binary
+ * messages; docs/client.md, "WebSocket"), the same API either way.
+ *
  * Thread: a client belongs to one thread at a time; it holds no lock and
  * starts no thread. Different clients are independent.
  *
