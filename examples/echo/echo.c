@@ -50,7 +50,9 @@ struct echo_opts {
     char listen[64];
     char metrics[80]; /* ADDR:PORT of GET /metrics; "" = off */
     bool stats;
-    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 2];
+    char ws_port[8];      /* "" = no WebSocket listener */
+    char ws_origins[512]; /* Origin allow-list; "" = any */
+    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 4];
     size_t nkeys;
 };
 
@@ -67,6 +69,7 @@ static void usage(FILE *f)
         "              [--first-packet-deadline-ms MS] [--max-iov N]\n"
         "              [--stop-drain-ms MS] [--spin-us US] "
         "[--recv-buffer-size BYTES]\n"
+        "              [--ws-port N] [--ws-origins LIST]\n"
         "              [--metrics ADDR:PORT] [--no-stats] [--help]\n"
         "  --config FILE      INI file, keys as the long flags without dashes\n"
         "                     (max_sessions = 100); flags override it\n"
@@ -85,11 +88,17 @@ static void usage(FILE *f)
         "  --stop-drain-ms MS queued sends get this long at stop\n"
         "  --spin-us US       I/O threads poll this long before sleeping\n"
         "  --recv-buffer-size B  receive buffer per session / provided buffer\n"
+        "  --ws-port N        also a WebSocket listener (RFC 6455) on this "
+        "port\n"
+        "                     (0 picks a free one; framed mode only)\n"
+        "  --ws-origins LIST  comma-separated Origin allow-list (default "
+        "any)\n"
         "  --metrics ADDR:PORT   serve Prometheus metrics at GET /metrics\n"
         "                     (off by default; port 0 picks a free one)\n"
         "  --no-stats         no once-a-second stats line on stderr\n"
-        "Prints \"listening on ADDR:PORT\" first (then \"metrics on "
-        "ADDR:PORT\");\nstops gracefully on SIGINT or SIGTERM.\n");
+        "Prints \"listening on ADDR:PORT\" first (then \"ws listening on "
+        "ADDR:PORT\"\nwith --ws-port, and \"metrics on ADDR:PORT\"); stops "
+        "gracefully on SIGINT\nor SIGTERM.\n");
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) static void
@@ -117,6 +126,12 @@ static void opts_init(struct echo_opts *o)
         "metrics", RP_CONFIG_ENDPOINT, o->metrics, sizeof o->metrics, NULL};
     o->keys[o->nkeys++] =
         (struct rp_config_key){"stats", RP_CONFIG_BOOL, &o->stats, 0, NULL};
+    /* Text, not a number: an absent key means no WebSocket listener, and
+       0 an ephemeral port. */
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "ws_port", RP_CONFIG_STR, o->ws_port, sizeof o->ws_port, NULL};
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "ws_origins", RP_CONFIG_STR, o->ws_origins, sizeof o->ws_origins, NULL};
 }
 
 static void parse_args(int argc, char **argv, struct echo_opts *o)
@@ -258,6 +273,15 @@ int main(int argc, char **argv)
     o.cfg.cb.on_data = on_data;
     o.cfg.cb.on_leave = on_leave;
     parse_args(argc, argv, &o);
+    if (o.ws_port[0]) {
+        char *end;
+        unsigned long port = strtoul(o.ws_port, &end, 10);
+        if (*end || port > 65535 || o.ws_port[0] == '-')
+            bad_usage("--ws-port wants a port (0..65535), got '%s'", o.ws_port);
+        o.cfg.ws_enabled = true;
+        o.cfg.ws_port = (uint16_t)port;
+        o.cfg.ws_origins = o.ws_origins;
+    }
     if (rp_server_config_validate(&o.cfg, err, sizeof err) < 0)
         bad_usage("%s", err);
 
@@ -300,6 +324,10 @@ int main(int argc, char **argv)
     printf(strchr(o.cfg.listen_addr, ':') ? "listening on [%s]:%u\n"
                                           : "listening on %s:%u\n",
            o.cfg.listen_addr, rp_server_port(srv));
+    if (o.cfg.ws_enabled)
+        printf(strchr(o.cfg.listen_addr, ':') ? "ws listening on [%s]:%u\n"
+                                              : "ws listening on %s:%u\n",
+               o.cfg.listen_addr, rp_server_ws_port(srv));
     if (o.metrics[0])
         print_metrics_line(o.metrics, rp_metrics_port(m));
     fflush(stdout);

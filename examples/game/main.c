@@ -48,7 +48,9 @@ struct game_opts {
     bool stats;
     int layout; /* enum rp_group_layout */
     struct game_config game;
-    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 4];
+    char ws_port[8];      /* "" = no WebSocket listener */
+    char ws_origins[512]; /* Origin allow-list; "" = any */
+    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 6];
     size_t nkeys;
 };
 
@@ -60,7 +62,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: " PROG " [--config FILE] [--listen ADDR] [--port N]\n"
                "              [--threads N] [--backend auto|uring|epoll]\n"
                "              [--layout hetero|homo] [--max-sessions N]\n"
-               "              [--chat-channel-size N] [--metrics ADDR:PORT]\n"
+               "              [--chat-channel-size N] [--ws-port N] "
+               "[--metrics ADDR:PORT]\n"
                "              [--no-stats] [--help] [server flags]\n"
                "  --config FILE      INI file, keys as the long flags without "
                "dashes\n"
@@ -76,6 +79,10 @@ static void usage(FILE *f)
                "  --max-sessions N   sessions at once (default 10000)\n"
                "  --chat-channel-size N  lobby chat reaches at most N players "
                "(100)\n"
+               "  --ws-port N        also a WebSocket listener (RFC 6455; 0 "
+               "picks a free one)\n"
+               "  --ws-origins LIST  comma-separated Origin allow-list "
+               "(default any)\n"
                "  --metrics ADDR:PORT    Prometheus metrics at GET /metrics\n"
                "  --no-stats         no once-a-second stats line on stderr\n"
                "  server flags: --max-payload --send-queue-limit "
@@ -83,8 +90,9 @@ static void usage(FILE *f)
                "    --frame-deadline-ms --first-packet-deadline-ms --max-iov\n"
                "    --stop-drain-ms --spin-us --recv-buffer-size (see "
                "ringport-echo)\n"
-               "Prints \"listening on ADDR:PORT\" first; stops gracefully on "
-               "SIGINT or SIGTERM.\n");
+               "Prints \"listening on ADDR:PORT\" first (then \"ws listening "
+               "on ADDR:PORT\"\nwith --ws-port); stops gracefully on SIGINT "
+               "or SIGTERM.\n");
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) static void
@@ -115,6 +123,12 @@ static void opts_init(struct game_opts *o)
         "metrics", RP_CONFIG_ENDPOINT, o->metrics, sizeof o->metrics, NULL};
     o->keys[o->nkeys++] =
         (struct rp_config_key){"stats", RP_CONFIG_BOOL, &o->stats, 0, NULL};
+    /* Text, not a number: an absent key means no WebSocket listener, and
+       0 an ephemeral port. */
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "ws_port", RP_CONFIG_STR, o->ws_port, sizeof o->ws_port, NULL};
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "ws_origins", RP_CONFIG_STR, o->ws_origins, sizeof o->ws_origins, NULL};
     o->keys[o->nkeys++] = (struct rp_config_key){"layout", RP_CONFIG_ENUM,
                                                  &o->layout, 0, layouts};
     o->keys[o->nkeys++] =
@@ -310,6 +324,15 @@ int main(int argc, char **argv)
 
     opts_init(&o);
     parse_args(argc, argv, &o);
+    if (o.ws_port[0]) {
+        char *end;
+        unsigned long port = strtoul(o.ws_port, &end, 10);
+        if (*end || port > 65535 || o.ws_port[0] == '-')
+            bad_usage("--ws-port wants a port (0..65535), got '%s'", o.ws_port);
+        o.cfg.ws_enabled = true;
+        o.cfg.ws_port = (uint16_t)port;
+        o.cfg.ws_origins = o.ws_origins;
+    }
     /* The engine logs every session's end at INFO: with thousands of bots
        that buries the stats line. RINGPORT_LOG=info brings it back. */
     if (!getenv("RINGPORT_LOG"))
@@ -386,6 +409,10 @@ int main(int argc, char **argv)
     printf(strchr(o.cfg.listen_addr, ':') ? "listening on [%s]:%u\n"
                                           : "listening on %s:%u\n",
            o.cfg.listen_addr, rp_server_port(srv));
+    if (o.cfg.ws_enabled)
+        printf(strchr(o.cfg.listen_addr, ':') ? "ws listening on [%s]:%u\n"
+                                              : "ws listening on %s:%u\n",
+               o.cfg.listen_addr, rp_server_ws_port(srv));
     if (o.metrics[0]) {
         const char *colon = strrchr(o.metrics, ':');
         int hostlen = (int)(colon - o.metrics);

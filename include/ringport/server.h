@@ -182,15 +182,29 @@ struct rp_server_config {
     uint32_t
         stop_drain_ms; /* graceful stop: queued sends get this long; 2,000 */
     uint32_t spin_us;  /* I/O thread wait policy (rp_port_config); 0 */
-    uint32_t recv_buffer_size;    /* epoll ring / io_uring provided buffer size;
-                                     16,384 */
-    uint32_t resume_grace_ms;     /* session resume: how long a dropped session
-                                     waits detached; 0 (off: a drop ends it).
-                                     On: framed mode, the join waits for the
-                                     client's first frame, and types 0xFF00..
-                                     0xFFFF are the engine's */
-    enum rp_backend_kind backend; /* AUTO (env RINGPORT_BACKEND applies) */
-    enum rp_server_mode mode;     /* FRAMED */
+    uint32_t recv_buffer_size; /* epoll ring / io_uring provided buffer size;
+                                  16,384 */
+    uint32_t resume_grace_ms;  /* session resume: how long a dropped session
+                                  waits detached; 0 (off: a drop ends it).
+                                  On: framed mode, the join waits for the
+                                  client's first frame, and types 0xFF00..
+                                  0xFFFF are the engine's */
+    /* WebSocket (RFC 6455, docs/protocol.md "WebSocket mapping"): a
+       second listener on listen_addr whose connections are ordinary
+       sessions (ids, groups, moves, limits, resume); each binary message
+       carries whole frames. Framed mode only. */
+    bool ws_enabled;        /* false */
+    uint16_t ws_port;       /* 0 = an ephemeral port (rp_server_ws_port) */
+    const char *ws_origins; /* comma-separated Origin allow-list; a browser
+                               from any other origin gets 403. NULL or ""
+                               = any (copied at create) */
+    uint32_t ws_handshake_timeout_ms; /* the whole upgrade request within
+                                         this after connect; 5,000 */
+    uint32_t ws_max_message;          /* bytes per binary message, all fragments
+                                         together (close 1009 past it);
+                                         >= max_payload + 4; 1 MiB */
+    enum rp_backend_kind backend;     /* AUTO (env RINGPORT_BACKEND applies) */
+    enum rp_server_mode mode;         /* FRAMED */
     struct rp_server_callbacks cb;
     void *user; /* passed to every callback */
 };
@@ -233,6 +247,8 @@ RP_API void rp_server_destroy(struct rp_server *srv);
 
 /* The bound port (useful with port 0) and the backend in use. */
 RP_API uint16_t rp_server_port(const struct rp_server *srv);
+/* The WebSocket listener's bound port, or 0 when ws_enabled is false. */
+RP_API uint16_t rp_server_ws_port(const struct rp_server *srv);
 RP_API enum rp_backend_kind rp_server_backend(const struct rp_server *srv);
 
 /*
@@ -316,6 +332,11 @@ struct rp_server_stats {
     uint64_t resumes;         /* RESUMEs that re-attached a session */
     uint64_t resume_refused;  /* RESUMEs answered with RESUME_ERROR */
     uint64_t resume_handoffs; /* connections handed to another session */
+    /* WebSocket (ws_enabled): the transport's share of the counts above. */
+    uint64_t ws_accepts;  /* connections accepted on the WebSocket port */
+    uint64_t ws_sessions; /* open now over WebSocket (handshake or after) */
+    uint64_t ws_upgrades; /* handshakes answered 101 */
+    uint64_t ws_refused;  /* handshakes answered 400, 403 or 426 */
 };
 
 RP_API void rp_server_get_stats(struct rp_server *srv,

@@ -12,6 +12,11 @@
  *
  * Stop: rp__accept_stop() shuts the listening socket down, which wakes the
  * blocking accept4() with EINVAL on Linux, joins the thread, then closes it.
+ *
+ * The WebSocket listener (ws_enabled) has a thread of its own running the
+ * same loop on its own socket and spare descriptor; its connections are
+ * marked 'ws' and otherwise handed over the same way, into the same
+ * session table and I/O threads.
  */
 #include "net/net.h"
 
@@ -50,27 +55,40 @@ static void backoff_sleep(struct rp_server *srv, int ms)
     }
 }
 
-/* Frees the spare descriptor to accept and close one pending connection. */
-static void shed_one(struct rp_server *srv)
+/* One listener: the TCP one or the WebSocket one. */
+struct acceptor {
+    int lfd;
+    int *spare_fd;
+    bool ws;
+};
+
+static struct acceptor acceptor_of(struct rp_server *srv, bool ws)
 {
-    if (srv->spare_fd >= 0) {
-        close(srv->spare_fd);
-        srv->spare_fd = -1;
+    return ws ? (struct acceptor){srv->ws_listen_fd, &srv->ws_spare_fd, true}
+              : (struct acceptor){srv->listen_fd, &srv->spare_fd, false};
+}
+
+/* Frees the spare descriptor to accept and close one pending connection. */
+static void shed_one(struct rp_server *srv, struct acceptor *a)
+{
+    if (*a->spare_fd >= 0) {
+        close(*a->spare_fd);
+        *a->spare_fd = -1;
     }
     /* EMFILE comes before the wait: there may be nobody pending, and the
        listener blocks. This thread alone accepts, so POLLIN stays true. */
-    struct pollfd pfd = {.fd = srv->listen_fd, .events = POLLIN};
+    struct pollfd pfd = {.fd = a->lfd, .events = POLLIN};
     int fd = -1;
     if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN))
-        fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd >= 0) {
         count(&srv->refused);
         close(fd);
     }
-    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    *a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-static void hand_over(struct rp_server *srv, int fd,
+static void hand_over(struct rp_server *srv, int fd, bool ws,
                       const struct sockaddr_storage *ss, socklen_t len)
 {
     const struct rp_server_callbacks *cb = &srv->cfg.cb;
@@ -87,33 +105,39 @@ static void hand_over(struct rp_server *srv, int fd,
         close(fd);
         return;
     }
-    struct net_thread *t = &srv->threads[srv->next_thread];
-    srv->next_thread = (srv->next_thread + 1) % srv->nthreads;
+    /* Two accept threads share the round robin: a relaxed counter (only
+       the spread depends on it). */
+    uint32_t k =
+        atomic_fetch_add_explicit(&srv->next_thread, 1, memory_order_relaxed);
+    struct net_thread *t = &srv->threads[k % srv->nthreads];
     s->owner = t;
     s->fd = fd;
+    s->ws = ws;
     s->addr = *ss;
     s->addrlen = len;
     s->open_req.kind = NET_REQ_OPEN;
     s->open_req.sid = sid;
     rp__table_publish(s, sid);
     count(&srv->accepts);
+    if (ws)
+        count(&srv->ws_accepts);
     rp__thread_push(t, &s->open_req);
 }
 
-static void *accept_main(void *arg)
+static void accept_loop(struct rp_server *srv, bool ws)
 {
-    struct rp_server *srv = arg;
+    struct acceptor a = acceptor_of(srv, ws);
     int backoff = 0;
-    rp_log_set_thread_name("rp-accept");
+    rp_log_set_thread_name(ws ? "rp-accept-ws" : "rp-accept");
     tls_accept_srv = srv;
     while (!atomic_load_explicit(&srv->accept_stop, memory_order_acquire)) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &len,
+        int fd = accept4(a.lfd, (struct sockaddr *)&ss, &len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             backoff = 0;
-            hand_over(srv, fd, &ss, len);
+            hand_over(srv, fd, ws, &ss, len);
             continue;
         }
         int err = errno;
@@ -128,7 +152,7 @@ static void *accept_main(void *arg)
                         "out of descriptors (%s): shedding and "
                         "backing off",
                         strerror(err));
-            shed_one(srv);
+            shed_one(srv, &a);
             backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
             if (backoff > BACKOFF_MAX_MS)
                 backoff = BACKOFF_MAX_MS;
@@ -140,6 +164,17 @@ static void *accept_main(void *arg)
         RP_WARN("accept", "accept4: %s", strerror(err));
         backoff_sleep(srv, BACKOFF_MIN_MS);
     }
+}
+
+static void *accept_main(void *arg)
+{
+    accept_loop(arg, false);
+    return NULL;
+}
+
+static void *accept_main_ws(void *arg)
+{
+    accept_loop(arg, true);
     return NULL;
 }
 
@@ -147,23 +182,47 @@ int rp__accept_start(struct rp_server *srv)
 {
     srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int r = pthread_create(&srv->accept_tid, NULL, accept_main, srv);
-    if (r != 0) {
-        if (srv->spare_fd >= 0)
-            close(srv->spare_fd);
-        srv->spare_fd = -1;
-        return -r;
+    if (r != 0)
+        goto fail_tcp;
+    if (srv->ws_listen_fd >= 0) {
+        srv->ws_spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        r = pthread_create(&srv->ws_accept_tid, NULL, accept_main_ws, srv);
+        if (r != 0) {
+            if (srv->ws_spare_fd >= 0)
+                close(srv->ws_spare_fd);
+            srv->ws_spare_fd = -1;
+            /* The TCP thread is running: stop it as a stop would. */
+            atomic_store_explicit(&srv->accept_stop, 1, memory_order_release);
+            shutdown(srv->listen_fd, SHUT_RDWR);
+            pthread_join(srv->accept_tid, NULL);
+            atomic_store_explicit(&srv->accept_stop, 0, memory_order_release);
+            goto fail_tcp;
+        }
     }
     return 0;
+fail_tcp:
+    if (srv->spare_fd >= 0)
+        close(srv->spare_fd);
+    srv->spare_fd = -1;
+    return -r;
+}
+
+static void acceptor_stop(int *lfd, pthread_t tid, int *spare_fd)
+{
+    shutdown(*lfd, SHUT_RDWR);
+    pthread_join(tid, NULL);
+    close(*lfd);
+    *lfd = -1;
+    if (*spare_fd >= 0)
+        close(*spare_fd);
+    *spare_fd = -1;
 }
 
 void rp__accept_stop(struct rp_server *srv)
 {
     atomic_store_explicit(&srv->accept_stop, 1, memory_order_release);
-    shutdown(srv->listen_fd, SHUT_RDWR);
-    pthread_join(srv->accept_tid, NULL);
-    close(srv->listen_fd);
-    srv->listen_fd = -1;
-    if (srv->spare_fd >= 0)
-        close(srv->spare_fd);
-    srv->spare_fd = -1;
+    acceptor_stop(&srv->listen_fd, srv->accept_tid, &srv->spare_fd);
+    if (srv->ws_listen_fd >= 0)
+        acceptor_stop(&srv->ws_listen_fd, srv->ws_accept_tid,
+                      &srv->ws_spare_fd);
 }

@@ -227,6 +227,8 @@ static int64_t tick_ns(const struct rp_server_config *cfg)
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
         if (d[i] && d[i] / 4 < ms)
             ms = d[i] / 4;
+    if (cfg->ws_enabled && cfg->ws_handshake_timeout_ms / 4 < ms)
+        ms = cfg->ws_handshake_timeout_ms / 4;
     if (ms < TICK_MIN_MS)
         ms = TICK_MIN_MS;
     return (int64_t)ms * RP_NS_PER_MS;

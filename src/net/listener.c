@@ -28,6 +28,8 @@ void rp_server_config_init(struct rp_server_config *cfg)
     cfg->max_iov = 256;
     cfg->stop_drain_ms = 2000;
     cfg->recv_buffer_size = 16384;
+    cfg->ws_handshake_timeout_ms = 5000;
+    cfg->ws_max_message = 1u << 20;
     cfg->backend = RP_BACKEND_AUTO;
     cfg->mode = RP_SERVER_FRAMED;
 }
@@ -94,6 +96,16 @@ int rp_server_config_validate(const struct rp_server_config *cfg, char *err,
         return bad(err, errlen, "reject_empty", 1,
                    "false when resume_grace_ms is set (HELLO is empty)");
     CHECK_RANGE(recv_buffer_size, 256, 1u << 24, "256..16777216");
+    if (cfg->ws_enabled && cfg->mode != RP_SERVER_FRAMED)
+        return bad(err, errlen, "ws_enabled", 1,
+                   "false in raw mode (WebSocket messages carry frames)");
+    if (cfg->ws_enabled) {
+        CHECK_RANGE(ws_handshake_timeout_ms, 1, DAY_MS, "1..86400000");
+        CHECK_RANGE(ws_max_message, cfg->max_payload + RP_PACKET_HEADER_SIZE,
+                    1u << 30,
+                    ">= max_payload + 4 (one whole frame), "
+                    "<= 1073741824");
+    }
     CHECK_RANGE(backend, RP_BACKEND_AUTO, RP_BACKEND_EPOLL, "0..2");
     CHECK_RANGE(mode, RP_SERVER_FRAMED, RP_SERVER_RAW, "0 (framed) or 1 (raw)");
     if (cfg->mode == RP_SERVER_FRAMED && !cfg->cb.on_message)
@@ -132,6 +144,12 @@ const char *rp_leave_reason_name(enum rp_leave_reason reason)
  */
 int rp__net_listen(struct rp_server *srv)
 {
+    return rp__net_listen_on(srv, srv->cfg.port, &srv->listen_fd, &srv->port);
+}
+
+int rp__net_listen_on(struct rp_server *srv, uint16_t port, int *out_fd,
+                      uint16_t *bound)
+{
     struct sockaddr_storage ss;
     socklen_t len;
     memset(&ss, 0, sizeof ss);
@@ -139,11 +157,11 @@ int rp__net_listen(struct rp_server *srv)
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, srv->listen_addr, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
-        in4->sin_port = htons(srv->cfg.port);
+        in4->sin_port = htons(port);
         len = sizeof *in4;
     } else if (inet_pton(AF_INET6, srv->listen_addr, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(srv->cfg.port);
+        in6->sin6_port = htons(port);
         len = sizeof *in6;
     } else {
         return -EINVAL;
@@ -159,8 +177,8 @@ int rp__net_listen(struct rp_server *srv)
     len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         goto fail;
-    srv->port = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
-    srv->listen_fd = fd;
+    *bound = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
+    *out_fd = fd;
     return 0;
 fail:;
     int err = -errno;

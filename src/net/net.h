@@ -57,8 +57,11 @@ struct net_req {
     void *ticket;          /* MOVE: the program's, for on_enter or drop */
     uint8_t why;           /* MOVE: the old group's leave reason */
     uint8_t kind;
-    bool ctl; /* SEND: an engine control frame (resume.c): not counted in
-                 queued_bytes, never retained or resent */
+    bool ctl;    /* SEND: an engine control frame (resume.c): not counted in
+                    queued_bytes, never retained or resent */
+    bool ws_raw; /* SEND (with ctl): bytes for a WebSocket connection as
+                    they are, the packet's payload alone (ws_session.c:
+                    a handshake response, a pong, a close) */
 };
 
 /*
@@ -75,6 +78,7 @@ struct net_resume {
     int fd;
     uint64_t received;
     uint8_t token[RP_RESUME_TOKEN_SIZE];
+    bool ws; /* 'fd' speaks WebSocket (its handshake is done) */
 };
 
 /* ---- routing to content groups (route.c) -----------------------------
@@ -148,6 +152,7 @@ enum net_op_kind {
 #define NET_OP_KIND_MASK 7u
 
 struct net_thread;
+struct net_ws;
 
 struct rp_session {
     /* ---- shared ---- */
@@ -156,6 +161,9 @@ struct rp_session {
     _Atomic int close_reason;      /* for NET_REQ_CLOSE */
     struct net_thread *owner;      /* set before the OPEN request */
     int fd;
+    bool ws; /* the connection came in on the WebSocket listener: set by
+                the accept thread before the OPEN request, then the
+                owner's (a RESUME's attach sets it for the new fd) */
     socklen_t addrlen;
     struct sockaddr_storage addr;
     struct net_req open_req;  /* accept -> owner */
@@ -176,6 +184,8 @@ struct rp_session {
     struct rp_op cancel_op;
     struct rp_op close_op;
     struct rp_frame_decoder dec; /* framed mode */
+    struct net_ws *ws_state;     /* WebSocket connections only (ws_session.c);
+                                    NULL on TCP */
     struct rp_ring ring;         /* epoll receive ring */
     struct iovec rx_iov[2];
     struct iovec *tx_iov; /* from the thread's iov pool while sending */
@@ -235,7 +245,8 @@ struct rp_session {
     uint32_t ret_n;
     struct net_req *ret_head, *ret_tail;
     uint8_t token[RP_RESUME_TOKEN_SIZE];
-    int pend_fd; /* -1: none */
+    int pend_fd;  /* -1: none */
+    bool pend_ws; /* pend_fd speaks WebSocket */
     uint64_t pend_received;
     struct net_resume *handoff;
 };
@@ -308,6 +319,13 @@ struct rp_server {
     _Atomic enum rp_backend_kind backend;
     int listen_fd;
     uint16_t port;
+    /* The WebSocket listener (ws_enabled): its own accept thread, the
+       same I/O threads and session table. */
+    int ws_listen_fd;
+    uint16_t ws_port;
+    int ws_spare_fd;
+    pthread_t ws_accept_tid;
+    char *ws_origins; /* owned copy of cfg.ws_origins, or NULL */
     struct net_table table;
     struct rp_pool *req_pool;   /* struct net_req, any thread */
     struct rp_pool *iov_pool;   /* max_iov iovecs, I/O threads */
@@ -321,15 +339,20 @@ struct rp_server {
     bool started, stopped;
     pthread_mutex_t life_lock; /* start/stop/destroy */
     _Atomic int accept_stop;
-    uint32_t next_thread; /* accept thread's round robin */
-    int spare_fd;         /* EMFILE reserve (accept thread) */
+    _Atomic uint32_t next_thread; /* the accept threads' round robin */
+    int spare_fd;                 /* EMFILE reserve (accept thread) */
     _Atomic uint64_t accepts, refused, accept_errors;
     _Atomic uint64_t sessions_now, sessions_max;
     _Atomic uint64_t detached_now;
+    _Atomic uint64_t ws_accepts, ws_sessions_now, ws_upgrades, ws_refused;
 };
 
 /* ---- listener.c ---- */
 int rp__net_listen(struct rp_server *srv);
+/* Binds and listens on listen_addr:'port' (0: ephemeral); *fd and *bound
+   get the socket and its port. Returns 0 or -errno. */
+int rp__net_listen_on(struct rp_server *srv, uint16_t port, int *fd,
+                      uint16_t *bound);
 
 /* ---- session_table.c ---- */
 int rp__table_init(struct net_table *t, uint32_t count);
@@ -376,10 +399,16 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s);
 void rp__session_detach(struct net_thread *t, struct rp_session *s);
 /* Resume: a detached session takes 'fd' (RESUME accepted). Returns 0, or
    -ENOMEM (the session has ended: RESET). */
-int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd);
+int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd,
+                       bool ws);
 /* Resume: this pre-join session hands its fd on with 'r' (see net_resume). */
 void rp__session_handoff(struct net_thread *t, struct rp_session *s,
                          struct net_resume *r);
+/* Framed input (a TCP read, or a WebSocket binary message's payload):
+   whole frames to the application. Returns 0, or -ECANCELED once the
+   session is ending (drop the rest). */
+int rp__session_frames(struct net_thread *t, struct rp_session *s,
+                       const uint8_t *data, size_t len);
 /* Deadline checks for one session at the thread's tick. */
 void rp__session_tick(struct net_thread *t, struct rp_session *s);
 /* The session's last step once no group holds it: the server's on_leave,
@@ -424,6 +453,32 @@ void rp__resume_drop_request(struct rp_server *srv, struct net_resume *r);
 /* Group side: a DETACH/RESUME marker for the session's group, or the
    server's callback when it is in none (route.c). */
 void rp__route_notify(struct net_thread *t, struct rp_session *s, bool resumed);
+
+/* ---- ws_session.c ----
+ * A WebSocket connection on a session (RFC 6455): the handshake, then
+ * binary messages whose payload is the session's framed input, pings,
+ * closes. Thread: owner, every function. */
+/* Gives the connection its WebSocket state: before the handshake, or
+   'upgraded' (a RESUME's fd whose handshake was done on another session).
+   Returns 0 or -ENOMEM. */
+int rp__ws_open(struct net_thread *t, struct rp_session *s, bool upgraded);
+/* Frees the connection's WebSocket state (NULL: nothing). */
+void rp__ws_release(struct rp_session *s);
+/* Received bytes; 'data' is the receive buffer's, unmasked in place. */
+void rp__ws_input(struct net_thread *t, struct rp_session *s, uint8_t *data,
+                  size_t len);
+/* The framed input broke a rule (-EMSGSIZE, -EBADMSG): a close frame, then
+   the end (PROTOCOL). */
+void rp__ws_frame_error(struct net_thread *t, struct rp_session *s, int err);
+/* True when a close frame or an HTTP refusal is queued: the end is a FIN
+   after it, never a reset that could overtake it. */
+bool rp__ws_soft_end(const struct rp_session *s);
+/* The handshake deadline at the thread's tick: true if it ended 's'. */
+bool rp__ws_tick(struct net_thread *t, struct rp_session *s);
+/* resume_refuse's bytes for a WebSocket connection: the RESUME_ERROR frame
+   as a binary message, then a close frame. Writes 'out' (at least 16
+   bytes) and returns the length. */
+size_t rp__ws_wrap_refusal(const uint8_t *frame, size_t len, uint8_t *out);
 
 /* ---- io_thread.c ---- */
 int rp__thread_start(struct rp_server *srv, struct net_thread *t);
@@ -482,6 +537,7 @@ int rp__server_close(struct rp_server *srv, rp_sid sid,
                      enum rp_leave_reason why);
 
 /* ---- accept.c ---- */
+/* Starts the accept thread (and the WebSocket listener's, if any). */
 int rp__accept_start(struct rp_server *srv);
 void rp__accept_stop(struct rp_server *srv);
 /* True on the accept thread of 'srv' (in its accept_filter). */

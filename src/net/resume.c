@@ -96,6 +96,7 @@ int rp__resume_ctl(struct net_thread *t, struct rp_session *s, uint16_t type,
     r->pkt = pkt;
     r->bytes = 0; /* not counted against the limit: the engine's own */
     r->ctl = true;
+    r->ws_raw = false;
     if (first) {
         r->next = s->q_head;
         s->q_head = r;
@@ -114,17 +115,24 @@ int rp__resume_ctl(struct net_thread *t, struct rp_session *s, uint16_t type,
 }
 
 /* Writes RESUME_ERROR to a connection no session holds, then closes it.
-   Six bytes into an empty socket buffer: a plain non-blocking send. */
-static void resume_refuse(struct net_thread *t, int fd, uint16_t code)
+   A few bytes into an empty socket buffer: a plain non-blocking send. On
+   a WebSocket connection, as a binary message and a close frame. */
+static void resume_refuse(struct net_thread *t, int fd, uint16_t code, bool ws)
 {
-    uint8_t f[6];
+    uint8_t f[6], wrapped[32];
+    const uint8_t *out = f;
+    size_t len = sizeof f;
     put_le(f, 2, 2);
     put_le(f + 2, RP_CTL_RESUME_ERROR, 2);
     put_le(f + 4, code, 2);
+    if (ws) {
+        len = rp__ws_wrap_refusal(f, sizeof f, wrapped);
+        out = wrapped;
+    }
     /* Counted first: a client that reads the error then asks for stats
        finds it counted. */
     NET_STAT_ADD(t, resume_refused, 1);
-    (void)send(fd, f, sizeof f, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)send(fd, out, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(fd, SHUT_WR);
     close(fd);
 }
@@ -162,6 +170,7 @@ int rp__resume_first_frame(struct net_thread *t, struct rp_session *s,
         r->received = get_le(f->payload + 24, 8);
         r->req.sid = r->sid;
         r->fd = s->fd;
+        r->ws = s->ws_state != NULL;
         /* A slot reference for the trip; NULL: no such session, A
            refuses it itself when the hand-off is done. */
         r->target = r->sid != s->sid ? rp__session_get(srv, r->sid) : NULL;
@@ -293,10 +302,11 @@ void rp__resume_attach(struct net_thread *t, struct rp_session *s)
     NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
     int fd = s->pend_fd;
+    bool ws = s->pend_ws;
     uint64_t received = s->pend_received;
     s->pend_fd = -1;
     if (received < s->acked || received - s->acked > s->ret_n) {
-        resume_refuse(t, fd, RP_RESUME_ERR_COUNT); /* stays detached */
+        resume_refuse(t, fd, RP_RESUME_ERR_COUNT, ws); /* stays detached */
         return;
     }
     retained_release(srv, s, received);
@@ -314,11 +324,11 @@ void rp__resume_attach(struct net_thread *t, struct rp_session *s)
     put_le(ok, s->rx_count, 8);
     memcpy(ok + 8, s->token, RP_RESUME_TOKEN_SIZE);
     if (rp__resume_ctl(t, s, RP_CTL_RESUME_OK, ok, sizeof ok, true) < 0) {
-        resume_refuse(t, fd, RP_RESUME_ERR_UNKNOWN);
+        resume_refuse(t, fd, RP_RESUME_ERR_UNKNOWN, ws);
         rp__session_end(t, s, RP_LEAVE_RESET, false);
         return;
     }
-    if (rp__session_attach(t, s, fd) < 0)
+    if (rp__session_attach(t, s, fd, ws) < 0)
         return; /* ended */
     NET_STAT_ADD(t, resumes, 1);
     rp__route_notify(t, s, true); /* on_resume */
@@ -341,10 +351,11 @@ void rp__resume_request(struct net_thread *t, struct net_resume *r)
     else if (token_new(s->token) < 0)
         err = RP_RESUME_ERR_UNKNOWN;
     if (err) {
-        resume_refuse(t, r->fd, err);
+        resume_refuse(t, r->fd, err, r->ws);
     } else {
         /* The token is spent: a second RESUME with it is refused. */
         s->pend_fd = r->fd;
+        s->pend_ws = r->ws;
         s->pend_received = r->received;
         if (s->detached)
             rp__resume_attach(t, s);
@@ -361,7 +372,7 @@ void rp__resume_end(struct net_thread *t, struct rp_session *s)
 {
     struct rp_server *srv = t->srv;
     if (s->pend_fd >= 0) {
-        resume_refuse(t, s->pend_fd, RP_RESUME_ERR_UNKNOWN);
+        resume_refuse(t, s->pend_fd, RP_RESUME_ERR_UNKNOWN, s->pend_ws);
         s->pend_fd = -1;
     }
     while (s->ret_head) {

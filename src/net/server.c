@@ -56,6 +56,8 @@ int rp_server_create(const struct rp_server_config *cfg, struct rp_server **out)
     srv->backend = cfg->backend;
     srv->listen_fd = -1;
     srv->spare_fd = -1;
+    srv->ws_listen_fd = -1;
+    srv->ws_spare_fd = -1;
     srv->nthreads = cfg->io_threads;
     pthread_mutex_init(&srv->life_lock, NULL);
     srv->threads = calloc(srv->nthreads, sizeof *srv->threads);
@@ -63,9 +65,24 @@ int rp_server_create(const struct rp_server_config *cfg, struct rp_server **out)
         r = -ENOMEM;
         goto fail;
     }
+    if (cfg->ws_origins && *cfg->ws_origins &&
+        !(srv->ws_origins = strdup(cfg->ws_origins))) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    srv->cfg.ws_origins = srv->ws_origins;
     if ((r = rp__table_init(&srv->table, cfg->max_sessions)) < 0 ||
         (r = server_pools(srv)) < 0 || (r = rp__net_listen(srv)) < 0)
         goto fail;
+    if (cfg->ws_enabled &&
+        (r = rp__net_listen_on(srv, cfg->ws_port, &srv->ws_listen_fd,
+                               &srv->ws_port)) < 0) {
+        if (r == -EADDRINUSE || r == -EACCES)
+            RP_ERROR("server", "listen %s:%u (WebSocket): %s", srv->listen_addr,
+                     cfg->ws_port, strerror(-r));
+        rp_server_destroy(srv);
+        return r;
+    }
     *out = srv;
     return 0;
 fail:
@@ -169,6 +186,9 @@ void rp_server_destroy(struct rp_server *srv)
         ops->destroy(srv); /* groups of a server never started, too */
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
+    if (srv->ws_listen_fd >= 0)
+        close(srv->ws_listen_fd);
+    free(srv->ws_origins);
     if (srv->req_pool)
         rp_pool_destroy(srv->req_pool);
     if (srv->iov_pool)
@@ -184,6 +204,11 @@ void rp_server_destroy(struct rp_server *srv)
 uint16_t rp_server_port(const struct rp_server *srv)
 {
     return srv->port;
+}
+
+uint16_t rp_server_ws_port(const struct rp_server *srv)
+{
+    return srv->ws_port;
 }
 
 /* Any thread, from create to destroy: a metrics endpoint reads it on its
@@ -237,6 +262,7 @@ static int server_queue(struct rp_server *srv, struct rp_session *s, rp_sid sid,
     r->pkt = rp_packet_ref(pkt);
     r->bytes = bytes;
     r->ctl = false;
+    r->ws_raw = false;
     struct net_thread *cur = rp__thread_current(srv);
     if (s->owner == cur) {
         rp__session_enqueue(cur, s, r);
@@ -383,5 +409,9 @@ void rp_server_get_stats(struct rp_server *srv, struct rp_server_stats *out)
     out->accepts = LD(srv->accepts);
     out->refused = LD(srv->refused);
     out->accept_errors = LD(srv->accept_errors);
+    out->ws_accepts = LD(srv->ws_accepts);
+    out->ws_sessions = LD(srv->ws_sessions_now);
+    out->ws_upgrades = LD(srv->ws_upgrades);
+    out->ws_refused = LD(srv->ws_refused);
 #undef LD
 }

@@ -46,6 +46,7 @@
 #include "net/net.h"
 
 #include "net/leave_log.h"
+#include "proto/ws_frame.h"
 
 #include "core/assert.h"
 #include "core/clock.h"
@@ -166,25 +167,41 @@ static void session_input(struct net_thread *t, struct rp_session *s,
     NET_STAT_ADD(t, bytes_in, len);
     if (s->draining)
         return; /* ending after its sends: nothing more is delivered */
+    if (s->ws_state) {
+        /* The bytes lie in our own receive buffer (a provided buffer or
+           the ring), writable memory: the WebSocket decoder unmasks them
+           in place. */
+        rp__ws_input(t, s, (uint8_t *)(uintptr_t)data, len);
+        return;
+    }
     if (srv->cfg.mode == RP_SERVER_RAW) {
         s->got_first = true;
         srv->cfg.cb.on_data(srv, s->sid, s->data, data, len, srv->cfg.user);
         return;
     }
+    (void)rp__session_frames(t, s, data, len);
+}
+
+int rp__session_frames(struct net_thread *t, struct rp_session *s,
+                       const uint8_t *data, size_t len)
+{
     size_t before = rp_frame_decoder_pending(&s->dec);
     t->rx_pos = data;
     t->rx_limit = data + len;
     int r = rp_frame_decoder_feed(&s->dec, data, len, session_on_frame, s);
     if (r < 0) {
         if (r == -ECANCELED)
-            return;
+            return r;
         if (r == -EMSGSIZE || r == -EBADMSG) {
             proto_log(t, s, r);
-            rp__session_end(t, s, RP_LEAVE_PROTOCOL, false);
+            if (s->ws_state)
+                rp__ws_frame_error(t, s, r); /* a close frame first */
+            else
+                rp__session_end(t, s, RP_LEAVE_PROTOCOL, false);
         } else {
             rp__session_end(t, s, RP_LEAVE_RESET, false);
         }
-        return;
+        return -ECANCELED;
     }
     if (rp_frame_decoder_pending(&s->dec) == 0) {
         s->frame_start_ns = 0;
@@ -192,6 +209,7 @@ static void session_input(struct net_thread *t, struct rp_session *s,
     } else if (before == 0 || r > 0) {
         s->frame_start_ns = t->now; /* a new frame has begun */
     }
+    return s->closing || s->draining ? -ECANCELED : 0;
 }
 
 static void session_on_recv(struct net_thread *t, struct rp_session *s,
@@ -274,9 +292,13 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
          r = r->next) {
         size_t len;
         const uint8_t *p;
-        if (raw) {
+        if (raw || r->ws_raw) {
             p = rp_packet_payload(r->pkt);
             len = rp_packet_size(r->pkt);
+        } else if (s->ws_state) {
+            /* One binary message per packet; its header was written
+               with the packet, so a broadcast's buffer stays shared. */
+            p = rp__packet_ws_wire(r->pkt, &len);
         } else {
             p = rp_packet_wire(r->pkt, &len);
         }
@@ -392,6 +414,16 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->frame_start_ns = s->drain_deadline_ns = 0;
     memset(&s->dec, 0, sizeof s->dec);
     memset(&s->ring, 0, sizeof s->ring);
+    s->ws_state = NULL;
+    if (s->ws) {
+        /* The program meets a WebSocket session at its upgrade: on_join
+           (or, resume on, the first frame) waits for the handshake. */
+        s->joined = false;
+        if (rp__ws_open(t, s, false) < 0) {
+            session_refuse(t, s);
+            return;
+        }
+    }
     if (srv->cfg.mode == RP_SERVER_FRAMED) {
         struct rp_frame_limits lim = {.max_payload = srv->cfg.max_payload,
                                       .reject_empty = srv->cfg.reject_empty,
@@ -403,6 +435,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
          rp_ring_init(&s->ring, srv->cfg.recv_buffer_size, 0) < 0) ||
         session_arm_recv(t, s) < 0) {
         rp_ring_destroy(&s->ring);
+        rp__ws_release(s);
         session_refuse(t, s);
         return;
     }
@@ -430,6 +463,7 @@ static void session_release_conn(struct net_thread *t, struct rp_session *s)
     s->tx_iov = NULL;
     rp_frame_decoder_destroy(&s->dec);
     rp_ring_destroy(&s->ring);
+    rp__ws_release(s);
 }
 
 static void session_unlist(struct net_thread *t, struct rp_session *s)
@@ -558,7 +592,8 @@ void rp__session_detach(struct net_thread *t, struct rp_session *s)
     session_op_done(t, s);
 }
 
-int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd)
+int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd,
+                       bool ws)
 {
     NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
@@ -582,7 +617,9 @@ int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd)
                                   .type_min = srv->cfg.type_min,
                                   .type_max = srv->cfg.type_max};
     rp_frame_decoder_init(&s->dec, &lim);
-    if ((!t->uring &&
+    s->ws = ws;
+    if ((ws && rp__ws_open(t, s, true) < 0) ||
+        (!t->uring &&
          rp_ring_init(&s->ring, srv->cfg.recv_buffer_size, 0) < 0) ||
         session_arm_recv(t, s) < 0) {
         /* Attached with no op: the end closes the fd at once. */
@@ -659,7 +696,8 @@ static void session_end_begin(struct net_thread *t, struct rp_session *s)
     if (s->detaching)
         return; /* the detach's ops are out: the last one finishes it */
     s->ops++;
-    if (session_end_is_abortive((enum rp_leave_reason)s->reason)) {
+    if (session_end_is_abortive((enum rp_leave_reason)s->reason) &&
+        !rp__ws_soft_end(s)) {
         /* Reset, don't linger: a peer that stopped reading has a zero
            window, so a FIN would wait behind our unsent bytes for minutes
            (and so would the kernel memory they hold), and the peer would
@@ -744,6 +782,8 @@ void rp__session_tick(struct net_thread *t, struct rp_session *s)
             rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
         return;
     }
+    if (s->ws_state && rp__ws_tick(t, s))
+        return;
     if (cfg->idle_timeout_ms &&
         now - s->last_rx_ns >= (int64_t)cfg->idle_timeout_ms * RP_NS_PER_MS)
         rp__session_end(t, s, RP_LEAVE_IDLE_TIMEOUT, false);

@@ -20,6 +20,9 @@
 #include <string.h>
 
 #include "core/pool.h"
+#include "proto/ws_frame.h"
+
+#include <stddef.h>
 
 #define HDR RP_PACKET_HEADER_SIZE
 #define CLASS_HEAP 0xff
@@ -28,6 +31,13 @@
  * wire[] holds the header then 'cap' payload bytes. The header always
  * matches len and type (every put rewrites the length), so the wire view is
  * ready without a write: shared packets stay read-only.
+ *
+ * ws_room[] ends where wire[] begins: the last 'ws_hdr' bytes of it are
+ * the header of the packet as one binary WebSocket message (its length is
+ * HDR + len), kept in step by every put like the frame header, so the
+ * WebSocket view (rp__packet_ws_wire) is ready without a write too: a
+ * broadcast to N WebSocket sessions sends one buffer N times, and no
+ * sending thread ever writes to a shared packet.
  */
 struct rp_packet {
     atomic_uint refs; /* holders; the one that drops it to 0 frees */
@@ -35,8 +45,13 @@ struct rp_packet {
     uint32_t cap;     /* payload capacity, <= RP_PACKET_MAX_PAYLOAD */
     uint8_t cls;      /* pool size class, or CLASS_HEAP (malloc) */
     bool failed;      /* a put failed; later puts fail too */
-    uint8_t wire[];   /* HDR + cap bytes */
+    uint8_t ws_hdr;   /* bytes of WebSocket header at the end of ws_room */
+    uint8_t ws_room[RP_WS_MAX_HEADER];
+    uint8_t wire[]; /* HDR + cap bytes */
 };
+_Static_assert(offsetof(struct rp_packet, wire) ==
+                   offsetof(struct rp_packet, ws_room) + RP_WS_MAX_HEADER,
+               "the WebSocket header room must end where wire[] begins");
 
 /*
  * Size classes by payload capacity. The caps bound what each pool keeps
@@ -305,6 +320,41 @@ out:
 
 /* ---- packet -------------------------------------------------------------- */
 
+/* Rewrites the WebSocket header for the packet's current length. The room
+   is addressed from the packet's base, so the pointer never leaves the
+   object. Single holder only (creation and puts). */
+static void ws_header_update(struct rp_packet *p)
+{
+    /* Written out rather than through rp_ws_header (another file): every
+       put runs this. The minimal length encoding, as RFC 6455 5.2 asks. */
+    uint32_t n = HDR + p->len;
+    uint8_t *end = p->ws_room + RP_WS_MAX_HEADER;
+    if (n <= 125) {
+        end[-2] = 0x80 | RP_WS_OP_BINARY;
+        end[-1] = (uint8_t)n;
+        p->ws_hdr = 2;
+    } else if (n <= 0xFFFF) {
+        end[-4] = 0x80 | RP_WS_OP_BINARY;
+        end[-3] = 126;
+        end[-2] = (uint8_t)(n >> 8);
+        end[-1] = (uint8_t)n;
+        p->ws_hdr = 4;
+    } else {
+        end[-10] = 0x80 | RP_WS_OP_BINARY;
+        end[-9] = 127;
+        for (int i = 0; i < 8; i++)
+            end[-8 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+        p->ws_hdr = 10;
+    }
+}
+
+const uint8_t *rp__packet_ws_wire(const struct rp_packet *pkt, size_t *len)
+{
+    *len = pkt->ws_hdr + HDR + pkt->len;
+    return (const uint8_t *)pkt + offsetof(struct rp_packet, wire) -
+           pkt->ws_hdr;
+}
+
 int rp_packet_create(size_t capacity, uint16_t type, struct rp_packet **out)
 {
     if (capacity > RP_PACKET_MAX_PAYLOAD)
@@ -318,6 +368,7 @@ int rp_packet_create(size_t capacity, uint16_t type, struct rp_packet **out)
     p->failed = false;
     store_le16(p->wire, 0);
     store_le16(p->wire + 2, type);
+    ws_header_update(p);
     *out = p;
     return 0;
 }
@@ -401,6 +452,7 @@ static uint8_t *put_room(struct rp_packet *p, size_t n)
     uint8_t *at = p->wire + HDR + p->len;
     p->len += (uint32_t)n;
     store_le16(p->wire, (uint16_t)p->len);
+    ws_header_update(p);
     return at;
 }
 
