@@ -160,7 +160,8 @@ echo
 start_server ringport-echo "$echo_bin" --mode framed --no-stats
 for size in 64 4096; do
     paired "Echo, $size B, $conns connections, depth $depth, $dur s" \
-        echo --connections "$conns" --size "$size" --depth "$depth" \
+        echo --mode framed --connections "$conns" --size "$size" \
+        --depth "$depth" \
         --duration "$dur" --warmup 1
 done
 stop_server ringport-echo
