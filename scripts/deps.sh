@@ -14,9 +14,9 @@ for extra in "$@"; do
     bench) pkgs="$pkgs liburcu-dev libck-dev libuv1-dev" ;;
     soak) pkgs="$pkgs gnuplot-nox" ;;
     fresh) pkgs="$pkgs debootstrap" ;;
-    # Independent WebSocket implementations the WebSocket tests talk to
-    # (they skip with one line when missing).
-    ws) pkgs="$pkgs python3-websockets node-ws" ;;
+    # Real WebSocket peers for tests/integration/test_ws_clients.c and
+    # test_client_ws.c (they skip with one line when missing).
+    ws) pkgs="$pkgs nodejs node-ws python3-websockets" ;;
     # Debian's aarch64 cross compiler, C library and kernel headers
     # (scripts/cross-check.sh compiles the library for aarch64).
     cross) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross

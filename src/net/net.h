@@ -473,6 +473,10 @@ void rp__ws_frame_error(struct net_thread *t, struct rp_session *s, int err);
 /* True when a close frame or an HTTP refusal is queued: the end is a FIN
    after it, never a reset that could overtake it. */
 bool rp__ws_soft_end(const struct rp_session *s);
+/* A graceful end (drain) of an upgraded connection: a close frame goes
+   last (1001 for SERVER_STOP, else 1000), unless one is queued already. */
+void rp__ws_goodbye(struct net_thread *t, struct rp_session *s,
+                    enum rp_leave_reason reason);
 /* The handshake deadline at the thread's tick: true if it ended 's'. */
 bool rp__ws_tick(struct net_thread *t, struct rp_session *s);
 /* resume_refuse's bytes for a WebSocket connection: the RESUME_ERROR frame

@@ -252,7 +252,8 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
     NET_ASSERT_OWNER(t, s);
     /* A request may race the session's end (or, with a guessed id, its
        start): the reference it holds keeps the slot, not the session. */
-    if (s->closing || s->sid != r->sid) {
+    /* Nothing goes after a WebSocket close frame (RFC 6455 5.5.1). */
+    if (s->closing || s->sid != r->sid || rp__ws_soft_end(s)) {
         req_drop(t->srv, s, r);
         return;
     }
@@ -726,6 +727,8 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
         s->reason = (uint8_t)reason;
         atomic_fetch_or_explicit(&s->state, NET_CLOSING, memory_order_acq_rel);
     }
+    if (drain && s->ws_state && !s->draining)
+        rp__ws_goodbye(t, s, reason); /* a close frame, last in the queue */
     if (drain && !s->detached && !s->detaching && (s->sending || s->q_head)) {
         if (!s->draining) {
             s->draining = true;

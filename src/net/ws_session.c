@@ -81,16 +81,17 @@ bool rp__ws_soft_end(const struct rp_session *s)
 }
 
 /* Queues bytes to go out as they are. Counted against send_queue_limit
-   like any send (a peer that pings without reading is cut), released
-   after the send and never retained for a resume. Returns 0, -ENOBUFS
-   (the session is being cut) or -ENOMEM. */
+   like any send (a peer that pings without reading is cut; not checked
+   with 'no_limit', for the goodbye inside rp__session_end, which must not
+   end the session again), released after the send and never retained for
+   a resume. Returns 0, -ENOBUFS (the session is being cut) or -ENOMEM. */
 static int ws_queue_raw(struct net_thread *t, struct rp_session *s,
-                        const void *bytes, size_t len)
+                        const void *bytes, size_t len, bool no_limit)
 {
     struct rp_server *srv = t->srv;
     uint32_t old = atomic_fetch_add_explicit(&s->queued_bytes, (uint32_t)len,
                                              memory_order_relaxed);
-    if ((uint64_t)old + len > srv->cfg.send_queue_limit) {
+    if (!no_limit && (uint64_t)old + len > srv->cfg.send_queue_limit) {
         atomic_fetch_sub_explicit(&s->queued_bytes, (uint32_t)len,
                                   memory_order_relaxed);
         rp__session_end(t, s, RP_LEAVE_SEND_OVERFLOW, false);
@@ -119,13 +120,14 @@ static int ws_queue_raw(struct net_thread *t, struct rp_session *s,
 
 /* A control frame (pong, close) with 'len' <= 125 payload bytes. */
 static int ws_queue_control(struct net_thread *t, struct rp_session *s,
-                            uint8_t opcode, const uint8_t *payload, size_t len)
+                            uint8_t opcode, const uint8_t *payload, size_t len,
+                            bool no_limit)
 {
     uint8_t f[RP_WS_MAX_HEADER + RP_WS_MAX_CONTROL];
     size_t h = rp_ws_header(f, opcode, len);
     if (len)
         memcpy(f + h, payload, len);
-    return ws_queue_raw(t, s, f, h + len);
+    return ws_queue_raw(t, s, f, h + len, no_limit);
 }
 
 /* Sends a close frame with 'code' and ends the session for 'reason' once
@@ -136,7 +138,8 @@ static void ws_close(struct net_thread *t, struct rp_session *s, uint16_t code,
     uint8_t c[2] = {(uint8_t)(code >> 8), (uint8_t)code};
     if (s->closing || s->draining)
         return;
-    if (ws_queue_control(t, s, RP_WS_OP_CLOSE, c, code ? 2 : 0) == -ENOBUFS)
+    if (ws_queue_control(t, s, RP_WS_OP_CLOSE, c, code ? 2 : 0, false) ==
+        -ENOBUFS)
         return; /* cut for overflow already */
     s->ws_state->soft_end = true;
     rp__session_end(t, s, reason, true);
@@ -163,7 +166,7 @@ static int ws_event(void *user, enum rp_ws_event ev, const uint8_t *p, size_t n)
         }
         return 0;
     case RP_WS_PING:
-        if (ws_queue_control(t, s, RP_WS_OP_PONG, p, n) == -ENOBUFS)
+        if (ws_queue_control(t, s, RP_WS_OP_PONG, p, n, false) == -ENOBUFS)
             return -ECANCELED;
         return 0;
     case RP_WS_PONG: return 0;
@@ -200,7 +203,7 @@ static bool ws_answer(struct net_thread *t, struct rp_session *s,
         status = 403;
     char resp[RP_WS_MAX_RESPONSE];
     size_t n = rp_ws_handshake_response(status, rq->accept, resp);
-    if (ws_queue_raw(t, s, resp, n) < 0) {
+    if (ws_queue_raw(t, s, resp, n, false) < 0) {
         rp__session_end(t, s, RP_LEAVE_RESET, false);
         return false;
     }
@@ -253,6 +256,19 @@ void rp__ws_input(struct net_thread *t, struct rp_session *s, uint8_t *data,
     size_t used = (size_t)n - old;
     if (used < len)
         ws_frames(t, s, data + used, len - used);
+}
+
+void rp__ws_goodbye(struct net_thread *t, struct rp_session *s,
+                    enum rp_leave_reason reason)
+{
+    struct net_ws *w = s->ws_state;
+    if (!w->open || w->soft_end)
+        return;
+    uint16_t code = reason == RP_LEAVE_SERVER_STOP ? RP_WS_CLOSE_GOING_AWAY
+                                                   : RP_WS_CLOSE_NORMAL;
+    uint8_t c[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+    if (ws_queue_control(t, s, RP_WS_OP_CLOSE, c, 2, true) == 0)
+        w->soft_end = true;
 }
 
 bool rp__ws_tick(struct net_thread *t, struct rp_session *s)

@@ -157,6 +157,47 @@ static size_t server_labels(const struct server_snap *s,
         }                                                                      \
     } while (0)
 
+/* The same sessions by transport (tcp, ws): a WebSocket connection is
+   counted as ws from its accept (handshake included); every other open
+   session as tcp (a detached one, resume on, too). */
+static void collect_transports(struct rp_metrics_writer *w,
+                               const struct server_snap *snaps, uint32_t n)
+{
+    rp_metrics_family(w, "ringport_transport_sessions", RP_METRIC_GAUGE,
+                      "Sessions open now, by transport (tcp, ws).");
+    for (uint32_t i = 0; i < n; i++) {
+        const struct rp_server_stats *st = &snaps[i].st;
+        struct rp_metric_label l[2];
+        size_t nl = server_labels(&snaps[i], l, "transport", "tcp");
+        rp_metrics_sample_u64(w, l, nl,
+                              st->sessions > st->ws_sessions
+                                  ? st->sessions - st->ws_sessions
+                                  : 0);
+        nl = server_labels(&snaps[i], l, "transport", "ws");
+        rp_metrics_sample_u64(w, l, nl, st->ws_sessions);
+    }
+    rp_metrics_family(w, "ringport_transport_accepts_total", RP_METRIC_COUNTER,
+                      "Connections accepted into sessions, by transport.");
+    for (uint32_t i = 0; i < n; i++) {
+        const struct rp_server_stats *st = &snaps[i].st;
+        struct rp_metric_label l[2];
+        size_t nl = server_labels(&snaps[i], l, "transport", "tcp");
+        rp_metrics_sample_u64(w, l, nl, st->accepts - st->ws_accepts);
+        nl = server_labels(&snaps[i], l, "transport", "ws");
+        rp_metrics_sample_u64(w, l, nl, st->ws_accepts);
+    }
+    rp_metrics_family(w, "ringport_ws_handshakes_total", RP_METRIC_COUNTER,
+                      "WebSocket handshakes answered, by result (upgraded: "
+                      "101; refused: 400, 403 or 426).");
+    for (uint32_t i = 0; i < n; i++) {
+        struct rp_metric_label l[2];
+        size_t nl = server_labels(&snaps[i], l, "result", "upgraded");
+        rp_metrics_sample_u64(w, l, nl, snaps[i].st.ws_upgrades);
+        nl = server_labels(&snaps[i], l, "result", "refused");
+        rp_metrics_sample_u64(w, l, nl, snaps[i].st.ws_refused);
+    }
+}
+
 static void collect_servers(struct rp_metrics_writer *w,
                             const struct metrics_server *reg, uint32_t n)
 {
@@ -227,6 +268,7 @@ static void collect_servers(struct rp_metrics_writer *w,
                               rp_leave_reason_name((enum rp_leave_reason)r));
             rp_metrics_sample_u64(w, l, nl, snaps[i].st.leaves[r]);
         }
+    collect_transports(w, snaps, n);
 }
 
 /* The packet pools are process-wide: one set, no server label. */
