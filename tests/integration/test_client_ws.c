@@ -10,8 +10,9 @@
  * - Debian's python3-websockets (tests/tools/ws_echo.py), an independent
  *   implementation that refuses unmasked client frames: frames of every
  *   size echoed whole and in order, its ping, its fragments, its close
- *   (the client reconnects by itself and goes on). Skipped with one line
- *   when python3-websockets is missing.
+ *   (the client reconnects by itself and goes on); and ringport-bench's
+ *   own framing (echo --transport ws) verified against it. Skipped with
+ *   one line when python3-websockets is missing.
  * The server's backend does not matter here (the tests against ringport's
  * own WebSocket listener live with the programs' tests); the flag is
  * accepted for the per-backend registration.
@@ -454,6 +455,23 @@ static void ws_client_talks_to_python_websockets(void **state)
     python_stop();
 }
 
+/* ringport-bench's own WebSocket framing (tools/bench/loop.c, not the
+   client library) against python3-websockets, which refuses unmasked
+   frames: every byte of every echo verified. */
+static void bench_echo_over_ws_passes_python_websockets(void **state)
+{
+    (void)state;
+    uint16_t port = python_start();
+    if (!port)
+        skip();
+    static const char *const args[] = {
+        "echo",   "--transport", "ws", "--connections", "4",   "--size",
+        "1-3000", "--depth",     "4",  "--duration",    "0.5", "--warmup",
+        "0.1",    "--json",      NULL};
+    cu_bench_verifies(port, args);
+    python_stop();
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -464,6 +482,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(ws_client_masks_every_frame_and_decodes_the_servers),
         cmocka_unit_test(ws_connect_fails_on_a_wrong_accept_or_a_refusal),
         cmocka_unit_test_teardown(ws_client_talks_to_python_websockets,
+                                  cu_kill_leftovers),
+        cmocka_unit_test_teardown(bench_echo_over_ws_passes_python_websockets,
                                   cu_kill_leftovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -241,12 +241,31 @@ static void ws_bots_resume_across_random_resets(void **state)
     game_stop(&g);
 }
 
+static void bench_refuses_bad_transport_flags(void **state)
+{
+    (void)state;
+    static const char *const bad_value[] = {"echo",        "--port", "1",
+                                            "--transport", "wss",    NULL};
+    cu_expect_refusal("tools/bench/ringport-bench", bad_value,
+                      "--transport wants tcp or ws, got 'wss'");
+    static const char *const raw[] = {"echo", "--port",      "1",  "--mode",
+                                      "raw",  "--transport", "ws", NULL};
+    cu_expect_refusal("tools/bench/ringport-bench", raw,
+                      "--transport ws carries frames");
+    static const char *const game[] = {"game",        "--port", "1",
+                                       "--transport", "udp",    NULL};
+    cu_expect_refusal("tools/bench/ringport-bench", game,
+                      "--transport wants tcp or ws, got 'udp'");
+}
+
 int main(int argc, char **argv)
 {
     cu_find_build_dir();
     backend = cu_backend(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(bench_refuses_bad_transport_flags,
+                                  cu_kill_leftovers),
         cmocka_unit_test_teardown(
             ws_and_tcp_clients_get_their_echoes_from_one_server,
             cu_kill_leftovers),
