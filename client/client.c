@@ -29,6 +29,11 @@
  * {sid, token}; a reconnect starts with RESUME {sid, token, in_count} and
  * writes no game frame until RESUME_OK {server's count, new token}.
  *
+ * WebSocket (cfg.transport = RP_CLIENT_WS) sits under these buffers in
+ * ws_transport.c: the connection is CONNECTING until the upgrade is done,
+ * and each run of frames written from 'out' or 'ctl' goes out as one
+ * masked message that counts as written only when all of it is.
+ *
  * Why not a library: the framing is four bytes, and no libc-only client
  * library fits the caller-owned poll loop and the engine's own frame rules.
  */
@@ -131,13 +136,25 @@ static int resolve(struct rp_client *c)
     return 0;
 }
 
+/* A WebSocket request path: starts with '/', printable, no space (it goes
+   into the request line as it is), at most 256 bytes. */
+static int path_ok(const char *p)
+{
+    if (p[0] != '/' || strlen(p) > 256)
+        return 0;
+    for (; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return 0;
+    return 1;
+}
+
 int rp_client_create(const struct rp_client_config *cfg, struct rp_client **out)
 {
     if (!cfg || !cfg->host || !cfg->port || cfg->max_payload > 65535 ||
         cfg->send_queue_max < HEADER || cfg->backoff_min_ms == 0 ||
         cfg->backoff_max_ms < cfg->backoff_min_ms ||
         (cfg->transport != RP_CLIENT_TCP && cfg->transport != RP_CLIENT_WS) ||
-        (cfg->ws_path && cfg->ws_path[0] != '/') ||
+        (cfg->ws_path && !path_ok(cfg->ws_path)) ||
         (cfg->resume &&
          (!cfg->reconnect || (cfg->max_payload && cfg->max_payload < 64))))
         return -EINVAL;

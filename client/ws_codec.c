@@ -109,15 +109,17 @@ void rp__cws_accept(const char *key, char out[RP_CWS_ACCEPT_LEN + 1])
 int rp__cws_request(char *out, size_t cap, const char *host, unsigned port,
                     const char *path, const char *key)
 {
+    /* An IPv6 literal goes in brackets (RFC 3986 3.2.2). */
+    int v6 = strchr(host, ':') != NULL;
     int n = snprintf(out, cap,
                      "GET %s HTTP/1.1\r\n"
-                     "Host: %s:%u\r\n"
+                     "Host: %s%s%s:%u\r\n"
                      "Upgrade: websocket\r\n"
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n"
                      "\r\n",
-                     path, host, port, key);
+                     path, v6 ? "[" : "", host, v6 ? "]" : "", port, key);
     return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
 }
 

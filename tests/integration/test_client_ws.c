@@ -312,6 +312,27 @@ static void ws_client_masks_every_frame_and_decodes_the_servers(void **state)
     close(lfd);
 }
 
+static void ws_config_is_checked(void **state)
+{
+    (void)state;
+    struct rp_client_config cc;
+    struct rp_client *c = NULL;
+    static const char *bad[] = {"x", "/a b", "/a\r\nX: y", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rp_client_config_init(&cc, "127.0.0.1", 1);
+        cc.transport = RP_CLIENT_WS;
+        cc.ws_path = bad[i];
+        assert_int_equal(rp_client_create(&cc, &c), -EINVAL);
+    }
+    rp_client_config_init(&cc, "127.0.0.1", 1);
+    cc.transport = (enum rp_client_transport)7;
+    assert_int_equal(rp_client_create(&cc, &c), -EINVAL);
+    cc.transport = RP_CLIENT_WS;
+    cc.ws_path = "/game?room=1";
+    assert_int_equal(rp_client_create(&cc, &c), 0);
+    rp_client_destroy(c);
+}
+
 static void ws_connect_fails_on_a_wrong_accept_or_a_refusal(void **state)
 {
     (void)state;
@@ -480,6 +501,7 @@ int main(int argc, char **argv)
     rng = t_seed();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ws_client_masks_every_frame_and_decodes_the_servers),
+        cmocka_unit_test(ws_config_is_checked),
         cmocka_unit_test(ws_connect_fails_on_a_wrong_accept_or_a_refusal),
         cmocka_unit_test_teardown(ws_client_talks_to_python_websockets,
                                   cu_kill_leftovers),

@@ -207,6 +207,8 @@ static void response_check_wants_101_and_the_right_accept(void **state)
                                 "dGhlIHNhbXBsZSBub25jZQ==\r\n"));
     assert_int_equal(rp__cws_request(req, 40, "127.0.0.1", 1, "/", key),
                      -ENOSPC);
+    assert_true(rp__cws_request(req, sizeof req, "::1", 7001, "/x", key) > 0);
+    assert_non_null(strstr(req, "GET /x HTTP/1.1\r\nHost: [::1]:7001\r\n"));
 }
 
 int main(void)

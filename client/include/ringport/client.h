@@ -93,7 +93,8 @@ struct rp_client_config {
                                 needs reconnect = 1 and max_payload >= 64;
                                 default 0) */
     enum rp_client_transport transport; /* default RP_CLIENT_TCP */
-    const char *ws_path; /* WS: the request path (default "/"); copied */
+    const char *ws_path; /* WS: the request path (default "/"; printable,
+                            no space, at most 256 bytes); copied */
 };
 
 /* Fills the defaults above for host:port (host is not copied here). */
