@@ -108,6 +108,7 @@ void rp_client_config_init(struct rp_client_config *cfg, const char *host,
     cfg->reconnect = 1;
     cfg->backoff_min_ms = 100;
     cfg->backoff_max_ms = 5000;
+    cfg->ws_handshake_ms = 10000;
 }
 
 uint32_t rp_client_backoff_ms(uint32_t attempt, uint32_t min_ms,
@@ -164,6 +165,8 @@ int rp_client_create(const struct rp_client_config *cfg, struct rp_client **out)
     c->cfg = *cfg;
     if (!c->cfg.max_payload)
         c->cfg.max_payload = 8192;
+    if (!c->cfg.ws_handshake_ms)
+        c->cfg.ws_handshake_ms = 10000;
     c->fd = -1;
     c->host = strdup(cfg->host);
     c->in_cap = READ_CHUNK + HEADER + c->cfg.max_payload;
@@ -627,9 +630,14 @@ short rp_client_events(const struct rp_client *c)
 
 int rp_client_timeout_ms(const struct rp_client *c)
 {
-    if (c->state != RP_CLIENT_BACKOFF)
+    int64_t at;
+    if (c->state == RP_CLIENT_BACKOFF)
+        at = c->retry_at_ms;
+    else if (c->state == RP_CLIENT_CONNECTING && c->ws.handshaking)
+        at = c->ws.hs_deadline_ms; /* a server that never answers */
+    else
         return -1;
-    int64_t left = c->retry_at_ms - now_ms();
+    int64_t left = at - now_ms();
     return left > 0 ? (int)left : 0;
 }
 
@@ -701,6 +709,9 @@ int rp_client_poll(struct rp_client *c, int timeout_ms)
         else
             finish_connect(c);
         rev |= POLLIN; /* bytes after the server's 101 */
+    } else if (c->state == RP_CLIENT_CONNECTING && c->ws.handshaking &&
+               rp_client_timeout_ms(c) == 0) {
+        lose_connection(c, -ETIMEDOUT);
     }
     if (c->state == RP_CLIENT_CONNECTED) {
         int err = write_queued(c);

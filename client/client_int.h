@@ -54,6 +54,7 @@ struct cws {
     int handshaking; /* CONNECTING with TCP up: the upgrade is under way */
     char *path;
     char key[RP_CWS_KEY_LEN + 1];
+    int64_t hs_deadline_ms; /* CLOCK_MONOTONIC ms: the 101 is due by then */
     char req[512];
     size_t req_len, req_sent;
     uint8_t *wire; /* RP_CWS_MAX_HEADER + WS_MSG_MAX */

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 
 int rp__cws_init(struct rp_client *c)
 {
@@ -121,6 +122,10 @@ int rp__cws_begin(struct rp_client *c)
         return n;
     w->req_len = (size_t)n;
     w->handshaking = 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    w->hs_deadline_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+                        c->cfg.ws_handshake_ms;
     return 0;
 }
 

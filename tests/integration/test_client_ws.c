@@ -312,6 +312,38 @@ static void ws_client_masks_every_frame_and_decodes_the_servers(void **state)
     close(lfd);
 }
 
+/* A server that accepts and never answers the upgrade: the connect fails
+   with -ETIMEDOUT after ws_handshake_ms, in the caller's poll loop. */
+static void ws_handshake_has_a_deadline(void **state)
+{
+    (void)state;
+    uint16_t port;
+    int lfd = listen_any(&port);
+    struct rp_client_config cc;
+    struct rp_client *c = NULL;
+    rp_client_config_init(&cc, "127.0.0.1", port);
+    cc.transport = RP_CLIENT_WS;
+    cc.reconnect = 0;
+    cc.ws_handshake_ms = 50;
+    assert_int_equal(rp_client_create(&cc, &c), 0);
+    assert_int_equal(rp_client_start(c), 0);
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (rp_client_state(c) == RP_CLIENT_CONNECTING) {
+        assert_true(now_ms() < deadline);
+        int t = rp_client_timeout_ms(c);
+        if (t < 0)
+            t = 5; /* TCP still connecting */
+        struct pollfd p = {.fd = rp_client_fd(c),
+                           .events = rp_client_events(c)};
+        poll(&p, 1, t);
+        rp_client_poll(c, 0);
+    }
+    assert_int_equal(rp_client_state(c), RP_CLIENT_CLOSED);
+    assert_int_equal(rp_client_last_error(c), -ETIMEDOUT);
+    rp_client_destroy(c);
+    close(lfd); /* the connection in its backlog goes with it */
+}
+
 static void ws_config_is_checked(void **state)
 {
     (void)state;
@@ -502,6 +534,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ws_client_masks_every_frame_and_decodes_the_servers),
         cmocka_unit_test(ws_config_is_checked),
+        cmocka_unit_test(ws_handshake_has_a_deadline),
         cmocka_unit_test(ws_connect_fails_on_a_wrong_accept_or_a_refusal),
         cmocka_unit_test_teardown(ws_client_talks_to_python_websockets,
                                   cu_kill_leftovers),

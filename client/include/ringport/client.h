@@ -93,8 +93,11 @@ struct rp_client_config {
                                 needs reconnect = 1 and max_payload >= 64;
                                 default 0) */
     enum rp_client_transport transport; /* default RP_CLIENT_TCP */
-    const char *ws_path; /* WS: the request path (default "/"; printable,
-                            no space, at most 256 bytes); copied */
+    const char *ws_path;      /* WS: the request path (default "/"; printable,
+                                 no space, at most 256 bytes); copied */
+    uint32_t ws_handshake_ms; /* WS: the server's 101 is due this long after
+                                 TCP connects, else the connect fails with
+                                 -ETIMEDOUT (default 10000) */
 };
 
 /* Fills the defaults above for host:port (host is not copied here). */
@@ -218,7 +221,8 @@ RP_CLIENT_API int rp_client_fd(const struct rp_client *c); /* -1 when none */
 RP_CLIENT_API short
 rp_client_events(const struct rp_client *c); /* POLLIN / POLLOUT */
 /* Milliseconds until the client needs rp_client_poll without any socket
-   event (a back-off ending), or -1 for no such deadline. */
+   event (a back-off ending; over WebSocket also the ws_handshake_ms bound
+   on the server's answer to the upgrade), or -1 for no such deadline. */
 RP_CLIENT_API int rp_client_timeout_ms(const struct rp_client *c);
 /* Why the last connection ended or the last connect failed (-errno), or
    0. A frame over max_payload reads -EMSGSIZE; a peer close -ECONNRESET
