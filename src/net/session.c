@@ -297,8 +297,9 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
             p = rp_packet_payload(r->pkt);
             len = rp_packet_size(r->pkt);
         } else if (s->ws_state) {
-            /* One binary message per packet; its header was written
-               with the packet, so a broadcast's buffer stays shared. */
+            /* One binary message per packet; its header lives in the
+               packet (written once, by the first such send on any
+               thread), so a broadcast's buffer stays shared. */
             p = rp__packet_ws_wire(r->pkt, &len);
         } else {
             p = rp_packet_wire(r->pkt, &len);

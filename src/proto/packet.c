@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/pool.h"
 #include "proto/ws_frame.h"
 
@@ -34,18 +35,23 @@
  *
  * ws_room[] ends where wire[] begins: the last 'ws_hdr' bytes of it are
  * the header of the packet as one binary WebSocket message (its length is
- * HDR + len), kept in step by every put like the frame header, so the
- * WebSocket view (rp__packet_ws_wire) is ready without a write too: a
- * broadcast to N WebSocket sessions sends one buffer N times, and no
- * sending thread ever writes to a shared packet.
+ * HDR + len), so a broadcast to N WebSocket sessions sends one buffer N
+ * times. The header depends only on the length, which is fixed once the
+ * packet is shared, so it is written once, by the first WebSocket send,
+ * under 'ws_once' (0 not written, 1 being written, 2 written): the one
+ * thread that moves it 0 -> 1 writes the header and releases 2; any other
+ * sender, on any I/O thread, acquires 2 (spinning the few nanoseconds a
+ * write takes if it came in between) and only reads. A packet never sent
+ * over WebSocket pays nothing, and no put does more than before.
  */
 struct rp_packet {
-    atomic_uint refs; /* holders; the one that drops it to 0 frees */
-    uint32_t len;     /* payload bytes written, <= cap */
-    uint32_t cap;     /* payload capacity, <= RP_PACKET_MAX_PAYLOAD */
-    uint8_t cls;      /* pool size class, or CLASS_HEAP (malloc) */
-    bool failed;      /* a put failed; later puts fail too */
-    uint8_t ws_hdr;   /* bytes of WebSocket header at the end of ws_room */
+    atomic_uint refs;        /* holders; the one that drops it to 0 frees */
+    uint32_t len;            /* payload bytes written, <= cap */
+    uint32_t cap;            /* payload capacity, <= RP_PACKET_MAX_PAYLOAD */
+    uint8_t cls;             /* pool size class, or CLASS_HEAP (malloc) */
+    bool failed;             /* a put failed; later puts fail too */
+    _Atomic uint8_t ws_once; /* see above */
+    uint8_t ws_hdr; /* bytes of WebSocket header at the end of ws_room */
     uint8_t ws_room[RP_WS_MAX_HEADER];
     uint8_t wire[]; /* HDR + cap bytes */
 };
@@ -320,13 +326,10 @@ out:
 
 /* ---- packet -------------------------------------------------------------- */
 
-/* Rewrites the WebSocket header for the packet's current length. The room
-   is addressed from the packet's base, so the pointer never leaves the
-   object. Single holder only (creation and puts). */
-static void ws_header_update(struct rp_packet *p)
+/* Writes the WebSocket header for the packet's length (the minimal
+   encoding, as RFC 6455 5.2 asks). Only under ws_once's 1. */
+static void ws_header_write(struct rp_packet *p)
 {
-    /* Written out rather than through rp_ws_header (another file): every
-       put runs this. The minimal length encoding, as RFC 6455 5.2 asks. */
     uint32_t n = HDR + p->len;
     uint8_t *end = p->ws_room + RP_WS_MAX_HEADER;
     if (n <= 125) {
@@ -350,6 +353,21 @@ static void ws_header_update(struct rp_packet *p)
 
 const uint8_t *rp__packet_ws_wire(const struct rp_packet *pkt, size_t *len)
 {
+    /* The header room is the one part of a shared packet written after
+       it is shared: once, by one thread (see struct rp_packet). */
+    struct rp_packet *p = (struct rp_packet *)(uintptr_t)pkt;
+    if (atomic_load_explicit(&p->ws_once, memory_order_acquire) != 2) {
+        uint8_t none = 0;
+        if (atomic_compare_exchange_strong_explicit(&p->ws_once, &none, 1,
+                                                    memory_order_acquire,
+                                                    memory_order_acquire)) {
+            ws_header_write(p);
+            atomic_store_explicit(&p->ws_once, 2, memory_order_release);
+        } else {
+            while (atomic_load_explicit(&p->ws_once, memory_order_acquire) != 2)
+                rp_cpu_relax();
+        }
+    }
     *len = pkt->ws_hdr + HDR + pkt->len;
     return (const uint8_t *)pkt + offsetof(struct rp_packet, wire) -
            pkt->ws_hdr;
@@ -368,7 +386,7 @@ int rp_packet_create(size_t capacity, uint16_t type, struct rp_packet **out)
     p->failed = false;
     store_le16(p->wire, 0);
     store_le16(p->wire + 2, type);
-    ws_header_update(p);
+    atomic_store_explicit(&p->ws_once, 0, memory_order_relaxed);
     *out = p;
     return 0;
 }
@@ -452,7 +470,9 @@ static uint8_t *put_room(struct rp_packet *p, size_t n)
     uint8_t *at = p->wire + HDR + p->len;
     p->len += (uint32_t)n;
     store_le16(p->wire, (uint16_t)p->len);
-    ws_header_update(p);
+    /* A sole holder again (every send back) may put more: a WebSocket
+       header written for the old length must be written again. */
+    atomic_store_explicit(&p->ws_once, 0, memory_order_relaxed);
     return at;
 }
 

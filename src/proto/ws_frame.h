@@ -118,11 +118,14 @@ size_t rp_ws_header(uint8_t *dst, uint8_t opcode, uint64_t len);
 struct rp_packet;
 /*
  * A packet as one binary WebSocket message: its WebSocket header then its
- * ringport wire bytes (header + payload), *len bytes. Like rp_packet_wire
- * it writes nothing (every put keeps the WebSocket header in step, in room
- * the packet reserves in front of its wire bytes), so any number of
- * threads may send the same packet at once. Lives in proto/packet.c,
- * which owns the packet's layout. Thread: any holder.
+ * ringport wire bytes (header + payload), *len bytes. The header lives in
+ * room the packet reserves in front of its wire bytes and is written once,
+ * by the first call, under an atomic once-flag (the other callers, on any
+ * thread, wait the few nanoseconds that takes, then only read), so any
+ * number of threads may send the same shared packet at once and a
+ * broadcast stays one buffer. A put resets it (a sole holder may make the
+ * packet longer after its sends are back). Lives in proto/packet.c, which
+ * owns the packet's layout. Thread: any holder.
  */
 const uint8_t *rp__packet_ws_wire(const struct rp_packet *pkt, size_t *len);
 

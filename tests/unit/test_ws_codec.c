@@ -4,7 +4,7 @@
  * the handshake parser's verdicts, and the frame decoder's rules, events
  * and unmasking, with every stream also fed one byte at a time. The
  * packet's WebSocket view is checked against the encoder at each length
- * class.
+ * class, and after a sole holder made the packet longer.
  */
 #include "helpers.h"
 
@@ -450,6 +450,21 @@ static void packet_ws_view_matches_the_encoder(void **state)
         assert_ptr_equal(ws + hn, wire);
         rp_packet_unref(pkt);
     }
+    /* Sent over WebSocket (the header written), then, a sole holder
+       again, made longer: the next view has the new length. */
+    struct rp_packet *pkt;
+    assert_int_equal(rp_packet_create(300, 5, &pkt), 0);
+    size_t len;
+    const uint8_t *ws = rp__packet_ws_wire(pkt, &len);
+    assert_int_equal(len, 2 + 4);
+    assert_int_equal(ws[1], 4);
+    for (int k = 0; k < 200; k++)
+        assert_int_equal(rp_packet_put_u8(pkt, (uint8_t)k), 0);
+    ws = rp__packet_ws_wire(pkt, &len);
+    assert_int_equal(len, 4 + 4 + 200);
+    assert_int_equal(ws[1], 126);
+    assert_int_equal(ws[2] << 8 | ws[3], 204);
+    rp_packet_unref(pkt);
 }
 
 int main(void)
