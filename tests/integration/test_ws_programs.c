@@ -5,7 +5,9 @@
  * - libringport-client (RP_CLIENT_WS) gets frames of many sizes back whole
  *   and in order from ringport-echo's WebSocket listener, while a TCP
  *   client does the same on the TCP port;
- * - ringport-bench echo --transport ws verifies every byte of its echoes;
+ * - ringport-bench echo --transport ws verifies every byte of its echoes,
+ *   and room --transport ws every delivery of bench-ringport_room's
+ *   broadcasts;
  * - ringport-bench game --transport ws: bots play ringport-game with no
  *   verification error, then TCP bots play the same server (one bench
  *   process at a time: two would log in under the same bot names);
@@ -115,6 +117,27 @@ static void bench_echo_over_ws_verifies_every_byte(void **state)
         "0.2",    "--threads",   "2",  "--json",        NULL};
     cu_bench_verifies(ws_port, args);
     cu_echo_stop(&echo);
+}
+
+/* Room broadcast over WebSocket (bench-ringport_room --ws-port): every
+   member gets every member's messages, in order, none lost. */
+static void bench_room_over_ws_verifies_every_delivery(void **state)
+{
+    (void)state;
+    struct cu_child room;
+    char path[PATH_MAX + 64];
+    cu_program(path, sizeof path, "bench/bench-ringport_room");
+    char *argv[] = {path,        "--port", "0", "--backend", (char *)backend,
+                    "--ws-port", "0",      NULL};
+    cu_start(&room, argv, false);
+    cu_read_port(&room);
+    uint16_t ws_port = read_ws_port(&room, 1);
+    static const char *const args[] = {
+        "room", "--transport", "ws",  "--connections", "20",     "--room-size",
+        "5",    "--rate",      "50",  "--size",        "12-300", "--duration",
+        "1",    "--warmup",    "0.2", "--json",        NULL};
+    cu_bench_verifies(ws_port, args);
+    cu_stop(&room);
 }
 
 /* ---- ringport-game ------------------------------------------------------ */
@@ -270,6 +293,8 @@ int main(int argc, char **argv)
             ws_and_tcp_clients_get_their_echoes_from_one_server,
             cu_kill_leftovers),
         cmocka_unit_test_teardown(bench_echo_over_ws_verifies_every_byte,
+                                  cu_kill_leftovers),
+        cmocka_unit_test_teardown(bench_room_over_ws_verifies_every_delivery,
                                   cu_kill_leftovers),
         cmocka_unit_test_teardown(
             ws_bots_and_tcp_bots_play_one_game_without_an_error,
