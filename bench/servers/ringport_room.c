@@ -26,8 +26,12 @@
  *     bench-ringport_room --port 7001 --threads 2 &
  *     ringport-bench room --port 7001 --connections 1000 --room-size 100
  *
- * Prints "listening on ADDR:PORT" first (flushed); exits 0 on SIGINT or
- * SIGTERM after rp_server_stop, 1 if it cannot start, 2 for a bad flag.
+ * With --ws-port N the same rooms are also reachable over WebSocket
+ * (docs/protocol.md, "WebSocket"): TCP and WebSocket members mix freely.
+ *
+ * Prints "listening on ADDR:PORT" first (then "ws listening on ADDR:PORT"
+ * with --ws-port; flushed); exits 0 on SIGINT or SIGTERM after
+ * rp_server_stop, 1 if it cannot start, 2 for a bad flag.
  */
 #include <ringport/server.h>
 
