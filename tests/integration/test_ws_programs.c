@@ -9,8 +9,8 @@
  *   and room --transport ws every delivery of bench-ringport_room's
  *   broadcasts;
  * - ringport-bench game --transport ws: bots play ringport-game with no
- *   verification error, then TCP bots play the same server (one bench
- *   process at a time: two would log in under the same bot names);
+ *   verification error (the same bots over TCP: test_game.c; a WebSocket
+ * and a TCP player in one match: test_ws_game.c);
  * - the same with --drop-rate: sessions resume over WebSocket.
  * Each run is a few seconds.
  */
@@ -222,26 +222,21 @@ static bool fallback_run(void)
     return true;
 }
 
-static void ws_bots_and_tcp_bots_play_one_game_without_an_error(void **state)
+static void ws_bots_play_the_game_without_an_error(void **state)
 {
     (void)state;
     if (fallback_run())
         skip();
     struct game g;
-    struct cu_child ws, tcp;
+    struct cu_child ws;
     game_start(&g);
-    static const char *const ws_args[] = {"--transport", "ws", "--bots", "60",
-                                          "--duration",  "2",  NULL};
-    static const char *const tcp_args[] = {"--bots", "60", "--duration", "1",
-                                           NULL};
-    bots_start(&ws, g.ws_port, ws_args);
+    static const char *const args[] = {"--transport", "ws", "--bots", "60",
+                                       "--duration",  "2",  NULL};
+    bots_start(&ws, g.ws_port, args);
     const char *j = bots_finish(&ws, "ws");
     assert_non_null(strstr(j, "\"transport\":\"ws\""));
     assert_null(strstr(j, "\"matches\":0,"));
     assert_null(strstr(j, "\"dungeons\":0,"));
-    bots_start(&tcp, g.port, tcp_args);
-    j = bots_finish(&tcp, "tcp");
-    assert_non_null(strstr(j, "\"transport\":\"tcp\""));
     game_stop(&g);
 }
 
@@ -296,9 +291,8 @@ int main(int argc, char **argv)
                                   cu_kill_leftovers),
         cmocka_unit_test_teardown(bench_room_over_ws_verifies_every_delivery,
                                   cu_kill_leftovers),
-        cmocka_unit_test_teardown(
-            ws_bots_and_tcp_bots_play_one_game_without_an_error,
-            cu_kill_leftovers),
+        cmocka_unit_test_teardown(ws_bots_play_the_game_without_an_error,
+                                  cu_kill_leftovers),
         cmocka_unit_test_teardown(ws_bots_resume_across_random_resets,
                                   cu_kill_leftovers),
     };
