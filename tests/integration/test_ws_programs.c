@@ -10,7 +10,7 @@
  *   broadcasts;
  * - ringport-bench game --transport ws: bots play ringport-game with no
  *   verification error (the same bots over TCP: test_game.c; a WebSocket
- * and a TCP player in one match: test_ws_game.c);
+ *   and a TCP player in one match: test_ws_game.c);
  * - the same with --drop-rate: sessions resume over WebSocket.
  * Each run is a few seconds.
  */
