@@ -12,12 +12,13 @@
 #
 # Usage: bench/ws.sh [BUILD_DIR]               (default build-release)
 #   REPS=5 DURATION=5 (s) CONNS=100 DEPTH=8
-#   ROOM_CONNS=500 ROOM_SIZE=50 ROOM_RATE=10 BOTS=1000 GAME_DURATION=10
+#   ROOM_CONNS=500 ROOM_SIZE=50 ROOM_RATE=5 BOTS=1000 GAME_DURATION=10
+#   PARTS="echo room game" (any of them, in that order)
 # Servers run pinned to CPU 0, the load on CPU 1. Per run: the load's
 # verified messages/s (room: deliveries/s) and the server's CPU time per
 # message (utime+stime from /proc/PID/stat over the load's whole run,
-# divided by every message it carried, warmup included: echo and room
-# count each message sent once, room each delivery). Prints Markdown
+# divided by every message it carried, warmup included: echo counts each
+# message once, room each delivery). Prints Markdown
 # tables with the per-repetition ws/tcp ratios and their medians. Every
 # process it starts is stopped by PID on every exit path.
 set -u
@@ -29,9 +30,11 @@ conns=${CONNS:-100}
 depth=${DEPTH:-8}
 room_conns=${ROOM_CONNS:-500}
 room_size=${ROOM_SIZE:-50}
-room_rate=${ROOM_RATE:-10}
+room_rate=${ROOM_RATE:-5}
 bots=${BOTS:-1000}
 game_dur=${GAME_DURATION:-10}
+parts=${PARTS:-echo room game}
+part() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 echo_bin=$build/examples/echo/ringport-echo
 room_bin=$build/bench/bench-ringport_room
 game_bin=$build/examples/game/ringport-game
@@ -157,21 +160,25 @@ EOT
 echo "load: $(uptime | sed 's/.*load average/load average/'); $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 
-start_server ringport-echo "$echo_bin" --mode framed --no-stats
-for size in 64 4096; do
-    paired "Echo, $size B, $conns connections, depth $depth, $dur s" \
-        echo --mode framed --connections "$conns" --size "$size" \
-        --depth "$depth" \
-        --duration "$dur" --warmup 1
-done
-stop_server ringport-echo
+if part echo; then
+    start_server ringport-echo "$echo_bin" --mode framed --no-stats
+    for size in 64 4096; do
+        paired "Echo, $size B, $conns connections, depth $depth, $dur s" \
+            echo --mode framed --connections "$conns" --size "$size" \
+            --depth "$depth" --duration "$dur" --warmup 1
+    done
+    stop_server ringport-echo
+fi
 
-start_server bench-ringport_room "$room_bin"
-paired "Room broadcast, $room_conns connections in rooms of $room_size, $room_rate msgs/s each, $dur s" \
-    room --connections "$room_conns" --room-size "$room_size" \
-    --rate "$room_rate" --size 64 --duration "$dur" --warmup 1
-stop_server bench-ringport_room
+if part room; then
+    start_server bench-ringport_room "$room_bin"
+    paired "Room broadcast, $room_conns connections in rooms of $room_size, $room_rate msgs/s each, $dur s" \
+        room --connections "$room_conns" --room-size "$room_size" \
+        --rate "$room_rate" --size 64 --duration "$dur" --warmup 1
+    stop_server bench-ringport_room
+fi
 
+part game || exit 0
 echo "### ringport-game, $bots bots, $game_dur s"
 echo
 start_server ringport-game "$game_bin" --no-stats \
