@@ -26,6 +26,46 @@ bool rp_ws_close_code_valid(uint16_t code)
     return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014);
 }
 
+/* Whether p[0, n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+   surrogates, nothing past U+10FFFF). For close reasons only: binary
+   messages carry no text. */
+static bool utf8_valid(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        size_t more;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            more = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            more = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            more = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i - 1 < more)
+            return false;
+        for (size_t k = 1; k <= more; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + k] & 0x3F);
+        }
+        if ((more == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (more == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        i += more + 1;
+    }
+    return true;
+}
+
 static int fail(struct rp_ws_decoder *d, uint16_t code)
 {
     d->error = code;
@@ -126,6 +166,8 @@ static int frame_done(struct rp_ws_decoder *d, rp_ws_cb cb, void *user)
         if (d->ctl_len >= 2 &&
             !rp_ws_close_code_valid((uint16_t)(d->ctl[0] << 8 | d->ctl[1])))
             return fail(d, RP_WS_CLOSE_PROTOCOL);
+        if (d->ctl_len > 2 && !utf8_valid(d->ctl + 2, d->ctl_len - 2u))
+            return fail(d, RP_WS_CLOSE_INVALID); /* the reason is text */
         return cb(user, RP_WS_CLOSE, d->ctl, d->ctl_len);
     default:
         if (d->fin)
@@ -134,10 +176,28 @@ static int frame_done(struct rp_ws_decoder *d, rp_ws_cb cb, void *user)
     }
 }
 
+/* XORs the mask over p[0, n) in place, 8 bytes at a time (the key
+   repeats every 4 bytes, so a 64-bit key starting at mask_pos fits every
+   word; memcpy keeps the loads unaligned-safe), the tail byte by byte. A
+   byte loop cost ~1 ns per byte: half the server's CPU for a 4 KiB echo. */
 static void unmask(struct rp_ws_decoder *d, uint8_t *p, size_t n)
 {
     unsigned m = d->mask_pos;
-    for (size_t i = 0; i < n; i++, m = (m + 1) & 3)
+    size_t i = 0;
+    if (n >= 16) {
+        uint8_t k8[8];
+        uint64_t k;
+        for (unsigned j = 0; j < 8; j++)
+            k8[j] = d->mask[(m + j) & 3];
+        memcpy(&k, k8, sizeof k);
+        for (; i + 8 <= n; i += 8) {
+            uint64_t v;
+            memcpy(&v, p + i, sizeof v);
+            v ^= k;
+            memcpy(p + i, &v, sizeof v);
+        }
+    }
+    for (; i < n; i++, m = (m + 1) & 3)
         p[i] ^= d->mask[m];
     d->mask_pos = (uint8_t)m;
 }

@@ -27,6 +27,7 @@
  *         length with its top bit set, a close payload of 1 byte or with
  *         a code a peer may not send;
  *   1003  a text frame (the engine carries binary frames only);
+ *   1007  a close whose reason is not UTF-8;
  *   1009  a message (all its fragments) over max_message bytes.
  */
 #ifndef RP_PROTO_WS_FRAME_H

@@ -290,6 +290,10 @@ static void frame_rules_close_with_their_codes(void **state)
     uint8_t c1005[2] = {0x03, 0xED};
     n = wu_frame(f, 0x88, c1005, 2, false);
     expect_violation(srv, f, n, WS_CLOSE_PROTOCOL);
+    /* A close whose reason is not UTF-8 (an overlong '/'). */
+    uint8_t c1000_bad[4] = {0x03, 0xE8, 0xC0, 0xAF};
+    n = wu_frame(f, 0x88, c1000_bad, 4, false);
+    expect_violation(srv, f, n, WS_CLOSE_INVALID);
     wu_finish(srv, &ev, before);
 }
 

@@ -2,7 +2,8 @@
  * The WebSocket codec (src/proto/ws_handshake.c, ws_frame.c): SHA-1
  * against FIPS 180 vectors, the accept key against RFC 6455's example,
  * the handshake parser's verdicts, and the frame decoder's rules, events
- * and unmasking, with every stream also fed one byte at a time. The
+ * and unmasking, with every stream also fed one byte at a time and in
+ * 37-byte chunks. The
  * packet's WebSocket view is checked against the encoder at each length
  * class, and after a sole holder made the packet longer.
  */
@@ -303,6 +304,18 @@ static int feed_both(const uint8_t *stream, size_t len, uint64_t max,
     assert_int_equal(e2.ends, e->ends);
     assert_int_equal(e2.pings + e2.pongs + e2.closes,
                      e->pings + e->pongs + e->closes);
+    /* Chunks of 37 bytes: the word-wise unmasking starts at every key
+       offset. */
+    memset(&e2, 0, sizeof e2);
+    memcpy(copy, stream, len);
+    rp_ws_decoder_init(&d, max);
+    r = 0;
+    for (size_t i = 0; i < len && r == 0; i += 37)
+        r = rp_ws_decoder_feed(&d, copy + i, len - i < 37 ? len - i : 37,
+                               on_event, &e2);
+    assert_int_equal(r, whole);
+    assert_int_equal(e2.data_len, e->data_len);
+    assert_memory_equal(e2.data, e->data, e->data_len);
     free(copy);
     *code = code1;
     return whole;
@@ -390,6 +403,20 @@ static void decoder_enforces_the_rules(void **state)
     assert_int_equal(error_of(s, client_frame(s, 0x88, p, 1), 1000), 1002);
     uint8_t c1005[2] = {0x03, 0xED};
     assert_int_equal(error_of(s, client_frame(s, 0x88, c1005, 2), 1000), 1002);
+    /* A close reason that is not UTF-8: a lone continuation byte, an
+       overlong '/', a surrogate; and one that is (2, 3 and 4 bytes). */
+    static const uint8_t bad_utf8[][5] = {{0x03, 0xE8, 0x80},
+                                          {0x03, 0xE8, 0xC0, 0xAF},
+                                          {0x03, 0xE8, 0xED, 0xA0, 0x80}};
+    static const size_t bad_len[] = {3, 4, 5};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            error_of(s, client_frame(s, 0x88, bad_utf8[i], bad_len[i]), 1000),
+            1007);
+    static const uint8_t good[] = {0x03, 0xE8, 0xC3, 0xA9, 0xE2, 0x82,
+                                   0xAC, 0xF0, 0x9F, 0x8E, 0xAE};
+    assert_int_equal(
+        error_of(s, client_frame(s, 0x88, good, sizeof good), 1000), 0);
     uint8_t c1000[4] = {0x03, 0xE8, 'o', 'k'};
     static struct events e;
     memset(&e, 0, sizeof e);
