@@ -465,8 +465,9 @@ def report_cell(cell, runs, perf_runs, out):
                 r["rss_before_kib"], r["rss_after_kib"]))
         out.append("\nThe delta counts what a session adds once the server "
                    "runs; a server that sizes its tables for max_sessions "
-                   "(ringport-echo: 10,000 by default) at start shows it "
-                   "only in the whole-RSS column.")
+                   "at start shows it only in the whole-RSS column "
+                   "(ringport-echo reserves its table and touches a slot "
+                   "only when used: bench/memory.sh).")
         return
     out.append("\n### %s\n" % cell["name"])
     out.append("| server | msgs/s (median) | min–max | p50 µs | p99 µs | "

@@ -3,6 +3,10 @@
  * the same run, interleaved, 7 times; the table gives medians of ns per
  * message and the median of the paired ratios.
  *
+ *   create: create a pooled packet, put_bytes a 23-byte message, take its
+ *           wire view, unref; baseline: malloc a buffer, write the 4-byte
+ *           header and memcpy the same 23 bytes, free (the issue's
+ *           "rp_packet_create + unref vs malloc+memcpy+free").
  *   build:  create a pooled packet, put a 23-byte movement message (u32 id,
  *           3 x f32 position, u16 animation, u8 flags), take its wire view,
  *           unref; baseline: malloc a buffer, store the same fields with
@@ -12,7 +16,9 @@
  *   decode: feed a stream of those frames to an rp_frame_decoder in 1500-byte
  *           chunks (frames cut at every chunk edge, as from the network);
  *           baseline: rp_frame_parse in a loop over the unsplit stream.
- * Run: build-release/bench/bench_packet (or `make bench`).
+ * Run: build-release/bench/bench_packet [ROW] (or `make bench`); ROW, a
+ * part of a row's name ("create:"), runs only the rows that match (for
+ * perf record).
  */
 #include "core/clock.h"
 #include "proto/frame.h"
@@ -57,6 +63,45 @@ static double run_build_packet(void)
     return (double)(rp_clock_ns() - t0) / MSGS;
 }
 
+static uint8_t msg[MSG_PAYLOAD];
+
+static double run_create_packet(void)
+{
+    int64_t t0 = rp_clock_ns();
+    for (uint32_t i = 0; i < MSGS; i++) {
+        struct rp_packet *p;
+        if (rp_packet_create(MSG_PAYLOAD, 17, &p) < 0)
+            abort();
+        escape(msg);
+        rp_packet_put_bytes(p, msg, MSG_PAYLOAD);
+        size_t len;
+        const uint8_t *w = rp_packet_wire(p, &len);
+        escape(w);
+        sink += (uint32_t)len;
+        rp_packet_unref(p);
+    }
+    return (double)(rp_clock_ns() - t0) / MSGS;
+}
+
+static double run_create_malloc(void)
+{
+    int64_t t0 = rp_clock_ns();
+    for (uint32_t i = 0; i < MSGS; i++) {
+        uint8_t *b = malloc(4 + MSG_PAYLOAD);
+        if (!b)
+            abort();
+        escape(msg);
+        uint16_t len = MSG_PAYLOAD, type = 17;
+        memcpy(b, &len, 2);
+        memcpy(b + 2, &type, 2);
+        memcpy(b + 4, msg, MSG_PAYLOAD);
+        escape(b);
+        sink += len;
+        free(b);
+    }
+    return (double)(rp_clock_ns() - t0) / MSGS;
+}
+
 static double run_build_malloc(void)
 {
     int64_t t0 = rp_clock_ns();
@@ -80,8 +125,6 @@ static double run_build_malloc(void)
     }
     return (double)(rp_clock_ns() - t0) / MSGS;
 }
-
-static uint8_t msg[MSG_PAYLOAD];
 
 static double run_read_reader(void)
 {
@@ -185,10 +228,14 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+static const char *only; /* argv[1]: run the rows whose name has it */
+
 static void row(const char *name, double (*subject)(void),
                 double (*baseline)(void))
 {
     double s[REPS], b[REPS], ratio[REPS];
+    if (only && !strstr(name, only))
+        return;
     subject(); /* warm pools, caches and branch predictors */
     baseline();
     for (int r = 0; r < REPS; r++) {
@@ -206,8 +253,9 @@ static void row(const char *name, double (*subject)(void),
            median(b, REPS), median(ratio, REPS));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    only = argc > 1 ? argv[1] : NULL;
     for (size_t i = 0; i < sizeof msg; i++)
         msg[i] = (uint8_t)(i * 13 + 1);
     stream_len = (size_t)STREAM_FRAMES * (4 + MSG_PAYLOAD);
@@ -230,6 +278,8 @@ int main(void)
            REPS, MSG_PAYLOAD, CHUNK);
     printf("| operation | ringport | baseline | ratio |\n");
     printf("| --- | ---: | ---: | ---: |\n");
+    row("create: pooled packet, put_bytes, unref vs malloc+memcpy+free",
+        run_create_packet, run_create_malloc);
     row("build: pooled packet vs malloc+memcpy", run_build_packet,
         run_build_malloc);
     row("read: rp_reader vs unchecked memcpy", run_read_reader,

@@ -22,7 +22,9 @@
  *
  * Memory: packets come from per-process pools of a few size classes with
  * per-thread caches (created on first use), falling back to malloc when a
- * pool is at its cap.
+ * pool is at its cap. A create and a last unref that hit the calling
+ * thread's cache take no lock and no locked instruction (the live counts
+ * are per thread, summed when read).
  */
 #ifndef RINGPORT_PACKET_H
 #define RINGPORT_PACKET_H
@@ -197,8 +199,10 @@ RP_API void rp_packet_pool_stats(struct rp_packet_pool_stats *out);
 
 /*
  * Frees the packet pools now; the next rp_packet_create() creates them
- * again. Returns 0 (also when there were none), or -EBUSY if a packet of a
- * pool is alive or being freed (the pools are kept). Nothing frees them at
+ * again. Returns 0 (also when there were none), -EBUSY if a packet of a
+ * pool is alive or being freed, or -ENOSYS/-EPERM where membarrier(2) is
+ * refused (it is what lets rp_packet_create skip a fence; the pools are
+ * kept in every failure case). Nothing frees them at
  * exit: exit() leaves other threads running, and they may still be freeing
  * packets (an exit handler only logs a WARN line naming how many packets
  * are still alive: the program's leak). Thread: any, also beside threads

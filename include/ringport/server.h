@@ -13,10 +13,10 @@
  *
  * Every session has exactly one receive outstanding while open and at most
  * one send in flight; packets queued meanwhile go out together in the next
- * gather send. On io_uring an idle session holds no receive buffer (a
- * multishot receive into a shared provided-buffer ring; whole frames are
- * handed to on_message in place, only a partial frame is copied into the
- * session). On epoll the session receives into its own ring buffer.
+ * gather send. An idle session holds no receive buffer, on either backend
+ * (a multishot receive into the I/O thread's provided buffers, emulated on
+ * epoll; whole frames are handed to on_message in place, only a partial
+ * frame is copied into the session until it is whole).
  *
  * Callbacks run on the session's I/O thread, never two at once for one
  * session: on_join first, then on_message for each frame in arrival order,
@@ -182,8 +182,8 @@ struct rp_server_config {
     uint32_t
         stop_drain_ms; /* graceful stop: queued sends get this long; 2,000 */
     uint32_t spin_us;  /* I/O thread wait policy (rp_port_config); 0 */
-    uint32_t recv_buffer_size; /* epoll ring / io_uring provided buffer size;
-                                  16,384 */
+    uint32_t recv_buffer_size; /* provided buffer size (per I/O thread, not
+                                  per session); 16,384 */
     uint32_t resume_grace_ms;  /* session resume: how long a dropped session
                                   waits detached; 0 (off: a drop ends it).
                                   On: framed mode, the join waits for the

@@ -8,14 +8,15 @@
  * caller's stamp in a freed object survives until it is handed out again.
  *
  * Thread caches: each pool takes one of RP_POOL_SLOTS slots at create
- * (a process-wide registry); every thread has a small thread-local table
- * indexed by slot. A cache entry remembers the id of the pool it belongs
- * to; ids are never reused, so an entry whose id differs from the pool now
- * in its slot belongs to a destroyed pool and is simply dropped (its
- * pointers were into slabs the destroy already freed; nothing follows
- * them). A thread's table is freed by a pthread key destructor when the
- * thread exits; before that it gives cached objects back to every pool
- * still alive, checking liveness under the registry lock, which
+ * (a process-wide registry); every thread has a small table indexed by
+ * slot (calloc'ed at its first use, reached through one initial-exec TLS
+ * pointer, so the inline fast path in pool.h makes no call). A cache entry
+ * remembers the id of the pool it belongs to; ids are never reused, so an entry
+ * whose id differs from the pool now in its slot belongs to a destroyed pool
+ * and is simply dropped (its pointers were into slabs the destroy already
+ * freed; nothing follows them). A thread's table is freed by a pthread key
+ * destructor when the thread exits; before that it gives cached objects back to
+ * every pool still alive, checking liveness under the registry lock, which
  * rp_pool_destroy also takes. Lock order: registry, then pool.
  *
  * Batching: a cache holds up to 'cache_cap' pointers. An empty cache takes
@@ -49,18 +50,15 @@
 #define POOL_CACHE_MAX 4096
 #define POOL_GROW_MIN 64
 #define POOL_NO_SLOT UINT32_MAX
-#define RP_POOL_SLOTS 32
 
 struct pool_slab {
     struct pool_slab *next;
 };
 
 struct rp_pool {
-    uint64_t id;        /* unique for the process's life, never 0 */
-    uint32_t slot;      /* index into thread tables, or POOL_NO_SLOT */
-    unsigned cache_cap; /* per-thread cache capacity (>= 2) */
-    size_t object_size; /* rounded up to POOL_ALIGN */
-    size_t max_objects; /* 0: no cap */
+    struct rp__pool_key key; /* id, slot, cache_cap: see pool.h */
+    size_t object_size;      /* rounded up to POOL_ALIGN */
+    size_t max_objects;      /* 0: no cap */
 
     pthread_mutex_t lock; /* guards everything below */
     void **free;          /* free objects not in any cache */
@@ -72,15 +70,6 @@ struct rp_pool {
     char name[POOL_NAME_MAX];
 };
 
-/* One thread's cache for the pool in one slot. Owned by that thread. */
-struct pool_cache {
-    uint64_t pool_id; /* 0: unbound */
-    struct rp_pool *pool;
-    unsigned count, cap;
-    void **items; /* malloc'ed, 'cap' long; items[count - 1] is the hottest */
-    uint64_t allocs, frees; /* not yet added to the pool's totals */
-};
-
 /* Which pool owns each slot. 'ids' lets a thread check liveness by id
    without touching a pool that may be gone. */
 static struct {
@@ -90,14 +79,16 @@ static struct {
     uint64_t next_id;
 } registry = {.lock = PTHREAD_MUTEX_INITIALIZER, .next_id = 1};
 
-static _Thread_local struct pool_cache tl_caches[RP_POOL_SLOTS];
-static _Thread_local bool tl_key_set; /* the exit destructor is armed */
+/* The calling thread's table of RP_POOL_SLOTS caches, calloc'ed at its
+   first bind (then the exit destructor is armed with it), NULL before. */
+_Thread_local struct rp__pool_cache *rp__pool_tl
+    __attribute__((tls_model("initial-exec")));
 static pthread_key_t tl_key;
 static pthread_once_t tl_key_once = PTHREAD_ONCE_INIT;
 
 /* ---- thread exit ---------------------------------------------------- */
 
-static void pool_flush_counters(struct rp_pool *pool, struct pool_cache *c)
+static void pool_flush_counters(struct rp_pool *pool, struct rp__pool_cache *c)
 {
     pool->allocs += c->allocs;
     pool->frees += c->frees;
@@ -111,11 +102,11 @@ static void pool_flush_counters(struct rp_pool *pool, struct pool_cache *c)
  */
 static void pool_thread_exit(void *arg)
 {
-    (void)arg;
-    tl_key_set = false;
+    struct rp__pool_cache *table = arg;
+    rp__pool_tl = NULL;
     pthread_mutex_lock(&registry.lock);
     for (uint32_t i = 0; i < RP_POOL_SLOTS; i++) {
-        struct pool_cache *c = &tl_caches[i];
+        struct rp__pool_cache *c = &table[i];
         if (c->pool_id != 0 && registry.ids[i] == c->pool_id) {
             struct rp_pool *pool = c->pool;
             pthread_mutex_lock(&pool->lock);
@@ -126,9 +117,9 @@ static void pool_thread_exit(void *arg)
             pthread_mutex_unlock(&pool->lock);
         }
         free(c->items);
-        memset(c, 0, sizeof *c);
     }
     pthread_mutex_unlock(&registry.lock);
+    free(table);
 }
 
 static void pool_key_create(void)
@@ -186,8 +177,8 @@ static size_t pool_grow_step(const struct rp_pool *pool)
     size_t step = pool->capacity;
     if (step < POOL_GROW_MIN)
         step = POOL_GROW_MIN;
-    if (step < pool->cache_cap)
-        step = pool->cache_cap;
+    if (step < pool->key.cache_cap)
+        step = pool->key.cache_cap;
     return step;
 }
 
@@ -209,17 +200,17 @@ static void pool_register(struct rp_pool *pool)
 {
     pthread_once(&tl_key_once, pool_key_create);
     pthread_mutex_lock(&registry.lock);
-    pool->id = registry.next_id++;
+    pool->key.id = registry.next_id++;
     for (uint32_t i = 0; i < RP_POOL_SLOTS; i++) {
         if (registry.pools[i] == NULL) {
             registry.pools[i] = pool;
-            registry.ids[i] = pool->id;
-            pool->slot = i;
+            registry.ids[i] = pool->key.id;
+            pool->key.slot = i;
             break;
         }
     }
     pthread_mutex_unlock(&registry.lock);
-    if (pool->slot == POOL_NO_SLOT)
+    if (pool->key.slot == POOL_NO_SLOT)
         RP_WARN("pool", "%s: more than %d pools alive, this one is uncached",
                 pool->name, RP_POOL_SLOTS);
 }
@@ -237,7 +228,7 @@ int rp_pool_create(const struct rp_pool_config *cfg, struct rp_pool **out)
     pool->object_size =
         (cfg->object_size + POOL_ALIGN - 1) & ~(size_t)(POOL_ALIGN - 1);
     pool->max_objects = cfg->max_objects;
-    pool->slot = POOL_NO_SLOT;
+    pool->key.slot = POOL_NO_SLOT;
     snprintf(pool->name, sizeof pool->name, "%s",
              cfg->name ? cfg->name : "pool");
     /*
@@ -248,12 +239,12 @@ int rp_pool_create(const struct rp_pool_config *cfg, struct rp_pool **out)
     size_t cache_cap = cfg->cache_size ? cfg->cache_size : POOL_CACHE_DEFAULT;
     if (pool->max_objects != 0 && cache_cap > pool->max_objects / 8)
         cache_cap = pool->max_objects / 8;
-    pool->cache_cap = (unsigned)cache_cap;
+    pool->key.cache_cap = (unsigned)cache_cap;
     if (pthread_mutex_init(&pool->lock, NULL) != 0)
         goto fail_mutex;
     if (cfg->initial != 0 && pool_grow(pool, cfg->initial) != cfg->initial)
         goto fail_initial;
-    if (pool->cache_cap >= 2)
+    if (pool->key.cache_cap >= 2)
         pool_register(pool);
     *out = pool;
     return 0;
@@ -270,17 +261,18 @@ void rp_pool_destroy(struct rp_pool *pool)
 {
     if (pool == NULL)
         return;
-    if (pool->slot != POOL_NO_SLOT) {
+    if (pool->key.slot != POOL_NO_SLOT) {
         /* After this no exiting thread touches the pool; one already
            giving objects back holds the lock until it is done. */
         pthread_mutex_lock(&registry.lock);
-        registry.pools[pool->slot] = NULL;
-        registry.ids[pool->slot] = 0;
+        registry.pools[pool->key.slot] = NULL;
+        registry.ids[pool->key.slot] = 0;
         pthread_mutex_unlock(&registry.lock);
         /* Our own cache we can tidy now; other threads drop theirs when
            they next use the slot or exit. */
-        struct pool_cache *c = &tl_caches[pool->slot];
-        if (c->pool_id == pool->id) {
+        struct rp__pool_cache *c =
+            rp__pool_tl ? &rp__pool_tl[pool->key.slot] : NULL;
+        if (c != NULL && c->pool_id == pool->key.id) {
             free(c->items);
             memset(c, 0, sizeof *c);
         }
@@ -295,29 +287,33 @@ void rp_pool_destroy(struct rp_pool *pool)
  * to it first if needed, or NULL when the pool is uncached or the cache
  * array cannot be allocated.
  */
-static struct pool_cache *pool_cache_bind(struct rp_pool *pool)
+static struct rp__pool_cache *pool_cache_bind(struct rp_pool *pool)
 {
-    struct pool_cache *c = &tl_caches[pool->slot];
+    if (rp__pool_tl == NULL) {
+        struct rp__pool_cache *table = calloc(RP_POOL_SLOTS, sizeof *table);
+        if (table == NULL)
+            return NULL;
+        if (pthread_setspecific(tl_key, table) != 0) {
+            free(table);
+            return NULL;
+        }
+        rp__pool_tl = table;
+    }
     /*
      * The entry, if bound, belongs to a pool that owned this slot before
      * and has been destroyed (a slot has one live owner). Its pointers
      * lead into freed slabs: drop them unread.
      */
-    if (!tl_key_set) {
-        /* Any non-NULL value arms the destructor. */
-        if (pthread_setspecific(tl_key, tl_caches) != 0)
-            return NULL;
-        tl_key_set = true;
-    }
-    if (c->cap < pool->cache_cap) {
-        void **items = malloc(pool->cache_cap * sizeof *items);
+    struct rp__pool_cache *c = &rp__pool_tl[pool->key.slot];
+    if (c->cap < pool->key.cache_cap) {
+        void **items = malloc(pool->key.cache_cap * sizeof *items);
         if (items == NULL)
             return NULL;
         free(c->items);
         c->items = items;
-        c->cap = pool->cache_cap;
+        c->cap = pool->key.cache_cap;
     }
-    c->pool_id = pool->id;
+    c->pool_id = pool->key.id;
     c->pool = pool;
     c->count = 0;
     c->allocs = 0;
@@ -325,12 +321,13 @@ static struct pool_cache *pool_cache_bind(struct rp_pool *pool)
     return c;
 }
 
-static inline struct pool_cache *pool_cache(struct rp_pool *pool)
+static struct rp__pool_cache *pool_cache(struct rp_pool *pool)
 {
-    if (RP_UNLIKELY(pool->slot == POOL_NO_SLOT))
+    if (pool->key.slot == POOL_NO_SLOT)
         return NULL;
-    struct pool_cache *c = &tl_caches[pool->slot];
-    if (RP_LIKELY(c->pool_id == pool->id))
+    struct rp__pool_cache *c =
+        rp__pool_tl ? &rp__pool_tl[pool->key.slot] : NULL;
+    if (c != NULL && c->pool_id == pool->key.id)
         return c;
     return pool_cache_bind(pool);
 }
@@ -346,7 +343,7 @@ static void *pool_take_locked(struct rp_pool *pool)
     return pool->free[--pool->nfree];
 }
 
-static void *pool_alloc_slow(struct rp_pool *pool, struct pool_cache *c)
+static void *pool_alloc_slow(struct rp_pool *pool, struct rp__pool_cache *c)
 {
     void *obj;
 
@@ -362,7 +359,7 @@ static void *pool_alloc_slow(struct rp_pool *pool, struct pool_cache *c)
     obj = pool_take_locked(pool);
     if (obj != NULL) {
         /* Refill half the cache, leaving the other half for frees. */
-        size_t n = pool->cache_cap / 2;
+        size_t n = pool->key.cache_cap / 2;
         if (n > pool->nfree)
             n = pool->nfree;
         pool->nfree -= n;
@@ -374,17 +371,18 @@ static void *pool_alloc_slow(struct rp_pool *pool, struct pool_cache *c)
     return obj;
 }
 
-void *rp_pool_alloc(struct rp_pool *pool)
+/* The inline fast path (pool.h) found no bound cache with an object. */
+void *rp__pool_alloc_slow(struct rp_pool *pool)
 {
-    struct pool_cache *c = pool_cache(pool);
-    if (RP_LIKELY(c != NULL && c->count > 0)) {
+    struct rp__pool_cache *c = pool_cache(pool);
+    if (c != NULL && c->count > 0) {
         c->allocs++;
         return c->items[--c->count];
     }
     return pool_alloc_slow(pool, c);
 }
 
-static void pool_free_slow(struct rp_pool *pool, struct pool_cache *c,
+static void pool_free_slow(struct rp_pool *pool, struct rp__pool_cache *c,
                            void *obj)
 {
     pthread_mutex_lock(&pool->lock);
@@ -406,13 +404,14 @@ static void pool_free_slow(struct rp_pool *pool, struct pool_cache *c,
     c->frees++;
 }
 
-void rp_pool_free(struct rp_pool *pool, void *obj)
+/* The inline fast path (pool.h) found no bound cache with room. */
+void rp__pool_free_slow(struct rp_pool *pool, void *obj)
 {
     if (obj == NULL)
         return;
     assert(((uintptr_t)obj & (POOL_ALIGN - 1)) == 0);
-    struct pool_cache *c = pool_cache(pool);
-    if (RP_LIKELY(c != NULL && c->count < pool->cache_cap)) {
+    struct rp__pool_cache *c = pool_cache(pool);
+    if (c != NULL && c->count < pool->key.cache_cap) {
         c->items[c->count++] = obj;
         c->frees++;
         return;
@@ -422,9 +421,10 @@ void rp_pool_free(struct rp_pool *pool, void *obj)
 
 void rp_pool_get_stats(struct rp_pool *pool, struct rp_pool_stats *out)
 {
-    struct pool_cache *c = NULL;
-    if (pool->slot != POOL_NO_SLOT && tl_caches[pool->slot].pool_id == pool->id)
-        c = &tl_caches[pool->slot];
+    struct rp__pool_cache *c = NULL;
+    if (pool->key.slot != POOL_NO_SLOT && rp__pool_tl != NULL &&
+        rp__pool_tl[pool->key.slot].pool_id == pool->key.id)
+        c = &rp__pool_tl[pool->key.slot];
 
     pthread_mutex_lock(&pool->lock);
     if (c != NULL)

@@ -113,7 +113,10 @@ static void hand_over(struct rp_server *srv, int fd, bool ws,
     s->owner = t;
     s->fd = fd;
     s->ws = ws;
-    s->addr = *ss;
+    /* TCP over IPv4 or IPv6: the address fits; clamp all the same. */
+    if (len > sizeof s->addr)
+        len = sizeof s->addr;
+    memcpy(&s->addr, ss, len);
     s->addrlen = len;
     s->open_req.kind = NET_REQ_OPEN;
     s->open_req.sid = sid;

@@ -207,8 +207,11 @@ static void thread_exit(struct net_thread *t)
 }
 
 /* A buffer is held only while its completion is handled, but the kernel
-   cycles through the whole ring, so every buffer gets touched: 64..512
-   (8 MiB at the default 16 KiB) bounds resident memory per thread. */
+   cycles through the whole ring, so on io_uring every buffer gets touched:
+   64..512 (8 MiB at the default 16 KiB) bounds resident memory per thread.
+   epoll hands out the lowest free id first, so there only as many buffers
+   as are held at once (a loop turn's completions) are ever touched. The
+   array is reserved, not written, at create: an idle server holds none. */
 static uint32_t buffer_count(const struct rp_server *srv)
 {
     uint32_t per = srv->cfg.max_sessions / srv->nthreads + 1;
@@ -252,13 +255,13 @@ static void *thread_main(void *arg)
         goto fail;
     t->kind = rp_port_backend(t->port);
     t->uring = t->kind == RP_BACKEND_URING;
-    if (t->uring) {
-        r = rp_port_buffers_create(t->port, buffer_count(srv),
-                                   srv->cfg.recv_buffer_size, &t->bufs);
-        if (r < 0) {
-            rp_port_destroy(t->port);
-            goto fail;
-        }
+    /* Both backends receive into provided buffers (epoll emulates them),
+       so a session holds no receive buffer of its own (session.c). */
+    r = rp_port_buffers_create(t->port, buffer_count(srv),
+                               srv->cfg.recv_buffer_size, &t->bufs);
+    if (r < 0) {
+        rp_port_destroy(t->port);
+        goto fail;
     }
     rp_op_init(&t->wake_op);
     rp_op_init(&t->tick_op);

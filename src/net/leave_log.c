@@ -21,13 +21,13 @@ static void peer_text(const struct rp_session *s, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
-    if (s->addr.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&s->addr;
+    if (s->addr.sa.sa_family == AF_INET) {
+        const struct sockaddr_in *a = &s->addr.in;
         inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
         port = ntohs(a->sin_port);
         snprintf(buf, len, "%s:%u", host, port);
-    } else if (s->addr.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&s->addr;
+    } else if (s->addr.sa.sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = &s->addr.in6;
         inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
         port = ntohs(a->sin6_port);
         snprintf(buf, len, "[%s]:%u", host, port);

@@ -15,11 +15,11 @@
 #ifndef RP_NET_NET_H
 #define RP_NET_NET_H
 
-#include "buf/ring.h"
 #include "core/assert.h"
 #include "core/mpsc.h"
 #include "core/pool.h"
 #include "proto/frame.h"
+#include <netinet/in.h>
 #include <pthread.h>
 #include <ringport/server.h>
 #include <semaphore.h>
@@ -154,6 +154,18 @@ enum net_op_kind {
 struct net_thread;
 struct net_ws;
 
+/*
+ * What a session needs only while it sends or is torn down, from
+ * srv->iov_pool and held only then (an idle session has none): the gather
+ * send op and its iovec array, and the op that cancels every op on the fd
+ * at a teardown (a detach, a hand-off). Owner thread only.
+ */
+struct net_tx {
+    struct rp_op send_op; /* at most one gather send in flight */
+    struct rp_op aux_op;  /* the teardown's cancel_fd */
+    struct iovec iov[];   /* cfg.max_iov */
+};
+
 struct rp_session {
     /* ---- shared ---- */
     _Alignas(64) _Atomic uint64_t state;
@@ -165,10 +177,22 @@ struct rp_session {
                 the accept thread before the OPEN request, then the
                 owner's (a RESUME's attach sets it for the new fd) */
     socklen_t addrlen;
-    struct sockaddr_storage addr;
-    struct net_req open_req;  /* accept -> owner */
+    /* The peer (accept4's address: IPv4 or IPv6, never longer than a
+       sockaddr_in6; rp_server_peer widens it to a sockaddr_storage). */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } addr;
+    /* open_req and left_req are never in flight together: a group holds
+       (and replies for) a session only after its owner popped the OPEN,
+       and the slot is reused (a new OPEN) only after the last LEFT was
+       popped and handled. */
+    union {
+        struct net_req open_req; /* accept -> owner */
+        struct net_req left_req; /* group -> owner after a move's on_leave */
+    };
     struct net_req close_req; /* pushed by whoever set CLOSING remotely */
-    struct net_req left_req;  /* group -> owner after a move's on_leave */
     struct net_route_msg enter_msg, leave_msg; /* owner -> group */
 
     /* ---- the session's holder only: its I/O thread while it is in no
@@ -178,17 +202,15 @@ struct rp_session {
     void *data;          /* rp_session_set_data; NULL from open */
 
     /* ---- owner thread only ---- */
-    rp_sid sid;           /* the id of the current occupant */
-    struct rp_op recv_op; /* io_uring multishot, or epoll plain recv */
-    struct rp_op send_op; /* at most one gather send in flight */
-    struct rp_op cancel_op;
-    struct rp_op close_op;
+    rp_sid sid; /* the id of the current occupant */
+    /* The multishot receive (both backends: the thread's provided
+       buffers), and once every op is back, the close: a session holds no
+       receive buffer of its own, only the decoder's partial frame. */
+    struct rp_op recv_op;
     struct rp_frame_decoder dec; /* framed mode */
     struct net_ws *ws_state;     /* WebSocket connections only (ws_session.c);
                                     NULL on TCP */
-    struct rp_ring ring;         /* epoll receive ring */
-    struct iovec rx_iov[2];
-    struct iovec *tx_iov; /* from the thread's iov pool while sending */
+    struct net_tx *tx; /* from srv->iov_pool while sending or tearing down */
     struct net_req *q_head, *q_tail; /* not yet sent, in order */
     struct net_req *inflight;        /* sent by the send in flight */
     uint32_t inflight_n;
@@ -258,6 +280,9 @@ struct net_counters {
     _Atomic uint64_t sends;
     _Atomic uint64_t leaves[RP_LEAVE_REASON_COUNT];
     _Atomic uint64_t resumes, resume_refused, resume_handoffs;
+    /* Partial-frame buffers (framed): allocated when a frame is cut by a
+       receive's end, freed when it completes (or the session ends). */
+    _Atomic uint64_t rx_partial_allocs, rx_partial_frees;
 };
 
 #define NET_STAT_ADD(t, field, n)                                              \
@@ -300,12 +325,24 @@ struct net_thread {
     struct net_counters stats;
 };
 
+/*
+ * The session table (session_table.c). Memory follows use: 'slots' is a
+ * MAP_NORESERVE reservation of 'count' slots, and a slot's page becomes
+ * resident only when a slot in it is first handed out (an untouched slot
+ * reads as zeros: generation 0, which no id has). Free slots go out lowest
+ * first (released ones below 'fresh', then 'fresh'), so the pages in use
+ * are those of the most sessions ever open at once. Lookups index 'slots'
+ * directly: O(1) and lock-free.
+ */
+#define NET_TABLE_LEVELS 3 /* bitmap levels: 64^3 slots per top word */
 struct net_table {
-    struct rp_session *slots;
+    struct rp_session *slots; /* count slots, mmap'ed */
+    size_t map_bytes;
     uint32_t count;
-    pthread_mutex_t lock; /* the free list: accept vs. last-unref threads */
-    uint32_t *free_stack;
-    uint32_t free_top;
+    pthread_mutex_t lock; /* the free slots: accept vs. last-unref threads */
+    uint32_t fresh;       /* slots [fresh, count) were never handed out */
+    uint64_t *free_bits[NET_TABLE_LEVELS]; /* set: released, free */
+    uint32_t free_words[NET_TABLE_LEVELS];
 };
 
 struct rp_server {
@@ -327,8 +364,8 @@ struct rp_server {
     pthread_t ws_accept_tid;
     char *ws_origins; /* owned copy of cfg.ws_origins, or NULL */
     struct net_table table;
-    struct rp_pool *req_pool;   /* struct net_req, any thread */
-    struct rp_pool *iov_pool;   /* max_iov iovecs, I/O threads */
+    struct rp_pool *req_pool; /* struct net_req, any thread */
+    struct rp_pool *iov_pool; /* struct net_tx + max_iov iovecs, I/O threads */
     struct rp_pool *route_pool; /* struct net_route_msg, any thread */
     /* Set once by the first rp_group_create (layer 7), before any move. */
     const struct net_route_ops *_Atomic route_ops;
@@ -539,6 +576,12 @@ static inline struct rp_session *rp__slot(struct rp_server *srv, rp_sid sid)
    and a group's LEAVE, are on their way then). Thread: any. */
 int rp__server_close(struct rp_server *srv, rp_sid sid,
                      enum rp_leave_reason why);
+
+/* Partial-frame buffers allocated and freed so far, summed over the I/O
+   threads (tests: an idle session's buffer is freed once its frame is
+   whole). Thread: any; exact once the I/O threads are quiet. */
+void rp__server_partial_buffers(struct rp_server *srv, uint64_t *allocs,
+                                uint64_t *frees);
 
 /* ---- accept.c ---- */
 /* Starts the accept thread (and the WebSocket listener's, if any). */

@@ -25,8 +25,9 @@ static int server_pools(struct rp_server *srv)
     int r = rp_pool_create(&rc, &srv->req_pool);
     if (r < 0)
         return r;
-    struct rp_pool_config ic = {.name = "net.iov",
+    struct rp_pool_config ic = {.name = "net.tx",
                                 .object_size =
+                                    sizeof(struct net_tx) +
                                     srv->cfg.max_iov * sizeof(struct iovec),
                                 .initial = 16};
     if ((r = rp_pool_create(&ic, &srv->iov_pool)) < 0)
@@ -358,8 +359,10 @@ int rp_server_peer(struct rp_server *srv, rp_sid sid,
     struct rp_session *s = rp__session_get(srv, sid);
     if (!s)
         return -ENOTCONN;
-    if (addr)
-        *addr = s->addr;
+    if (addr) {
+        memset(addr, 0, sizeof *addr);
+        memcpy(addr, &s->addr, s->addrlen);
+    }
     if (addrlen)
         *addrlen = s->addrlen;
     rp__session_put(srv, s);
@@ -414,4 +417,17 @@ void rp_server_get_stats(struct rp_server *srv, struct rp_server_stats *out)
     out->ws_upgrades = LD(srv->ws_upgrades);
     out->ws_refused = LD(srv->ws_refused);
 #undef LD
+}
+
+void rp__server_partial_buffers(struct rp_server *srv, uint64_t *allocs,
+                                uint64_t *frees)
+{
+    *allocs = *frees = 0;
+    for (uint32_t i = 0; i < srv->nthreads; i++) {
+        struct net_counters *c = &srv->threads[i].stats;
+        *frees +=
+            atomic_load_explicit(&c->rx_partial_frees, memory_order_relaxed);
+        *allocs +=
+            atomic_load_explicit(&c->rx_partial_allocs, memory_order_relaxed);
+    }
 }

@@ -77,17 +77,18 @@ static void req_drop(struct rp_server *srv, struct rp_session *s,
 
 /* ---- receive ------------------------------------------------------- */
 
+/*
+ * One multishot receive into the thread's provided buffers, on either
+ * backend (epoll emulates it: readiness, then a recv into a free buffer).
+ * Each completion is handed over in place and its buffer recycled at once;
+ * only a frame cut by a buffer's end is copied, into the decoder's partial
+ * buffer, which is allocated then and freed as soon as it drains. An idle
+ * session holds no receive memory.
+ */
 static int session_arm_recv(struct net_thread *t, struct rp_session *s)
 {
-    int r;
-    if (t->uring) {
-        r = rp_port_recv_multishot(t->port, &s->recv_op, s->fd, t->bufs);
-    } else {
-        int n = rp_ring_free_iov(&s->ring, s->rx_iov);
-        /* The ring is drained after every receive, so it is never full. */
-        assert(n > 0);
-        r = rp_port_recv(t->port, &s->recv_op, s->fd, s->rx_iov, n);
-    }
+    s->recv_op.key = op_key(s, NET_OP_RECV);
+    int r = rp_port_recv_multishot(t->port, &s->recv_op, s->fd, t->bufs);
     if (r == 0) {
         s->ops++;
         s->recv_armed = true;
@@ -158,6 +159,16 @@ static int session_on_frame(void *user, const struct rp_frame *f)
     return 0;
 }
 
+/* Counts a partial-frame buffer allocated (none held before, one now) or
+   freed (the reverse). */
+static void session_count_partial(struct net_thread *t, bool before, bool now)
+{
+    if (!before && now)
+        NET_STAT_ADD(t, rx_partial_allocs, 1);
+    else if (before && !now)
+        NET_STAT_ADD(t, rx_partial_frees, 1);
+}
+
 /* Hands 'len' received bytes to the application. */
 static void session_input(struct net_thread *t, struct rp_session *s,
                           const uint8_t *data, size_t len)
@@ -168,9 +179,8 @@ static void session_input(struct net_thread *t, struct rp_session *s,
     if (s->draining)
         return; /* ending after its sends: nothing more is delivered */
     if (s->ws_state) {
-        /* The bytes lie in our own receive buffer (a provided buffer or
-           the ring), writable memory: the WebSocket decoder unmasks them
-           in place. */
+        /* The bytes lie in the thread's own provided buffer, writable
+           memory: the WebSocket decoder unmasks them in place. */
         rp__ws_input(t, s, (uint8_t *)(uintptr_t)data, len);
         return;
     }
@@ -186,9 +196,14 @@ int rp__session_frames(struct net_thread *t, struct rp_session *s,
                        const uint8_t *data, size_t len)
 {
     size_t before = rp_frame_decoder_pending(&s->dec);
+    bool held = s->dec.partial != NULL;
     t->rx_pos = data;
     t->rx_limit = data + len;
     int r = rp_frame_decoder_feed(&s->dec, data, len, session_on_frame, s);
+    /* Counted on every way out: the teardown counts the free of what the
+       session holds then. */
+    session_count_partial(t, held, s->dec.partial != NULL);
+    held = s->dec.partial != NULL;
     if (r < 0) {
         if (r == -ECANCELED)
             return r;
@@ -209,27 +224,19 @@ int rp__session_frames(struct net_thread *t, struct rp_session *s,
     } else if (before == 0 || r > 0) {
         s->frame_start_ns = t->now; /* a new frame has begun */
     }
+    session_count_partial(t, held, s->dec.partial != NULL);
     return s->closing || s->draining ? -ECANCELED : 0;
 }
 
 static void session_on_recv(struct net_thread *t, struct rp_session *s,
                             int32_t res, uint32_t flags)
 {
-    bool final = true;
-    if (t->uring) {
-        final = !(flags & RP_COMP_MORE);
-        if (flags & RP_COMP_BUFFER) {
-            uint16_t id = rp_comp_buffer_id(flags);
-            if (res > 0 && !s->closing && !s->detaching)
-                session_input(t, s, rp_buffers_data(t->bufs, id), (size_t)res);
-            rp_port_buffer_recycle(t->bufs, id);
-        }
-    } else if (res > 0 && !s->closing && !s->detaching) {
-        rp_ring_commit(&s->ring, (size_t)res);
-        size_t used = rp_ring_used_bytes(&s->ring);
-        const uint8_t *p = rp_ring_contig(&s->ring, used);
-        session_input(t, s, p, used);
-        rp_ring_consume(&s->ring, used);
+    bool final = !(flags & RP_COMP_MORE);
+    if (flags & RP_COMP_BUFFER) {
+        uint16_t id = rp_comp_buffer_id(flags);
+        if (res > 0 && !s->closing && !s->detaching)
+            session_input(t, s, rp_buffers_data(t->bufs, id), (size_t)res);
+        rp_port_buffer_recycle(t->bufs, id);
     }
     if (!final)
         return;
@@ -270,6 +277,39 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
     }
 }
 
+/* The session's net_tx, taken from the pool at its first use (its ops
+   prepared), or NULL when the pool has no memory. */
+static struct net_tx *session_tx(struct net_thread *t, struct rp_session *s)
+{
+    if (s->tx)
+        return s->tx;
+    struct net_tx *tx = rp_pool_alloc(t->srv->iov_pool);
+    if (!tx)
+        return NULL;
+    rp_op_init(&tx->send_op);
+    rp_op_init(&tx->aux_op);
+    tx->send_op.key = op_key(s, NET_OP_SEND);
+    tx->aux_op.key = op_key(s, NET_OP_CANCEL);
+    s->tx = tx;
+    return tx;
+}
+
+/* Gives the net_tx back: nothing in flight uses it. */
+static void session_tx_release(struct net_thread *t, struct rp_session *s)
+{
+    if (s->tx)
+        rp_pool_free(t->srv->iov_pool, s->tx);
+    s->tx = NULL;
+}
+
+/* A teardown's cancel of every op on the fd: 0 (one more op in flight) or
+   -errno (no memory for the op, or the port refused it). */
+static int session_cancel_fd(struct net_thread *t, struct rp_session *s)
+{
+    struct net_tx *tx = session_tx(t, s);
+    return tx ? rp_port_cancel_fd(t->port, &tx->aux_op, s->fd) : -ENOMEM;
+}
+
 /* Starts one gather send of up to max_iov queued packets. */
 void rp__session_flush(struct net_thread *t, struct rp_session *s)
 {
@@ -282,7 +322,8 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
             rp__session_end(t, s, (enum rp_leave_reason)s->reason, false);
         return;
     }
-    if (!s->tx_iov && !(s->tx_iov = rp_pool_alloc(srv->iov_pool))) {
+    struct net_tx *tx = session_tx(t, s);
+    if (!tx) {
         rp__session_end(t, s, RP_LEAVE_RESET, false);
         return;
     }
@@ -304,8 +345,8 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
         } else {
             p = rp_packet_wire(r->pkt, &len);
         }
-        s->tx_iov[n].iov_base = (void *)(uintptr_t)p;
-        s->tx_iov[n].iov_len = len;
+        tx->iov[n].iov_base = (void *)(uintptr_t)p;
+        tx->iov[n].iov_len = len;
         bytes += (uint32_t)len;
         n++;
         last = r;
@@ -317,7 +358,7 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
     if (!s->q_head)
         s->q_tail = NULL;
     last->next = NULL;
-    if (rp_port_send(t->port, &s->send_op, s->fd, s->tx_iov, (int)n) < 0) {
+    if (rp_port_send(t->port, &tx->send_op, s->fd, tx->iov, (int)n) < 0) {
         /* Back into the queue: teardown releases it. */
         last->next = s->q_head;
         s->q_head = s->inflight;
@@ -334,7 +375,6 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
 static void session_on_send(struct net_thread *t, struct rp_session *s,
                             int32_t res)
 {
-    struct rp_server *srv = t->srv;
     s->sending = false;
     /* Handed to the kernel, whatever the result: released, or retained
        until the client ACKs them (resume on; their bytes stay counted). */
@@ -347,16 +387,15 @@ static void session_on_send(struct net_thread *t, struct rp_session *s,
     }
     s->inflight_n = 0;
     s->inflight_bytes = 0;
-    if (!s->q_head) {
-        /* An idle session holds no iovec array. */
-        rp_pool_free(srv->iov_pool, s->tx_iov);
-        s->tx_iov = NULL;
-    }
     if (s->closing || s->detaching) {
+        /* The net_tx stays: a teardown's cancel may be in flight in it
+           (session_release_conn gives it back). */
         session_op_done(t, s); /* may finish the session */
         return;
     }
-    session_op_done(t, s); /* open: only counted back */
+    if (!s->q_head)
+        session_tx_release(t, s); /* an idle session holds no net_tx */
+    session_op_done(t, s);        /* open: only counted back */
     if (res < 0)
         session_drop(t, s, RP_LEAVE_RESET);
     else
@@ -384,14 +423,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
         return;
     }
     rp_op_init(&s->recv_op);
-    rp_op_init(&s->send_op);
-    rp_op_init(&s->cancel_op);
-    rp_op_init(&s->close_op);
-    s->recv_op.key = op_key(s, NET_OP_RECV);
-    s->send_op.key = op_key(s, NET_OP_SEND);
-    s->cancel_op.key = op_key(s, NET_OP_CANCEL);
-    s->close_op.key = op_key(s, NET_OP_CLOSE);
-    s->tx_iov = NULL;
+    s->tx = NULL;
     s->q_head = s->q_tail = s->inflight = NULL;
     s->inflight_n = s->inflight_bytes = 0;
     s->ops = 0;
@@ -415,7 +447,6 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->joined_ns = s->last_rx_ns = t->now;
     s->frame_start_ns = s->drain_deadline_ns = 0;
     memset(&s->dec, 0, sizeof s->dec);
-    memset(&s->ring, 0, sizeof s->ring);
     s->ws_state = NULL;
     if (s->ws) {
         /* The program meets a WebSocket session at its upgrade: on_join
@@ -433,10 +464,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
                                       .type_max = srv->cfg.type_max};
         rp_frame_decoder_init(&s->dec, &lim);
     }
-    if ((!t->uring &&
-         rp_ring_init(&s->ring, srv->cfg.recv_buffer_size, 0) < 0) ||
-        session_arm_recv(t, s) < 0) {
-        rp_ring_destroy(&s->ring);
+    if (session_arm_recv(t, s) < 0) {
         rp__ws_release(s);
         session_refuse(t, s);
         return;
@@ -456,15 +484,14 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
         srv->cfg.cb.on_join(srv, s->sid, srv->cfg.user);
 }
 
-/* What a connection holds beyond its fd: the iovec array, the partial
-   frame and the epoll receive ring. Nothing in flight. */
+/* What a connection holds beyond its fd: the net_tx and the partial
+   frame. Nothing in flight. */
 static void session_release_conn(struct net_thread *t, struct rp_session *s)
 {
-    if (s->tx_iov)
-        rp_pool_free(t->srv->iov_pool, s->tx_iov);
-    s->tx_iov = NULL;
+    session_tx_release(t, s);
+    bool held = s->dec.partial != NULL;
     rp_frame_decoder_destroy(&s->dec);
-    rp_ring_destroy(&s->ring);
+    session_count_partial(t, held, false);
     rp__ws_release(s);
 }
 
@@ -553,7 +580,9 @@ static void session_op_done(struct net_thread *t, struct rp_session *s)
     }
     if (!s->closed) {
         s->closed = true;
-        if (rp_port_close(t->port, &s->close_op, s->fd) == 0) {
+        /* Every op is back: the receive's op is free to carry the close. */
+        s->recv_op.key = op_key(s, NET_OP_CLOSE);
+        if (rp_port_close(t->port, &s->recv_op, s->fd) == 0) {
             s->ops++;
             return;
         }
@@ -588,7 +617,7 @@ void rp__session_detach(struct net_thread *t, struct rp_session *s)
     s->detaching = true;
     s->ops++;
     shutdown(s->fd, SHUT_RDWR);
-    if (s->ops > 1 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
+    if (s->ops > 1 && session_cancel_fd(t, s) == 0)
         s->ops++;
     rp__route_notify(t, s, false); /* on_detach */
     session_op_done(t, s);
@@ -602,13 +631,6 @@ int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd,
     assert(s->detached && s->ops == 0);
     s->fd = fd;
     rp_op_init(&s->recv_op);
-    rp_op_init(&s->send_op);
-    rp_op_init(&s->cancel_op);
-    rp_op_init(&s->close_op);
-    s->recv_op.key = op_key(s, NET_OP_RECV);
-    s->send_op.key = op_key(s, NET_OP_SEND);
-    s->cancel_op.key = op_key(s, NET_OP_CANCEL);
-    s->close_op.key = op_key(s, NET_OP_CLOSE);
     s->closed = s->recv_armed = s->sending = false;
     s->detached = false;
     atomic_fetch_sub_explicit(&srv->detached_now, 1, memory_order_relaxed);
@@ -620,10 +642,7 @@ int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd,
                                   .type_max = srv->cfg.type_max};
     rp_frame_decoder_init(&s->dec, &lim);
     s->ws = ws;
-    if ((ws && rp__ws_open(t, s, true) < 0) ||
-        (!t->uring &&
-         rp_ring_init(&s->ring, srv->cfg.recv_buffer_size, 0) < 0) ||
-        session_arm_recv(t, s) < 0) {
+    if ((ws && rp__ws_open(t, s, true) < 0) || session_arm_recv(t, s) < 0) {
         /* Attached with no op: the end closes the fd at once. */
         rp__session_end(t, s, RP_LEAVE_RESET, false);
         return -ENOMEM;
@@ -646,9 +665,15 @@ void rp__session_handoff(struct net_thread *t, struct rp_session *s,
     s->ops++;
     /* No shutdown: the connection goes on with the resumed session. The
        cancel takes every op back (on epoll it also takes the fd out of
-       this thread's epoll set, so it is no longer watched here). */
-    if (s->ops > 1 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
-        s->ops++;
+       this thread's epoll set, so it is no longer watched here). With no
+       memory for the cancel, a shutdown has to take the receive back:
+       the connection arrives dead and the client connects again. */
+    if (s->ops > 1) {
+        if (session_cancel_fd(t, s) == 0)
+            s->ops++;
+        else
+            shutdown(s->fd, SHUT_RDWR);
+    }
     session_op_done(t, s);
 }
 
@@ -713,7 +738,7 @@ static void session_end_begin(struct net_thread *t, struct rp_session *s)
        multishot receives included, so nothing outlives this cancel. If the
        cancel cannot be submitted, the shutdown above still ends the
        receive and the send. */
-    if (s->ops > 1 && rp_port_cancel_fd(t->port, &s->cancel_op, s->fd) == 0)
+    if (s->ops > 1 && session_cancel_fd(t, s) == 0)
         s->ops++;
     session_op_done(t, s);
 }

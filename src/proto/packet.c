@@ -14,11 +14,15 @@
 #include <assert.h>
 #include <endian.h>
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "core/assert.h"
 #include "core/cpu.h"
 #include "core/pool.h"
 #include "proto/ws_frame.h"
@@ -81,11 +85,18 @@ static const struct {
  * and torn down only by rp_packet_pools_shutdown when no packet is alive.
  * Two counts make "no packet is alive" mean "no thread is inside a pool":
  *   - a packet is counted created before its pool is touched, and counted
- *     freed only after rp_pool_free has returned;
- *   - shutdown clears pools_ready and then reads the counts, a creator
- *     counts and then reads pools_ready (all seq_cst). So either shutdown
- *     sees the new packet (and keeps the pools), or the creator sees the
- *     pools gone and waits on pools_lock for new ones: never both missed.
+ *     freed only after rp_pool_free has returned (a release store, which
+ *     shutdown's acquire loads pair with);
+ *   - shutdown clears pools_ready, runs membarrier(2), then reads the
+ *     counts; a creator counts, then reads pools_ready, with only a
+ *     compiler barrier between. The membarrier puts a full fence into
+ *     every running thread of the process, so either the creator's load
+ *     comes after it and sees the pools gone (and waits on pools_lock for
+ *     new ones), or its count was visible before shutdown read the counts
+ *     (and the pools stay): never both missed. This is the asymmetric form
+ *     of the seq_cst store/load pair it replaces: the creator's side costs
+ *     no fence and no locked instruction, the rare shutdown one system
+ *     call.
  * The exit hook never destroys them: exit() does not stop other threads,
  * which may still be freeing packets into the pools.
  */
@@ -93,21 +104,141 @@ static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool pools_ready;
 static struct rp_pool *pools[RP_PACKET_POOL_CLASSES];
 static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;
+static bool membarrier_ok; /* registered for PRIVATE_EXPEDITED (pools_lock) */
 
 /*
- * Exact counts, one atomic add per packet created and one per packet freed
- * (the pools' own counters are flushed lazily). Allocs and frees sit on
- * separate cache lines: packets are often made on one thread and freed on
- * another. in_use = allocs - frees. A pool class's alloc is counted before
- * the pool is asked (and taken back if the pool is full), its free after
- * the pool took the packet back: see pools[] above.
+ * Exact counts, kept per thread and summed when read. Each thread writes
+ * only its own block (a plain load and store, no locked instruction) and
+ * readers add every block up under counts_lock; a block outlives its
+ * thread (an exiting thread hands it to the next new one, its counts kept),
+ * so no count is ever lost or folded. in_use = allocs - frees, read frees
+ * first: a packet freed between the two sums then shows as still alive,
+ * never as a negative count (its free is ordered after its creation, so
+ * the later allocs sum includes it). A pool class's alloc is counted
+ * before the pool is asked (and taken back if the pool is full), its free
+ * after the pool took the packet back: see pools[] above.
  */
-struct counter {
-    _Alignas(64) atomic_uint_fast64_t n;
-};
-static struct counter class_allocs[RP_PACKET_POOL_CLASSES + 1];
-static struct counter class_frees[RP_PACKET_POOL_CLASSES + 1];
+#define SLOTS (RP_PACKET_POOL_CLASSES + 1)
 #define HEAP_SLOT RP_PACKET_POOL_CLASSES /* malloc'd packets' counters */
+
+struct packet_counts {
+    _Alignas(64) _Atomic uint64_t allocs[SLOTS]; /* writer: the owner */
+    _Atomic uint64_t frees[SLOTS];
+    struct packet_counts *next;  /* every block ever made (counts_lock) */
+    struct packet_counts *spare; /* blocks whose thread exited */
+};
+
+static pthread_mutex_t counts_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct packet_counts *all_counts;   /* never freed */
+static struct packet_counts *spare_counts; /* free for a new thread */
+/* For a thread that could get no block of its own (no memory, or no
+   pthread key): every writer updates it with atomic read-modify-writes. */
+static struct packet_counts shared_counts;
+static pthread_key_t counts_key;
+static pthread_once_t counts_key_once = PTHREAD_ONCE_INIT;
+static bool counts_key_ok;
+static _Thread_local struct packet_counts *tl_counts
+    __attribute__((tls_model("initial-exec")));
+
+/* Thread exit: the block goes to the spare list, counts and all. */
+static void counts_thread_exit(void *arg)
+{
+    struct packet_counts *c = arg;
+    tl_counts = NULL;
+    pthread_mutex_lock(&counts_lock);
+    c->spare = spare_counts;
+    spare_counts = c;
+    pthread_mutex_unlock(&counts_lock);
+}
+
+/* fork() copies counts_lock as it is: held by another thread, it would
+   stay held forever in the child. Taken around the fork, it is free in
+   both. */
+static void counts_prefork(void)
+{
+    pthread_mutex_lock(&counts_lock);
+}
+
+static void counts_postfork(void)
+{
+    pthread_mutex_unlock(&counts_lock);
+}
+
+static void counts_key_create(void)
+{
+    counts_key_ok = pthread_key_create(&counts_key, counts_thread_exit) == 0;
+    pthread_atfork(counts_prefork, counts_postfork, counts_postfork);
+}
+
+/* The calling thread's block, made (or reused) on its first packet; NULL
+   means "use shared_counts". */
+static __attribute__((noinline, cold)) struct packet_counts *counts_attach(void)
+{
+    pthread_once(&counts_key_once, counts_key_create);
+    if (!counts_key_ok)
+        return NULL;
+    pthread_mutex_lock(&counts_lock);
+    struct packet_counts *c = spare_counts;
+    if (c) {
+        spare_counts = c->spare;
+    } else if ((c = aligned_alloc(64, sizeof *c)) != NULL) {
+        memset(c, 0, sizeof *c);
+        c->next = all_counts;
+        all_counts = c;
+    }
+    pthread_mutex_unlock(&counts_lock);
+    if (c && pthread_setspecific(counts_key, c) != 0) {
+        counts_thread_exit(c); /* back to the spares: never ours */
+        c = NULL;
+    }
+    tl_counts = c;
+    return c;
+}
+
+static inline struct packet_counts *my_counts(void)
+{
+    struct packet_counts *c = tl_counts;
+    return RP_LIKELY(c != NULL) ? c : counts_attach();
+}
+
+/* Adds 'd' (may wrap: -1) to a count of the calling thread's block. */
+static inline void count_add(struct packet_counts *c, _Atomic uint64_t *n,
+                             uint64_t d, memory_order order)
+{
+    if (RP_UNLIKELY(c == NULL)) {
+        atomic_fetch_add_explicit(n, d, memory_order_seq_cst);
+        return;
+    }
+    /* Single writer: no read-modify-write needed. */
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + d,
+                          order);
+}
+
+/* The sums over every block, frees first (see above). Thread: any. */
+static void counts_sum(uint64_t allocs[SLOTS], uint64_t frees[SLOTS])
+{
+    pthread_mutex_lock(&counts_lock);
+    for (int i = 0; i < SLOTS; i++)
+        frees[i] =
+            atomic_load_explicit(&shared_counts.frees[i], memory_order_acquire);
+    for (struct packet_counts *c = all_counts; c; c = c->next)
+        for (int i = 0; i < SLOTS; i++)
+            frees[i] +=
+                atomic_load_explicit(&c->frees[i], memory_order_acquire);
+    for (int i = 0; i < SLOTS; i++)
+        allocs[i] = atomic_load_explicit(&shared_counts.allocs[i],
+                                         memory_order_acquire);
+    for (struct packet_counts *c = all_counts; c; c = c->next)
+        for (int i = 0; i < SLOTS; i++)
+            allocs[i] +=
+                atomic_load_explicit(&c->allocs[i], memory_order_acquire);
+    pthread_mutex_unlock(&counts_lock);
+}
+
+static size_t in_use(uint64_t allocs, uint64_t frees)
+{
+    return allocs > frees ? (size_t)(allocs - frees) : 0;
+}
 
 static void store_le16(uint8_t *p, uint16_t v)
 {
@@ -165,7 +296,15 @@ static int class_for(size_t capacity)
     return CLASS_HEAP;
 }
 
-static size_t packets_alive(void);
+static size_t packets_alive(void)
+{
+    uint64_t allocs[SLOTS], frees[SLOTS];
+    counts_sum(allocs, frees);
+    size_t live = 0;
+    for (int i = 0; i < SLOTS; i++)
+        live += in_use(allocs[i], frees[i]);
+    return live;
+}
 
 static void pools_exit_hook(void)
 {
@@ -183,11 +322,17 @@ static void register_exit_hook(void)
     atexit(pools_exit_hook);
 }
 
-static void pools_init(void)
+static __attribute__((noinline, cold)) void pools_init(void)
 {
     pthread_once(&exit_hook_once, register_exit_hook);
     pthread_mutex_lock(&pools_lock);
     if (!atomic_load_explicit(&pools_ready, memory_order_relaxed)) {
+        /* Once per process (Linux 4.14+); without it shutdown refuses
+           (-ENOSYS) rather than race a creator. */
+        if (!membarrier_ok)
+            membarrier_ok =
+                syscall(SYS_membarrier,
+                        MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
         for (int i = 0; i < RP_PACKET_POOL_CLASSES; i++) {
             struct rp_pool_config cfg = {
                 .name = classes[i].name,
@@ -209,76 +354,114 @@ static void pools_init(void)
     pthread_mutex_unlock(&pools_lock);
 }
 
-/* Frees are read first: a packet freed between the two loads then shows as
-   still alive, never as a negative count. seq_cst, for shutdown (pools[]). */
-static size_t counter_in_use(int slot)
-{
-    uint64_t frees = atomic_load(&class_frees[slot].n);
-    uint64_t allocs = atomic_load(&class_allocs[slot].n);
-    return allocs > frees ? (size_t)(allocs - frees) : 0;
-}
-
-static size_t packets_alive(void)
-{
-    size_t live = 0;
-    for (int i = 0; i <= HEAP_SLOT; i++)
-        live += counter_in_use(i);
-    return live;
-}
+/*
+ * Allocation comes in two paths. The fast one (inlined in rp_packet_create)
+ * is a hit in the calling thread's pool cache, with the thread's count
+ * block attached and the pools up: no call, no locked instruction. Anything
+ * else (first packet of a thread, pools shut down or not made yet, an empty
+ * cache, a full pool, a size past the pools) takes packet_alloc_slow.
+ * Freeing mirrors it.
+ */
 
 /* A packet from its class's pool, or NULL (pool full or not created). */
-static struct rp_packet *packet_from_pool(int cls)
+static struct rp_packet *packet_from_pool(struct packet_counts *c, int cls)
 {
-    /* seq_cst add, then seq_cst load of pools_ready: see pools[]. On x86
-       the add is the same locked instruction as a relaxed one. */
-    atomic_fetch_add(&class_allocs[cls].n, 1);
-    while (!atomic_load(&pools_ready))
+    count_add(c, c ? &c->allocs[cls] : &shared_counts.allocs[cls], 1,
+              memory_order_relaxed);
+    /* The count stays before the load below in the compiled code; the CPU
+       fence this pair needs is shutdown's membarrier (see pools[]). */
+    atomic_signal_fence(memory_order_seq_cst);
+    while (!atomic_load_explicit(&pools_ready, memory_order_acquire))
         pools_init(); /* waits out a shutdown, then makes new pools */
     struct rp_packet *p = pools[cls] ? rp_pool_alloc(pools[cls]) : NULL;
-    if (p) {
+    if (p != NULL) {
         p->cls = (uint8_t)cls;
         return p;
     }
     /* Not from this pool after all: give the count back (a reader may
        briefly see one packet too many, never one too few). */
-    atomic_fetch_sub_explicit(&class_allocs[cls].n, 1, memory_order_release);
+    count_add(c, c ? &c->allocs[cls] : &shared_counts.allocs[cls], (uint64_t)-1,
+              memory_order_release);
     return NULL;
 }
 
-static struct rp_packet *packet_alloc(size_t capacity)
+static __attribute__((noinline)) struct rp_packet *
+packet_alloc_slow(size_t capacity)
 {
+    struct packet_counts *c = my_counts();
     int cls = class_for(capacity);
-    struct rp_packet *p = cls != CLASS_HEAP ? packet_from_pool(cls) : NULL;
-    if (p)
+    struct rp_packet *p = cls != CLASS_HEAP ? packet_from_pool(c, cls) : NULL;
+    if (p != NULL)
         return p;
+    /* Past the pools (too big, at its cap, or none): plain malloc. */
     p = malloc(sizeof *p + HDR + capacity);
     if (!p)
         return NULL;
     p->cls = CLASS_HEAP;
-    atomic_fetch_add_explicit(&class_allocs[HEAP_SLOT].n, 1,
-                              memory_order_relaxed);
+    count_add(c, c ? &c->allocs[HEAP_SLOT] : &shared_counts.allocs[HEAP_SLOT],
+              1, memory_order_relaxed);
     return p;
 }
 
-static void packet_free(struct rp_packet *p)
+/* The fast path: packet_from_pool's steps, and NULL at any miss (the
+   count it made given back) for packet_alloc_slow to start over. */
+static inline struct rp_packet *packet_alloc_fast(size_t capacity)
 {
+    struct packet_counts *c = tl_counts;
+    int cls = class_for(capacity);
+    if (RP_UNLIKELY(c == NULL || cls == CLASS_HEAP))
+        return NULL;
+    count_add(c, &c->allocs[cls], 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* see packet_from_pool */
+    struct rp_pool *pool;
+    struct rp_packet *p;
+    if (RP_LIKELY(atomic_load_explicit(&pools_ready, memory_order_acquire) &&
+                  (pool = pools[cls]) != NULL &&
+                  (p = rp_pool_alloc_cached(pool)) != NULL)) {
+        p->cls = (uint8_t)cls;
+        return p;
+    }
+    count_add(c, &c->allocs[cls], (uint64_t)-1, memory_order_release);
+    return NULL;
+}
+
+static __attribute__((noinline)) void packet_free_slow(struct rp_packet *p)
+{
+    struct packet_counts *c = my_counts();
     int slot = p->cls == CLASS_HEAP ? HEAP_SLOT : p->cls;
     if (p->cls == CLASS_HEAP)
         free(p);
     else
         rp_pool_free(pools[p->cls], p);
     /* Counted only now, with release: a shutdown that sees this count
-       (seq_cst load) also sees the pool done with the packet. */
-    atomic_fetch_add_explicit(&class_frees[slot].n, 1, memory_order_release);
+       (acquire) also sees the pool done with the packet. */
+    count_add(c, c ? &c->frees[slot] : &shared_counts.frees[slot], 1,
+              memory_order_release);
+}
+
+/* The fast path: false at any miss, with nothing done. */
+static inline bool packet_free_fast(struct rp_packet *p)
+{
+    struct packet_counts *c = tl_counts;
+    unsigned cls = p->cls;
+    /* A live pooled packet keeps its pool alive (shutdown waits for it). */
+    if (RP_LIKELY(c != NULL && cls < RP_PACKET_POOL_CLASSES &&
+                  rp_pool_free_cached(pools[cls], p))) {
+        count_add(c, &c->frees[cls], 1, memory_order_release);
+        return true;
+    }
+    return false;
 }
 
 void rp_packet_pool_stats(struct rp_packet_pool_stats *out)
 {
     memset(out, 0, sizeof *out);
+    uint64_t allocs[SLOTS], frees[SLOTS];
+    counts_sum(allocs, frees);
     pthread_mutex_lock(&pools_lock);
     for (int i = 0; i < RP_PACKET_POOL_CLASSES; i++) {
         out->classes[i].max_payload = classes[i].max_payload;
-        out->classes[i].in_use = counter_in_use(i);
+        out->classes[i].in_use = in_use(allocs[i], frees[i]);
         if (pools[i]) {
             struct rp_pool_stats ps;
             rp_pool_get_stats(pools[i], &ps);
@@ -288,12 +471,29 @@ void rp_packet_pool_stats(struct rp_packet_pool_stats *out)
         }
     }
     pthread_mutex_unlock(&pools_lock);
-    out->heap_allocs = atomic_load(&class_allocs[HEAP_SLOT].n);
-    out->heap_in_use = counter_in_use(HEAP_SLOT);
-    for (int i = 0; i <= HEAP_SLOT; i++) {
-        out->freed += atomic_load(&class_frees[i].n);
-        out->created += atomic_load(&class_allocs[i].n);
+    out->heap_allocs = allocs[HEAP_SLOT];
+    out->heap_in_use = in_use(allocs[HEAP_SLOT], frees[HEAP_SLOT]);
+    for (int i = 0; i < SLOTS; i++) {
+        out->freed += frees[i];
+        out->created += allocs[i];
     }
+}
+
+/* A full memory barrier on every running thread of the process. Returns 0
+   or -errno. A forked child may not inherit the registration: -EPERM
+   registers again and retries once. */
+static int fence_all_threads(void)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) ==
+            0)
+            return 0;
+        if (errno != EPERM ||
+            syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+                    0, 0) < 0)
+            break;
+    }
+    return -errno;
 }
 
 int rp_packet_pools_shutdown(void)
@@ -302,13 +502,24 @@ int rp_packet_pools_shutdown(void)
     pthread_mutex_lock(&pools_lock);
     if (!atomic_load(&pools_ready))
         goto out; /* none to free */
-    /* Closed first, counted second (seq_cst both): a creator that counted
-       itself before our loads is seen below; one after them finds
-       pools_ready false and waits on pools_lock (see pools[]). */
+    if (!membarrier_ok) {
+        rc = -ENOSYS;
+        goto out;
+    }
+    /* Closed first, fenced everywhere, counted last: a creator that
+       counted itself before the fence reached its thread is seen below;
+       one after it finds pools_ready false and waits on pools_lock (see
+       pools[]). */
     atomic_store(&pools_ready, false);
+    if ((rc = fence_all_threads()) < 0) {
+        atomic_store(&pools_ready, true);
+        goto out;
+    }
+    uint64_t allocs[SLOTS], frees[SLOTS];
+    counts_sum(allocs, frees);
     size_t live = 0;
     for (int i = 0; i < RP_PACKET_POOL_CLASSES; i++)
-        live += counter_in_use(i);
+        live += in_use(allocs[i], frees[i]);
     if (live > 0) {
         atomic_store(&pools_ready, true);
         rc = -EBUSY;
@@ -373,13 +584,8 @@ const uint8_t *rp__packet_ws_wire(const struct rp_packet *pkt, size_t *len)
            pkt->ws_hdr;
 }
 
-int rp_packet_create(size_t capacity, uint16_t type, struct rp_packet **out)
+static void packet_init(struct rp_packet *p, size_t capacity, uint16_t type)
 {
-    if (capacity > RP_PACKET_MAX_PAYLOAD)
-        return -EMSGSIZE;
-    struct rp_packet *p = packet_alloc(capacity);
-    if (!p)
-        return -ENOMEM;
     atomic_init(&p->refs, 1);
     p->len = 0;
     p->cap = (uint32_t)capacity;
@@ -387,6 +593,27 @@ int rp_packet_create(size_t capacity, uint16_t type, struct rp_packet **out)
     store_le16(p->wire, 0);
     store_le16(p->wire + 2, type);
     atomic_store_explicit(&p->ws_once, 0, memory_order_relaxed);
+}
+
+static __attribute__((noinline)) int
+packet_create_slow(size_t capacity, uint16_t type, struct rp_packet **out)
+{
+    struct rp_packet *p = packet_alloc_slow(capacity);
+    if (!p)
+        return -ENOMEM;
+    packet_init(p, capacity, type);
+    *out = p;
+    return 0;
+}
+
+int rp_packet_create(size_t capacity, uint16_t type, struct rp_packet **out)
+{
+    if (capacity > RP_PACKET_MAX_PAYLOAD)
+        return -EMSGSIZE;
+    struct rp_packet *p = packet_alloc_fast(capacity);
+    if (RP_UNLIKELY(p == NULL)) /* a tail call: the fast path saves nothing */
+        return packet_create_slow(capacity, type, out);
+    packet_init(p, capacity, type);
     *out = p;
     return 0;
 }
@@ -410,7 +637,8 @@ void rp_packet_unref(struct rp_packet *pkt)
        take a reference to a packet they do not hold. The acquire pairs with
        the release of every earlier unref. */
     if (atomic_load_explicit(&pkt->refs, memory_order_acquire) == 1) {
-        packet_free(pkt);
+        if (!packet_free_fast(pkt))
+            packet_free_slow(pkt);
         return;
     }
     /* acq_rel: our writes happen before the free (release), and the freeing
@@ -419,8 +647,8 @@ void rp_packet_unref(struct rp_packet *pkt)
     unsigned old =
         atomic_fetch_sub_explicit(&pkt->refs, 1, memory_order_acq_rel);
     assert(old > 0);
-    if (old == 1)
-        packet_free(pkt);
+    if (old == 1 && !packet_free_fast(pkt))
+        packet_free_slow(pkt);
 }
 
 uint16_t rp_packet_type(const struct rp_packet *pkt)
@@ -548,13 +776,34 @@ int rp_packet_put_f64(struct rp_packet *pkt, double v)
     return rp_packet_put_u64(pkt, bits);
 }
 
+/* memcpy for the few bytes of a typical field or message without a call:
+   two overlapping fixed-size copies cover any n in [k, 2k]. */
+static inline void copy_small(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    if (n >= 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8 && n < 16) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else if (n > 0 && n < 4) {
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    } else if (n > 32) {
+        memcpy(dst, src, n);
+    }
+}
+
 int rp_packet_put_bytes(struct rp_packet *pkt, const void *data, size_t n)
 {
     uint8_t *at = put_room(pkt, n);
     if (!at)
         return -ENOBUFS;
-    if (n)
-        memcpy(at, data, n);
+    copy_small(at, data, n);
     return 0;
 }
 
@@ -569,8 +818,7 @@ int rp_packet_put_blob(struct rp_packet *pkt, const void *data, size_t n)
     if (!at)
         return -ENOBUFS;
     store_le16(at, (uint16_t)n);
-    if (n)
-        memcpy(at + 2, data, n);
+    copy_small(at + 2, data, n);
     return 0;
 }
 

@@ -99,13 +99,16 @@ static inline int nt_count(int *field)
 }
 
 /* Polls 'cond' every ms for up to 10 s (a bound against hangs, not a
-   timing assertion). */
+   timing assertion) and asserts that it held when seen: not evaluated
+   again, since a condition on counts other threads move (joins still on
+   their way) may be true at the wait's end and false a moment later. */
 #define NT_WAIT_FOR(cond)                                                      \
     do {                                                                       \
         int nt_i_ = 0;                                                         \
-        while (!(cond) && nt_i_++ < 10000)                                     \
+        bool nt_ok_;                                                           \
+        while (!(nt_ok_ = (cond)) && nt_i_++ < 10000)                          \
             usleep(1000);                                                      \
-        assert_true(cond);                                                     \
+        assert_true(nt_ok_);                                                   \
     } while (0)
 
 static inline void nt_config(struct rp_server_config *cfg)
