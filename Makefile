@@ -12,6 +12,7 @@
 #   make bench-scaling  I/O threads 1, 2, 4, 8 (echo and game); needs 16 cores
 #   make run        ringport-game with 1,000 verifying bots (BOTS, SECONDS)
 #   make run-echo   ringport-echo under a verifying load (SECONDS, CONNECTIONS)
+#   make run-cluster  3 game shards on a private nats-server (BOTS, SECONDS)
 #   make soak       echo (and game) load for SOAK_SECONDS (default 600), server
 #                   RSS and descriptors sampled into build/soak/soak.{csv,png}
 #   make fresh-check  the README's two commands in a pristine Debian 12 root
@@ -21,6 +22,10 @@
 #   make stress-suite  the whole suite N times (default 5), ctest -j twice
 #                   the cores, two CPU burners beside it; lists every test
 #                   that failed at least once (logs in build/stress-suite/)
+#   make gen        regenerate the game's C and TypeScript message code from
+#                   proto/game.schema (tools/gen/gen.py, Python 3 stdlib)
+#   make check-gen  fail, naming the file, when a generated file is stale
+#                   (make test runs it as the test gen_check)
 #   make install    PREFIX=DIR (default /usr/local)
 #   make format     clang-format the tree
 
@@ -35,7 +40,8 @@ CMAKE_CONFIGURE = cmake -S . -Wno-dev
 CTEST = ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 .PHONY: all build test stress-suite sanitize tsan fuzz bench bench-scaling \
-	run run-echo soak fresh-check cross-check install format clean deps
+	run run-echo run-cluster soak fresh-check cross-check install format \
+	clean deps gen check-gen
 
 all: build
 
@@ -48,6 +54,16 @@ build: deps
 
 test: build
 	@cd build && $(CTEST)
+
+# One message schema, two languages (docs/protocol.md, "The message schema
+# and the generator"): the generated files are committed, so a build needs
+# no Python; check-gen regenerates into a temporary folder and compares
+# (also the CTest gen_check, where python3 is installed).
+gen:
+	@python3 tools/gen/gen.py
+
+check-gen:
+	@python3 tools/gen/gen.py --check
 
 # The suite on a machine kept busy on purpose: N rounds, ctest -j twice the
 # cores, two CPU-burning processes beside it; every test that failed in any
@@ -109,6 +125,12 @@ run: build
 
 run-echo: build
 	@sh scripts/run-echo.sh build $(SECONDS) $(CONNECTIONS)
+
+# Three ringport-game shards joined by a private nats-server, BOTS verifying
+# bots spread over them for SECONDS, nats-server killed and restarted
+# midway (docs/cluster.md; needs scripts/deps.sh cluster).
+run-cluster: build
+	@sh scripts/run-cluster.sh build $(SECONDS) $(BOTS)
 
 # Echo and game load for SOAK_SECONDS, sampling server RSS and descriptors;
 # fails if a byte is wrong or either keeps growing after warm-up (the rule

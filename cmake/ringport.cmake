@@ -46,3 +46,29 @@ endfunction()
 function(rp_use_internals target)
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/src)
 endfunction()
+
+# libnats, the NATS C client (optional): ringport-game's cluster group
+# (--cluster) and its tests are built only when it is found, by pkg-config
+# (libnats.pc) or else by its header and library. Sets RP_HAVE_NATS and
+# the target rp_nats; one NOTICE line (rp_skip_optional) when missing.
+macro(rp_find_nats)
+  set(RP_HAVE_NATS OFF)
+  pkg_check_modules(NATS QUIET IMPORTED_TARGET libnats)
+  if(NATS_FOUND)
+    add_library(rp_nats INTERFACE IMPORTED)
+    target_link_libraries(rp_nats INTERFACE PkgConfig::NATS)
+    set(RP_HAVE_NATS ON)
+  else()
+    find_path(RP_NATS_INCLUDE nats/nats.h)
+    find_library(RP_NATS_LIB nats)
+    if(RP_NATS_INCLUDE AND RP_NATS_LIB)
+      add_library(rp_nats INTERFACE IMPORTED)
+      target_include_directories(rp_nats INTERFACE ${RP_NATS_INCLUDE})
+      target_link_libraries(rp_nats INTERFACE ${RP_NATS_LIB})
+      set(RP_HAVE_NATS ON)
+    else()
+      rp_skip_optional("the game's cluster mode (--cluster)" "libnats"
+                       cluster)
+    endif()
+  endif()
+endmacro()

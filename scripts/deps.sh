@@ -2,7 +2,8 @@
 # Makes sure the Debian packages the build needs are installed. As root it
 # installs what is missing with apt-get (Debian's archive is the only network
 # it assumes); otherwise it prints the exact command to run and fails.
-# Usage: scripts/deps.sh [build|fuzz|bench|soak|fresh|cross|ws]...
+# Usage: scripts/deps.sh [build|fuzz|bench|soak|fresh|cross|ws|ts]...
+# Usage: scripts/deps.sh [build|fuzz|bench|soak|fresh|cross|cluster]...
 set -eu
 
 pkgs="cmake make gcc pkg-config liburing-dev libcmocka-dev libinih-dev
@@ -17,6 +18,12 @@ for extra in "$@"; do
     # Real WebSocket peers for tests/integration/test_ws_clients.c and
     # test_client_ws.c (they skip with one line when missing).
     ws) pkgs="$pkgs nodejs node-ws python3-websockets" ;;
+    # The TypeScript client (clients/ts): node, tsc, and ws for its tests;
+    # python3 for the message generator's checks (tools/gen).
+    ts) pkgs="$pkgs nodejs node-typescript node-ws python3" ;;
+    # NATS: the server the cluster tests start, and the C client that
+    # ringport-game --cluster links (docs/cluster.md).
+    cluster) pkgs="$pkgs nats-server libnats-dev" ;;
     # Debian's aarch64 cross compiler, C library and kernel headers
     # (scripts/cross-check.sh compiles the library for aarch64).
     cross) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross

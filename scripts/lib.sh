@@ -14,6 +14,17 @@
 #   lib_stop PID WHO NAME      SIGTERM, at most 15 s to exit, else a line
 #                              "WHO: NAME did not stop within 15 s" and
 #                              SIGKILL; sets stop_rc to its exit status
+#   lib_nats_start [PORT]      nats-server with JetStream on 127.0.0.1 in a
+#                              new temporary directory (nats_dir; kept by a
+#                              restart: lib_nats_start "$nats_port" after
+#                              lib_kill "$nats_pid"), on PORT or a free
+#                              port the kernel picks (never 4222); waits at
+#                              most 10 s for it to listen; sets nats_pid,
+#                              nats_port, nats_url; fails (status 77 if
+#                              nats-server is not installed)
+#   lib_nats_stop              stops it by PID (lib_stop) and removes
+#                              nats_dir; safe to call twice, and from an
+#                              EXIT trap: trap 'lib_nats_stop' EXIT
 
 lib_pin() {
     cpu0="" cpu1=""
@@ -48,7 +59,7 @@ lib_port() {
 lib_kill() {
     if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
         kill -KILL "$1" 2>/dev/null
-        wait "$1" 2>/dev/null
+        wait "$1" 2>/dev/null || true # 137: the kill; fine under set -e
     fi
 }
 
@@ -65,4 +76,45 @@ lib_stop() {
     fi
     wait "$1"
     stop_rc=$?
+}
+
+lib_nats_start() {
+    command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] ||
+        return 77
+    lib_nats=$(command -v nats-server 2>/dev/null || echo /usr/sbin/nats-server)
+    if [ -z "${nats_dir:-}" ] || [ -z "${1:-}" ]; then
+        nats_dir=$(mktemp -d "${TMPDIR:-/tmp}/rp-nats.XXXXXX")
+    fi
+    rm -f "$nats_dir/log"
+    "$lib_nats" -js -sd "$nats_dir" -a 127.0.0.1 -p "${1:--1}" \
+        >"$nats_dir/log" 2>&1 &
+    nats_pid=$!
+    nats_port=""
+    lib_i=0
+    while [ $lib_i -lt 100 ]; do
+        lib_line=$(grep -m 1 "Listening for client connections on" \
+            "$nats_dir/log" 2>/dev/null || true)
+        if [ -n "$lib_line" ]; then
+            nats_port=${lib_line##*:}
+            nats_url="nats://127.0.0.1:$nats_port"
+            return 0
+        fi
+        kill -0 "$nats_pid" 2>/dev/null || break
+        sleep 0.1
+        lib_i=$((lib_i + 1))
+    done
+    lib_kill "$nats_pid"
+    nats_pid=""
+    return 1
+}
+
+lib_nats_stop() {
+    if [ -n "${nats_pid:-}" ] && kill -0 "$nats_pid" 2>/dev/null; then
+        lib_stop "$nats_pid" lib.sh nats-server || true
+    fi
+    nats_pid=""
+    if [ -n "${nats_dir:-}" ]; then
+        rm -rf "$nats_dir"
+        nats_dir=""
+    fi
 }

@@ -27,6 +27,7 @@
 #ifndef RINGPORT_GAME_GAME_H
 #define RINGPORT_GAME_GAME_H
 
+#include "cluster.h"
 #include "protocol.h"
 #include "rules.h"
 
@@ -48,6 +49,10 @@ struct player {
     uint32_t chan_pos;
     uint8_t side; /* pvp side, dungeon member index */
     void *where;  /* pvp: its room; dungeon: its run */
+    /* Cluster (docs/cluster.md): the name is held locally and its global
+       claim is on its way (the lobby waits for the answer), or the name
+       is held in the cluster (player_free releases it there). */
+    bool claiming, global_name;
 };
 
 /* A move's ticket, lobby -> pvp or dungeon: the match to join there and
@@ -95,6 +100,10 @@ struct game {
     struct names names;
     struct game_counters n;
     struct rp_group *lobby_g, *pvp_g, *dungeon_g;
+    /* --cluster (cluster.c): the group that talks to NATS, or NULL. */
+    struct rp_group *cluster_g;
+    struct cluster *cluster;
+    struct cluster_counters ncl;
     struct lobby *lobby;
     struct pvp *pvp;
     struct dungeon *dungeon;
@@ -117,6 +126,12 @@ int game_send(struct game *g, rp_sid sid, const struct gm_msg *m);
 int game_broadcast(struct game *g, const rp_sid *ids, size_t n,
                    const struct gm_msg *m);
 void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about);
+/* Posts a struct cluster_name_msg to 'to' (cluster.h). Returns
+   rp_group_post's result; a refusal is counted in ncl.posts_dropped. */
+int game_post_name(struct game *g, struct rp_group *to, uint32_t tag,
+                   uint64_t sid, uint16_t code, const char *name);
+/* The struct cluster_name_msg in a post; false if it is not one. */
+bool game_name_msg(const struct rp_message *msg, struct cluster_name_msg *out);
 /*
  * Decodes 'msg' into 'm' and judges it in the order docs/protocol.md
  * gives ("Which error wins"), answering only the first thing wrong:
@@ -142,5 +157,14 @@ int pvp_create(struct game *g);
 void pvp_destroy(struct game *g);
 int dungeon_create(struct game *g);
 void dungeon_destroy(struct game *g);
+
+/* cluster.c (built with libnats only). cluster_create: main thread,
+   before rp_server_start: creates the cluster group and starts the NATS
+   connection (which keeps retrying in the background if NATS is down).
+   cluster_destroy: main thread, after rp_server_stop (every name has
+   been released by then): closes the connection and waits for libnats's
+   threads. */
+int cluster_create(struct game *g, const struct cluster_config *cfg);
+void cluster_destroy(struct game *g);
 
 #endif

@@ -13,7 +13,16 @@
  * for that size, or, on the tick, when the oldest has waited
  * LOBBY_PARTY_WAIT_MS, with whoever is there (so a party never waits on
  * players who do not come). Everything here runs on the lobby's thread.
+ *
+ * With --cluster a name must also be free across the shards: the lobby
+ * takes it locally, posts a claim to the cluster group and keeps the
+ * player pending (not logged in) until the answer comes back as a post
+ * (lobby_post): LOGIN_OK, or NAME_TAKEN / TRY_LATER and the local name
+ * given back. The lobby never waits on the network. A player that ends
+ * while pending leaves no trace here; if its claim then succeeds, the
+ * lobby releases the name at once.
  */
+#include "cluster_wire.h"
 #include "game.h"
 
 #include <errno.h>
@@ -45,6 +54,10 @@ struct lobby {
     struct player *pvp_waiting;
     struct party_line lines[GM_PARTY_MAX + 1]; /* index = party size */
     uint32_t next_player_id, next_match_id;
+    /* --cluster: players whose name claim is on its way (at most one
+       each; a claim is answered within the cluster's request timeout). */
+    struct player **pending;
+    uint32_t n_pending, cap_pending;
 };
 
 static void chan_join(struct lobby *lb, struct player *p)
@@ -92,9 +105,37 @@ static void line_remove(struct party_line *l, struct player *p)
         }
 }
 
+static bool pending_add(struct lobby *lb, struct player *p)
+{
+    if (lb->n_pending == lb->cap_pending) {
+        uint32_t cap = lb->cap_pending ? lb->cap_pending * 2 : 64;
+        struct player **a = realloc(lb->pending, cap * sizeof *a);
+        if (!a)
+            return false;
+        lb->pending = a;
+        lb->cap_pending = cap;
+    }
+    lb->pending[lb->n_pending++] = p;
+    return true;
+}
+
+/* Takes the pending player of 'sid' off the list; NULL if none. */
+static struct player *pending_take(struct lobby *lb, uint64_t sid)
+{
+    for (uint32_t i = 0; i < lb->n_pending; i++)
+        if (lb->pending[i]->sid == sid) {
+            struct player *p = lb->pending[i];
+            lb->pending[i] = lb->pending[--lb->n_pending];
+            return p;
+        }
+    return NULL;
+}
+
 /* Takes 'p' out of every queue and channel: it is leaving the lobby. */
 static void lobby_forget(struct lobby *lb, struct player *p)
 {
+    if (p->claiming)
+        (void)pending_take(lb, p->sid); /* p->claiming stays: player_free */
     chan_leave(lb, p);
     if (lb->pvp_waiting == p)
         lb->pvp_waiting = NULL;
@@ -138,6 +179,10 @@ static void form_party(struct lobby *lb, struct party_line *l)
     atomic_fetch_add_explicit(&lb->g->n.dungeons, 1, memory_order_relaxed);
 }
 
+static void login_ok(struct lobby *lb, struct player *p);
+static void chat_to_cluster(struct lobby *lb, struct player *p,
+                            struct gm_str text);
+
 static void on_login(struct lobby *lb, struct player *p, struct gm_str name)
 {
     struct game *g = lb->g;
@@ -147,6 +192,10 @@ static void on_login(struct lobby *lb, struct player *p, struct gm_str name)
     }
     if (!gm_name_valid(name.p, name.len)) {
         game_send_error(g, p->sid, GM_ERR_BAD_NAME, GM_LOGIN);
+        return;
+    }
+    if (p->claiming) { /* the first LOGIN's answer is still to come */
+        game_send_error(g, p->sid, GM_ERR_TRY_LATER, GM_LOGIN);
         return;
     }
     memcpy(p->name, name.p, name.len);
@@ -159,6 +208,28 @@ static void on_login(struct lobby *lb, struct player *p, struct gm_str name)
                         GM_LOGIN);
         return;
     }
+    if (g->cluster_g) {
+        /* Asked, not awaited: lobby_post gets the answer. */
+        if (!pending_add(lb, p) ||
+            game_post_name(g, g->cluster_g, CLUSTER_CLAIM, p->sid, 0, p->name) <
+                0) {
+            if (lb->n_pending && lb->pending[lb->n_pending - 1] == p)
+                lb->n_pending--;
+            names_remove(&g->names, p->name);
+            p->name[0] = '\0';
+            game_send_error(g, p->sid, GM_ERR_TRY_LATER, GM_LOGIN);
+            return;
+        }
+        p->claiming = true;
+        return;
+    }
+    login_ok(lb, p);
+}
+
+/* The name is the player's (locally, and across the cluster if any). */
+static void login_ok(struct lobby *lb, struct player *p)
+{
+    struct game *g = lb->g;
     p->id = ++lb->next_player_id;
     chan_join(lb, p);
     atomic_fetch_add_explicit(&g->n.logins, 1, memory_order_relaxed);
@@ -183,6 +254,52 @@ static void on_chat(struct lobby *lb, struct player *p, struct gm_str text)
     m.u.chat_msg.text = text;
     game_broadcast(lb->g, ch->members, ch->n, &m);
     atomic_fetch_add_explicit(&lb->g->n.chats, 1, memory_order_relaxed);
+    if (lb->g->cluster_g)
+        chat_to_cluster(lb, p, text);
+}
+
+/* The other shards get the line through the cluster group (local members
+   already have it). A refused post is counted, the line stays local. */
+static void chat_to_cluster(struct lobby *lb, struct player *p,
+                            struct gm_str text)
+{
+    struct cw_chat c = {.channel = p->chan - 1,
+                        .from_len = (uint8_t)strlen(p->name),
+                        .text_len = text.len};
+    memcpy(c.from, p->name, c.from_len + 1u);
+    memcpy(c.text, text.p, text.len);
+    if (!cluster_chat_take(&lb->g->ncl, &lb->g->ncl.chat_queued))
+        return;
+    struct rp_packet *pkt;
+    int r = rp_packet_create(sizeof c, 0, &pkt);
+    if (r == 0) {
+        r = rp_packet_put_bytes(pkt, &c, sizeof c);
+        if (r == 0)
+            r = rp_group_post(lb->g->cluster_g, CLUSTER_CHAT_OUT, pkt);
+        rp_packet_unref(pkt);
+    }
+    if (r < 0) {
+        cluster_chat_give(&lb->g->ncl.chat_queued);
+        atomic_fetch_add_explicit(&lb->g->ncl.posts_dropped, 1,
+                                  memory_order_relaxed);
+    }
+}
+
+/* A line from another shard's channel of the same number. */
+static void chat_from_cluster(struct lobby *lb, const struct rp_message *msg)
+{
+    struct cw_chat c;
+    if (msg->len != sizeof c)
+        return;
+    memcpy(&c, msg->payload, sizeof c);
+    if (c.channel >= lb->nchans || lb->chans[c.channel].n == 0)
+        return;
+    struct channel *ch = &lb->chans[c.channel];
+    struct gm_msg m = {.type = GM_CHAT_MSG};
+    m.u.chat_msg.channel = c.channel;
+    m.u.chat_msg.from = gm_str_of(c.from, c.from_len);
+    m.u.chat_msg.text = gm_str_of(c.text, c.text_len);
+    game_broadcast(lb->g, ch->members, ch->n, &m);
 }
 
 static void on_pvp_queue(struct lobby *lb, struct player *p)
@@ -269,6 +386,40 @@ static void lobby_leave(struct rp_group *grp, rp_sid sid, void *data,
     lobby_forget(user, data);
 }
 
+/* The cluster group's answer to a claim (cluster.h, LOBBY_CLAIMED). */
+static void lobby_post(struct rp_group *grp, uint32_t tag,
+                       const struct rp_message *msg, void *user)
+{
+    struct lobby *lb = user;
+    struct game *g = lb->g;
+    struct cluster_name_msg m;
+    (void)grp;
+    if (tag == LOBBY_CHAT) {
+        chat_from_cluster(lb, msg);
+        cluster_chat_give(&g->ncl.lobby_chat_queued);
+        return;
+    }
+    if (tag != LOBBY_CLAIMED || !game_name_msg(msg, &m))
+        return;
+    struct player *p = pending_take(lb, m.sid);
+    if (!p) {
+        /* It ended while asking: a name it won goes back at once. */
+        if (m.code == 0)
+            (void)game_post_name(g, g->cluster_g, CLUSTER_RELEASE, m.sid, 0,
+                                 m.name);
+        return;
+    }
+    p->claiming = false;
+    if (m.code == 0) {
+        p->global_name = true;
+        login_ok(lb, p);
+        return;
+    }
+    names_remove(&g->names, p->name);
+    p->name[0] = '\0';
+    game_send_error(g, p->sid, m.code, GM_LOGIN);
+}
+
 static void lobby_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
 {
     struct lobby *lb = user;
@@ -297,8 +448,13 @@ int lobby_create(struct game *g)
                                   .cb = {.on_enter = lobby_enter,
                                          .on_message = lobby_message,
                                          .on_tick = lobby_tick,
-                                         .on_leave = lobby_leave},
-                                  .user = lb};
+                                         .on_leave = lobby_leave,
+                                         .on_post = lobby_post},
+                                  .user = lb,
+                                  /* cluster.h, CLUSTER_CHAT_QUEUE: a
+                                     claim's answer always fits */
+                                  .post_limit = g->max_sessions +
+                                                CLUSTER_CHAT_QUEUE + 1024};
     return rp_group_create(g->srv, &cfg, &g->lobby_g);
 }
 
@@ -311,6 +467,7 @@ void lobby_destroy(struct game *g)
     for (uint32_t c = 0; lb->chans && c < lb->nchans; c++)
         free(lb->chans[c].members);
     free(lb->chans);
+    free(lb->pending);
     free(lb);
     g->lobby = NULL;
 }

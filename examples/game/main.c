@@ -48,9 +48,10 @@ struct game_opts {
     bool stats;
     int layout; /* enum rp_group_layout */
     struct game_config game;
-    char ws_port[8];      /* "" = no WebSocket listener */
-    char ws_origins[512]; /* Origin allow-list; "" = any */
-    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 6];
+    char ws_port[8];               /* "" = no WebSocket listener */
+    char ws_origins[512];          /* Origin allow-list; "" = any */
+    struct cluster_config cluster; /* url "": no cluster */
+    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 10];
     size_t nkeys;
 };
 
@@ -85,6 +86,15 @@ static void usage(FILE *f)
                "(default any)\n"
                "  --metrics ADDR:PORT    Prometheus metrics at GET /metrics\n"
                "  --no-stats         no once-a-second stats line on stderr\n"
+               "  --cluster nats://HOST:PORT  join the shards on this NATS "
+               "server\n"
+               "                     (docs/cluster.md; needs a build with "
+               "libnats)\n"
+               "  --shard K          this shard's number (default 0)\n"
+               "  --advertise HOST:PORT  where other shards' clients reach "
+               "us\n"
+               "                     (default: the listen address and port)\n"
+               "  --cluster-lease-ms N   global name lease (default 15000)\n"
                "  server flags: --max-payload --send-queue-limit "
                "--idle-timeout-ms\n"
                "    --frame-deadline-ms --first-packet-deadline-ms --max-iov\n"
@@ -134,6 +144,16 @@ static void opts_init(struct game_opts *o)
     o->keys[o->nkeys++] =
         (struct rp_config_key){"chat_channel_size", RP_CONFIG_U32,
                                &o->game.chat_channel_size, 0, NULL};
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "cluster", RP_CONFIG_STR, o->cluster.url, sizeof o->cluster.url, NULL};
+    o->keys[o->nkeys++] = (struct rp_config_key){"shard", RP_CONFIG_U32,
+                                                 &o->cluster.shard, 0, NULL};
+    o->keys[o->nkeys++] =
+        (struct rp_config_key){"advertise", RP_CONFIG_STR, o->cluster.advertise,
+                               sizeof o->cluster.advertise, NULL};
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "cluster_lease_ms", RP_CONFIG_U32, &o->cluster.lease_ms, 0, NULL};
+    o->cluster.lease_ms = CLUSTER_LEASE_MS_DEFAULT;
 }
 
 static void parse_args(int argc, char **argv, struct game_opts *o)
@@ -158,6 +178,20 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
         bad_usage("chat_channel_size = 0: must be at least 1");
     if (o->game.chat_channel_size > o->cfg.max_sessions)
         o->game.chat_channel_size = o->cfg.max_sessions;
+#ifndef RP_GAME_CLUSTER
+    if (o->cluster.url[0])
+        bad_usage("cluster = %s: this build has no NATS client (install "
+                  "libnats-dev: scripts/deps.sh cluster, then rebuild)",
+                  o->cluster.url);
+#endif
+    /* In homo every content shares one logic thread: the cluster group's
+       NATS requests (up to 0.5 s each) would stall the fights. */
+    if (o->cluster.url[0] && o->layout == RP_GROUP_HOMO)
+        bad_usage("cluster needs layout = hetero (in homo the cluster "
+                  "group's NATS requests would stall every content)");
+    if (o->cluster.url[0] && o->cluster.lease_ms < 1000)
+        bad_usage("cluster_lease_ms = %u: must be at least 1000",
+                  o->cluster.lease_ms);
 }
 
 /* ---- the server's own callbacks: every session starts in the lobby ---- */
@@ -207,11 +241,86 @@ static void on_ticket_drop(struct rp_server *srv, rp_sid sid, void *ticket,
     free(ticket);
 }
 
+/* After rp_server_stop: the NATS connection (libnats's threads post to
+   the cluster group, freed by rp_server_destroy), then the contents. */
+static void game_shutdown(struct game *g)
+{
+#ifdef RP_GAME_CLUSTER
+    cluster_destroy(g);
+#endif
+    game_destroy(g);
+}
+
 /* ---- metrics and stats ------------------------------------------------- */
 
 static uint64_t ld(_Atomic uint64_t *v)
 {
     return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+/* ringport_cluster_*: only with --cluster (docs/cluster.md). */
+static void collect_cluster(struct rp_metrics_writer *w, struct game *g)
+{
+    static const struct {
+        const char *name, *help;
+        enum rp_metric_type type;
+        size_t off;
+    } c[] = {
+        {"ringport_cluster_connected", "1 while connected to NATS",
+         RP_METRIC_GAUGE, offsetof(struct cluster_counters, connected)},
+        {"ringport_cluster_names", "Global names this shard holds",
+         RP_METRIC_GAUGE, offsetof(struct cluster_counters, names)},
+        {"ringport_cluster_reconnects_total", "Reconnections to NATS",
+         RP_METRIC_COUNTER, offsetof(struct cluster_counters, reconnects)},
+        {"ringport_cluster_disconnects_total", "Connections to NATS lost",
+         RP_METRIC_COUNTER, offsetof(struct cluster_counters, disconnects)},
+        {"ringport_cluster_posts_dropped_total",
+         "Posts to or from the cluster group refused (full or stopping)",
+         RP_METRIC_COUNTER, offsetof(struct cluster_counters, posts_dropped)},
+        {"ringport_cluster_name_conflicts_total",
+         "Held names found taken by another shard (lease lost)",
+         RP_METRIC_COUNTER, offsetof(struct cluster_counters, name_conflicts)},
+        {"ringport_cluster_names_recreated_total",
+         "Held names found gone (expired, or the store lost) and created again",
+         RP_METRIC_COUNTER, offsetof(struct cluster_counters, names_recreated)},
+        {"ringport_cluster_claims_total", "Global name claims",
+         RP_METRIC_COUNTER, offsetof(struct cluster_counters, claims)},
+        {"ringport_cluster_claims_taken_total",
+         "Claims refused: the name is held (on any shard)", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, claims_taken)},
+        {"ringport_cluster_claims_try_later_total",
+         "Claims answered TRY_LATER (NATS unreachable or slow)",
+         RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, claims_try_later)},
+        {"ringport_cluster_claims_timed_out_total",
+         "Claims whose request to NATS timed out (the next second's claims "
+         "are answered TRY_LATER without asking)",
+         RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, claims_timed_out)},
+        {"ringport_cluster_chat_out_total",
+         "Chat lines published to the other shards", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, chat_out)},
+        {"ringport_cluster_chat_out_failed_total",
+         "Chat lines kept local: NATS unreachable", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, chat_out_failed)},
+        {"ringport_cluster_chat_in_total",
+         "Chat lines from other shards given to the lobby", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, chat_in)},
+        {"ringport_cluster_chat_duplicates_total",
+         "Remote chat lines dropped as duplicates", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, chat_duplicates)},
+        {"ringport_cluster_chat_gaps_total",
+         "Remote chat lines missing in an origin's sequence", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, chat_gaps)},
+        {"ringport_cluster_chat_bad_total",
+         "Messages on the chat subjects that did not decode", RP_METRIC_COUNTER,
+         offsetof(struct cluster_counters, chat_bad)},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        rp_metrics_family(w, c[i].name, c[i].type, c[i].help);
+        rp_metrics_sample_u64(
+            w, NULL, 0, ld((_Atomic uint64_t *)((char *)&g->ncl + c[i].off)));
+    }
 }
 
 static void collect(struct rp_metrics_writer *w, void *user)
@@ -242,6 +351,8 @@ static void collect(struct rp_metrics_writer *w, void *user)
         rp_metrics_sample_u64(
             w, NULL, 0, ld((_Atomic uint64_t *)((char *)&g->n + c[i].off)));
     }
+    if (g->cluster_g)
+        collect_cluster(w, g);
 }
 
 static void overruns(struct game *g, uint64_t out[3])
@@ -285,6 +396,13 @@ static int wait_for_stop(struct game *g, struct rp_metrics *m, int sfd,
                  " | overruns lobby %" PRIu64 " pvp %" PRIu64
                  " dungeon %" PRIu64 " | players %" PRIu64,
                  o[0], o[1], o[2], ld(&g->n.players_live));
+        if (g->cluster_g) {
+            size_t len = strlen(line);
+            snprintf(line + len, sizeof line - len,
+                     " | cluster %s names %" PRIu64 " reconnects %" PRIu64,
+                     ld(&g->ncl.connected) ? "up" : "down", ld(&g->ncl.names),
+                     ld(&g->ncl.reconnects));
+        }
         fprintf(stderr, "%s\n", line);
         prev = cur;
     }
@@ -308,6 +426,13 @@ static void print_final(struct game *g, const struct rp_server_stats *s)
         printf(", %s msgs %" PRIu64 " overruns %" PRIu64, rp_group_name(gs[i]),
                st.messages, o[i]);
     }
+    if (g->cluster_g)
+        printf(", cluster chat out %" PRIu64 " in %" PRIu64 " gaps %" PRIu64
+               " duplicates %" PRIu64 " name conflicts %" PRIu64
+               " reconnects %" PRIu64,
+               ld(&g->ncl.chat_out), ld(&g->ncl.chat_in), ld(&g->ncl.chat_gaps),
+               ld(&g->ncl.chat_duplicates), ld(&g->ncl.name_conflicts),
+               ld(&g->ncl.reconnects));
     printf(", sessions %" PRIu64 " players %" PRIu64 " names %" PRIu32 "\n",
            s->sessions, ld(&g->n.players_live), names_count(&g->names));
     fflush(stdout);
@@ -372,11 +497,19 @@ int main(int argc, char **argv)
         r = pvp_create(&g);
     if (r == 0)
         r = dungeon_create(&g);
+#ifdef RP_GAME_CLUSTER
+    if (r == 0 && o.cluster.url[0]) {
+        if (!o.cluster.advertise[0])
+            snprintf(o.cluster.advertise, sizeof o.cluster.advertise, "%s:%u",
+                     o.cfg.listen_addr, rp_server_port(srv));
+        r = cluster_create(&g, &o.cluster);
+    }
+#endif
     if (r < 0) {
         fprintf(stderr, PROG ": cannot create the contents: %s\n",
                 strerror(-r));
         rp_server_stop(srv);
-        game_destroy(&g);
+        game_shutdown(&g);
         names_fini(&g.names);
         rp_server_destroy(srv);
         return 1;
@@ -386,7 +519,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot serve metrics on %s: %s\n", o.metrics,
                 strerror(-r));
         rp_server_stop(srv);
-        game_destroy(&g);
+        game_shutdown(&g);
         names_fini(&g.names);
         rp_server_destroy(srv);
         return 1;
@@ -395,13 +528,15 @@ int main(int argc, char **argv)
     rp_metrics_add_group(m, g.lobby_g);
     rp_metrics_add_group(m, g.pvp_g);
     rp_metrics_add_group(m, g.dungeon_g);
+    if (g.cluster_g)
+        rp_metrics_add_group(m, g.cluster_g);
     rp_metrics_add_collector(m, collect, &g);
     r = rp_server_start(srv);
     if (r < 0) {
         fprintf(stderr, PROG ": cannot start: %s\n", strerror(-r));
         rp_metrics_destroy(m);
         rp_server_stop(srv);
-        game_destroy(&g);
+        game_shutdown(&g);
         names_fini(&g.names);
         rp_server_destroy(srv);
         return 1;
@@ -433,7 +568,7 @@ int main(int argc, char **argv)
     struct rp_server_stats s;
     rp_server_get_stats(srv, &s);
     rp_metrics_destroy(m);
-    game_destroy(&g);
+    game_shutdown(&g);
     print_final(&g, &s);
     names_fini(&g.names);
     rp_server_destroy(srv);

@@ -5,6 +5,7 @@
 #include "game.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +44,14 @@ struct player *player_new(struct game *g, rp_sid sid)
 
 void player_free(struct game *g, struct player *p)
 {
-    if (p->id)
+    /* The release is posted before the local name goes: a new login of
+       the name on this shard (which needs the local name) then posts its
+       claim after this release, and the cluster group handles them in
+       that order. A claim still on its way is the lobby's to undo. */
+    if (p->global_name)
+        (void)game_post_name(g, g->cluster_g, CLUSTER_RELEASE, p->sid, 0,
+                             p->name);
+    if (p->id || p->claiming)
         names_remove(&g->names, p->name);
     count(&g->n.players_live, -1);
     free(p);
@@ -98,6 +106,36 @@ void game_send_error(struct game *g, rp_sid sid, uint16_t code, uint16_t about)
     m.u.error.about = about;
     count(&g->n.errors_sent, 1);
     (void)game_send(g, sid, &m);
+}
+
+_Static_assert(sizeof((struct cluster_name_msg *)0)->name == GM_NAME_MAX + 1,
+               "a name message holds any valid name");
+
+int game_post_name(struct game *g, struct rp_group *to, uint32_t tag,
+                   uint64_t sid, uint16_t code, const char *name)
+{
+    struct cluster_name_msg m = {.sid = sid, .code = code};
+    snprintf(m.name, sizeof m.name, "%s", name);
+    struct rp_packet *pkt;
+    int r = rp_packet_create(sizeof m, 0, &pkt);
+    if (r == 0) {
+        r = rp_packet_put_bytes(pkt, &m, sizeof m);
+        if (r == 0)
+            r = rp_group_post(to, tag, pkt);
+        rp_packet_unref(pkt);
+    }
+    if (r < 0)
+        count(&g->ncl.posts_dropped, 1);
+    return r;
+}
+
+bool game_name_msg(const struct rp_message *msg, struct cluster_name_msg *out)
+{
+    if (msg->len != sizeof *out)
+        return false;
+    memcpy(out, msg->payload, sizeof *out);
+    out->name[sizeof out->name - 1] = '\0';
+    return true;
 }
 
 bool game_decode(struct game *g, rp_sid sid, const struct rp_message *msg,

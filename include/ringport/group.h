@@ -90,6 +90,13 @@ struct rp_group_callbacks {
        be NULL. */
     void (*on_detach)(struct rp_group *g, rp_sid sid, void *data, void *user);
     void (*on_resume)(struct rp_group *g, rp_sid sid, void *data, void *user);
+    /* A packet posted with rp_group_post, with the poster's 'tag', in
+       each producer's order (posts of different producers interleave
+       as they reach the inbox). msg->packet is the posted packet and
+       'msg' is valid during the call; rp_message_keep keeps it. NULL:
+       the group takes no posts (rp_group_post returns -EINVAL). */
+    void (*on_post)(struct rp_group *g, uint32_t tag,
+                    const struct rp_message *msg, void *user);
 };
 
 struct rp_group_config {
@@ -97,7 +104,12 @@ struct rp_group_config {
     uint32_t tick_ms; /* 0: no tick; else 1..60,000 */
     struct rp_group_callbacks cb;
     void *user; /* passed to every callback */
+    /* Posts (rp_group_post) queued and not yet handled, at most; a post
+       past it returns -ENOBUFS. 0: RP_GROUP_POST_LIMIT_DEFAULT. */
+    uint32_t post_limit;
 };
+
+#define RP_GROUP_POST_LIMIT_DEFAULT 4096
 
 /*
  * Chooses the layout for the groups of 'srv'. Returns 0, -EBUSY once a
@@ -156,6 +168,29 @@ RP_API int rp_group_move(struct rp_server *srv, rp_sid sid, struct rp_group *to,
  */
 RP_API int rp_group_stop(struct rp_group *g);
 
+/*
+ * Posts 'pkt' with 'tag' to the group: its thread calls on_post(g, tag,
+ * msg) with it, in this producer's order. This is how a thread that is
+ * not the engine's (a library's callback thread, a timer, another group)
+ * hands work to a content without a lock: it copies what it got into a
+ * packet and posts it. Lock-free (one exchange on the group's inbox, one
+ * atomic on its post count), never blocks.
+ *
+ * On 0 the group has taken its own reference to 'pkt' (the caller keeps
+ * its own) and will hand it to on_post exactly once, even when the group
+ * stops afterwards: a stopping group handles every post it accepted
+ * before it finishes. A call that fails takes nothing.
+ *
+ * Returns 0; -ENOBUFS if post_limit posts are queued already (the group
+ * is behind: the caller drops or retries, and counts it); -ESHUTDOWN if
+ * the group is stopping or stopped; -EINVAL if 'pkt' is NULL or the group
+ * has no on_post; -ENOMEM. Thread: any, including foreign threads and
+ * the group's own handlers, until rp_server_destroy (stop every poster
+ * before that: the group is freed there).
+ */
+RP_API int rp_group_post(struct rp_group *g, uint32_t tag,
+                         struct rp_packet *pkt);
+
 RP_API const char *rp_group_name(const struct rp_group *g);
 RP_API struct rp_server *rp_group_server(const struct rp_group *g);
 
@@ -179,6 +214,8 @@ struct rp_group_stats {
     uint64_t tick_overruns;  /* ticks that ended past the next deadline */
     uint64_t tick_ns_max, tick_ns_sum;                /* on_tick durations */
     uint64_t tick_buckets[RP_GROUP_TICK_BUCKETS + 1]; /* see above */
+    uint64_t posts;                                   /* on_post calls */
+    uint64_t posts_refused; /* rp_group_post calls that got -ENOBUFS */
 };
 
 RP_API void rp_group_get_stats(const struct rp_group *g,

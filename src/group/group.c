@@ -9,6 +9,17 @@
  * 'stopping' and the runner then reads 'entering'. So either the I/O thread
  * sees the stop and routes the session to no group, or the runner sees the
  * ENTER coming and waits for it before it finishes.
+ *
+ * Posts: rp_group_post follows the same rule with 'posts_queued'. It
+ * increments the count (seq_cst), then reads 'stopping'; the runner
+ * finishes only after it has seen 'stopping' and then a count of 0. So a
+ * post either sees the stop (and takes back its count: -ESHUTDOWN) or is
+ * counted before the runner looks, and the runner handles it before it
+ * finishes. A caller that takes its count back wakes the runner if the
+ * group is stopping, since the runner may be waiting for that 0. The
+ * count is also the bound: a post that finds post_limit already counted
+ * takes its count back (-ENOBUFS), so a burst of refused callers can
+ * refuse one another for an instant, never let the queue pass the bound.
  */
 #include "group/group.h"
 
@@ -138,6 +149,8 @@ int rp_group_create(struct rp_server *srv, const struct rp_group_config *cfg,
     g->cb = cfg->cb;
     g->user = cfg->user;
     g->tick_ns = (int64_t)cfg->tick_ms * RP_NS_PER_MS;
+    g->post_limit =
+        cfg->post_limit ? cfg->post_limit : RP_GROUP_POST_LIMIT_DEFAULT;
     rp_mpsc_init(&g->inbox);
 
     pthread_mutex_lock(&sys->lock);
@@ -185,6 +198,41 @@ int rp_group_move(struct rp_server *srv, rp_sid sid, struct rp_group *to,
     if (to && atomic_load(&to->stopping) != GROUP_RUNNING)
         return -ESHUTDOWN;
     return rp__route_request(srv, sid, to, NULL, RP_LEAVE_MOVED, ticket);
+}
+
+/* A refused post gives its count back (see "Posts" above). */
+static void post_uncount(struct rp_group *g)
+{
+    atomic_fetch_sub(&g->posts_queued, 1);
+    if (atomic_load(&g->stopping) != GROUP_RUNNING)
+        rp__runner_wake(g->runner);
+}
+
+int rp_group_post(struct rp_group *g, uint32_t tag, struct rp_packet *pkt)
+{
+    if (!pkt || !g->cb.on_post)
+        return -EINVAL;
+    uint32_t queued = atomic_fetch_add(&g->posts_queued, 1);
+    if (atomic_load(&g->stopping) != GROUP_RUNNING) {
+        post_uncount(g);
+        return -ESHUTDOWN;
+    }
+    if (queued >= g->post_limit) {
+        atomic_fetch_add_explicit(&g->posts_refused, 1, memory_order_relaxed);
+        post_uncount(g);
+        return -ENOBUFS;
+    }
+    struct net_route_msg *m = rp_pool_alloc(g->srv->route_pool);
+    if (!m) {
+        post_uncount(g);
+        return -ENOMEM;
+    }
+    m->kind = NET_ROUTE_POST;
+    m->sid = 0;
+    m->tag = tag;
+    m->pkt = rp_packet_ref(pkt);
+    rp__group_push(g, m);
+    return 0;
 }
 
 /* Under sys->lock: waits until 'g' is done, then joins its runner if the
@@ -296,9 +344,11 @@ void rp_group_get_stats(const struct rp_group *g, struct rp_group_stats *out)
     out->tick_ns_sum = LD(m->tick_ns_sum);
     for (size_t b = 0; b <= RP_GROUP_TICK_BUCKETS; b++)
         out->tick_buckets[b] = LD(m->tick_buckets[b]);
+    out->posts = LD(m->posts);
+    out->posts_refused = LD(m->posts_refused);
     uint64_t pushed = LD(m->pushed);
     uint64_t handled =
-        out->messages + out->enters + out->leaves + LD(m->dropped);
+        out->messages + out->enters + out->leaves + LD(m->dropped) + out->posts;
     out->inbox_depth = pushed > handled ? pushed - handled : 0;
 #undef LD
 }

@@ -60,7 +60,12 @@ struct rp_group {
     _Atomic uint64_t pushed; /* nodes ever pushed (depth = pushed - popped) */
     _Atomic int stopping;    /* enum group_stop_mode, set once */
     _Atomic int entering;    /* ENTERs admitted, not yet handled */
-    bool done;               /* finished: under sys->lock */
+    /* Posts admitted and not yet handled (plus, for an instant, callers
+       that are being refused): the bound, and what a stopping group
+       waits for. See group.c, "Posts". */
+    _Atomic uint32_t posts_queued;
+    uint32_t post_limit;
+    bool done; /* finished: under sys->lock */
 
     /* ---- runner only ---- */
     bool finished;
@@ -73,7 +78,9 @@ struct rp_group {
 
     /* ---- counters ---- */
     _Atomic uint64_t sessions, enters, leaves, messages;
-    _Atomic uint64_t dropped; /* handled without a callback (refused) */
+    _Atomic uint64_t dropped;       /* handled without a callback (refused) */
+    _Atomic uint64_t posts;         /* on_post calls (runner) */
+    _Atomic uint64_t posts_refused; /* -ENOBUFS (any thread: fetch_add) */
     _Atomic uint64_t ticks, overruns, tick_ns_max, tick_ns_sum;
     _Atomic uint64_t tick_buckets[RP_GROUP_TICK_BUCKETS + 1];
 

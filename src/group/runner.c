@@ -194,6 +194,19 @@ static void group_handle(struct rp_group *g, struct net_route_msg *m)
         rp__route_msg_free(g->srv, m);
         break;
     }
+    case NET_ROUTE_POST: {
+        struct rp_message msg = {.type = rp_packet_type(m->pkt),
+                                 .len = (uint16_t)rp_packet_size(m->pkt),
+                                 .payload = rp_packet_payload(m->pkt),
+                                 .packet = m->pkt};
+        STAT_ADD(g, posts, 1);
+        g->cb.on_post(g, m->tag, &msg, g->user); /* required by the post */
+        rp__route_msg_free(g->srv, m);
+        /* Last: a stopping group may finish once this reaches 0, and
+           every post it counted has then been handled. */
+        atomic_fetch_sub(&g->posts_queued, 1);
+        break;
+    }
     case NET_ROUTE_ENTER: group_on_enter(g, m); break;
     case NET_ROUTE_LEAVE: group_on_leave(g, m); break;
     default: RP_PANIC("group %s: message kind %u", g->name, m->kind);
@@ -249,11 +262,12 @@ static void group_finish(struct rp_group *g)
 }
 
 /* True once the group may finish: nobody inside, nobody on the way in,
-   no refused session's LEAVE still to come. */
+   no refused session's LEAVE still to come, no accepted post unhandled. */
 static bool group_drained(struct rp_group *g)
 {
     return g->n_members == 0 && g->refused == 0 &&
-           atomic_load(&g->entering) == 0 && rp_mpsc_empty(&g->inbox);
+           atomic_load(&g->entering) == 0 &&
+           atomic_load(&g->posts_queued) == 0 && rp_mpsc_empty(&g->inbox);
 }
 
 /* ---- the loop ---------------------------------------------------------- */

@@ -90,7 +90,9 @@ struct net_resume {
  * one of each is ever in flight: see route.c); MSG nodes come from
  * srv->route_pool and carry one packet reference; DETACH and RESUME
  * markers (session resume) come from the same pool with no packet, since
- * any number of them may be in flight.
+ * any number of them may be in flight. POST nodes (rp_group_post, from
+ * any thread, no session) come from the same pool with one packet
+ * reference.
  *
  * A LEAVE marker's 'state' decides, exactly once, what the leave is:
  *   NET_LEAVE_MOVE  a move out: the group runs on_leave('reason');
@@ -107,6 +109,7 @@ enum net_route_kind {
     NET_ROUTE_LEAVE,
     NET_ROUTE_DETACH, /* resume: on_detach / on_resume in the group, in */
     NET_ROUTE_RESUME, /* order with its messages (pooled nodes, no pkt) */
+    NET_ROUTE_POST,   /* rp_group_post: no session, 'pkt' and 'tag' */
 };
 #define NET_LEAVE_MOVE 0x100
 #define NET_LEAVE_TAKEN 0x200
@@ -116,8 +119,11 @@ struct net_route_msg {
     struct net_route_msg *next; /* the session's held list while moving */
     rp_sid sid;
     struct rp_packet *pkt; /* MSG: one reference, the message's */
-    void *ticket;          /* ENTER: the move's ticket, for on_enter */
-    _Atomic int state;     /* LEAVE: see above */
+    union {
+        void *ticket; /* ENTER: the move's ticket, for on_enter */
+        uint32_t tag; /* POST: rp_group_post's tag */
+    };
+    _Atomic int state; /* LEAVE: see above */
     uint8_t kind;
     uint8_t reason; /* LEAVE of a move: MOVED or GROUP_STOP */
 };

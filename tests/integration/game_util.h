@@ -3,7 +3,8 @@
  * game as a child on the backend of this run (with its metrics endpoint),
  * stop it and check its final line, and a blocking client that speaks the
  * game's messages with nothing but docs/protocol.md and the codec
- * (examples/game/protocol.c, compiled in: it depends on nothing else).
+ * (examples/game/gen/protocol_gen.c, generated from proto/game.schema,
+ * compiled in: it depends on nothing else).
  *
  * Every read is bounded (SO_RCVTIMEO, 10 s) and every wait for the child
  * by CU_WAIT_MS: a hang fails the test, slowness does not. Include after
@@ -15,7 +16,8 @@
 #include "child_util.h"
 #include "metrics_util.h"
 
-#include "../../examples/game/protocol.c"
+#include "../../examples/game/gen/protocol_gen.c"
+#include "../../examples/game/protocol.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -71,6 +71,7 @@ enum bstate {
     B_DUNGEON_WAIT,  /* DUNGEON_START awaited */
     B_DUNGEON,       /* in a run */
     B_RETURN,        /* LOBBY_ENTER awaited */
+    B_LOGIN_AGAIN,   /* TRY_LATER (a cluster shard): LOGIN again at 'due' */
     B_DONE,
 };
 
@@ -527,6 +528,14 @@ static void on_error(struct gworker *w, struct bot *b, const struct gm_msg *m,
         send_login(w, b, now);
         return;
     }
+    /* A cluster shard that cannot reach NATS (docs/cluster.md): as
+       docs/protocol.md says, the session stays and may retry. */
+    if (b->st == B_LOGIN && code == GM_ERR_TRY_LATER && about == GM_LOGIN) {
+        b->st = B_LOGIN_AGAIN;
+        b->deadline = 0;
+        b->due = now + ms(200);
+        return;
+    }
     if (b->st == B_PROBE && code == b->probe_code) {
         latency(w, LAT_ERROR, b->sent_at, now);
         go_idle(w, b, now);
@@ -687,7 +696,8 @@ static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
         return;
     }
     b->gen++;
-    snprintf(b->name, sizeof b->name, "b%u_%u", b->idx, b->gen);
+    snprintf(b->name, sizeof b->name, "%sb%u_%u", w->o->name_prefix, b->idx,
+             b->gen);
     b->bad_name_first = rnd_range(b, 0, 99) < 5;
     memset(&b->cs, 0, sizeof b->cs);
     b->own_drops = b->cs_own_drops = 0;
@@ -771,7 +781,8 @@ static void resume_events(struct gworker *w, struct bot *b, uint64_t now)
         b->dropped_at = 0;
         if (b->st != B_CONNECTING) {
             b->gen++;
-            snprintf(b->name, sizeof b->name, "b%u_%u", b->idx, b->gen);
+            snprintf(b->name, sizeof b->name, "%sb%u_%u", w->o->name_prefix,
+                     b->idx, b->gen);
             b->bad_name_first = false;
             send_login(w, b, now);
         }
@@ -811,7 +822,7 @@ static void bot_timers(struct gworker *w, struct bot *b, uint64_t now)
        before it loses the session by design), nor while a resume is
        still unanswered (its RESUME_OK could be lost with the token). */
     if (w->o->drop_rate > 0 && b->c && now < end && b->st != B_CONNECTING &&
-        b->st != B_LOGIN && !b->dropped_at &&
+        b->st != B_LOGIN && b->st != B_LOGIN_AGAIN && !b->dropped_at &&
         rp_client_state(b->c) == RP_CLIENT_CONNECTED) {
         if (!b->drop_at)
             b->drop_at = next_drop(b, w->o->drop_rate, now);
@@ -853,6 +864,7 @@ static void bot_timers(struct gworker *w, struct bot *b, uint64_t now)
         return;
     switch (b->st) {
     case B_OFFLINE: bot_connect(w, b, now); break;
+    case B_LOGIN_AGAIN: send_login(w, b, now); break;
     case B_LOBBY: lobby_act(w, b, now); break;
     case B_PVP: pvp_act(w, b, now); break;
     case B_DUNGEON: dungeon_act(w, b, now); break;

@@ -46,6 +46,10 @@ static void usage(FILE *f)
             "  --drop-rate P      resets of each bot's socket per second, at "
             "random\n"
             "                     moments (implies --resume; default 0)\n"
+            "  --name-prefix P    up to 4 of [A-Za-z0-9] before each bot's "
+            "name\n"
+            "                     (bots of several runs on one cluster: "
+            "docs/cluster.md)\n"
             "  --json             one JSON object as the last line\n"
             "  --progress         a progress line each second even when "
             "stdout is\n"
@@ -102,7 +106,16 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
             o->drop_rate = num(a, v, 0, 1000, false);
         else if (strcmp(a, "--transport") == 0)
             o->ws = bench_flag_transport(PROG, v);
-        else
+        else if (strcmp(a, "--name-prefix") == 0) {
+            size_t n = strlen(v);
+            if (n >= sizeof o->name_prefix ||
+                strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                          "0123456789") != n)
+                bad_usage("--name-prefix wants up to 4 of [A-Za-z0-9], got "
+                          "'%s'",
+                          v);
+            memcpy(o->name_prefix, v, n + 1);
+        } else
             bad_usage("unknown flag '%s'", a);
     }
     if (!o->net.port)

@@ -82,6 +82,12 @@ void rp__metrics_collect_groups(struct rp_metrics_writer *w,
               "Sessions that entered the group.", enters);
     GROUP_U64(w, gs, names, n, "ringport_group_leaves_total", RP_METRIC_COUNTER,
               "Sessions that left the group.", leaves);
+    GROUP_U64(w, gs, names, n, "ringport_group_posts_total", RP_METRIC_COUNTER,
+              "Posts (rp_group_post) handled by the group.", posts);
+    GROUP_U64(w, gs, names, n, "ringport_group_posts_refused_total",
+              RP_METRIC_COUNTER,
+              "Posts refused because post_limit were queued (-ENOBUFS).",
+              posts_refused);
     GROUP_U64(w, gs, names, n, "ringport_group_tick_overruns_total",
               RP_METRIC_COUNTER,
               "Ticks that ended past the next tick's deadline.", tick_overruns);
