@@ -18,7 +18,9 @@ Environment: REPS (5), DURATION (2 s), WARMUP (1 s), QUICK=1 (a few cells,
 REPS=3, DURATION=1), FILTER (regex on the cell name), OUT_DIR
 (bench/results), SERVER_CPU (0), LOAD_CPU (1), NO_PERF=1, PERF_REPS (1:
 extra runs per server and cell under perf; syscalls/msg is their median).
-Only the processes it starts are ever signalled; every wait is bounded.
+SERVERS (comma list: only these echo servers), BASE_BUILD (a second build
+folder whose ringport-echo runs beside this one as "<name>@base": paired
+before/after). Only the processes it starts are ever signalled; every wait is bounded.
 """
 import datetime
 import json
@@ -54,6 +56,13 @@ LOAD_CPU = os.environ.get("LOAD_CPU", "1")
 USE_PERF = os.environ.get("NO_PERF", "") in ("", "0")
 IDLE_CONNS = env_num("IDLE_CONNS", 10000)
 PERF_REPS = env_num("PERF_REPS", 1)  # extra runs under perf, per server
+# SERVERS: a comma list that narrows the echo cells to those servers.
+SERVERS = [x for x in os.environ.get("SERVERS", "").split(",") if x]
+# BASE_BUILD: another build folder (say, the commit before a change); its
+# ringport-echo runs beside this one as "<name>@base" for every rp-* echo
+# server, interleaved in the same repetitions, so a change is measured as
+# a paired before/after ratio.
+BASE_BUILD = os.environ.get("BASE_BUILD", "")
 
 live = []  # every process we started and have not reaped yet
 
@@ -87,6 +96,18 @@ def server_table(build):
         "epoll-room": ([b("epoll_room")], "room"),
         "rp-room": ([b("ringport_room")], "room"),
     }
+
+
+def with_base(table):
+    """Adds "<rp-*>@base" entries from BASE_BUILD's ringport-echo."""
+    if not BASE_BUILD:
+        return table
+    base = os.path.join(os.path.abspath(BASE_BUILD),
+                        "examples/echo/ringport-echo")
+    for n, (argv, mode) in list(table.items()):
+        if n.startswith("rp-") and n != "rp-room":
+            table[n + "@base"] = ([base] + argv[1:], mode)
+    return table
 
 
 class Server:
@@ -304,17 +325,27 @@ ECHO_SERVERS = ["rp-raw", "rp-raw-spin", "rp-raw-epoll", "rp-framed", "epoll",
                 "epoll-spin", "uv", "uring", "uring-spin"]
 
 
+def echo_servers():
+    names = ECHO_SERVERS
+    if SERVERS:
+        names = [x for x in SERVERS if not x.endswith("@base")]
+    if BASE_BUILD:
+        names = names + [x + "@base" for x in names if x.startswith("rp-")]
+    return names
+
+
 def all_cells():
+    ECHO = echo_servers()
     cells = []
     for c in (1, 100, 1000):
         for size in (64, 4096, 16384):
             for d in (1, 16):
                 cells.append({"name": "echo c%d s%d d%d" % (c, size, d),
                               "kind": "echo", "conns": c, "size": size,
-                              "depth": d, "servers": ECHO_SERVERS})
+                              "depth": d, "servers": ECHO})
     cells.append({"name": "tick c1000 30Hz s128", "kind": "echo", "conns": 1000,
                   "size": 128, "depth": 1, "rate": 30,
-                  "servers": ECHO_SERVERS})
+                  "servers": ECHO})
     cells.append({"name": "fanout room100 c200 s64", "kind": "room",
                   "conns": 200, "size": 64, "depth": 1, "room": 100,
                   "servers": ["rp-room", "epoll-room"]})
@@ -384,7 +415,9 @@ PAIRS = [("rp-raw", "uring"), ("rp-raw-spin", "uring-spin"),
          ("rp-raw", "epoll"), ("rp-raw-epoll", "epoll"), ("rp-raw", "uv"),
          ("rp-raw-spin", "epoll"),
          ("rp-raw-spin", "epoll-spin"), ("rp-framed", "rp-raw"),
-         ("rp-room", "epoll-room")]
+         ("rp-room", "epoll-room")] + [
+             (n, n + "@base") for n in ("rp-raw", "rp-raw-spin", "rp-raw-epoll",
+                                        "rp-framed")]
 
 
 def machine():
@@ -660,7 +693,8 @@ def rereport(path):
     cells = [c for c in all_cells() if c["name"] in results]
     for c in cells:
         runs = results[c["name"]][0]
-        c["servers"] = [s for s in c["servers"] if s in runs]
+        c["servers"] = [s for s in c["servers"] if s in runs] + [
+            s for s in runs if s not in c["servers"]]  # e.g. "@base" ones
     out = list(header)
     for cell in cells:
         report_cell(cell, *results[cell["name"]], out)
@@ -678,7 +712,7 @@ def main():
     if not shutil.which("taskset"):
         raise SystemExit("taskset is needed (util-linux)")
     load = Load(build)
-    table = server_table(build)
+    table = with_base(server_table(build))
     perf = USE_PERF and shutil.which("perf") and subprocess.run(
         ["perf", "stat", "-e", "raw_syscalls:sys_enter", "true"],
         capture_output=True).returncode == 0
@@ -743,7 +777,8 @@ def main():
                                     mach["syscall_ns"], mach["loadavg"]),
            "- command: `%s`" % " ".join(
                ["%s=%s" % (k, shlex.quote(os.environ[k])) for k in
-                ("QUICK", "REPS", "DURATION", "WARMUP", "FILTER")
+                ("QUICK", "REPS", "DURATION", "WARMUP", "FILTER", "SERVERS",
+                 "BASE_BUILD", "PERF_REPS")
                 if os.environ.get(k)] + [shlex.quote(a) for a in sys.argv]),
            "- load: `%s` (%s), pinned to CPU %s; servers pinned to CPU %s; "
            "%d reps x %.1f s (+%.1f s warmup), servers interleaved" % (

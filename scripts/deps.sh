@@ -15,7 +15,8 @@ for extra in "$@"; do
     bench) pkgs="$pkgs liburcu-dev libck-dev libuv1-dev" ;;
     soak) pkgs="$pkgs gnuplot-nox" ;;
     fresh) pkgs="$pkgs debootstrap" ;;
-    # Real WebSocket clients for tests/integration/test_ws_clients.c.
+    # Real WebSocket peers for tests/integration/test_ws_clients.c and
+    # test_client_ws.c (they skip with one line when missing).
     ws) pkgs="$pkgs nodejs node-ws python3-websockets" ;;
     # The TypeScript client (clients/ts): node, tsc, and ws for its tests;
     # python3 for the message generator's checks (tools/gen).

@@ -262,8 +262,10 @@ RP_API enum rp_backend_kind rp_server_backend(const struct rp_server *srv);
  */
 RP_API int rp_server_send(struct rp_server *srv, rp_sid sid,
                           struct rp_packet *pkt);
-/* Raw mode: copies 'len' bytes into the session's send queue. Same
-   returns. Thread: any. */
+/* Raw mode: copies 'len' bytes into the session's send queue (from the
+   session's own on_data, 1 KiB or more of the delivered bytes are sent
+   from the receive buffer instead, without a copy). Same returns.
+   Thread: any. */
 RP_API int rp_server_send_raw(struct rp_server *srv, rp_sid sid,
                               const void *data, size_t len);
 /*

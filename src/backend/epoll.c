@@ -3,11 +3,27 @@
  *
  * One level-triggered epoll per port. Each fd with pending ops is
  * registered with the union of what its ops need (receive/accept -> IN,
- * send/connect -> OUT) and re-registered as ops come and go; ops wait in
- * per-fd FIFOs, one per direction, in a table indexed by fd. On readiness
- * the head ops run their syscall (MSG_DONTWAIT, MSG_NOSIGNAL) until the
- * kernel says EAGAIN. A partial send stays at the head and continues on
- * the next EPOLLOUT until every byte went out or it failed.
+ * send/connect -> OUT); ops wait in per-fd FIFOs, one per direction, in a
+ * table indexed by fd. On readiness the head ops run their syscall
+ * (MSG_DONTWAIT, MSG_NOSIGNAL) until the kernel says EAGAIN. A partial
+ * send stays at the head and continues on the next EPOLLOUT until every
+ * byte went out or it failed. A send is tried at once, so EPOLLOUT is
+ * asked for only after an EAGAIN.
+ *
+ * Registration changes are lazy: an fd whose ops came or went is marked
+ * dirty, and the registration is made to match its ops just before the
+ * next epoll_pwait2 (fd_flush). A receive that completes and is re-armed
+ * in the same loop turn (every message of a session) so costs no
+ * epoll_ctl at all, where an eager update cost a DEL and an ADD per
+ * message. Only an fd's first registration (whose error the submit must
+ * return) and a cancel (after which the fd may go to another thread) are
+ * applied at once. A stale registration between two waits is harmless:
+ * the ops it would have run are looked up in the FIFOs, which are current.
+ * Owned ports only: there the thread that gets a completion is the one
+ * that flushes, so a caller that closes an fd on its completion does so
+ * before (never during) the flush's epoll_ctl on it. A shared port's
+ * completions go to other threads, which may close the fd at once: it
+ * updates eagerly, before delivering, as a plain reactor does.
  *
  * Ops that finish without waiting (close, shutdown, cancel, nop, a send
  * that went out at once) go to a ready list delivered by the next reap.
@@ -26,7 +42,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define EPOLL_BATCH 64
+#define EPOLL_BATCH 256 /* events per wait, as a tuned epoll loop takes */
 #define WAKE_TAG UINT64_MAX
 #define MULTISHOT_BURST 16 /* receives per readiness, for fairness */
 
@@ -48,6 +64,7 @@ struct fd_state {
     struct op_fifo in;
     struct op_fifo out;
     uint32_t armed; /* the events registered with epoll; 0: not registered */
+    bool dirty;     /* on the dirty list: armed may not match the FIFOs */
 };
 
 struct epoll_backend {
@@ -56,12 +73,18 @@ struct epoll_backend {
     int wake_fd;
     struct fd_state *fds; /* indexed by fd; nfds entries */
     size_t nfds;
+    int *dirty; /* fds whose registration is updated before the next wait;
+                   fds[fd].dirty set for each, ndirty <= nfds */
+    size_t ndirty;
     struct op_fifo ready;
     struct op_fifo timers; /* sorted by deadline_ns, earliest first */
     struct op_fifo done;   /* finished by this readiness, delivered after
                               the fd's registration is updated: once
                               delivered, the caller may close the fd */
     struct rp_buffers *buffers;
+    bool skipped_wait; /* the last reap delivered ready ops only */
+    bool lazy;         /* owned port: registration changes wait for the
+                          next reap (fd_flush) */
 };
 
 static struct epoll_backend *to_epoll(struct rp__backend *be)
@@ -142,6 +165,11 @@ static struct fd_state *fd_state(struct epoll_backend *e, int fd)
         size_t n = e->nfds ? e->nfds : 64;
         while (n <= (size_t)fd)
             n *= 2;
+        /* The dirty list holds each fd at most once: nfds entries. */
+        int *dirty = realloc(e->dirty, n * sizeof *dirty);
+        if (!dirty)
+            return NULL;
+        e->dirty = dirty;
         struct fd_state *grown = realloc(e->fds, n * sizeof *grown);
         if (!grown)
             return NULL;
@@ -179,6 +207,35 @@ static int fd_update(struct epoll_backend *e, int fd)
     return 0;
 }
 
+/* The fd's ops changed: its registration is brought up to date before
+   the next wait (fd_flush). */
+static void fd_touch(struct epoll_backend *e, int fd)
+{
+    struct fd_state *st = &e->fds[fd];
+    if (st->dirty)
+        return;
+    st->dirty = true;
+    e->dirty[e->ndirty++] = fd;
+}
+
+/* Ends every op waiting on the fd with 'err' (its registration failed). */
+static void fd_fail(struct epoll_backend *e, int fd, int32_t err);
+
+/* Applies the pending registration changes; called right before a wait. An
+   fd that cannot be re-registered (closed behind the port's back) has its
+   waiting ops ended with the error rather than left to wait forever. */
+static void fd_flush(struct epoll_backend *e)
+{
+    for (size_t i = 0; i < e->ndirty; i++) {
+        int fd = e->dirty[i];
+        e->fds[fd].dirty = false;
+        int r = fd_update(e, fd);
+        if (r < 0)
+            fd_fail(e, fd, r);
+    }
+    e->ndirty = 0;
+}
+
 /* Queues an op that waits for readiness; -errno if the fd cannot be
    watched (nothing queued then). */
 static int fd_enqueue(struct epoll_backend *e, struct rp_op *op, bool out)
@@ -189,6 +246,13 @@ static int fd_enqueue(struct epoll_backend *e, struct rp_op *op, bool out)
     struct op_fifo *f = out ? &st->out : &st->in;
     fifo_push(f, op);
     op->rp__priv.where = out ? WHERE_OUT : WHERE_IN;
+    if (st->armed != 0 && e->lazy) {
+        /* Registered already: at most a MOD, made before the next wait
+           (none at all when a receive is re-armed in the turn that
+           completed it). */
+        fd_touch(e, op->rp__priv.fd);
+        return 0;
+    }
     int r = fd_update(e, op->rp__priv.fd);
     if (r < 0) {
         fifo_unlink(f, op);
@@ -270,6 +334,20 @@ static int cancel_fd(struct epoll_backend *e, int fd)
         }
     }
     return n;
+}
+
+static void fd_fail(struct epoll_backend *e, int fd, int32_t err)
+{
+    struct fd_state *st = &e->fds[fd];
+    struct op_fifo *fifos[2] = {&st->in, &st->out};
+    for (int i = 0; i < 2; i++) {
+        while (fifos[i]->head) {
+            struct rp_op *op = fifos[i]->head;
+            fifo_unlink(fifos[i], op);
+            ready_push(e, op, err);
+        }
+    }
+    st->armed = 0; /* whatever epoll holds for it goes with the close */
 }
 
 /* One send attempt; true when the op is finished (completion queued). */
@@ -413,7 +491,11 @@ static void run_in(struct epoll_backend *e, struct fd_state *st, int fd)
                 complete(e, op, (int32_t)n,
                          RP_COMP_BUFFER | RP_COMP_MORE | ((uint32_t)id << 16));
                 op->rp__priv.where = WHERE_IN;
-                if (++burst == MULTISHOT_BURST)
+                /* A short read drained the socket (as far as this readiness
+                   goes): level-triggered epoll reports the fd again if more
+                   comes, so no read is spent to learn EAGAIN; one per
+                   message at depth 1. */
+                if ((size_t)n < b->size || ++burst == MULTISHOT_BURST)
                     return;
                 continue;
             }
@@ -498,16 +580,27 @@ static int epoll_reap(struct rp__backend *be, int64_t timeout_ns)
     uint64_t before = __atomic_load_n(&p->stats->completed, __ATOMIC_RELAXED);
     if (p->lock)
         pthread_mutex_lock(p->lock);
+    fd_flush(e);
     int64_t ns = wait_ns(e, timeout_ns);
+    /* Ops finished at submission (a send that went out at once) are
+       delivered without a zero-timeout epoll_pwait2 first: at depth 1
+       that poll finds nothing and costs a system call per message. Every
+       other reap polls whatever is ready, so readiness is never starved
+       by ops that keep completing at once. */
+    bool skip = ns == 0 && e->ready.head && !e->skipped_wait;
+    e->skipped_wait = skip;
     if (p->lock)
         pthread_mutex_unlock(p->lock);
 
     struct epoll_event evs[EPOLL_BATCH];
-    struct timespec ts = rp_timespec_from_ns(ns < 0 ? 0 : ns);
-    int n = epoll_pwait2(e->epfd, evs, EPOLL_BATCH, ns < 0 ? NULL : &ts, NULL);
-    rp__stat_add(p, &p->stats->enters, 1);
-    if (n < 0)
-        n = 0; /* EINTR: the caller loops on its own deadline */
+    int n = 0;
+    if (!skip) {
+        struct timespec ts = rp_timespec_from_ns(ns < 0 ? 0 : ns);
+        n = epoll_pwait2(e->epfd, evs, EPOLL_BATCH, ns < 0 ? NULL : &ts, NULL);
+        rp__stat_add(p, &p->stats->enters, 1);
+        if (n < 0)
+            n = 0; /* EINTR: the caller loops on its own deadline */
+    }
 
     if (p->lock)
         pthread_mutex_lock(p->lock);
@@ -528,7 +621,10 @@ static int epoll_reap(struct rp__backend *be, int64_t timeout_ns)
             run_in(e, st, fd);
         if (bits & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             run_out(e, st, fd);
-        fd_update(e, fd);
+        if (e->lazy)
+            fd_touch(e, fd);
+        else
+            fd_update(e, fd);
         while (e->done.head) {
             struct rp_op *op = e->done.head;
             fifo_unlink(&e->done, op);
@@ -558,6 +654,7 @@ static int epoll_create_backend(const struct rp__backend_params *p,
         return -ENOMEM;
     e->base.ops = &rp__epoll_ops;
     e->base.p = *p;
+    e->lazy = p->owned;
     int r;
     e->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (e->epfd < 0) {
@@ -592,6 +689,7 @@ static void epoll_destroy(struct rp__backend *be)
     close(e->wake_fd);
     close(e->epfd);
     free(e->fds);
+    free(e->dirty);
     free(e);
 }
 

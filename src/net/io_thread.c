@@ -257,8 +257,9 @@ static void *thread_main(void *arg)
     t->uring = t->kind == RP_BACKEND_URING;
     /* Both backends receive into provided buffers (epoll emulates them),
        so a session holds no receive buffer of its own (session.c). */
-    r = rp_port_buffers_create(t->port, buffer_count(srv),
-                               srv->cfg.recv_buffer_size, &t->bufs);
+    t->nbufs = buffer_count(srv);
+    r = rp_port_buffers_create(t->port, t->nbufs, srv->cfg.recv_buffer_size,
+                               &t->bufs);
     if (r < 0) {
         rp_port_destroy(t->port);
         goto fail;
@@ -270,6 +271,7 @@ static void *thread_main(void *arg)
     t->tick_op.key = NET_OP_TICK;
     t->tick_cancel_op.key = NET_OP_TICK_CANCEL;
     t->tick_ns = tick_ns(&srv->cfg);
+    t->rx_buf_id = -1;
     t->now = rp_clock_ns();
     thread_arm_tick(t);
     sem_post(&t->ready);

@@ -50,15 +50,22 @@ struct net_req {
     struct rp_mpsc_node node; /* inbox link (must stay first) */
     struct net_req *next;     /* local send queue link */
     rp_sid sid;
-    struct rp_packet *pkt; /* SEND: one reference, the request's */
+    struct rp_packet *pkt; /* SEND: one reference, the request's; NULL for
+                              a lent receive buffer (below) */
     uint32_t bytes;        /* SEND: bytes counted in queued_bytes */
-    void *route_to;        /* MOVE: the target group, NULL = none */
-    void *route_from;      /* MOVE: only if still in this group (or NULL) */
-    void *ticket;          /* MOVE: the program's, for on_enter or drop */
-    uint8_t why;           /* MOVE: the old group's leave reason */
+    /* SEND with pkt NULL (raw mode, owner thread; session.c): 'bytes'
+       bytes at 'lent' in receive buffer 'lent_id' of the owner's
+       provided buffers, recycled when the request is released. */
+    const uint8_t *lent;
+    uint16_t lent_id;
+    void *route_to;   /* MOVE: the target group, NULL = none */
+    void *route_from; /* MOVE: only if still in this group (or NULL) */
+    void *ticket;     /* MOVE: the program's, for on_enter or drop */
+    uint8_t why;      /* MOVE: the old group's leave reason */
     uint8_t kind;
     bool ctl;    /* SEND: an engine control frame (resume.c): not counted in
                     queued_bytes, never retained or resent */
+    bool own;    /* SEND: counted in own_queued, not queued_bytes */
     bool ws_raw; /* SEND (with ctl): bytes for a WebSocket connection as
                     they are, the packet's payload alone (ws_session.c:
                     a handshake response, a pong, a close) */
@@ -157,6 +164,12 @@ enum net_op_kind {
 };
 #define NET_OP_KIND_MASK 7u
 
+/* A gather send copies packets of up to NET_COALESCE_PKT bytes into one
+   run of NET_COALESCE_BYTES that follows its net_tx's iovecs
+   (rp__session_flush). */
+#define NET_COALESCE_PKT 256u
+#define NET_COALESCE_BYTES 2048u
+
 struct net_thread;
 struct net_ws;
 
@@ -176,8 +189,14 @@ struct rp_session {
     /* ---- shared ---- */
     _Alignas(64) _Atomic uint64_t state;
     _Atomic uint32_t queued_bytes; /* sender-counted; limit check */
-    _Atomic int close_reason;      /* for NET_REQ_CLOSE */
-    struct net_thread *owner;      /* set before the OPEN request */
+    /* Bytes queued by the session's own callbacks (the owner's short
+       path, server.c): written by the owner alone with a plain load and
+       store (no locked instruction per reply), read by any sender for
+       the limit, which applies to queued_bytes + own_queued. 0 whenever
+       nothing of the owner's is queued. */
+    _Atomic uint32_t own_queued;
+    _Atomic int close_reason; /* for NET_REQ_CLOSE */
+    struct net_thread *owner; /* set before the OPEN request */
     int fd;
     bool ws; /* the connection came in on the WebSocket listener: set by
                 the accept thread before the OPEN request, then the
@@ -307,7 +326,22 @@ struct net_thread {
     enum rp_backend_kind kind;
     struct rp_port *port;    /* owned; created and destroyed on the thread */
     struct rp_buffers *bufs; /* io_uring provided buffers */
+    uint32_t nbufs;          /* how many */
     bool uring;
+    /* The receive being handed to the application (session_input): the
+       session whose callback runs, and the provided buffer its bytes lie
+       in (rx_buf_id < 0: none, as on epoll). A raw send of those bytes
+       from inside the callback may borrow the buffer instead of copying
+       it (zero-copy forwarding; at most once per buffer: rx_lent), and a
+       send to rx_session skips the slot lookup (server.c). 'lent' counts
+       buffers held by sends, kept under nbufs / 2 so receives never run
+       dry. */
+    struct rp_session *rx_session;
+    const uint8_t *rx_base;
+    size_t rx_len;
+    int32_t rx_buf_id;
+    bool rx_lent;
+    uint32_t lent;
     struct rp_mpsc inbox;
     _Atomic int wake_pending; /* one wake post in flight at most */
     _Atomic int posters;      /* producers inside rp_port_post now */
@@ -370,8 +404,9 @@ struct rp_server {
     pthread_t ws_accept_tid;
     char *ws_origins; /* owned copy of cfg.ws_origins, or NULL */
     struct net_table table;
-    struct rp_pool *req_pool; /* struct net_req, any thread */
-    struct rp_pool *iov_pool; /* struct net_tx + max_iov iovecs, I/O threads */
+    struct rp_pool *req_pool;   /* struct net_req, any thread */
+    struct rp_pool *iov_pool;   /* struct net_tx + max_iov iovecs +
+                                   NET_COALESCE_BYTES, I/O threads */
     struct rp_pool *route_pool; /* struct net_route_msg, any thread */
     /* Set once by the first rp_group_create (layer 7), before any move. */
     const struct net_route_ops *_Atomic route_ops;
@@ -437,6 +472,14 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
 void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
                          struct net_req *r);
 void rp__session_flush(struct net_thread *t, struct rp_session *s);
+/* Releases what a send request carries (its packet reference, or the
+   receive buffer lent to it) and the request itself. */
+void rp__req_release(struct net_thread *t, struct net_req *r);
+/* True if 'len' bytes at 'data' may be sent from the receive buffer they
+   arrived in (see net_thread.rx_*): then the caller queues a request
+   with pkt NULL and rp__session_lend() marks the buffer lent. */
+bool rp__session_can_lend(const struct net_thread *t, const void *data,
+                          size_t len);
 /* Resume: begins the detach of the session's connection (a drop, or a
    RESUME taking it over); on_detach runs. */
 void rp__session_detach(struct net_thread *t, struct rp_session *s);
@@ -457,6 +500,22 @@ void rp__session_tick(struct net_thread *t, struct rp_session *s);
 /* The session's last step once no group holds it: the server's on_leave,
    then the open reference goes. */
 void rp__session_left(struct net_thread *t, struct rp_session *s);
+
+/* Takes a released send request's bytes off the session's count. Thread:
+   owner. */
+static inline void rp__req_unqueue(struct rp_session *s,
+                                   const struct net_req *r)
+{
+    if (r->own)
+        atomic_store_explicit(
+            &s->own_queued,
+            atomic_load_explicit(&s->own_queued, memory_order_relaxed) -
+                r->bytes,
+            memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&s->queued_bytes, r->bytes,
+                                  memory_order_relaxed);
+}
 
 /* ---- resume.c ----
  * Thread: owner, unless said otherwise. Nothing here runs while

@@ -96,6 +96,7 @@ int rp__resume_ctl(struct net_thread *t, struct rp_session *s, uint16_t type,
     r->pkt = pkt;
     r->bytes = 0; /* not counted against the limit: the engine's own */
     r->ctl = true;
+    r->own = false;
     r->ws_raw = false;
     if (first) {
         r->next = s->q_head;
@@ -224,8 +225,7 @@ static void retained_release(struct rp_server *srv, struct rp_session *s,
             s->ret_tail = NULL;
         s->ret_n--;
         s->acked++;
-        atomic_fetch_sub_explicit(&s->queued_bytes, r->bytes,
-                                  memory_order_relaxed);
+        rp__req_unqueue(s, r);
         rp_packet_unref(r->pkt);
         rp_pool_free(srv->req_pool, r);
     }
@@ -288,10 +288,8 @@ void rp__resume_sent(struct net_thread *t, struct rp_session *s,
             if (s->ack_to > s->acked)
                 retained_release(srv, s, ack_limit(s)); /* ACKed early */
         } else {
-            atomic_fetch_sub_explicit(&s->queued_bytes, r->bytes,
-                                      memory_order_relaxed);
-            rp_packet_unref(r->pkt);
-            rp_pool_free(srv->req_pool, r);
+            rp__req_unqueue(s, r);
+            rp__req_release(t, r); /* its packet, or a lent buffer */
         }
         r = next;
     }
@@ -378,8 +376,7 @@ void rp__resume_end(struct net_thread *t, struct rp_session *s)
     while (s->ret_head) {
         struct net_req *r = s->ret_head;
         s->ret_head = r->next;
-        atomic_fetch_sub_explicit(&s->queued_bytes, r->bytes,
-                                  memory_order_relaxed);
+        rp__req_unqueue(s, r);
         rp_packet_unref(r->pkt);
         rp_pool_free(srv->req_pool, r);
     }

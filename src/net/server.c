@@ -28,7 +28,8 @@ static int server_pools(struct rp_server *srv)
     struct rp_pool_config ic = {.name = "net.tx",
                                 .object_size =
                                     sizeof(struct net_tx) +
-                                    srv->cfg.max_iov * sizeof(struct iovec),
+                                    srv->cfg.max_iov * sizeof(struct iovec) +
+                                    NET_COALESCE_BYTES,
                                 .initial = 16};
     if ((r = rp_pool_create(&ic, &srv->iov_pool)) < 0)
         return r;
@@ -253,7 +254,7 @@ int rp_server_disconnect(struct rp_server *srv, rp_sid sid)
 /* Queues 'pkt' for 's' (the caller holds a slot reference and has counted
    'bytes' in queued_bytes). Takes its own packet and slot references. */
 static int server_queue(struct rp_server *srv, struct rp_session *s, rp_sid sid,
-                        struct rp_packet *pkt, uint32_t bytes)
+                        struct rp_packet *pkt, uint32_t bytes, bool own)
 {
     struct net_req *r = rp_pool_alloc(srv->req_pool);
     if (!r)
@@ -263,6 +264,7 @@ static int server_queue(struct rp_server *srv, struct rp_session *s, rp_sid sid,
     r->pkt = rp_packet_ref(pkt);
     r->bytes = bytes;
     r->ctl = false;
+    r->own = own;
     r->ws_raw = false;
     struct net_thread *cur = rp__thread_current(srv);
     if (s->owner == cur) {
@@ -276,17 +278,38 @@ static int server_queue(struct rp_server *srv, struct rp_session *s, rp_sid sid,
     return 0;
 }
 
-/* Counts 'bytes' against the limit; over it, the session is cut. */
+/* Counts 'bytes' against the limit; over it, the session is cut. 'own':
+   the owner's short path, counted in own_queued with no locked
+   instruction (the owner is its only writer). */
 static int server_reserve(struct rp_server *srv, struct rp_session *s,
-                          rp_sid sid, uint32_t bytes)
+                          rp_sid sid, uint32_t bytes, bool own)
 {
-    uint32_t old = atomic_fetch_add_explicit(&s->queued_bytes, bytes,
-                                             memory_order_relaxed);
-    if ((uint64_t)old + bytes <= srv->cfg.send_queue_limit)
-        return 0;
-    atomic_fetch_sub_explicit(&s->queued_bytes, bytes, memory_order_relaxed);
+    uint32_t mine = atomic_load_explicit(&s->own_queued, memory_order_relaxed);
+    if (own) {
+        uint32_t others =
+            atomic_load_explicit(&s->queued_bytes, memory_order_relaxed);
+        if ((uint64_t)others + mine + bytes <= srv->cfg.send_queue_limit) {
+            atomic_store_explicit(&s->own_queued, mine + bytes,
+                                  memory_order_relaxed);
+            return 0;
+        }
+    } else {
+        uint32_t old = atomic_fetch_add_explicit(&s->queued_bytes, bytes,
+                                                 memory_order_relaxed);
+        if ((uint64_t)old + mine + bytes <= srv->cfg.send_queue_limit)
+            return 0;
+        atomic_fetch_sub_explicit(&s->queued_bytes, bytes,
+                                  memory_order_relaxed);
+    }
     rp__server_close(srv, sid, RP_LEAVE_SEND_OVERFLOW);
     return -ENOBUFS;
+}
+
+/* Gives back what server_reserve counted, for bytes that were not queued. */
+static void server_unreserve(struct rp_session *s, uint32_t bytes, bool own)
+{
+    struct net_req r = {.bytes = bytes, .own = own};
+    rp__req_unqueue(s, &r);
 }
 
 static uint32_t wire_bytes(const struct rp_server *srv,
@@ -298,20 +321,74 @@ static uint32_t wire_bytes(const struct rp_server *srv,
                           : n + RP_PACKET_HEADER_SIZE);
 }
 
+/*
+ * The session 'sid' if its own receive callback (on_data, on_message) is
+ * running on this thread: a reply from there needs no slot reference (the
+ * session cannot finish while the receive that called back is in flight)
+ * and no trip through the inbox. NULL otherwise: the caller takes the
+ * general path. A remote close may have set CLOSING already: such a
+ * session is refused here as rp__session_get would.
+ */
+static struct rp_session *server_own_session(struct rp_server *srv, rp_sid sid,
+                                             struct net_thread **tp)
+{
+    struct net_thread *t = rp__thread_current(srv);
+    if (!t || !t->rx_session || t->rx_session->sid != sid)
+        return NULL;
+    *tp = t;
+    return t->rx_session;
+}
+
+static bool server_session_closing(const struct rp_session *s)
+{
+    return s->closing ||
+           (atomic_load_explicit(&s->state, memory_order_relaxed) &
+            NET_CLOSING) != 0;
+}
+
 int rp_server_send(struct rp_server *srv, rp_sid sid, struct rp_packet *pkt)
 {
     uint32_t bytes = wire_bytes(srv, pkt);
     if (rp__resume_on(srv) && rp_packet_type(pkt) >= RP_CTL_FIRST)
         return -EINVAL; /* the engine's control messages */
-    struct rp_session *s = rp__session_get(srv, sid);
-    if (!s)
+    struct net_thread *own = NULL;
+    struct rp_session *s = server_own_session(srv, sid, &own);
+    if (s && server_session_closing(s))
+        return -ENOTCONN;
+    if (!s && !(s = rp__session_get(srv, sid)))
         return -ENOTCONN;
     int r = 0;
-    if (bytes > 0 && (r = server_reserve(srv, s, sid, bytes)) == 0 &&
-        (r = server_queue(srv, s, sid, pkt, bytes)) < 0)
-        atomic_fetch_sub(&s->queued_bytes, bytes);
-    rp__session_put(srv, s);
+    bool mine = own != NULL;
+    if (bytes > 0 && (r = server_reserve(srv, s, sid, bytes, mine)) == 0 &&
+        (r = server_queue(srv, s, sid, pkt, bytes, mine)) < 0)
+        server_unreserve(s, bytes, mine);
+    if (!own)
+        rp__session_put(srv, s);
     return r;
+}
+
+/* Zero-copy forwarding: queues bytes of the receive buffer being handed
+   to the callback, which stays out of the ring until the send is
+   released (rp__req_release). */
+static int server_queue_lent(struct net_thread *t, struct rp_session *s,
+                             rp_sid sid, const void *data, uint32_t len)
+{
+    struct net_req *r = rp_pool_alloc(t->srv->req_pool);
+    if (!r)
+        return -ENOMEM;
+    r->kind = NET_REQ_SEND;
+    r->sid = sid;
+    r->pkt = NULL;
+    r->lent = data;
+    r->lent_id = (uint16_t)t->rx_buf_id;
+    r->bytes = len;
+    r->ctl = false;
+    r->own = true;
+    r->ws_raw = false;
+    t->rx_lent = true;
+    t->lent++;
+    rp__session_enqueue(t, s, r);
+    return 0;
 }
 
 int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
@@ -319,18 +396,27 @@ int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
 {
     if (len > UINT32_MAX)
         return -EMSGSIZE;
-    struct rp_session *s = rp__session_get(srv, sid);
-    if (!s)
+    struct net_thread *own = NULL;
+    struct rp_session *s = server_own_session(srv, sid, &own);
+    if (s && server_session_closing(s))
         return -ENOTCONN;
-    int r = len ? server_reserve(srv, s, sid, (uint32_t)len) : 0;
+    if (!s && !(s = rp__session_get(srv, sid)))
+        return -ENOTCONN;
+    bool mine = own != NULL;
+    int r = len ? server_reserve(srv, s, sid, (uint32_t)len, mine) : 0;
     const uint8_t *p = data;
+    if (r == 0 && own && rp__session_can_lend(own, data, len)) {
+        r = server_queue_lent(own, s, sid, data, (uint32_t)len);
+        if (r == 0)
+            len = 0;
+    }
     while (r == 0 && len > 0) {
         size_t n = len < RP_PACKET_MAX_PAYLOAD ? len : RP_PACKET_MAX_PAYLOAD;
         struct rp_packet *pkt;
         if ((r = rp_packet_create(n, 0, &pkt)) < 0)
             break;
         rp_packet_put_bytes(pkt, p, n);
-        r = server_queue(srv, s, sid, pkt, (uint32_t)n);
+        r = server_queue(srv, s, sid, pkt, (uint32_t)n, mine);
         rp_packet_unref(pkt);
         if (r == 0) {
             p += n;
@@ -338,8 +424,9 @@ int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
         }
     }
     if (r < 0 && r != -ENOBUFS)
-        atomic_fetch_sub(&s->queued_bytes, (uint32_t)len);
-    rp__session_put(srv, s);
+        server_unreserve(s, (uint32_t)len, mine);
+    if (!own)
+        rp__session_put(srv, s);
     return r;
 }
 

@@ -4,11 +4,15 @@
  * copy as little as possible: frames wholly inside a chunk are parsed where
  * they lie, and only the frame cut by the chunk's end is copied, so its
  * buffer is at most one frame and is not even allocated until a frame is
- * first cut.
+ * first cut. Buffers given up between frames wait in a per-thread cache for
+ * the next cut frame of any decoder on that thread: an I/O thread that
+ * sees split frames all the time mallocs a handful of buffers, not one per
+ * split frame.
  */
 #include "proto/frame.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +21,54 @@
    usual cut frame needs one allocation, not one for the header and one for
    the payload. */
 #define PARTIAL_MIN 64u
+
+/* The per-thread cache: at most CACHE_SLOTS buffers of at most
+   CACHE_MAX_CAP bytes (64 KiB a thread at worst). A thread's buffers are
+   freed by a key destructor when it exits; the main thread's stay
+   reachable through its TLS until the process ends. */
+#define CACHE_SLOTS 16u
+#define CACHE_MAX_CAP 4096u
+
+struct partial_cache {
+    uint32_t n;
+    uint32_t cap[CACHE_SLOTS];
+    uint8_t *buf[CACHE_SLOTS];
+};
+
+static _Thread_local struct partial_cache cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static int cache_key_ok; /* 0 if the key could not be made: no caching */
+
+static void cache_free(void *arg)
+{
+    struct partial_cache *c = arg;
+    while (c->n > 0)
+        free(c->buf[--c->n]);
+}
+
+static void cache_init(void)
+{
+    cache_key_ok = pthread_key_create(&cache_key, cache_free) == 0;
+}
+
+/* Gives the decoder's (empty) buffer to the cache, or frees it. */
+static void partial_release(struct rp_frame_decoder *d)
+{
+    if (d->partial && d->cap <= CACHE_MAX_CAP && cache.n < CACHE_SLOTS) {
+        pthread_once(&cache_once, cache_init);
+        if (cache_key_ok &&
+            (cache.n > 0 || pthread_setspecific(cache_key, &cache) == 0)) {
+            cache.buf[cache.n] = d->partial;
+            cache.cap[cache.n] = d->cap;
+            cache.n++;
+            d->partial = NULL;
+        }
+    }
+    free(d->partial);
+    d->partial = NULL;
+    d->cap = 0;
+}
 
 static uint16_t load_le16(const uint8_t *p)
 {
@@ -58,19 +110,14 @@ int rp_frame_decoder_init(struct rp_frame_decoder *d,
 
 void rp_frame_decoder_destroy(struct rp_frame_decoder *d)
 {
-    free(d->partial);
-    d->partial = NULL;
-    d->cap = 0;
+    partial_release(d);
     d->have = 0;
 }
 
 void rp_frame_decoder_trim(struct rp_frame_decoder *d)
 {
-    if (d->have == 0) {
-        free(d->partial);
-        d->partial = NULL;
-        d->cap = 0;
-    }
+    if (d->have == 0)
+        partial_release(d);
 }
 
 static int decoder_fail(struct rp_frame_decoder *d, int err)
@@ -85,6 +132,13 @@ static int partial_reserve(struct rp_frame_decoder *d, size_t want)
 {
     if (want <= d->cap)
         return 0;
+    if (!d->partial && cache.n > 0) {
+        cache.n--;
+        d->partial = cache.buf[cache.n];
+        d->cap = cache.cap[cache.n];
+        if (want <= d->cap)
+            return 0;
+    }
     size_t limit = RP_FRAME_HEADER_SIZE + rp_frame_max_payload(&d->lim);
     size_t cap = want < PARTIAL_MIN ? PARTIAL_MIN : want;
     if (cap > limit)
@@ -92,6 +146,7 @@ static int partial_reserve(struct rp_frame_decoder *d, size_t want)
     uint8_t *p = realloc(d->partial, cap);
     if (!p)
         return -ENOMEM;
+    d->allocs++;
     d->partial = p;
     d->cap = (uint32_t)cap;
     return 0;

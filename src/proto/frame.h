@@ -86,6 +86,8 @@ struct rp_frame_decoder {
     uint32_t cap;     /* bytes allocated at 'partial' */
     uint8_t *partial; /* owned; allocated when a frame is first cut */
     uint64_t copied;  /* bytes ever copied into 'partial' (tests, metrics) */
+    uint32_t allocs;  /* partial buffers taken from malloc, not from the
+                         thread's cache (tests) */
 };
 
 /* Returns 0 or -EINVAL (max_payload over 65535, or type_min > type_max
@@ -111,8 +113,11 @@ static inline size_t rp_frame_decoder_pending(const struct rp_frame_decoder *d)
     return d->have;
 }
 
-/* Frees the partial buffer if it holds nothing, so an idle session keeps no
-   receive memory; it is allocated again when a frame is next cut. */
+/* Gives the partial buffer up if it holds nothing, so an idle session
+   keeps no receive memory; the next cut frame takes one again. Given-up
+   buffers of up to 4 KiB go to a small cache of the calling thread
+   (freed when it exits), so a stream of split frames costs no malloc
+   per frame. */
 void rp_frame_decoder_trim(struct rp_frame_decoder *d);
 
 #endif

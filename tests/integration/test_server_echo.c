@@ -446,6 +446,53 @@ static void raw_mode_echoes_bytes_as_they_come(void **state)
 }
 
 /*
+ * Raw echoes of large chunks go out from the receive buffer they arrived
+ * in (zero-copy forwarding on io_uring), which stays out of the ring until
+ * the send completes. A peer that never reads holds its echoes (and with
+ * a queue limit this high, is never cut): past what its socket buffer
+ * takes (4 MiB at most here), were every buffer lent to it,
+ * the ring would run dry and no other session of the thread would be
+ * read again. Lending stops at half the ring, so a second client keeps
+ * its echo while the first holds 8 MiB in flight.
+ */
+static void raw_mode_reader_that_stalls_does_not_starve_the_rest(void **state)
+{
+    (void)state;
+    enum { CHUNK = 16384, STALLED_BYTES = 8 << 20, ROUNDS = 200 };
+    static uint8_t chunk[CHUNK], msg[4096], got[4096];
+    struct rp_server_config cfg;
+    uint64_t before = su_packets_alive();
+    su_config(&cfg, &ev);
+    cfg.mode = RP_SERVER_RAW;
+    cfg.io_threads = 1;
+    cfg.max_sessions = 16; /* the smallest ring: 64 buffers, 1 MiB */
+    cfg.send_queue_limit = 64u << 20;
+    struct rp_server *srv = su_start(&cfg);
+    uint16_t port = rp_server_port(srv);
+    int stalled = su_connect_buf(port, 4096);
+    int fd = su_connect(port);
+    for (size_t k = 0; k < sizeof chunk; k++)
+        chunk[k] = (uint8_t)t_rand(&rng);
+    /* Blocking writes: the server reads all of it (the echo queues up),
+       so they finish although nobody reads the echo. */
+    for (size_t sent = 0; sent < STALLED_BYTES; sent += sizeof chunk)
+        su_send_all(stalled, chunk, sizeof chunk);
+    SU_WAIT((uint64_t)atomic_load(&ev.messages) > 0);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (size_t k = 0; k < sizeof msg; k++)
+            msg[k] = (uint8_t)t_rand(&rng);
+        su_send_all(fd, msg, sizeof msg);
+        assert_int_equal(su_read_full(fd, got, sizeof msg, SU_WAIT_MS), 0);
+        assert_memory_equal(got, msg, sizeof msg);
+    }
+    close(fd);
+    close(stalled);
+    SU_WAIT(su_sessions(srv) == 0);
+    assert_int_equal(su_sessions(srv), 0);
+    su_finish(srv, &ev, before);
+}
+
+/*
  * rp_server_broadcast to 1,000 sessions plus one stale id: one packet is
  * created (pool counter +1), it is queued 1,000 times, every client reads
  * exactly it, and it is freed once the last send completes.
@@ -526,6 +573,8 @@ int main(int argc, char **argv)
             clients_that_vanish_mid_send_leave_the_rest_unharmed, reset_events),
         cmocka_unit_test_setup(raw_mode_echoes_bytes_as_they_come,
                                reset_events),
+        cmocka_unit_test_setup(
+            raw_mode_reader_that_stalls_does_not_starve_the_rest, reset_events),
         cmocka_unit_test_setup(broadcast_shares_one_packet_among_1000_sessions,
                                reset_events),
     };

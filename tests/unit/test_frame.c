@@ -377,6 +377,42 @@ static void decoder_copies_only_the_partial_tail(void **state)
     rp_frame_decoder_destroy(&d);
 }
 
+/* The session's pattern: every frame cut in two, the decoder trimmed as
+   soon as it is between frames. The buffer goes to the thread's cache
+   and comes back: one malloc in all, not one per split frame. */
+static void split_frames_reuse_the_threads_buffer(void **state)
+{
+    (void)state;
+    uint8_t frame[4 + 60];
+    put_header(frame, 60, 7);
+    for (int i = 4; i < (int)sizeof frame; i++)
+        frame[i] = (uint8_t)i;
+    struct rp_frame_limits lim = {0};
+    struct rp_frame_decoder d;
+    assert_int_equal(rp_frame_decoder_init(&d, &lim), 0);
+    int n = 0;
+    for (int i = 0; i < 1000; i++) {
+        size_t cut = 1 + (size_t)i % (sizeof frame - 1);
+        assert_int_equal(rp_frame_decoder_feed(&d, frame, cut, count_frame, &n),
+                         0);
+        assert_int_equal(rp_frame_decoder_feed(&d, frame + cut,
+                                               sizeof frame - cut, count_frame,
+                                               &n),
+                         1);
+        rp_frame_decoder_trim(&d);
+        assert_null(d.partial); /* an idle decoder still holds nothing */
+    }
+    assert_int_equal(n, 1000);
+    assert_true(d.allocs <= 1);
+    /* A second decoder on the thread takes the same cached buffer. */
+    struct rp_frame_decoder d2;
+    assert_int_equal(rp_frame_decoder_init(&d2, &lim), 0);
+    assert_int_equal(rp_frame_decoder_feed(&d2, frame, 5, count_frame, &n), 0);
+    assert_int_equal(d2.allocs, 0);
+    rp_frame_decoder_destroy(&d2);
+    rp_frame_decoder_destroy(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +426,7 @@ int main(void)
         cmocka_unit_test(decoder_error_is_sticky),
         cmocka_unit_test(callback_error_stops_and_sticks),
         cmocka_unit_test(decoder_copies_only_the_partial_tail),
+        cmocka_unit_test(split_frames_reuse_the_threads_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
