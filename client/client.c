@@ -29,10 +29,15 @@
  * {sid, token}; a reconnect starts with RESUME {sid, token, in_count} and
  * writes no game frame until RESUME_OK {server's count, new token}.
  *
+ * WebSocket (cfg.transport = RP_CLIENT_WS) sits under these buffers in
+ * ws_transport.c: the connection is CONNECTING until the upgrade is done,
+ * and each run of frames written from 'out' or 'ctl' goes out as one
+ * masked message that counts as written only when all of it is.
+ *
  * Why not a library: the framing is four bytes, and no libc-only client
  * library fits the caller-owned poll loop and the engine's own frame rules.
  */
-#include <ringport/client.h>
+#include "client_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,62 +52,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#define HEADER 4
-#define READ_CHUNK 65536
-
-/* Engine control messages (docs/protocol.md); all fields little-endian. */
-#define CTL_FIRST 0xFF00
-#define CTL_HELLO 0xFF00
-#define CTL_RESUME_TOKEN 0xFF01
-#define CTL_RESUME 0xFF02
-#define CTL_RESUME_OK 0xFF03
-#define CTL_RESUME_ERROR 0xFF04
-#define CTL_ACK 0xFF05
-#define CTL_BYE 0xFF06
-#define TOKEN_LEN 16
-#define ACK_EVERY_FRAMES 32
-#define ACK_EVERY_BYTES 16384
-
-struct rp_client {
-    struct rp_client_config cfg;
-    char *host;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    int fd;
-    enum rp_client_state state;
-    int last_error;
-    uint32_t attempt;    /* failed connects since the last success */
-    int64_t retry_at_ms; /* BACKOFF: when to connect again */
-    uint64_t rng;        /* xorshift64 state, never 0 */
-    int ever_connected;
-
-    uint8_t *out;
-    size_t out_len, out_sent, out_cap;
-    size_t whole_end;   /* end of the frames written whole on this connection */
-    uint64_t whole_cnt; /* how many they are */
-    uint64_t out_base;  /* session number of the frame at out[0] */
-    uint64_t out_hi;    /* game frames ever written whole on the session */
-    uint8_t ctl[64];
-    size_t ctl_len, ctl_sent;
-
-    uint8_t *in;
-    size_t in_pos, scan, in_len, in_cap;
-    uint32_t in_ready; /* whole game frames in [in_pos, scan) */
-
-    /* Resume (cfg.resume). */
-    int have_session; /* sid and token are held */
-    int resuming;     /* RESUME written, RESUME_OK awaited */
-    int fresh;        /* this connection began with HELLO */
-    int cut_next;     /* rp_client_drop_next: cut the next frame sent */
-    uint64_t sid;
-    uint8_t token[TOKEN_LEN];
-    uint64_t in_count;   /* game frames received on the session */
-    uint64_t in_acked;   /* in_count the server was last told */
-    size_t in_ack_bytes; /* payload bytes received since */
-
-    struct rp_client_stats stats;
-};
 
 static int64_t now_ms(void)
 {
@@ -159,6 +108,7 @@ void rp_client_config_init(struct rp_client_config *cfg, const char *host,
     cfg->reconnect = 1;
     cfg->backoff_min_ms = 100;
     cfg->backoff_max_ms = 5000;
+    cfg->ws_handshake_ms = 10000;
 }
 
 uint32_t rp_client_backoff_ms(uint32_t attempt, uint32_t min_ms,
@@ -187,11 +137,25 @@ static int resolve(struct rp_client *c)
     return 0;
 }
 
+/* A WebSocket request path: starts with '/', printable, no space (it goes
+   into the request line as it is), at most 256 bytes. */
+static int path_ok(const char *p)
+{
+    if (p[0] != '/' || strlen(p) > 256)
+        return 0;
+    for (; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return 0;
+    return 1;
+}
+
 int rp_client_create(const struct rp_client_config *cfg, struct rp_client **out)
 {
     if (!cfg || !cfg->host || !cfg->port || cfg->max_payload > 65535 ||
         cfg->send_queue_max < HEADER || cfg->backoff_min_ms == 0 ||
         cfg->backoff_max_ms < cfg->backoff_min_ms ||
+        (cfg->transport != RP_CLIENT_TCP && cfg->transport != RP_CLIENT_WS) ||
+        (cfg->ws_path && !path_ok(cfg->ws_path)) ||
         (cfg->resume &&
          (!cfg->reconnect || (cfg->max_payload && cfg->max_payload < 64))))
         return -EINVAL;
@@ -201,11 +165,13 @@ int rp_client_create(const struct rp_client_config *cfg, struct rp_client **out)
     c->cfg = *cfg;
     if (!c->cfg.max_payload)
         c->cfg.max_payload = 8192;
+    if (!c->cfg.ws_handshake_ms)
+        c->cfg.ws_handshake_ms = 10000;
     c->fd = -1;
     c->host = strdup(cfg->host);
     c->in_cap = READ_CHUNK + HEADER + c->cfg.max_payload;
     c->in = malloc(c->in_cap);
-    if (!c->host || !c->in) {
+    if (!c->host || !c->in || rp__cws_init(c) < 0) {
         rp_client_destroy(c);
         return -ENOMEM;
     }
@@ -237,6 +203,7 @@ void rp_client_destroy(struct rp_client *c)
     free(c->out);
     free(c->in);
     free(c->host);
+    rp__cws_free(c);
     free(c);
 }
 
@@ -278,6 +245,8 @@ static void end_connection(struct rp_client *c)
     close_socket(c);
     c->in_len = c->scan;
     c->ctl_len = c->ctl_sent = 0;
+    if (c->ws.on)
+        rp__cws_reset(c);
 }
 
 /* The connection is gone (or never came): back off, or close for good.
@@ -290,7 +259,8 @@ static void lose_connection(struct rp_client *c, int err)
     else
         c->stats.failed_connects++;
     c->last_error = err;
-    if (c->out_sent > c->whole_end)
+    if (c->out_sent > c->whole_end ||
+        (c->ws.wire_src == WIRE_OUT && c->ws.wire_sent > 0))
         c->stats.frames_resent++; /* the frame at whole_end was cut */
     if (c->cfg.resume && c->state == RP_CLIENT_CONNECTED && c->fresh &&
         !c->have_session &&
@@ -351,6 +321,22 @@ static void on_connected(struct rp_client *c)
     }
 }
 
+/* TCP is up: connected, or (WS) the upgrade begins. */
+static void tcp_up(struct rp_client *c)
+{
+    if (!c->ws.on) {
+        on_connected(c);
+        return;
+    }
+    int err = rp__cws_begin(c);
+    if (!err)
+        err = rp__cws_handshake(c);
+    if (err < 0)
+        lose_connection(c, err);
+    else if (err == 1)
+        on_connected(c);
+}
+
 /* Starts one connect attempt. 0: connected or under way; -errno: failed
    at once (the socket is closed again). */
 static int begin_connect(struct rp_client *c)
@@ -363,7 +349,8 @@ static int begin_connect(struct rp_client *c)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->fd = fd;
     if (connect(fd, (struct sockaddr *)&c->addr, c->addrlen) == 0) {
-        on_connected(c);
+        c->state = RP_CLIENT_CONNECTING;
+        tcp_up(c);
         return 0;
     }
     if (errno == EINPROGRESS) {
@@ -383,7 +370,7 @@ static void finish_connect(struct rp_client *c)
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
         soerr = errno;
     if (soerr == 0)
-        on_connected(c);
+        tcp_up(c);
     else
         lose_connection(c, -soerr);
 }
@@ -430,14 +417,53 @@ static ssize_t send_some(struct rp_client *c, const uint8_t *p, size_t len)
     }
 }
 
+/* n bytes of the pending control frame were written. */
+static void ctl_wrote(struct rp_client *c, size_t n)
+{
+    c->ctl_sent += n;
+    if (c->ctl_sent == c->ctl_len)
+        c->ctl_len = c->ctl_sent = 0;
+}
+
+/* n bytes of 'out' were written. */
+static void out_wrote(struct rp_client *c, size_t n)
+{
+    c->out_sent += n;
+    count_written(c);
+}
+
+/* Writes p[0, len) (WS: whole frames from 'src'): bytes taken, 0 when the
+   socket is full (WS: or the message waits in the wire), or -errno. */
+static ssize_t transport_send(struct rp_client *c, int src, const uint8_t *p,
+                              size_t len)
+{
+    if (c->ws.on)
+        return rp__cws_send(c, src, p, len);
+    return send_some(c, p, len);
+}
+
 /*
  * Writes what the socket takes: the pending control frame between two
  * game frames, game frames unless a RESUME is still unanswered. 0, or
- * -errno when the connection broke.
+ * -errno when the connection broke. Over WebSocket, a message begun is
+ * finished first; frames count as written only when their message is.
  */
 static int write_queued(struct rp_client *c)
 {
     for (;;) {
+        if (c->ws.on) {
+            int src = WIRE_NONE;
+            size_t pay;
+            int r = rp__cws_flush(c, &src, &pay);
+            if (r < 0)
+                return r;
+            if (pay && src == WIRE_CTL)
+                ctl_wrote(c, pay);
+            else if (pay)
+                out_wrote(c, pay);
+            if (r == 0)
+                break;
+        }
         int boundary = c->out_sent == c->whole_end;
         if (c->ctl_len == 0 && boundary && ack_due(c)) {
             uint8_t p[8];
@@ -447,15 +473,13 @@ static int write_queued(struct rp_client *c)
             c->in_ack_bytes = 0;
         }
         if (c->ctl_sent < c->ctl_len && boundary) {
-            ssize_t n =
-                send_some(c, c->ctl + c->ctl_sent, c->ctl_len - c->ctl_sent);
+            ssize_t n = transport_send(c, WIRE_CTL, c->ctl + c->ctl_sent,
+                                       c->ctl_len - c->ctl_sent);
             if (n < 0)
                 return (int)n;
             if (n == 0)
                 break;
-            c->ctl_sent += (size_t)n;
-            if (c->ctl_sent == c->ctl_len)
-                c->ctl_len = c->ctl_sent = 0;
+            ctl_wrote(c, (size_t)n);
             continue;
         }
         if (c->resuming || c->out_sent == c->out_len)
@@ -464,13 +488,13 @@ static int write_queued(struct rp_client *c)
         size_t lim = c->out_len;
         if (c->ctl_len > 0)
             lim = c->whole_end + HEADER + get_u16(c->out + c->whole_end);
-        ssize_t n = send_some(c, c->out + c->out_sent, lim - c->out_sent);
+        ssize_t n = transport_send(c, WIRE_OUT, c->out + c->out_sent,
+                                   lim - c->out_sent);
         if (n < 0)
             return (int)n;
         if (n == 0)
             break;
-        c->out_sent += (size_t)n;
-        count_written(c);
+        out_wrote(c, (size_t)n);
     }
     if (!c->cfg.resume)
         drop_front(c, c->whole_cnt);
@@ -562,6 +586,8 @@ static int read_available(struct rp_client *c)
         c->scan -= c->in_pos;
         c->in_pos = 0;
     }
+    if (c->ws.on)
+        return rp__cws_read(c, scan_input);
     for (;;) {
         if (c->in_len == c->in_cap)
             return 0; /* full of whole frames: the caller takes some first */
@@ -586,14 +612,17 @@ static int read_available(struct rp_client *c)
 short rp_client_events(const struct rp_client *c)
 {
     switch (c->state) {
-    case RP_CLIENT_CONNECTING: return POLLOUT;
+    case RP_CLIENT_CONNECTING:
+        return c->ws.handshaking ? rp__cws_handshake_events(c) : POLLOUT;
     case RP_CLIENT_CONNECTED: {
         int out = c->ctl_sent < c->ctl_len ||
-                  (!c->resuming && c->out_sent < c->out_len);
+                  (!c->resuming && c->out_sent < c->out_len) ||
+                  (c->ws.on && rp__cws_pending(c));
         /* No POLLIN while the buffer is full of frames nobody took: the
            caller's poll would only spin. */
-        return (short)((c->in_len - c->in_pos < c->in_cap ? POLLIN : 0) |
-                       (out ? POLLOUT : 0));
+        int room =
+            c->ws.on ? rp__cws_can_read(c) : c->in_len - c->in_pos < c->in_cap;
+        return (short)((room ? POLLIN : 0) | (out ? POLLOUT : 0));
     }
     default: return 0;
     }
@@ -601,9 +630,14 @@ short rp_client_events(const struct rp_client *c)
 
 int rp_client_timeout_ms(const struct rp_client *c)
 {
-    if (c->state != RP_CLIENT_BACKOFF)
+    int64_t at;
+    if (c->state == RP_CLIENT_BACKOFF)
+        at = c->retry_at_ms;
+    else if (c->state == RP_CLIENT_CONNECTING && c->ws.handshaking)
+        at = c->ws.hs_deadline_ms; /* a server that never answers */
+    else
         return -1;
-    int64_t left = c->retry_at_ms - now_ms();
+    int64_t left = at - now_ms();
     return left > 0 ? (int)left : 0;
 }
 
@@ -647,6 +681,16 @@ static void handle_error(struct rp_client *c, int err)
         lose_connection(c, err);
 }
 
+/* CONNECTING over WS with TCP up: the upgrade goes on. */
+static void step_handshake(struct rp_client *c)
+{
+    int r = rp__cws_handshake(c);
+    if (r < 0)
+        lose_connection(c, r);
+    else if (r == 1)
+        on_connected(c);
+}
+
 int rp_client_poll(struct rp_client *c, int timeout_ms)
 {
     if (c->state == RP_CLIENT_CLOSED || c->state == RP_CLIENT_IDLE)
@@ -660,7 +704,14 @@ int rp_client_poll(struct rp_client *c, int timeout_ms)
         if (err)
             lose_connection(c, err);
     } else if (c->state == RP_CLIENT_CONNECTING && rev) {
-        finish_connect(c);
+        if (c->ws.handshaking)
+            step_handshake(c);
+        else
+            finish_connect(c);
+        rev |= POLLIN; /* bytes after the server's 101 */
+    } else if (c->state == RP_CLIENT_CONNECTING && c->ws.handshaking &&
+               rp_client_timeout_ms(c) == 0) {
+        lose_connection(c, -ETIMEDOUT);
     }
     if (c->state == RP_CLIENT_CONNECTED) {
         int err = write_queued(c);
@@ -688,36 +739,64 @@ int rp_client_start(struct rp_client *c)
     return err;
 }
 
+/* A blocking connect failed: back to IDLE, no back-off. */
+static int connect_failed(struct rp_client *c, int err)
+{
+    close_socket(c);
+    if (c->ws.on)
+        rp__cws_reset(c);
+    c->state = RP_CLIENT_IDLE;
+    c->last_error = err;
+    if (err != -ETIMEDOUT)
+        c->stats.failed_connects++;
+    return err;
+}
+
 int rp_client_connect(struct rp_client *c, int timeout_ms)
 {
     int err = rp_client_start(c);
-    if (err || c->state == RP_CLIENT_CONNECTED)
+    if (err || c->state != RP_CLIENT_CONNECTING)
         return err;
-    struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-    int n;
-    do {
-        n = poll(&p, 1, timeout_ms);
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0) {
-        close_socket(c);
-        c->state = RP_CLIENT_IDLE;
-        c->last_error = -ETIMEDOUT;
-        return -ETIMEDOUT;
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    /* TCP, then (WS) the upgrade, within the one timeout. */
+    while (c->state == RP_CLIENT_CONNECTING) {
+        struct pollfd p = {.fd = c->fd, .events = rp_client_events(c)};
+        int left = -1, n;
+        if (deadline >= 0) {
+            int64_t l = deadline - now_ms();
+            left = l > 0 ? (int)l : 0;
+        }
+        do {
+            n = poll(&p, 1, left);
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            return connect_failed(c, -ETIMEDOUT);
+        if (!c->ws.handshaking) {
+            int soerr = 0;
+            socklen_t len = sizeof(soerr);
+            getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+            if (soerr)
+                return connect_failed(c, -soerr);
+            if (!c->ws.on) {
+                on_connected(c);
+                break;
+            }
+            err = rp__cws_begin(c);
+            if (err)
+                return connect_failed(c, err);
+        }
+        int r = rp__cws_handshake(c);
+        if (r < 0)
+            return connect_failed(c, r);
+        if (r == 1)
+            on_connected(c);
     }
-    int soerr = 0;
-    socklen_t len = sizeof(soerr);
-    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-    if (soerr) {
-        close_socket(c);
-        c->state = RP_CLIENT_IDLE;
-        c->last_error = -soerr;
-        c->stats.failed_connects++;
-        return -soerr;
-    }
-    on_connected(c);
+    if (c->state != RP_CLIENT_CONNECTED)
+        return c->last_error ? c->last_error : -ECONNRESET;
     err = write_queued(c);
-    if (err)
-        lose_connection(c, err);
+    if (!err && c->ws.on && c->ws.raw_len > 0)
+        err = read_available(c); /* frames right after the 101 */
+    handle_error(c, err);
     return 0;
 }
 
@@ -761,7 +840,12 @@ int rp_client_send(struct rp_client *c, uint16_t type, const void *payload,
            this frame (at least one byte, never all of it) goes out first;
            otherwise the drop cuts wherever the queue stands. */
         if (c->out_sent == start && c->ctl_len == 0 && !c->resuming &&
-            HEADER + (size_t)len >= 2) {
+            c->ws.on && !rp__cws_pending(c)) {
+            /* WS: a prefix of its message; the frame stays unwritten. */
+            rp__cws_cut(c, c->out + start, HEADER + (size_t)len);
+            c->stats.frames_resent++;
+        } else if (c->out_sent == start && c->ctl_len == 0 && !c->resuming &&
+                   !c->ws.on) {
             size_t n = 1 + next_random(c) % (HEADER + (size_t)len - 1);
             ssize_t w = send_some(c, c->out + start, n);
             if (w > 0)
@@ -829,7 +913,7 @@ int rp_client_leave(struct rp_client *c, int timeout_ms)
     /* A control frame (an ACK) cut half-way goes out whole first: BYE must
        start on a frame boundary. */
     while (!err && c->state == RP_CLIENT_CONNECTED &&
-           c->ctl_sent < c->ctl_len) {
+           (c->ctl_sent < c->ctl_len || (c->ws.on && rp__cws_pending(c)))) {
         int64_t left = deadline < 0 ? -1 : deadline - now_ms();
         if (deadline >= 0 && left <= 0)
             err = -ETIMEDOUT;
@@ -841,9 +925,20 @@ int rp_client_leave(struct rp_client *c, int timeout_ms)
         put_header(bye, CTL_BYE, 0);
         struct pollfd p = {.fd = c->fd, .events = POLLOUT};
         int64_t left = deadline < 0 ? -1 : deadline - now_ms();
-        if (left == 0 || poll(&p, 1, (int)left) != 1 ||
-            send(c->fd, bye, HEADER, MSG_NOSIGNAL) != HEADER)
+        if (c->ws.on)
+            err = rp__cws_send_now(c, RP_CWS_OP_BINARY, bye, HEADER,
+                                   left < 0 ? -1 : (int)left);
+        else if (left == 0 || poll(&p, 1, (int)left) != 1 ||
+                 send(c->fd, bye, HEADER, MSG_NOSIGNAL) != HEADER)
             err = -ETIMEDOUT;
+    }
+    if (!err && c->state == RP_CLIENT_CONNECTED && c->ws.on) {
+        /* The close handshake: ours (1000), then the server's answer
+           and its FIN are awaited below. */
+        static const uint8_t normal[2] = {1000 >> 8, 1000 & 0xFF};
+        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+        err = rp__cws_send_now(c, RP_CWS_OP_CLOSE, normal, 2,
+                               left < 0 ? -1 : (int)left);
     }
     if (!err && c->fd >= 0) {
         /* Close only after the server's FIN: a close with unread bytes in

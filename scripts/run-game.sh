@@ -4,7 +4,10 @@
 # live each second, then a graceful stop and both final reports. Session
 # resume is on (--resume-grace-ms 5000) and each bot's socket is reset
 # 0.05 times a second (--drop-rate 0.05): the bots' report has a "resume:"
-# line (resumes, resume latency p50/p99, sessions lost).
+# line (resumes, resume latency p50/p99, sessions lost). The game also
+# listens for WebSocket clients (--ws-port 0) and serves its spectator page
+# on its metrics endpoint (--metrics 127.0.0.1:0): the URL to open is
+# printed first ("spectator page: http://127.0.0.1:PORT/").
 #
 #   scripts/run-game.sh BUILD_DIR [SECONDS] [BOTS]
 #
@@ -45,13 +48,22 @@ trap 'exit 130' INT TERM
 max=$((bots + bots / 4 + 100))
 [ "$max" -lt 10000 ] && max=10000
 lib_start "$tmp/out" "$tmp/err" "$game_bin" --port 0 --max-sessions "$max" \
-    --resume-grace-ms 5000
+    --resume-grace-ms 5000 --ws-port 0 --metrics 127.0.0.1:0
 if ! lib_port "$tmp/out"; then
     echo "run-game: ringport-game did not start:" >&2
     cat "$tmp/err" >&2
     exit 1
 fi
 echo "ringport-game: $line (pid $srv_pid); $bots bots for ${secs} s"
+# "metrics on ADDR:PORT" follows "listening on" (and "ws listening on").
+mline="" i=0
+while [ -z "$mline" ] && [ $i -lt 50 ]; do
+    mline=$(grep -m 1 '^metrics on ' "$tmp/out")
+    [ -z "$mline" ] && sleep 0.1
+    i=$((i + 1))
+done
+[ -n "$mline" ] &&
+    echo "spectator page: http://127.0.0.1:${mline##*:}/ (open it in a browser while the bots play)"
 
 # shellcheck disable=SC2086
 $cpu1 "$bots_bin" game --port "$port" --bots "$bots" --duration "$secs" \

@@ -26,8 +26,12 @@
  *     bench-ringport_room --port 7001 --threads 2 &
  *     ringport-bench room --port 7001 --connections 1000 --room-size 100
  *
- * Prints "listening on ADDR:PORT" first (flushed); exits 0 on SIGINT or
- * SIGTERM after rp_server_stop, 1 if it cannot start, 2 for a bad flag.
+ * With --ws-port N the same rooms are also reachable over WebSocket
+ * (docs/protocol.md, "WebSocket"): TCP and WebSocket members mix freely.
+ *
+ * Prints "listening on ADDR:PORT" first (then "ws listening on ADDR:PORT"
+ * with --ws-port; flushed); exits 0 on SIGINT or SIGTERM after
+ * rp_server_stop, 1 if it cannot start, 2 for a bad flag.
  */
 #include <ringport/server.h>
 
@@ -151,7 +155,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: " PROG " [--port N] [--threads N] "
                "[--backend auto|uring|epoll] [--spin-us US]\n"
-               "       [--max-sessions N] [--help]\n"
+               "       [--max-sessions N] [--ws-port N] [--help]\n"
                "  --port N          TCP port on 127.0.0.1 (default 7001; 0 "
                "picks a free one)\n"
                "  --threads N       I/O threads (default 1)\n"
@@ -159,8 +163,10 @@ static void usage(FILE *f)
                "  --spin-us US      I/O threads poll this long before "
                "sleeping (default 0)\n"
                "  --max-sessions N  sessions at once (default 10000)\n"
-               "Prints \"listening on ADDR:PORT\" first; stops on SIGINT or "
-               "SIGTERM.\n");
+               "  --ws-port N       also a WebSocket listener (0 picks a free "
+               "port)\n"
+               "Prints \"listening on ADDR:PORT\" first (then \"ws listening "
+               "on ADDR:PORT\");\nstops on SIGINT or SIGTERM.\n");
 }
 
 static uint32_t parse_flag(const char *flag, const char *v, uint32_t max)
@@ -200,7 +206,10 @@ static void parse_args(int argc, char **argv, struct rp_server_config *cfg)
             cfg->spin_us = parse_flag(a, v, 1000000);
         else if (strcmp(a, "--max-sessions") == 0)
             cfg->max_sessions = parse_flag(a, v, 1000000);
-        else if (strcmp(a, "--backend") == 0) {
+        else if (strcmp(a, "--ws-port") == 0) {
+            cfg->ws_enabled = true;
+            cfg->ws_port = (uint16_t)parse_flag(a, v, 65535);
+        } else if (strcmp(a, "--backend") == 0) {
             int b = rp_backend_parse(v);
             if (b < 0) {
                 fprintf(stderr,
@@ -260,6 +269,9 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("listening on %s:%u\n", cfg.listen_addr, rp_server_port(srv));
+    if (cfg.ws_enabled)
+        printf("ws listening on %s:%u\n", cfg.listen_addr,
+               rp_server_ws_port(srv));
     fflush(stdout);
 
     for (;;) {

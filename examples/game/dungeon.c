@@ -8,8 +8,10 @@
  * DUNGEON_STATE, DUNGEON_END with its gold and goes back to the lobby. A
  * member who disconnects is removed and the others get a DUNGEON_STATE at
  * once (every visible change is sent when it happens, docs/protocol.md);
- * the party goes on, and a run with nobody left is dropped. Runs on its
- * own thread.
+ * the party goes on, and a run with nobody left is dropped. Every
+ * SPECT_PERIOD_MS the tick publishes a summary for spectators
+ * (spectate.h): players here, runs started and the oldest GM_SPECT_RUNS
+ * of them. Runs on its own thread.
  */
 #include "game.h"
 
@@ -162,6 +164,37 @@ static void dungeon_message(struct rp_group *grp, rp_sid sid, void *data,
     r->fight.target[p->side] = m.u.target;
 }
 
+/* The summary for spectators; runs are newest first (pvp_publish). */
+static void dungeon_publish(struct dungeon *dg)
+{
+    struct spect_board *b = &dg->g->board[SPECT_DUNGEON];
+    struct spect_snap *s = spect_board_begin(b);
+    rp_sid ids[GM_PARTY_MAX];
+    for (const struct run *r = dg->runs; r; r = r->next) {
+        s->online += (uint32_t)run_members(r, ids);
+        s->live += r->started;
+    }
+    uint32_t skip = s->live > GM_SPECT_RUNS ? s->live - GM_SPECT_RUNS : 0;
+    for (const struct run *r = dg->runs; r; r = r->next) {
+        if (!r->started)
+            continue;
+        if (skip) {
+            skip--;
+            continue;
+        }
+        /* nm <= GM_MONSTERS_MAX, so SPECT_RUNS runs fit SPECT_MONSTERS. */
+        s->run[s->n++] = (struct gm_spect_run){
+            .id = r->id,
+            .players = (uint8_t)run_members(r, ids),
+            .monsters = r->fight.nm,
+        };
+        memcpy(&s->monster_hp[s->nmh], r->fight.mhp,
+               r->fight.nm * sizeof *s->monster_hp);
+        s->nmh += r->fight.nm;
+    }
+    spect_board_publish(b);
+}
+
 static void dungeon_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
 {
     struct dungeon *dg = user;
@@ -181,6 +214,8 @@ static void dungeon_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
         if (over)
             run_end(dg, r, result);
     }
+    if (spect_board_due(&dg->g->board[SPECT_DUNGEON], DUNGEON_TICK_MS))
+        dungeon_publish(dg);
 }
 
 /* Moving on or ended: main.c's on_leave frees the record at the end. */

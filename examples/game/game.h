@@ -30,6 +30,7 @@
 #include "cluster.h"
 #include "protocol.h"
 #include "rules.h"
+#include "spectate.h"
 
 #include <pthread.h>
 #include <ringport/group.h>
@@ -47,8 +48,12 @@ struct player {
     bool busy;     /* lobby: queued or being moved out */
     uint32_t chan; /* lobby: chat channel + 1 (0: none) */
     uint32_t chan_pos;
-    uint8_t side; /* pvp side, dungeon member index */
-    void *where;  /* pvp: its room; dungeon: its run */
+    uint8_t side;  /* pvp side, dungeon member index */
+    void *where;   /* pvp: its room; dungeon: its run */
+    uint32_t slot; /* spectator: its index in the spectator list */
+    /* Set by the lobby when it reserves a spectator place for the
+       session (g->n.spectators); player_free gives the place back. */
+    bool spectator;
     /* Cluster (docs/cluster.md): the name is held locally and its global
        claim is on its way (the lobby waits for the answer), or the name
        is held in the cluster (player_free releases it there). */
@@ -83,6 +88,7 @@ uint32_t names_count(struct names *n);
 
 struct game_config {
     uint32_t chat_channel_size; /* lobby chat reaches this many at most */
+    uint32_t max_spectators;    /* SPECTATE past it: SPECTATORS_FULL */
     uint8_t pvp_queue; /* enum cluster_pvp_queue; not local: --cluster */
 };
 
@@ -91,11 +97,15 @@ struct game_counters {
     _Atomic uint64_t players_live; /* records allocated, not yet freed */
     _Atomic uint64_t logins, chats, matches, dungeons;
     _Atomic uint64_t errors_sent, kicks;
+    /* Places taken by spectators (the lobby reserves, player_free gives
+       back), and SPECTATOR_STATEs composed (one per broadcast). */
+    _Atomic uint64_t spectators, spectator_states;
 };
 
 struct lobby;
 struct pvp;
 struct dungeon;
+struct spectate;
 
 struct game {
     struct rp_server *srv;
@@ -103,7 +113,7 @@ struct game {
     uint32_t max_sessions;
     struct names names;
     struct game_counters n;
-    struct rp_group *lobby_g, *pvp_g, *dungeon_g;
+    struct rp_group *lobby_g, *pvp_g, *dungeon_g, *spect_g;
     /* --cluster (cluster.c): the group that talks to NATS, or NULL. */
     struct rp_group *cluster_g;
     struct cluster *cluster;
@@ -111,6 +121,10 @@ struct game {
     struct lobby *lobby;
     struct pvp *pvp;
     struct dungeon *dungeon;
+    struct spectate *spect;
+    /* Each content's summary for spectators (spectate.h): written by
+       that content's thread, read by the spectator content's. */
+    struct spect_board board[SPECT_CONTENTS];
 };
 
 /* cluster_mm.c (built with --cluster only): cross-shard matchmaking in
@@ -161,7 +175,8 @@ bool game_name_msg(const struct rp_message *msg, struct cluster_name_msg *out);
  *   1. a type no client may send, or a payload of the wrong length: an
  *      error packet and a disconnect (the client is broken or hostile:
  *      nothing it sends later can be trusted to be framed as it means)
- *   2. anything but LOGIN before login ('logged_in' false): NOT_LOGGED_IN
+ *   2. anything but LOGIN or SPECTATE before login ('logged_in' false):
+ *      NOT_LOGGED_IN
  *   3. a client type this content does not take (not in 'accepts', a
  *      mask of GAME_TYPE_BIT): WRONG_CONTENT
  *   4. a field out of its wire range: BAD_FIELD
@@ -180,6 +195,8 @@ int pvp_create(struct game *g);
 void pvp_destroy(struct game *g);
 int dungeon_create(struct game *g);
 void dungeon_destroy(struct game *g);
+int spect_create(struct game *g);
+void spect_destroy(struct game *g);
 
 /* cluster.c (built with libnats only). cluster_create: main thread,
    before rp_server_start: creates the cluster group and starts the NATS

@@ -12,7 +12,10 @@
  * keeps one line per party size: a party forms when 'size' players asked
  * for that size, or, on the tick, when the oldest has waited
  * LOBBY_PARTY_WAIT_MS, with whoever is there (so a party never waits on
- * players who do not come). Everything here runs on the lobby's thread.
+ * players who do not come). A session whose first message is SPECTATE
+ * goes to the spectator content instead (spectate.c), if a place is free.
+ * Every SPECT_PERIOD_MS the tick publishes how many players are logged in
+ * here (spectate.h). Everything here runs on the lobby's thread.
  *
  * With --cluster a name must also be free across the shards: the lobby
  * takes it locally, posts a claim to the cluster group and keeps the
@@ -35,7 +38,7 @@
 #define LOBBY_ACCEPTS                                                          \
     (GAME_TYPE_BIT(GM_LOGIN) | GAME_TYPE_BIT(GM_CHAT) |                        \
      GAME_TYPE_BIT(GM_PVP_QUEUE) | GAME_TYPE_BIT(GM_DUNGEON_ENTER) |           \
-     GAME_TYPE_BIT(GM_SEAT))
+     GAME_TYPE_BIT(GM_SPECTATE) | GAME_TYPE_BIT(GM_SEAT))
 
 struct channel {
     rp_sid *members; /* [chat_channel_size], first 'n' used */
@@ -55,6 +58,7 @@ struct lobby {
     struct player *pvp_waiting;
     struct party_line lines[GM_PARTY_MAX + 1]; /* index = party size */
     uint32_t next_player_id, next_match_id;
+    uint32_t online; /* logged-in players here (for spectators) */
     /* --cluster: players whose name claim is on its way (at most one
        each; a claim is answered within the cluster's request timeout). */
     struct player **pending;
@@ -274,6 +278,7 @@ static void login_ok(struct lobby *lb, struct player *p)
 {
     struct game *g = lb->g;
     p->id = ++lb->next_player_id;
+    lb->online++;
     chan_join(lb, p);
     atomic_fetch_add_explicit(&g->n.logins, 1, memory_order_relaxed);
     struct gm_msg m = {.type = GM_LOGIN_OK};
@@ -429,6 +434,32 @@ static void on_seat(struct lobby *lb, struct player *p, uint64_t token)
     p->seating = true;
 }
 
+/* SPECTATE: never logged in, a place under max_spectators, then off to
+   the spectator content. The place is the record's from here on
+   (player_free gives it back), so a move that fails loses nothing. */
+static void on_spectate(struct lobby *lb, struct player *p)
+{
+    struct game *g = lb->g;
+    /* Claiming (--cluster): its LOGIN is on its way and would land on a
+       spectator; it counts as logged in here. */
+    if (p->id || p->claiming || p->seating) {
+        game_send_error(g, p->sid, GM_ERR_ALREADY_LOGGED_IN, GM_SPECTATE);
+        return;
+    }
+    if (atomic_fetch_add_explicit(&g->n.spectators, 1, memory_order_relaxed) >=
+        g->cfg.max_spectators) {
+        atomic_fetch_sub_explicit(&g->n.spectators, 1, memory_order_relaxed);
+        game_send_error(g, p->sid, GM_ERR_SPECTATORS_FULL, GM_SPECTATE);
+        return;
+    }
+    p->spectator = true;
+    p->busy = true;
+    int r = rp_group_move(g->srv, p->sid, g->spect_g, NULL);
+    if (r < 0 && r != -ENOTCONN && r != -ESHUTDOWN)
+        RP_WARN("lobby", "session %llu: move to spect: %d",
+                (unsigned long long)p->sid, r);
+}
+
 static void lobby_message(struct rp_group *grp, rp_sid sid, void *data,
                           const struct rp_message *msg, void *user)
 {
@@ -436,6 +467,13 @@ static void lobby_message(struct rp_group *grp, rp_sid sid, void *data,
     struct player *p = data;
     struct gm_msg m;
     (void)grp;
+    if (p->spectator) {
+        /* On its way to the spectator content (frames sent right after
+           SPECTATE can be here already): answered as spect_message would,
+           so it never logs in, queues or takes a second place. */
+        game_decode(lb->g, sid, msg, 0, true, &m);
+        return;
+    }
     if (!game_decode(lb->g, sid, msg, LOBBY_ACCEPTS, p->id != 0, &m))
         return;
     if (m.type == GM_LOGIN) {
@@ -448,6 +486,10 @@ static void lobby_message(struct rp_group *grp, rp_sid sid, void *data,
     }
     if (m.type == GM_SEAT) {
         on_seat(lb, p, m.u.seat);
+        return;
+    }
+    if (m.type == GM_SPECTATE) {
+        on_spectate(lb, p);
         return;
     }
     if (p->busy) {
@@ -469,6 +511,7 @@ static void lobby_enter(struct rp_group *grp, rp_sid sid, void *data,
     p->busy = false;
     p->where = NULL;
     if (p->id) { /* back from a match or a run */
+        lb->online++;
         chan_join(lb, p);
         struct gm_msg m = {.type = GM_LOBBY_ENTER};
         m.u.lobby_enter.gold = p->gold;
@@ -482,8 +525,12 @@ static void lobby_enter(struct rp_group *grp, rp_sid sid, void *data,
 static void lobby_leave(struct rp_group *grp, rp_sid sid, void *data,
                         enum rp_leave_reason reason, void *user)
 {
+    struct lobby *lb = user;
+    struct player *p = data;
     (void)grp, (void)sid, (void)reason;
-    lobby_forget(user, data);
+    if (p->id)
+        lb->online--;
+    lobby_forget(lb, p);
 }
 
 /* Matchmaking's outcomes (cluster_mm.c). A session id is looked up only
@@ -609,6 +656,11 @@ static void lobby_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
         struct party_line *l = &lb->lines[s];
         if (l->n && ++l->oldest_ticks * LOBBY_TICK_MS >= LOBBY_PARTY_WAIT_MS)
             form_party(lb, l);
+    }
+    if (spect_board_due(&lb->g->board[SPECT_LOBBY], LOBBY_TICK_MS)) {
+        struct spect_snap *s = spect_board_begin(&lb->g->board[SPECT_LOBBY]);
+        s->online = lb->online;
+        spect_board_publish(&lb->g->board[SPECT_LOBBY]);
     }
 }
 

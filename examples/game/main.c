@@ -2,9 +2,10 @@
  * ringport-game: the game demo server. Three contents, each a content
  * group (rp_group) with its own thread in the hetero layout: the lobby
  * (login, chat, queues), PVP (1v1 rooms at 20 Hz) and the dungeon (a party
- * against monsters at 10 Hz). `--layout homo` runs the same code on one
- * logic thread, the single-Update design, for comparison. The protocol is
- * in docs/protocol.md ("Game messages"); game.h says who owns what.
+ * against monsters at 10 Hz), plus the spectators' content (spectate.c).
+ * `--layout homo` runs the same code on one logic thread, the single-Update
+ * design, for comparison. The protocol is in docs/protocol.md ("Game
+ * messages"); game.h says who owns what.
  *
  * Run and poke it:
  *
@@ -23,6 +24,7 @@
  * like the long flags, at the top or under [game]), then the flags.
  */
 #include "game.h"
+#include "page.h"
 
 #include <ringport/config.h>
 #include <ringport/log.h>
@@ -52,7 +54,7 @@ struct game_opts {
     char ws_origins[512];          /* Origin allow-list; "" = any */
     struct cluster_config cluster; /* url "": no cluster */
     int pvp_queue;                 /* enum cluster_pvp_queue */
-    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 14];
+    struct rp_config_key keys[RP_CONFIG_SERVER_KEYS + 16];
     size_t nkeys;
 };
 
@@ -70,8 +72,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: " PROG " [--config FILE] [--listen ADDR] [--port N]\n"
                "              [--threads N] [--backend auto|uring|epoll]\n"
                "              [--layout hetero|homo] [--max-sessions N]\n"
-               "              [--chat-channel-size N] [--ws-port N] "
-               "[--metrics ADDR:PORT]\n"
+               "              [--chat-channel-size N] [--max-spectators N]\n"
+               "              [--ws-port N] [--metrics ADDR:PORT]\n"
                "              [--no-stats] [--help] [server flags]\n"
                "  --config FILE      INI file, keys as the long flags without "
                "dashes\n"
@@ -87,6 +89,7 @@ static void usage(FILE *f)
                "  --max-sessions N   sessions at once (default 10000)\n"
                "  --chat-channel-size N  lobby chat reaches at most N players "
                "(100)\n"
+               "  --max-spectators N     SPECTATE sessions at once (64)\n"
                "  --ws-port N        also a WebSocket listener (RFC 6455; 0 "
                "picks a free one)\n"
                "  --ws-origins LIST  comma-separated Origin allow-list "
@@ -138,6 +141,7 @@ static void opts_init(struct game_opts *o)
     o->stats = true;
     o->layout = RP_GROUP_HETERO;
     o->game.chat_channel_size = 100;
+    o->game.max_spectators = SPECT_DEFAULT_MAX;
     o->nkeys = rp_config_server_keys(&o->cfg, o->listen, sizeof o->listen,
                                      o->keys, RP_CONFIG_SERVER_KEYS);
     o->keys[o->nkeys++] = (struct rp_config_key){
@@ -155,6 +159,8 @@ static void opts_init(struct game_opts *o)
     o->keys[o->nkeys++] =
         (struct rp_config_key){"chat_channel_size", RP_CONFIG_U32,
                                &o->game.chat_channel_size, 0, NULL};
+    o->keys[o->nkeys++] = (struct rp_config_key){
+        "max_spectators", RP_CONFIG_U32, &o->game.max_spectators, 0, NULL};
     o->keys[o->nkeys++] = (struct rp_config_key){
         "cluster", RP_CONFIG_STR, o->cluster.url, sizeof o->cluster.url, NULL};
     o->keys[o->nkeys++] = (struct rp_config_key){"shard", RP_CONFIG_U32,
@@ -370,6 +376,9 @@ static void collect(struct rp_metrics_writer *w, void *user)
     rp_metrics_family(w, "ringport_game_players", RP_METRIC_GAUGE,
                       "Player records alive (one per session in a content)");
     rp_metrics_sample_u64(w, NULL, 0, ld(&g->n.players_live));
+    rp_metrics_family(w, "ringport_game_spectators", RP_METRIC_GAUGE,
+                      "Spectator places taken (SPECTATE sessions)");
+    rp_metrics_sample_u64(w, NULL, 0, ld(&g->n.spectators));
     static const struct {
         const char *name, *help;
         size_t off;
@@ -386,6 +395,9 @@ static void collect(struct rp_metrics_writer *w, void *user)
          offsetof(struct game_counters, errors_sent)},
         {"ringport_game_kicks_total", "Sessions closed for a bad message",
          offsetof(struct game_counters, kicks)},
+        {"ringport_game_spectator_states_total",
+         "SPECTATOR_STATE broadcasts (one shared packet each)",
+         offsetof(struct game_counters, spectator_states)},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         rp_metrics_family(w, c[i].name, RP_METRIC_COUNTER, c[i].help);
@@ -538,6 +550,8 @@ int main(int argc, char **argv)
         r = pvp_create(&g);
     if (r == 0)
         r = dungeon_create(&g);
+    if (r == 0)
+        r = spect_create(&g);
 #ifdef RP_GAME_CLUSTER
     if (r == 0 && o.cluster.url[0]) {
         if (!o.cluster.advertise[0])
@@ -569,9 +583,12 @@ int main(int argc, char **argv)
     rp_metrics_add_group(m, g.lobby_g);
     rp_metrics_add_group(m, g.pvp_g);
     rp_metrics_add_group(m, g.dungeon_g);
+    rp_metrics_add_group(m, g.spect_g);
     if (g.cluster_g)
         rp_metrics_add_group(m, g.cluster_g);
     rp_metrics_add_collector(m, collect, &g);
+    if (o.metrics[0] && spect_page_serve(m, rp_server_ws_port(srv)) < 0)
+        RP_WARN("game", "cannot serve the spectator page");
     r = rp_server_start(srv);
     if (r < 0) {
         fprintf(stderr, PROG ": cannot start: %s\n", strerror(-r));

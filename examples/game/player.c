@@ -21,6 +21,8 @@ int game_init(struct game *g, struct rp_server *srv, uint32_t max_sessions,
     g->srv = srv;
     g->cfg = *cfg;
     g->max_sessions = max_sessions;
+    for (int i = 0; i < SPECT_CONTENTS; i++)
+        spect_board_init(&g->board[i]);
     return names_init(&g->names, max_sessions);
 }
 
@@ -29,6 +31,7 @@ void game_destroy(struct game *g)
     lobby_destroy(g);
     pvp_destroy(g);
     dungeon_destroy(g);
+    spect_destroy(g);
     /* The names stay for the caller's final count: names_fini(). */
 }
 
@@ -53,6 +56,8 @@ void player_free(struct game *g, struct player *p)
                              p->name);
     if (p->id || p->claiming)
         names_remove(&g->names, p->name);
+    if (p->spectator)
+        count(&g->n.spectators, -1);
     count(&g->n.players_live, -1);
     free(p);
 }
@@ -180,7 +185,8 @@ bool game_decode(struct game *g, rp_sid sid, const struct rp_message *msg,
         return false;
     }
     uint16_t code = 0;
-    if (!logged_in && type != GM_LOGIN && type != GM_SEAT)
+    if (!logged_in && type != GM_LOGIN && type != GM_SPECTATE &&
+        type != GM_SEAT)
         code = GM_ERR_NOT_LOGGED_IN;
     else if (!(accepts & GAME_TYPE_BIT(type)))
         code = GM_ERR_WRONG_CONTENT;

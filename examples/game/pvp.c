@@ -10,7 +10,10 @@
  *
  * Moves and attacks are requests, applied at the next tick; a request from
  * a player whose room has ended (it crossed MATCH_END on the wire) is
- * dropped without an answer. Everything here runs on the pvp thread.
+ * dropped without an answer. Every SPECT_PERIOD_MS the tick publishes a
+ * summary for spectators (spectate.h): players here, arenas fighting and
+ * the oldest GM_SPECT_ARENAS of them. Everything here runs on the pvp
+ * thread.
  */
 #include "game.h"
 
@@ -164,6 +167,39 @@ static void pvp_message(struct rp_group *grp, rp_sid sid, void *data,
     }
 }
 
+/* The summary for spectators; rooms are newest first, so the oldest
+   arenas (the ones a spectator has been watching) are the last ones. */
+static void pvp_publish(struct pvp *pv)
+{
+    struct spect_board *b = &pv->g->board[SPECT_PVP];
+    struct spect_snap *s = spect_board_begin(b);
+    for (const struct room *r = pv->rooms; r; r = r->next) {
+        s->online += (r->p[0] != NULL) + (r->p[1] != NULL);
+        s->live += r->state == ROOM_FIGHTING;
+    }
+    uint32_t skip = s->live > GM_SPECT_ARENAS ? s->live - GM_SPECT_ARENAS : 0;
+    for (const struct room *r = pv->rooms; r; r = r->next) {
+        if (r->state != ROOM_FIGHTING)
+            continue;
+        if (skip) {
+            skip--;
+            continue;
+        }
+        const struct gm_fighter *f = r->fight.f;
+        s->arena[s->n++] = (struct gm_spect_arena){
+            .room = r->id,
+            .tick = r->fight.tick,
+            .x0 = f[0].x,
+            .y0 = f[0].y,
+            .hp0 = f[0].hp,
+            .x1 = f[1].x,
+            .y1 = f[1].y,
+            .hp1 = f[1].hp,
+        };
+    }
+    spect_board_publish(b);
+}
+
 static void pvp_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
 {
     struct pvp *pv = user;
@@ -186,6 +222,8 @@ static void pvp_tick(struct rp_group *grp, int64_t elapsed_ns, void *user)
         if (over)
             room_end(pv, r, winner, reason);
     }
+    if (spect_board_due(&pv->g->board[SPECT_PVP], PVP_TICK_MS))
+        pvp_publish(pv);
 }
 
 /* Moving on or ended: main.c's on_leave frees the record at the end. */

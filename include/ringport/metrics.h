@@ -1,7 +1,8 @@
 /*
  * Metrics: a registry of what a program exposes, an optional HTTP endpoint
- * serving it in the Prometheus text format (version 0.0.4) at GET /metrics,
- * and the once-a-second stats line. A server's metrics in a few lines:
+ * serving it in the Prometheus text format (version 0.0.4) at GET /metrics
+ * (and any static files the program adds, e.g. a status page), and the
+ * once-a-second stats line. A server's metrics in a few lines:
  *
  *     struct rp_metrics *m;
  *     rp_metrics_create("127.0.0.1:9100", &m);   // NULL or "": no endpoint
@@ -79,6 +80,24 @@ RP_API void rp_metrics_remove_server(struct rp_metrics *m,
 struct rp_group;
 RP_API int rp_metrics_add_group(struct rp_metrics *m, struct rp_group *g);
 RP_API void rp_metrics_remove_group(struct rp_metrics *m, struct rp_group *g);
+
+/* ---- static files on the endpoint ------------------------------------ */
+
+/*
+ * Serves 'len' bytes at 'data' at GET 'path' ("/", "/page.js"; matched
+ * exactly, no query string) with Content-Type 'content_type', from the
+ * endpoint's thread, with "Cache-Control: no-cache". Nothing is copied but
+ * the path and type: 'data' must stay valid and unchanged until
+ * rp_metrics_destroy (a static array, e.g. bytes embedded at build time),
+ * even after it is replaced. Adding a path again replaces its file.
+ * Returns 0, -EINVAL ('path' not starting with '/', 63 characters at
+ * most, or "/metrics"; 'content_type' empty or over 63), -ENOSPC
+ * (RP_METRICS_MAX_FILES). Thread: any.
+ */
+#define RP_METRICS_MAX_FILES 16
+RP_API int rp_metrics_add_file(struct rp_metrics *m, const char *path,
+                               const char *content_type, const void *data,
+                               size_t len);
 
 /* ---- your own metrics ---------------------------------------------- */
 

@@ -38,6 +38,7 @@ struct bench_opts {
     double rate_hz; /* 0: closed loop */
     uint32_t connect_timeout_ms;
     uint32_t room_size;
+    bool ws; /* --transport ws: RFC 6455 framing (loop.c) */
     /* Resolved --host/--port. */
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -185,6 +186,10 @@ bench_bad_usage(const char *prog, const char *fmt, ...);
    argv[*i + 1]; advances *i past it. Exits 2 (bench_bad_usage) if 'a' is
    not a flag or has no value. */
 const char *bench_flag_value(const char *prog, int argc, char **argv, int *i);
+
+/* The value of --transport: false for "tcp", true for "ws"; exits 2
+   (bench_bad_usage) for anything else. */
+bool bench_flag_transport(const char *prog, const char *v);
 
 /* 's', the value of 'flag', as a number in [lo, hi] (a whole one if
    'whole'); exits 2 (bench_bad_usage) if it is not. */

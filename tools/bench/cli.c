@@ -45,3 +45,12 @@ double bench_flag_num(const char *prog, const char *flag, const char *s,
                         whole ? "whole " : "", lo, hi, s);
     return v;
 }
+
+bool bench_flag_transport(const char *prog, const char *v)
+{
+    if (strcmp(v, "tcp") == 0)
+        return false;
+    if (strcmp(v, "ws") != 0)
+        bench_bad_usage(prog, "--transport wants tcp or ws, got '%s'", v);
+    return true;
+}

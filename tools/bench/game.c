@@ -706,6 +706,8 @@ static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
     cc.max_payload = GM_PAYLOAD_MAX; /* a bigger frame is a protocol error */
     cc.send_queue_max = 64 * 1024;
     cc.reconnect = 0; /* a lost connection is an error of the run */
+    if (w->o->ws)
+        cc.transport = RP_CLIENT_WS;
     if (w->o->resume) {
         /* A drop is resumed; the back-off is short so the resume
            latency is mostly the protocol's. */

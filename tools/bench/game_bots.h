@@ -46,6 +46,7 @@ struct game_opts {
     uint32_t timeout_ms;
     bool resume;      /* the bots' clients resume their sessions (--resume) */
     double drop_rate; /* resets per second per bot (--drop-rate; resume) */
+    bool ws;          /* --transport ws: libringport-client's RP_CLIENT_WS */
     char name_prefix[5]; /* --name-prefix: before each bot's name ("") */
 };
 

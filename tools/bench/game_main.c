@@ -27,7 +27,11 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: " PROG " --port N [flags]\n"
             "  --host ADDR        numeric address (default 127.0.0.1)\n"
-            "  --port N           ringport-game's port (required)\n"
+            "  --port N           ringport-game's port (required; with "
+            "--transport ws\n"
+            "                     its WebSocket port, --ws-port)\n"
+            "  --transport tcp|ws the bots' connections: TCP or WebSocket "
+            "(default tcp)\n"
             "  --bots N           bots (default 100)\n"
             "  --duration S       seconds of play (default 10); then each bot "
             "leaves\n"
@@ -100,6 +104,8 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
             o->timeout_ms = (uint32_t)num(a, v, 1, 3600000, true);
         else if (strcmp(a, "--drop-rate") == 0)
             o->drop_rate = num(a, v, 0, 1000, false);
+        else if (strcmp(a, "--transport") == 0)
+            o->ws = bench_flag_transport(PROG, v);
         else if (strcmp(a, "--name-prefix") == 0) {
             size_t n = strlen(v);
             if (n >= sizeof o->name_prefix ||
@@ -180,13 +186,13 @@ static void report(const struct game_opts *o, struct gworker *ws,
         max[k] = sums[k].max;
     }
     bool ok = errors_of(t) == 0;
-    printf(PROG ": %u bots, %u threads, %.1f s: msgs in %" PRIu64
+    printf(PROG ": %u bots%s, %u threads, %.1f s: msgs in %" PRIu64
                 " (%.0f/s) out %" PRIu64 " (%.0f/s), logins %" PRIu64
                 ", chats %" PRIu64 ", matches %" PRIu64 ", dungeons %" PRIu64
                 ", rejoins %" PRIu64 "\n",
-           o->bots, o->threads, secs, t->in, (double)t->in / secs, t->out,
-           (double)t->out / secs, t->logins, t->chats, t->matches, t->dungeons,
-           t->rejoins);
+           o->bots, o->ws ? " over WebSocket" : "", o->threads, secs, t->in,
+           (double)t->in / secs, t->out, (double)t->out / secs, t->logins,
+           t->chats, t->matches, t->dungeons, t->rejoins);
     printf("  %-15s %9s %10s %10s %10s %10s\n", "latency (us)", "count", "p50",
            "p90", "p99", "max");
     for (int k = 0; k < LAT_COUNT; k++)
@@ -214,15 +220,16 @@ static void report(const struct game_opts *o, struct gworker *ws,
            errors_of(t), t->verify, t->timeout, t->closed, t->connect,
            t->packet, ok ? "" : " FAILED");
     if (o->json) {
-        printf("{\"tool\":\"ringport-bench\",\"mode\":\"game\",\"bots\":%u,"
+        printf("{\"tool\":\"ringport-bench\",\"mode\":\"game\","
+               "\"transport\":\"%s\",\"bots\":%u,"
                "\"threads\":%u,\"seed\":%" PRIu64 ",\"duration_s\":%.3f,"
                "\"messages_in\":%" PRIu64 ",\"messages_out\":%" PRIu64
                ",\"msgs_per_s\":%.1f,\"logins\":%" PRIu64 ",\"chats\":%" PRIu64
                ",\"matches\":%" PRIu64 ",\"dungeons\":%" PRIu64
                ",\"rejoins\":%" PRIu64 ",\"latency_us\":{",
-               o->bots, o->threads, o->seed, secs, t->in, t->out,
-               (double)(t->in + t->out) / secs, t->logins, t->chats, t->matches,
-               t->dungeons, t->rejoins);
+               o->ws ? "ws" : "tcp", o->bots, o->threads, o->seed, secs, t->in,
+               t->out, (double)(t->in + t->out) / secs, t->logins, t->chats,
+               t->matches, t->dungeons, t->rejoins);
         for (int k = 0; k < LAT_COUNT; k++)
             printf("%s\"%s\":{\"count\":%" PRIu64 ",\"p50\":%.1f,\"p90\":%.1f,"
                    "\"p99\":%.1f,\"max\":%.1f}",

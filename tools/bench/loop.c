@@ -15,8 +15,21 @@
  * built into the connection's out buffer and written with one send() per
  * connection per turn, however many the window (--depth) or the schedule
  * (--rate) allows.
+ *
+ * --transport ws (RFC 6455, with libringport-client's codec, ws_codec.h):
+ * after TCP connects, the upgrade request goes out and the 101 is checked
+ * (UPGRADING); then every frame is written in its own binary message, its
+ * header and a fresh mask key in front and the frame masked in place in
+ * the out buffer, so WebSocket adds no copy and no allocation per message.
+ * The server's frame headers are stripped from each received chunk as it
+ * is checked (the payload is verified in place, as over TCP); a ping is
+ * answered with a pong, a close or a frame against the RFC fails the
+ * connection. Mask keys come from a per-worker xorshift seeded by
+ * getrandom: a load tester need not make them unpredictable, only fresh
+ * for every frame as a browser's are.
  */
 #include "bench.h"
+#include "ws_codec.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,7 +50,9 @@
 
 struct run_state g_run;
 
-enum conn_state { C_CONNECTING, C_OPEN, C_DEAD };
+enum conn_state { C_CONNECTING, C_UPGRADING, C_OPEN, C_DEAD };
+#define WS_REQUEST_MAX 512 /* the upgrade request, in 'out' */
+#define WS_PONG_MAX (RP_CWS_MAX_HEADER + RP_CWS_MAX_CONTROL)
 enum phase { P_SETUP, P_READY, P_RUN, P_DRAIN, P_ACKED, P_FINAL, P_DONE };
 
 /*
@@ -65,6 +81,20 @@ struct conn {
     uint32_t *expect;             /* [members] */
     uint8_t *part;                /* a frame cut by the end of a chunk */
     uint32_t part_len;
+    /* --transport ws: 'hs' gathers the server's 101 (UPGRADING only);
+       then a server frame header cut by a chunk's end waits in 'wsh', and
+       rx_left bytes of the current frame's payload are to come (a control
+       frame's gather in 'ctl'). */
+    char key[RP_CWS_KEY_LEN + 1];
+    char *hs;
+    uint32_t hs_len;
+    uint8_t wsh[RP_CWS_MAX_HEADER];
+    uint8_t wsh_len;
+    uint64_t rx_left;
+    bool rx_ctl;
+    uint8_t ctl_op;
+    uint8_t ctl[RP_CWS_MAX_CONTROL];
+    uint8_t ctl_len;
 };
 
 struct loop {
@@ -76,6 +106,8 @@ struct loop {
     uint32_t error_lines;
     bool framed; /* frame headers on the wire (framed and room) */
     bool room;
+    bool ws;           /* --transport ws */
+    uint64_t mask_rng; /* xorshift64 for mask keys and the upgrade key */
 };
 
 uint64_t bench_now_ns(void)
@@ -121,6 +153,8 @@ conn_fail(struct loop *l, struct conn *c, _Atomic uint64_t *counter,
         close(c->fd);
     c->fd = -1;
     c->state = C_DEAD;
+    free(c->hs);
+    c->hs = NULL;
     atomic_store(&g_run.failed, true);
 }
 
@@ -143,7 +177,8 @@ static void conn_flush(struct loop *l, struct conn *c)
                          MSG_NOSIGNAL);
         if (n > 0) {
             c->out_off += (uint32_t)n;
-            c->bytes_written += (uint64_t)n;
+            if (!l->ws) /* ws counts frame bytes as they are queued */
+                c->bytes_written += (uint64_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -173,13 +208,51 @@ static uint64_t rate_due(const struct loop *l, const struct conn *c,
     return c->start_ns + (uint64_t)(seq - first_seq(l)) * l->period_ns;
 }
 
+static uint64_t mask_random(struct loop *l)
+{
+    uint64_t x = l->mask_rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    l->mask_rng = x;
+    return x;
+}
+
+/* Where the next frame of 'len' wire bytes goes in 'out': with ws, after
+   the header of its own binary message, written here. */
+static uint8_t *frame_begin(struct loop *l, struct conn *c, uint32_t len,
+                            uint8_t key[4])
+{
+    if (l->ws) {
+        uint64_t r = mask_random(l);
+        memcpy(key, &r, 4);
+        c->out_len += (uint32_t)rp__cws_header(c->out + c->out_len,
+                                               RP_CWS_OP_BINARY, len, key);
+    }
+    return c->out + c->out_len;
+}
+
+/* The frame of 'len' bytes at 'f' is written: masked in place with ws. */
+static void frame_end(struct loop *l, struct conn *c, uint8_t *f, uint32_t len,
+                      const uint8_t key[4])
+{
+    if (l->ws) {
+        rp__cws_mask(f, f, len, key);
+        c->bytes_written += len;
+    }
+    c->out_len += len;
+}
+
 static void conn_add(struct loop *l, struct conn *c)
 {
     struct msg_layout m;
+    uint8_t key[4];
     msg_layout(&m, c->id, c->send_seq, l->framed);
     if (!l->o->rate_hz)
         c->sent_ns[c->send_seq % l->o->depth] = l->now;
-    c->out_len += msg_write(&m, c->out + c->out_len);
+    uint32_t len = m.head_len + m.fill_len;
+    uint8_t *f = frame_begin(l, c, len, key);
+    frame_end(l, c, f, msg_write(&m, f), key);
     c->send_seq++;
     count(&l->w->st.sent, 1);
 }
@@ -188,10 +261,13 @@ static void conn_add(struct loop *l, struct conn *c)
    empty out buffer, then writes them with one send. */
 static void conn_pump(struct loop *l, struct conn *c)
 {
+    if (c->state == C_UPGRADING)
+        conn_flush(l, c); /* the rest of the upgrade request */
     if (c->state != C_OPEN)
         return;
     if (c->out_off == c->out_len && l->phase == P_RUN && l->now < l->end) {
-        uint32_t room = c->out_cap / (FRAME_HEADER + l->o->size_max);
+        uint32_t room = c->out_cap / (FRAME_HEADER + l->o->size_max +
+                                      (l->ws ? RP_CWS_MAX_HEADER : 0));
         uint32_t k;
         c->out_off = c->out_len = 0;
         if (l->o->rate_hz) {
@@ -390,15 +466,150 @@ static void room_check(struct loop *l, struct conn *c, const uint8_t *p,
     }
 }
 
+/* ---- receiving: WebSocket ------------------------------------------------
+ */
+
+static void payload_check(struct loop *l, struct conn *c, const uint8_t *p,
+                          uint32_t n)
+{
+    if (l->room)
+        room_check(l, c, p, n);
+    else
+        echo_check(l, c, p, n);
+}
+
+/* A whole control frame from the server (in c->ctl). */
+static void ws_control(struct loop *l, struct conn *c)
+{
+    if (c->ctl_op == RP_CWS_OP_CLOSE) {
+        conn_fail(l, c, &l->w->st.err_closed,
+                  "closed by the server after %u messages: WebSocket close "
+                  "%d",
+                  c->recv_seq,
+                  c->ctl_len >= 2 ? c->ctl[0] << 8 | c->ctl[1] : 0);
+        return;
+    }
+    if (c->ctl_op != RP_CWS_OP_PING || c->out_len + WS_PONG_MAX > c->out_cap)
+        return; /* a pong; or a ping while out is full: the next gets one */
+    uint8_t key[4];
+    uint64_t r = mask_random(l);
+    memcpy(key, &r, 4);
+    c->out_len += (uint32_t)rp__cws_header(c->out + c->out_len, RP_CWS_OP_PONG,
+                                           c->ctl_len, key);
+    rp__cws_mask(c->out + c->out_len, c->ctl, c->ctl_len, key);
+    c->out_len += c->ctl_len;
+}
+
+/* Strips the server's frame headers from a received chunk and checks the
+   payload in place. */
+static void ws_feed(struct loop *l, struct conn *c, const uint8_t *p,
+                    uint32_t n)
+{
+    while (n > 0 && c->state != C_DEAD) {
+        if (c->rx_left > 0) {
+            uint32_t k = n < c->rx_left ? n : (uint32_t)c->rx_left;
+            if (c->rx_ctl) {
+                memcpy(c->ctl + c->ctl_len, p, k);
+                c->ctl_len = (uint8_t)(c->ctl_len + k);
+            } else {
+                payload_check(l, c, p, k);
+            }
+            p += k;
+            n -= k;
+            c->rx_left -= k;
+            if (c->rx_left == 0 && c->rx_ctl)
+                ws_control(l, c);
+            continue;
+        }
+        struct rp__cws_frame f;
+        int h;
+        if (c->wsh_len == 0) {
+            h = rp__cws_parse(p, n, &f);
+            if (h == 0) { /* cut by the chunk's end: under 14 bytes */
+                memcpy(c->wsh, p, n);
+                c->wsh_len = (uint8_t)n;
+                return;
+            }
+            if (h > 0) {
+                p += h;
+                n -= (uint32_t)h;
+            }
+        } else {
+            c->wsh[c->wsh_len++] = *p++;
+            n--;
+            h = rp__cws_parse(c->wsh, c->wsh_len, &f);
+            if (h == 0)
+                continue;
+            c->wsh_len = 0;
+        }
+        if (h < 0 || f.masked || f.opcode == RP_CWS_OP_TEXT) {
+            conn_fail(l, c, &l->w->st.err_verify,
+                      "WebSocket frame against RFC 6455 (or a text or masked "
+                      "frame) after %u messages",
+                      c->recv_seq);
+            return;
+        }
+        c->rx_ctl = f.opcode >= RP_CWS_OP_CLOSE;
+        c->ctl_op = (uint8_t)f.opcode;
+        c->ctl_len = 0;
+        c->rx_left = f.len;
+        if (c->rx_ctl && f.len == 0)
+            ws_control(l, c);
+    }
+}
+
+/* UPGRADING: gathers the server's answer; once it is a good 101, the
+   connection is open and what followed it is WebSocket frames. */
+static void conn_opened(struct loop *l, struct conn *c);
+
+static void ws_upgrade_read(struct loop *l, struct conn *c)
+{
+    ssize_t n =
+        recv(c->fd, c->hs + c->hs_len, RP_CWS_MAX_RESPONSE - c->hs_len, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        conn_fail(l, c, &l->w->st.err_connect,
+                  "WebSocket upgrade: %s (is --port the server's ws port?)",
+                  n == 0 ? "closed by the server" : strerror(errno));
+        return;
+    }
+    c->hs_len += (uint32_t)n;
+    int r = rp__cws_response(c->hs, c->hs_len, c->key);
+    if (r == 0 && c->hs_len < RP_CWS_MAX_RESPONSE)
+        return;
+    if (r <= 0) {
+        const char *eol = memchr(c->hs, '\r', c->hs_len);
+        conn_fail(l, c, &l->w->st.err_connect,
+                  "WebSocket upgrade refused: '%.*s'",
+                  (int)(eol              ? eol - c->hs
+                        : c->hs_len > 60 ? 60
+                                         : c->hs_len),
+                  c->hs);
+        return;
+    }
+    char *hs = c->hs;
+    uint32_t rest = c->hs_len - (uint32_t)r;
+    c->hs = NULL;
+    conn_opened(l, c);
+    if (rest > 0 && c->state != C_DEAD)
+        ws_feed(l, c, (const uint8_t *)hs + r, rest);
+    free(hs);
+}
+
 static void conn_readable(struct loop *l, struct conn *c)
 {
+    if (c->state == C_UPGRADING) {
+        ws_upgrade_read(l, c);
+        return;
+    }
     for (;;) {
         ssize_t n = recv(c->fd, l->w->rbuf, RBUF_SIZE, 0);
         if (n > 0) {
-            if (l->room)
-                room_check(l, c, l->w->rbuf, (uint32_t)n);
+            if (l->ws)
+                ws_feed(l, c, l->w->rbuf, (uint32_t)n);
             else
-                echo_check(l, c, l->w->rbuf, (uint32_t)n);
+                payload_check(l, c, l->w->rbuf, (uint32_t)n);
             if (c->state == C_DEAD)
                 return;
             if ((size_t)n < RBUF_SIZE)
@@ -429,18 +640,52 @@ static void conn_connected(struct loop *l, struct conn *c)
         conn_fail(l, c, &l->w->st.err_connect, "connect: %s", strerror(err));
         return;
     }
+    if (!l->ws) {
+        conn_opened(l, c);
+        return;
+    }
+    /* The upgrade request; the 101 is read in UPGRADING. */
+    uint8_t rnd[16];
+    for (int i = 0; i < 16; i += 8) {
+        uint64_t r = mask_random(l);
+        memcpy(rnd + i, &r, 8);
+    }
+    rp__cws_key(rnd, c->key);
+    char host[64];
+    snprintf(host, sizeof host, "%s", l->o->host);
+    int n = rp__cws_request((char *)c->out, WS_REQUEST_MAX, host, l->o->port,
+                            "/", c->key);
+    c->hs = malloc(RP_CWS_MAX_RESPONSE);
+    if (n < 0 || !c->hs) {
+        conn_fail(l, c, &l->w->st.err_connect, "WebSocket upgrade: %s",
+                  n < 0 ? "request too long" : "out of memory");
+        return;
+    }
+    c->hs_len = 0;
+    c->out_off = 0;
+    c->out_len = (uint32_t)n;
+    c->state = C_UPGRADING;
+    conn_flush(l, c);
+}
+
+/* Connected (and with ws upgraded): in room mode JOIN, then the probe,
+   message 0. */
+static void conn_opened(struct loop *l, struct conn *c)
+{
     c->state = C_OPEN;
     atomic_fetch_add_explicit(&l->w->st.open, 1, memory_order_relaxed);
-    if (l->room) { /* JOIN, then the probe: message 0 */
-        uint8_t *p = c->out;
+    if (l->room) {
+        uint8_t key[4];
+        uint8_t *p = frame_begin(l, c, 8, key);
         uint32_t room_id = c->id / l->o->room_size;
         p[0] = 4, p[1] = 0, p[2] = MSG_TYPE_JOIN, p[3] = 0;
         for (int i = 0; i < 4; i++)
             p[4 + i] = (uint8_t)(room_id >> (8 * i));
-        c->out_len = 8;
+        frame_end(l, c, p, 8, key);
         struct msg_layout m;
         msg_layout(&m, c->id, 0, true);
-        c->out_len += msg_write(&m, c->out + c->out_len);
+        p = frame_begin(l, c, m.head_len + m.fill_len, key);
+        frame_end(l, c, p, msg_write(&m, p), key);
         c->send_seq = 1;
     }
     conn_flush(l, c);
@@ -666,7 +911,11 @@ void *worker_main(void *arg)
                      .o = w->o,
                      .phase = P_SETUP,
                      .framed = w->o->mode != MODE_RAW,
-                     .room = w->o->mode == MODE_ROOM};
+                     .room = w->o->mode == MODE_ROOM,
+                     .ws = w->o->ws};
+    while (l.mask_rng == 0 &&
+           getrandom(&l.mask_rng, sizeof l.mask_rng, 0) != sizeof l.mask_rng)
+        ;
     run(&l);
     return NULL;
 }
@@ -676,7 +925,8 @@ void *worker_main(void *arg)
 
 int worker_init(struct worker *w, const struct bench_opts *o, uint32_t index)
 {
-    uint32_t wire = FRAME_HEADER + o->size_max;
+    uint32_t wire =
+        FRAME_HEADER + o->size_max + (o->ws ? RP_CWS_MAX_HEADER : 0);
     uint32_t batch = o->rate_hz ? RATE_BATCH : o->depth;
     memset(w, 0, sizeof *w);
     w->index = index;
@@ -692,8 +942,10 @@ int worker_init(struct worker *w, const struct bench_opts *o, uint32_t index)
         c->fd = -1;
         c->id = index + i * o->threads;
         c->out_cap = batch * wire;
-        if (o->mode == MODE_ROOM && c->out_cap < 8 + wire)
-            c->out_cap = 8 + wire; /* JOIN + probe */
+        if (o->mode == MODE_ROOM && c->out_cap < 8 + RP_CWS_MAX_HEADER + wire)
+            c->out_cap = 8 + RP_CWS_MAX_HEADER + wire; /* JOIN + probe */
+        if (o->ws) /* a pong's room; the upgrade request fits */
+            c->out_cap += WS_PONG_MAX + WS_REQUEST_MAX;
         c->out = malloc(c->out_cap);
         c->sent_ns = calloc(o->depth, sizeof *c->sent_ns);
         if (!c->out || !c->sent_ns)
@@ -725,6 +977,7 @@ void worker_fini(struct worker *w)
         free(c->sent_ns);
         free(c->expect);
         free(c->part);
+        free(c->hs);
     }
     free(w->conns);
     free(w->rbuf);

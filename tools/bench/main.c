@@ -48,7 +48,12 @@ static void usage(FILE *f)
            "  --warmup S           seconds before that, not counted (default "
            "1)\n"
            "  --threads N          client threads (default 1)\n"
-           "  --mode raw|framed    echo of bytes or of packets (default raw)\n"
+           "  --mode raw|framed    echo of bytes or of packets (default raw;\n"
+           "                       framed with --transport ws)\n"
+           "  --transport tcp|ws   TCP, or WebSocket to the server's ws port: "
+           "each\n"
+           "                       frame in its own masked binary message "
+           "(default tcp)\n"
            "  --room-size N        room mode: connections per room (default "
            "100)\n"
            "  --seed N             message contents and sizes (default 1)\n"
@@ -95,6 +100,7 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 {
     int i = 1;
     bool verb = false; /* echo|room, once, anywhere among the flags */
+    bool raw_asked = false;
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -143,11 +149,19 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
                 bad_usage("room mode is framed only");
             if (o->mode != MODE_ROOM)
                 o->mode = strcmp(v, "raw") == 0 ? MODE_RAW : MODE_FRAMED;
-        } else
+            raw_asked = strcmp(v, "raw") == 0;
+        } else if (strcmp(a, "--transport") == 0)
+            o->ws = bench_flag_transport(BENCH_PROG, v);
+        else
             bad_usage("unknown flag '%s'", a);
     }
     if (!o->port)
         bad_usage("--port is required");
+    if (o->ws && raw_asked)
+        bad_usage("--transport ws carries frames: --mode framed (the default "
+                  "with ws) or room");
+    if (o->ws && o->mode == MODE_RAW)
+        o->mode = MODE_FRAMED;
     if (o->mode != MODE_RAW && o->size_max > 65535)
         bad_usage("framed and room messages are at most 65535 bytes");
     if (o->mode == MODE_ROOM && o->size_min < MSG_HEADER)
@@ -239,8 +253,8 @@ static void report(const struct bench_opts *o, const struct totals *t,
         snprintf(load, sizeof load, "rate %g/s", o->rate_hz);
     else
         snprintf(load, sizeof load, "depth %u", o->depth);
-    printf(BENCH_PROG ": %s, %u connections", mode_name(o->mode),
-           o->connections);
+    printf(BENCH_PROG ": %s%s, %u connections", mode_name(o->mode),
+           o->ws ? " over WebSocket" : "", o->connections);
     if (o->mode == MODE_ROOM)
         printf(" in rooms of %u", o->room_size);
     printf(", %s, %s, %u threads, %.1f s: %" PRIu64 " msgs verified, %.0f "
@@ -251,6 +265,7 @@ static void report(const struct bench_opts *o, const struct totals *t,
            p[3], max, t->verify, t->closed, t->connect, ok ? "" : " (FAILED)");
     if (o->json)
         printf("{\"tool\":\"ringport-bench\",\"mode\":\"%s\","
+               "\"transport\":\"%s\","
                "\"connections\":%u,\"threads\":%u,\"size_min\":%u,"
                "\"size_max\":%u,\"depth\":%u,\"rate_hz\":%g,"
                "\"duration_s\":%.3f,\"messages\":%" PRIu64 ","
@@ -261,11 +276,11 @@ static void report(const struct bench_opts *o, const struct totals *t,
                ",\"connect\":%" PRIu64 "},\"ok\":%s,"
                "\"room_size\":%u,\"sent\":%" PRIu64 ",\"delivered\":%" PRIu64
                "}\n",
-               mode_name(o->mode), o->connections, o->threads, o->size_min,
-               o->size_max, o->depth, o->rate_hz, secs, t->msgs, rate, mbs,
-               p[0], p[1], p[2], p[3], max, t->verify, t->closed, t->connect,
-               ok ? "true" : "false", o->mode == MODE_ROOM ? o->room_size : 0,
-               t->sent, t->delivered);
+               mode_name(o->mode), o->ws ? "ws" : "tcp", o->connections,
+               o->threads, o->size_min, o->size_max, o->depth, o->rate_hz, secs,
+               t->msgs, rate, mbs, p[0], p[1], p[2], p[3], max, t->verify,
+               t->closed, t->connect, ok ? "true" : "false",
+               o->mode == MODE_ROOM ? o->room_size : 0, t->sent, t->delivered);
     fflush(stdout);
 }
 

@@ -37,6 +37,10 @@
  * server does the same: nothing lost or doubled either way. Only a lost
  * session (stats.sessions_lost grows) means starting again.
  *
+ * Transport: TCP (the frames themselves), or WebSocket (cfg.transport =
+ * RP_CLIENT_WS: RFC 6455 to the server's ws_port, frames in masked binary
+ * messages; docs/client.md, "WebSocket"), the same API either way.
+ *
  * Thread: a client belongs to one thread at a time; it holds no lock and
  * starts no thread. Different clients are independent.
  *
@@ -62,10 +66,18 @@ extern "C" {
 
 struct rp_client; /* opaque; rp_client_create / rp_client_destroy */
 
+/* How frames travel (docs/client.md, "WebSocket"). */
+enum rp_client_transport {
+    RP_CLIENT_TCP = 0, /* the frames themselves on a TCP stream */
+    RP_CLIENT_WS,      /* RFC 6455: an upgrade to ws://host:port/ws_path,
+                          then each frame (or run of frames) in a masked
+                          binary message; the server's ws_port */
+};
+
 struct rp_client_config {
     const char *host;        /* name or address; resolved by rp_client_create
                                 (a blocking getaddrinfo); copied */
-    uint16_t port;           /* TCP port */
+    uint16_t port;           /* TCP port (WS: the server's WebSocket port) */
     uint32_t max_payload;    /* a received frame over it is a protocol error
                                 (the connection is dropped); default 8192,
                                 at most 65535 */
@@ -80,6 +92,12 @@ struct rp_client_config {
                                 that has resume_grace_ms > 0 (docs/client.md;
                                 needs reconnect = 1 and max_payload >= 64;
                                 default 0) */
+    enum rp_client_transport transport; /* default RP_CLIENT_TCP */
+    const char *ws_path;      /* WS: the request path (default "/"; printable,
+                                 no space, at most 256 bytes); copied */
+    uint32_t ws_handshake_ms; /* WS: the server's 101 is due this long after
+                                 TCP connects, else the connect fails with
+                                 -ETIMEDOUT (default 10000) */
 };
 
 /* Fills the defaults above for host:port (host is not copied here). */
@@ -203,10 +221,14 @@ RP_CLIENT_API int rp_client_fd(const struct rp_client *c); /* -1 when none */
 RP_CLIENT_API short
 rp_client_events(const struct rp_client *c); /* POLLIN / POLLOUT */
 /* Milliseconds until the client needs rp_client_poll without any socket
-   event (a back-off ending), or -1 for no such deadline. */
+   event (a back-off ending; over WebSocket also the ws_handshake_ms bound
+   on the server's answer to the upgrade), or -1 for no such deadline. */
 RP_CLIENT_API int rp_client_timeout_ms(const struct rp_client *c);
 /* Why the last connection ended or the last connect failed (-errno), or
-   0. A frame over max_payload reads -EMSGSIZE; a peer close -ECONNRESET. */
+   0. A frame over max_payload reads -EMSGSIZE; a peer close -ECONNRESET
+   (WS: also a close frame); a WebSocket handshake refused or answered
+   wrongly, or a frame against RFC 6455 (a text or masked frame from the
+   server, RSV bits, a bad control frame), -EPROTO. */
 RP_CLIENT_API int rp_client_last_error(const struct rp_client *c);
 RP_CLIENT_API void rp_client_get_stats(const struct rp_client *c,
                                        struct rp_client_stats *out);

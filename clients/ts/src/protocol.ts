@@ -22,7 +22,13 @@ export const HP_GONE = 0xFFFF;
 /** MATCH_END winner when nobody won */
 export const DRAW = 255;
 /** the largest payload any message here needs */
-export const PAYLOAD_MAX = 512;
+export const PAYLOAD_MAX = 1024;
+/** arenas one SPECTATOR_STATE lists at most */
+export const SPECT_ARENAS = 24;
+/** dungeon runs one SPECTATOR_STATE lists at most */
+export const SPECT_RUNS = 16;
+/** SPECT_RUNS * MONSTERS_MAX */
+export const SPECT_MONSTERS = 128;
 
 export const ErrorCode = {
   BAD_NAME: 1, // not 3..16 of [A-Za-z0-9_]
@@ -36,7 +42,8 @@ export const ErrorCode = {
   MALFORMED: 9, // wrong length: the session is closed
   UNKNOWN_TYPE: 10, // not a client type: the session is closed
   TRY_LATER: 11, // cluster: NATS unreachable, LOGIN refused
-  SEAT_REFUSED: 12, // SEAT: token unknown, used or expired
+  SPECTATORS_FULL: 12, // SPECTATE past the spectator limit
+  SEAT_REFUSED: 13, // SEAT: token unknown, used or expired
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** The name of a error value ("bad_name"), "unknown" otherwise. */
@@ -53,7 +60,8 @@ export function errorName(code: number): string {
     case 9: return "malformed";
     case 10: return "unknown_type";
     case 11: return "try_later";
-    case 12: return "seat_refused";
+    case 12: return "spectators_full";
+    case 13: return "seat_refused";
   }
   return "unknown";
 }
@@ -97,7 +105,8 @@ export const MsgType = {
   PVP_MOVE: 5,
   PVP_ATTACK: 6,
   DUNGEON_ATTACK: 7,
-  SEAT: 8,
+  SPECTATE: 8,
+  SEAT: 9,
   ERROR: 100,
   LOGIN_OK: 101,
   CHAT_MSG: 102,
@@ -110,13 +119,31 @@ export const MsgType = {
   DUNGEON_START: 109,
   DUNGEON_STATE: 110,
   DUNGEON_END: 111,
-  SHARD_MOVE: 112,
+  SPECTATOR_STATE: 112,
+  SHARD_MOVE: 113,
 } as const;
 
 export interface Fighter {
   x: number;
   y: number;
   hp: number;
+}
+
+export interface SpectArena {
+  room: number;
+  tick: number;
+  x0: number;
+  y0: number;
+  hp0: number;
+  x1: number;
+  y1: number;
+  hp1: number;
+}
+
+export interface SpectRun {
+  id: number;
+  players: number;
+  monsters: number;
 }
 
 /** LOGIN (1, client -> server): lobby */
@@ -160,7 +187,12 @@ export interface DungeonAttack {
   target: number; // monster index
 }
 
-/** SEAT (8, client -> server): lobby, instead of LOGIN */
+/** SPECTATE (8, client -> server): lobby, first message: watch */
+export interface Spectate {
+  type: "spectate";
+}
+
+/** SEAT (9, client -> server): lobby, instead of LOGIN */
 export interface Seat {
   type: "seat";
   token: bigint; // from SHARD_MOVE (cluster)
@@ -258,7 +290,24 @@ export interface DungeonEnd {
   gold: number; // each member's reward
 }
 
-/** SHARD_MOVE (112, server -> client): cluster: the PVP match is */
+/** SPECTATOR_STATE (112, server -> client): to spectators, <= 5 a second */
+export interface SpectatorState {
+  type: "spectator_state";
+  seq: number; // +1 per state composed
+  lobby: number; // players online per content
+  pvp: number;
+  dungeon: number;
+  spectators: number;
+  msgs_in: number; // server-wide, per second
+  msgs_out: number;
+  arenas: number; // fighting, listed or not
+  arena: SpectArena[]; // the oldest ones
+  runs: number; // started, listed or not
+  run: SpectRun[]; // the oldest ones
+  monster_hp: number[]; // each listed run's, in order
+}
+
+/** SHARD_MOVE (113, server -> client): cluster: the PVP match is */
 export interface ShardMove {
   type: "shard_move";
   host: string; // on another shard: go
@@ -275,6 +324,7 @@ export type ClientMessage =
   | PvpMove
   | PvpAttack
   | DungeonAttack
+  | Spectate
   | Seat;
 
 /** What a server sends. */
@@ -291,6 +341,7 @@ export type ServerMessage =
   | DungeonStart
   | DungeonState
   | DungeonEnd
+  | SpectatorState
   | ShardMove;
 
 export type Message = ClientMessage | ServerMessage;
@@ -306,7 +357,8 @@ const NUMBERS: Record<MessageName, number> = {
   pvp_move: 5,
   pvp_attack: 6,
   dungeon_attack: 7,
-  seat: 8,
+  spectate: 8,
+  seat: 9,
   error: 100,
   login_ok: 101,
   chat_msg: 102,
@@ -319,7 +371,8 @@ const NUMBERS: Record<MessageName, number> = {
   dungeon_start: 109,
   dungeon_state: 110,
   dungeon_end: 111,
-  shard_move: 112,
+  spectator_state: 112,
+  shard_move: 113,
 };
 
 /** The frame type of a message name. */
@@ -337,7 +390,8 @@ export function typeName(type: number): string {
     case 5: return "pvp_move";
     case 6: return "pvp_attack";
     case 7: return "dungeon_attack";
-    case 8: return "seat";
+    case 8: return "spectate";
+    case 9: return "seat";
     case 100: return "error";
     case 101: return "login_ok";
     case 102: return "chat_msg";
@@ -350,7 +404,8 @@ export function typeName(type: number): string {
     case 109: return "dungeon_start";
     case 110: return "dungeon_state";
     case 111: return "dungeon_end";
-    case 112: return "shard_move";
+    case 112: return "spectator_state";
+    case 113: return "shard_move";
   }
   return "unknown";
 }
@@ -366,6 +421,7 @@ export function isClientType(type: number): boolean {
     case 6:
     case 7:
     case 8:
+    case 9:
       return true;
   }
   return false;
@@ -560,6 +616,10 @@ export function decode(type: number, payload: Uint8Array): Message {
       break;
     }
     case 8: {
+      m = { type: "spectate" };
+      break;
+    }
+    case 9: {
       const token = r.u64();
       m = { type: "seat", token };
       break;
@@ -659,6 +719,31 @@ export function decode(type: number, payload: Uint8Array): Message {
       break;
     }
     case 112: {
+      const seq = r.u32();
+      const lobby = r.u16();
+      const pvp = r.u16();
+      const dungeon = r.u16();
+      const spectators = r.u16();
+      const msgsIn = r.u32();
+      const msgsOut = r.u32();
+      const arenas = r.u16();
+      const arena = [] as SpectArena[];
+      const na = r.u8();
+      if (na > SPECT_ARENAS) throw new DecodeError("EBADMSG", type);
+      for (let i = 0; i < na; i++) arena.push(({ room: r.u32(), tick: r.u32(), x0: r.i16(), y0: r.i16(), hp0: r.u16(), x1: r.i16(), y1: r.i16(), hp1: r.u16() }));
+      const runs = r.u16();
+      const run = [] as SpectRun[];
+      const nr = r.u8();
+      if (nr > SPECT_RUNS) throw new DecodeError("EBADMSG", type);
+      for (let i = 0; i < nr; i++) run.push(({ id: r.u32(), players: r.u8(), monsters: r.u8() }));
+      const monsterHp = [] as number[];
+      const nmh = r.u8();
+      if (nmh > SPECT_MONSTERS) throw new DecodeError("EBADMSG", type);
+      for (let i = 0; i < nmh; i++) monsterHp.push(r.u16());
+      m = { type: "spectator_state", seq, lobby, pvp, dungeon, spectators, msgs_in: msgsIn, msgs_out: msgsOut, arenas, arena, runs, run, monster_hp: monsterHp };
+      break;
+    }
+    case 113: {
       const host = r.str();
       const port = r.u16();
       const token = r.u64();
@@ -700,6 +785,8 @@ export function encode(m: Message): Uint8Array {
       break;
     case "dungeon_attack":
       w.u8(m.target);
+      break;
+    case "spectate":
       break;
     case "seat":
       w.u64(m.token);
@@ -778,6 +865,41 @@ export function encode(m: Message): Uint8Array {
       w.u8(m.result);
       w.u32(m.gold);
       break;
+    case "spectator_state":
+      w.u32(m.seq);
+      w.u16(m.lobby);
+      w.u16(m.pvp);
+      w.u16(m.dungeon);
+      w.u16(m.spectators);
+      w.u32(m.msgs_in);
+      w.u32(m.msgs_out);
+      w.u16(m.arenas);
+      w.count(m.arena.length, SPECT_ARENAS);
+      w.u8(m.arena.length);
+      for (const item of m.arena) {
+        w.u32(item.room);
+        w.u32(item.tick);
+        w.i16(item.x0);
+        w.i16(item.y0);
+        w.u16(item.hp0);
+        w.i16(item.x1);
+        w.i16(item.y1);
+        w.u16(item.hp1);
+      }
+      w.u16(m.runs);
+      w.count(m.run.length, SPECT_RUNS);
+      w.u8(m.run.length);
+      for (const item of m.run) {
+        w.u32(item.id);
+        w.u8(item.players);
+        w.u8(item.monsters);
+      }
+      w.count(m.monster_hp.length, SPECT_MONSTERS);
+      w.u8(m.monster_hp.length);
+      for (const item of m.monster_hp) {
+        w.u16(item);
+      }
+      break;
     case "shard_move":
       w.str(m.host, 63);
       w.u16(m.port);
@@ -848,6 +970,11 @@ export function toJson(m: Message): string {
       return (
         "{\"type\":\"dungeon_attack\"" +
         ",\"target\":" + String(m.target) +
+        "}"
+      );
+    case "spectate":
+      return (
+        "{\"type\":\"spectate\"" +
         "}"
       );
     case "seat":
@@ -946,6 +1073,23 @@ export function toJson(m: Message): string {
         ",\"id\":" + String(m.id) +
         ",\"result\":" + String(m.result) +
         ",\"gold\":" + String(m.gold) +
+        "}"
+      );
+    case "spectator_state":
+      return (
+        "{\"type\":\"spectator_state\"" +
+        ",\"seq\":" + String(m.seq) +
+        ",\"lobby\":" + String(m.lobby) +
+        ",\"pvp\":" + String(m.pvp) +
+        ",\"dungeon\":" + String(m.dungeon) +
+        ",\"spectators\":" + String(m.spectators) +
+        ",\"msgs_in\":" + String(m.msgs_in) +
+        ",\"msgs_out\":" + String(m.msgs_out) +
+        ",\"arenas\":" + String(m.arenas) +
+        ",\"arena\":" + "[" + m.arena.map((v) => ("{\"room\":" + String(v.room) + ",\"tick\":" + String(v.tick) + ",\"x0\":" + String(v.x0) + ",\"y0\":" + String(v.y0) + ",\"hp0\":" + String(v.hp0) + ",\"x1\":" + String(v.x1) + ",\"y1\":" + String(v.y1) + ",\"hp1\":" + String(v.hp1) + "}")).join(",") + "]" +
+        ",\"runs\":" + String(m.runs) +
+        ",\"run\":" + "[" + m.run.map((v) => ("{\"id\":" + String(v.id) + ",\"players\":" + String(v.players) + ",\"monsters\":" + String(v.monsters) + "}")).join(",") + "]" +
+        ",\"monster_hp\":" + "[" + m.monster_hp.map((v) => String(v)).join(",") + "]" +
         "}"
       );
     case "shard_move":

@@ -181,6 +181,76 @@ static void json_fighter(struct js *jp, const struct gm_fighter *v)
     js_printf(jp, "}");
 }
 
+static void put_spect_arena(struct wr *w, const struct gm_spect_arena *v)
+{
+    put_u32(w, v->room);
+    put_u32(w, v->tick);
+    put_u16(w, (uint16_t)v->x0);
+    put_u16(w, (uint16_t)v->y0);
+    put_u16(w, v->hp0);
+    put_u16(w, (uint16_t)v->x1);
+    put_u16(w, (uint16_t)v->y1);
+    put_u16(w, v->hp1);
+}
+
+static void get_spect_arena(struct rd *rp, struct gm_spect_arena *v)
+{
+    v->room = get_u32(rp);
+    v->tick = get_u32(rp);
+    v->x0 = (int16_t)get_u16(rp);
+    v->y0 = (int16_t)get_u16(rp);
+    v->hp0 = get_u16(rp);
+    v->x1 = (int16_t)get_u16(rp);
+    v->y1 = (int16_t)get_u16(rp);
+    v->hp1 = get_u16(rp);
+}
+
+static void json_spect_arena(struct js *jp, const struct gm_spect_arena *v)
+{
+    js_printf(jp, "{\"room\":");
+    js_printf(jp, "%" PRIu32, v->room);
+    js_printf(jp, ",\"tick\":");
+    js_printf(jp, "%" PRIu32, v->tick);
+    js_printf(jp, ",\"x0\":");
+    js_printf(jp, "%d", (int)v->x0);
+    js_printf(jp, ",\"y0\":");
+    js_printf(jp, "%d", (int)v->y0);
+    js_printf(jp, ",\"hp0\":");
+    js_printf(jp, "%u", (unsigned)v->hp0);
+    js_printf(jp, ",\"x1\":");
+    js_printf(jp, "%d", (int)v->x1);
+    js_printf(jp, ",\"y1\":");
+    js_printf(jp, "%d", (int)v->y1);
+    js_printf(jp, ",\"hp1\":");
+    js_printf(jp, "%u", (unsigned)v->hp1);
+    js_printf(jp, "}");
+}
+
+static void put_spect_run(struct wr *w, const struct gm_spect_run *v)
+{
+    put_u32(w, v->id);
+    put_u8(w, v->players);
+    put_u8(w, v->monsters);
+}
+
+static void get_spect_run(struct rd *rp, struct gm_spect_run *v)
+{
+    v->id = get_u32(rp);
+    v->players = get_u8(rp);
+    v->monsters = get_u8(rp);
+}
+
+static void json_spect_run(struct js *jp, const struct gm_spect_run *v)
+{
+    js_printf(jp, "{\"id\":");
+    js_printf(jp, "%" PRIu32, v->id);
+    js_printf(jp, ",\"players\":");
+    js_printf(jp, "%u", (unsigned)v->players);
+    js_printf(jp, ",\"monsters\":");
+    js_printf(jp, "%u", (unsigned)v->monsters);
+    js_printf(jp, "}");
+}
+
 bool gm_is_client_type(uint16_t type)
 {
     switch (type) {
@@ -191,6 +261,7 @@ bool gm_is_client_type(uint16_t type)
     case GM_PVP_MOVE:
     case GM_PVP_ATTACK:
     case GM_DUNGEON_ATTACK:
+    case GM_SPECTATE:
     case GM_SEAT:
         return true;
     }
@@ -207,6 +278,7 @@ const char *gm_type_name(uint16_t type)
     case GM_PVP_MOVE: return "pvp_move";
     case GM_PVP_ATTACK: return "pvp_attack";
     case GM_DUNGEON_ATTACK: return "dungeon_attack";
+    case GM_SPECTATE: return "spectate";
     case GM_SEAT: return "seat";
     case GM_ERROR: return "error";
     case GM_LOGIN_OK: return "login_ok";
@@ -220,6 +292,7 @@ const char *gm_type_name(uint16_t type)
     case GM_DUNGEON_START: return "dungeon_start";
     case GM_DUNGEON_STATE: return "dungeon_state";
     case GM_DUNGEON_END: return "dungeon_end";
+    case GM_SPECTATOR_STATE: return "spectator_state";
     case GM_SHARD_MOVE: return "shard_move";
     }
     return "unknown";
@@ -239,6 +312,7 @@ const char *gm_error_name(uint16_t code)
     case GM_ERR_MALFORMED: return "malformed";
     case GM_ERR_UNKNOWN_TYPE: return "unknown_type";
     case GM_ERR_TRY_LATER: return "try_later";
+    case GM_ERR_SPECTATORS_FULL: return "spectators_full";
     case GM_ERR_SEAT_REFUSED: return "seat_refused";
     }
     return "unknown";
@@ -297,6 +371,8 @@ int gm_decode(uint16_t type, const uint8_t *p, size_t len,
     case GM_DUNGEON_ATTACK:
         out->u.target = get_u8(&r);
         range_ok = out->u.target < GM_MONSTERS_MAX;
+        break;
+    case GM_SPECTATE:
         break;
     case GM_SEAT:
         out->u.seat = get_u64(&r);
@@ -379,6 +455,35 @@ int gm_decode(uint16_t type, const uint8_t *p, size_t len,
         out->u.dungeon_end.gold = get_u32(&r);
         range_ok = out->u.dungeon_end.result <= 1;
         break;
+    case GM_SPECTATOR_STATE:
+        out->u.spectator_state.seq = get_u32(&r);
+        out->u.spectator_state.lobby = get_u16(&r);
+        out->u.spectator_state.pvp = get_u16(&r);
+        out->u.spectator_state.dungeon = get_u16(&r);
+        out->u.spectator_state.spectators = get_u16(&r);
+        out->u.spectator_state.msgs_in = get_u32(&r);
+        out->u.spectator_state.msgs_out = get_u32(&r);
+        out->u.spectator_state.arenas = get_u16(&r);
+        out->u.spectator_state.na = get_u8(&r);
+        if (out->u.spectator_state.na > GM_SPECT_ARENAS)
+            return -EBADMSG;
+        for (unsigned i = 0; i < out->u.spectator_state.na; i++) {
+            get_spect_arena(&r, &out->u.spectator_state.arena[i]);
+        }
+        out->u.spectator_state.runs = get_u16(&r);
+        out->u.spectator_state.nr = get_u8(&r);
+        if (out->u.spectator_state.nr > GM_SPECT_RUNS)
+            return -EBADMSG;
+        for (unsigned i = 0; i < out->u.spectator_state.nr; i++) {
+            get_spect_run(&r, &out->u.spectator_state.run[i]);
+        }
+        out->u.spectator_state.nmh = get_u8(&r);
+        if (out->u.spectator_state.nmh > GM_SPECT_MONSTERS)
+            return -EBADMSG;
+        for (unsigned i = 0; i < out->u.spectator_state.nmh; i++) {
+            out->u.spectator_state.monster_hp[i] = get_u16(&r);
+        }
+        break;
     case GM_SHARD_MOVE:
         out->u.shard_move.host = get_str(&r);
         out->u.shard_move.port = get_u16(&r);
@@ -418,6 +523,8 @@ int gm_encode(const struct gm_msg *m, uint8_t *buf, size_t cap)
         break;
     case GM_DUNGEON_ATTACK:
         put_u8(&w, m->u.target);
+        break;
+    case GM_SPECTATE:
         break;
     case GM_SEAT:
         put_u64(&w, m->u.seat);
@@ -498,6 +605,35 @@ int gm_encode(const struct gm_msg *m, uint8_t *buf, size_t cap)
         put_u8(&w, m->u.dungeon_end.result);
         put_u32(&w, m->u.dungeon_end.gold);
         break;
+    case GM_SPECTATOR_STATE:
+        put_u32(&w, m->u.spectator_state.seq);
+        put_u16(&w, m->u.spectator_state.lobby);
+        put_u16(&w, m->u.spectator_state.pvp);
+        put_u16(&w, m->u.spectator_state.dungeon);
+        put_u16(&w, m->u.spectator_state.spectators);
+        put_u32(&w, m->u.spectator_state.msgs_in);
+        put_u32(&w, m->u.spectator_state.msgs_out);
+        put_u16(&w, m->u.spectator_state.arenas);
+        if (m->u.spectator_state.na > GM_SPECT_ARENAS)
+            return -EINVAL;
+        put_u8(&w, m->u.spectator_state.na);
+        for (unsigned i = 0; i < m->u.spectator_state.na; i++) {
+            put_spect_arena(&w, &m->u.spectator_state.arena[i]);
+        }
+        put_u16(&w, m->u.spectator_state.runs);
+        if (m->u.spectator_state.nr > GM_SPECT_RUNS)
+            return -EINVAL;
+        put_u8(&w, m->u.spectator_state.nr);
+        for (unsigned i = 0; i < m->u.spectator_state.nr; i++) {
+            put_spect_run(&w, &m->u.spectator_state.run[i]);
+        }
+        if (m->u.spectator_state.nmh > GM_SPECT_MONSTERS)
+            return -EINVAL;
+        put_u8(&w, m->u.spectator_state.nmh);
+        for (unsigned i = 0; i < m->u.spectator_state.nmh; i++) {
+            put_u16(&w, m->u.spectator_state.monster_hp[i]);
+        }
+        break;
     case GM_SHARD_MOVE:
         if (m->u.shard_move.host.len > 63)
             return -EINVAL;
@@ -566,6 +702,10 @@ int gm_to_json(const struct gm_msg *m, char *buf, size_t cap)
         js_printf(&j, "{\"type\":\"dungeon_attack\"");
         js_printf(&j, ",\"target\":");
         js_printf(&j, "%u", (unsigned)m->u.target);
+        js_printf(&j, "}");
+        break;
+    case GM_SPECTATE:
+        js_printf(&j, "{\"type\":\"spectate\"");
         js_printf(&j, "}");
         break;
     case GM_SEAT:
@@ -704,6 +844,49 @@ int gm_to_json(const struct gm_msg *m, char *buf, size_t cap)
         js_printf(&j, "%u", (unsigned)m->u.dungeon_end.result);
         js_printf(&j, ",\"gold\":");
         js_printf(&j, "%" PRIu32, m->u.dungeon_end.gold);
+        js_printf(&j, "}");
+        break;
+    case GM_SPECTATOR_STATE:
+        js_printf(&j, "{\"type\":\"spectator_state\"");
+        js_printf(&j, ",\"seq\":");
+        js_printf(&j, "%" PRIu32, m->u.spectator_state.seq);
+        js_printf(&j, ",\"lobby\":");
+        js_printf(&j, "%u", (unsigned)m->u.spectator_state.lobby);
+        js_printf(&j, ",\"pvp\":");
+        js_printf(&j, "%u", (unsigned)m->u.spectator_state.pvp);
+        js_printf(&j, ",\"dungeon\":");
+        js_printf(&j, "%u", (unsigned)m->u.spectator_state.dungeon);
+        js_printf(&j, ",\"spectators\":");
+        js_printf(&j, "%u", (unsigned)m->u.spectator_state.spectators);
+        js_printf(&j, ",\"msgs_in\":");
+        js_printf(&j, "%" PRIu32, m->u.spectator_state.msgs_in);
+        js_printf(&j, ",\"msgs_out\":");
+        js_printf(&j, "%" PRIu32, m->u.spectator_state.msgs_out);
+        js_printf(&j, ",\"arenas\":");
+        js_printf(&j, "%u", (unsigned)m->u.spectator_state.arenas);
+        js_printf(&j, ",\"arena\":");
+        js_printf(&j, "[");
+        for (unsigned i = 0; i < m->u.spectator_state.na; i++) {
+            js_printf(&j, "%s", i ? "," : "");
+            json_spect_arena(&j, &m->u.spectator_state.arena[i]);
+        }
+        js_printf(&j, "]");
+        js_printf(&j, ",\"runs\":");
+        js_printf(&j, "%u", (unsigned)m->u.spectator_state.runs);
+        js_printf(&j, ",\"run\":");
+        js_printf(&j, "[");
+        for (unsigned i = 0; i < m->u.spectator_state.nr; i++) {
+            js_printf(&j, "%s", i ? "," : "");
+            json_spect_run(&j, &m->u.spectator_state.run[i]);
+        }
+        js_printf(&j, "]");
+        js_printf(&j, ",\"monster_hp\":");
+        js_printf(&j, "[");
+        for (unsigned i = 0; i < m->u.spectator_state.nmh; i++) {
+            js_printf(&j, "%s", i ? "," : "");
+            js_printf(&j, "%u", (unsigned)m->u.spectator_state.monster_hp[i]);
+        }
+        js_printf(&j, "]");
         js_printf(&j, "}");
         break;
     case GM_SHARD_MOVE:

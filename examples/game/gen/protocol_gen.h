@@ -28,7 +28,8 @@ enum gm_type {
     GM_PVP_MOVE = 5, /* pvp: applied at the next tick */
     GM_PVP_ATTACK = 6, /* pvp */
     GM_DUNGEON_ATTACK = 7, /* dungeon */
-    GM_SEAT = 8, /* lobby, instead of LOGIN */
+    GM_SPECTATE = 8, /* lobby, first message: watch */
+    GM_SEAT = 9, /* lobby, instead of LOGIN */
     GM_CLIENT_LAST = GM_SEAT,
     /* Server -> client. */
     GM_ERROR = 100,
@@ -43,7 +44,8 @@ enum gm_type {
     GM_DUNGEON_START = 109,
     GM_DUNGEON_STATE = 110,
     GM_DUNGEON_END = 111,
-    GM_SHARD_MOVE = 112, /* cluster: the PVP match is */
+    GM_SPECTATOR_STATE = 112, /* to spectators, <= 5 a second */
+    GM_SHARD_MOVE = 113, /* cluster: the PVP match is */
     GM_SERVER_LAST = GM_SHARD_MOVE,
 };
 
@@ -59,7 +61,8 @@ enum gm_error {
     GM_ERR_MALFORMED = 9, /* wrong length: the session is closed */
     GM_ERR_UNKNOWN_TYPE = 10, /* not a client type: the session is closed */
     GM_ERR_TRY_LATER = 11, /* cluster: NATS unreachable, LOGIN refused */
-    GM_ERR_SEAT_REFUSED = 12, /* SEAT: token unknown, used or expired */
+    GM_ERR_SPECTATORS_FULL = 12, /* SPECTATE past the spectator limit */
+    GM_ERR_SEAT_REFUSED = 13, /* SEAT: token unknown, used or expired */
 };
 
 enum gm_end_reason {
@@ -80,12 +83,32 @@ enum gm_dungeon_result {
 #define GM_MONSTERS_MAX 8
 #define GM_HP_GONE 0xFFFFu /* dungeon state: the member has left */
 #define GM_DRAW 255 /* MATCH_END winner when nobody won */
-#define GM_PAYLOAD_MAX 512 /* the largest payload any message here needs */
+#define GM_PAYLOAD_MAX 1024 /* the largest payload any message here needs */
+#define GM_SPECT_ARENAS 24 /* arenas one SPECTATOR_STATE lists at most */
+#define GM_SPECT_RUNS 16 /* dungeon runs one SPECTATOR_STATE lists at most */
+#define GM_SPECT_MONSTERS 128 /* SPECT_RUNS * MONSTERS_MAX */
 
 struct gm_fighter {
     int16_t x;
     int16_t y;
     uint16_t hp;
+};
+
+struct gm_spect_arena {
+    uint32_t room;
+    uint32_t tick;
+    int16_t x0;
+    int16_t y0;
+    uint16_t hp0;
+    int16_t x1;
+    int16_t y1;
+    uint16_t hp1;
+};
+
+struct gm_spect_run {
+    uint32_t id;
+    uint8_t players;
+    uint8_t monsters;
 };
 
 /* A string inside a decoded payload: a view, valid while the payload is. */
@@ -160,6 +183,23 @@ struct gm_msg {
             uint8_t result;
             uint32_t gold;
         } dungeon_end;
+        struct {
+            uint32_t seq;
+            uint16_t lobby;
+            uint16_t pvp;
+            uint16_t dungeon;
+            uint16_t spectators;
+            uint32_t msgs_in;
+            uint32_t msgs_out;
+            uint16_t arenas;
+            uint8_t na;
+            struct gm_spect_arena arena[GM_SPECT_ARENAS];
+            uint16_t runs;
+            uint8_t nr;
+            struct gm_spect_run run[GM_SPECT_RUNS];
+            uint8_t nmh;
+            uint16_t monster_hp[GM_SPECT_MONSTERS];
+        } spectator_state;
         struct {
             struct gm_str host;
             uint16_t port;

@@ -1,7 +1,8 @@
 /*
- * GET /metrics over HTTP, on libmicrohttpd's own internal thread. Only
- * GET /metrics answers 200 (text/plain; version=0.0.4); another path is
- * 404, another method 405, a request with a body 413. libmicrohttpd's
+ * GET /metrics over HTTP, on libmicrohttpd's own internal thread. GET
+ * /metrics answers 200 (text/plain; version=0.0.4), and so does GET of a
+ * path added with rp_metrics_add_file (its bytes, its type); another path
+ * is 404, another method 405, a request with a body 413. libmicrohttpd's
  * limits bound what a bad scraper can hold: a few connections in all and
  * per address, a small per-connection memory pool (a huge header gets 431
  * or 413 from libmicrohttpd itself) and an idle timeout.
@@ -72,6 +73,22 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
     return r;
 }
 
+/* The bytes are the program's, valid until rp_metrics_destroy, which
+   stops this thread first: no copy. */
+static enum MHD_Result reply_file(struct MHD_Connection *c,
+                                  const struct metrics_file *f)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f->type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
 static bool has_body(struct MHD_Connection *c)
 {
     const char *cl = MHD_lookup_connection_value(
@@ -95,12 +112,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     }
     /* Answered on the first call, before any body is read: libmicrohttpd
        then closes the connection instead of reading the body. */
-    if (strcmp(url, "/metrics") != 0)
+    struct metrics_file file;
+    bool is_file =
+        strcmp(url, "/metrics") != 0 && rp__metrics_find_file(h->m, url, &file);
+    if (strcmp(url, "/metrics") != 0 && !is_file)
         return reply(c, MHD_HTTP_NOT_FOUND, "not found: try GET /metrics\n");
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET /metrics\n");
+        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n");
     if (has_body(c))
         return reply(c, MHD_HTTP_CONTENT_TOO_LARGE, "no body, please\n");
+    if (is_file)
+        return reply_file(c, &file);
 
     char *text;
     size_t len;

@@ -45,6 +45,13 @@ struct metrics_collector {
     void *user;
 };
 
+struct metrics_file {
+    char path[64];
+    char type[64];
+    const void *data; /* the caller's; valid until rp_metrics_destroy */
+    size_t len;
+};
+
 struct rp_metrics {
     pthread_mutex_t lock; /* registrations vs. scrapes */
     struct metrics_server servers[RP_METRICS_MAX_SERVERS];
@@ -53,6 +60,8 @@ struct rp_metrics {
     uint32_t ncollectors;
     struct rp_group *groups[RP_METRICS_MAX_GROUPS];
     uint32_t ngroups;
+    struct metrics_file files[RP_METRICS_MAX_FILES];
+    uint32_t nfiles;
     struct rp_metrics_http *http; /* NULL: no endpoint */
     _Atomic uint64_t scrapes;
 };
@@ -62,6 +71,11 @@ void rp__metrics_collect_groups(struct rp_metrics_writer *w,
                                 struct rp_group *const *groups, uint32_t n);
 void rp__metrics_sample_groups(struct rp_group *const *groups, uint32_t n,
                                struct rp_statline_sample *out);
+
+/* ---- files.c ---- */
+/* Copies the file registered at 'path' into *out; false if none. */
+bool rp__metrics_find_file(struct rp_metrics *m, const char *path,
+                           struct metrics_file *out);
 
 /* ---- http.c ---- */
 struct rp_metrics_http;
