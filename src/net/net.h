@@ -472,6 +472,7 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
 void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
                          struct net_req *r);
 void rp__session_flush(struct net_thread *t, struct rp_session *s);
+void rp__session_mark_dirty(struct net_thread *t, struct rp_session *s);
 /* Releases what a send request carries (its packet reference, or the
    receive buffer lent to it) and the request itself. */
 void rp__req_release(struct net_thread *t, struct net_req *r);

@@ -69,15 +69,6 @@ static bool token_equal(const uint8_t *a, const uint8_t *b)
     return d == 0;
 }
 
-static void mark_dirty(struct net_thread *t, struct rp_session *s)
-{
-    if (!s->dirty && !s->sending) {
-        s->dirty = true;
-        s->dirty_next = t->dirty;
-        t->dirty = s;
-    }
-}
-
 int rp__resume_ctl(struct net_thread *t, struct rp_session *s, uint16_t type,
                    const void *payload, size_t len, bool first)
 {
@@ -111,7 +102,7 @@ int rp__resume_ctl(struct net_thread *t, struct rp_session *s, uint16_t type,
             s->q_head = r;
         s->q_tail = r;
     }
-    mark_dirty(t, s);
+    rp__session_mark_dirty(t, s);
     return 0;
 }
 

@@ -308,11 +308,38 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
     else
         s->q_head = r;
     s->q_tail = r;
+    rp__session_mark_dirty(t, s);
+}
+
+/* Puts the session on the thread's flush list (flushed at the end of the
+   loop turn), unless it is there already or a send is in flight (its
+   completion flushes what queued meanwhile). */
+void rp__session_mark_dirty(struct net_thread *t, struct rp_session *s)
+{
     if (!s->dirty && !s->sending) {
         s->dirty = true;
         s->dirty_next = t->dirty;
         t->dirty = s;
     }
+}
+
+/*
+ * Takes an ending session off the flush list. Its open reference goes
+ * next, and the accept thread may hand the slot to a new connection at
+ * once (lowest slot first, session_table.c), so the list must not keep
+ * it. The list holds the sessions that queued this turn: a short walk,
+ * and only at an end while something was queued.
+ */
+static void session_undirty(struct net_thread *t, struct rp_session *s)
+{
+    if (!s->dirty)
+        return;
+    for (struct rp_session **p = &t->dirty; *p; p = &(*p)->dirty_next)
+        if (*p == s) {
+            *p = s->dirty_next;
+            break;
+        }
+    s->dirty = false;
 }
 
 /* The session's net_tx, taken from the pool at its first use (its ops
@@ -568,6 +595,7 @@ static void session_release_conn(struct net_thread *t, struct rp_session *s)
 
 static void session_unlist(struct net_thread *t, struct rp_session *s)
 {
+    session_undirty(t, s);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -717,11 +745,8 @@ int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd,
         rp__session_end(t, s, RP_LEAVE_RESET, false);
         return -ENOMEM;
     }
-    if (s->q_head && !s->dirty) {
-        s->dirty = true;
-        s->dirty_next = t->dirty;
-        t->dirty = s;
-    }
+    if (s->q_head)
+        rp__session_mark_dirty(t, s);
     return 0;
 }
 
