@@ -47,7 +47,9 @@ static void mm_shard_start(struct gu_game *g, int shard)
                     "--shard",
                     k,
                     "--pvp-queue",
-                    "global",
+                    (char *)queue_mode,
+                    "--pvp-spill-ms",
+                    (char *)spill_ms,
                     "--cluster-lease-ms",
                     (char *)lease_ms,
                     NULL};
