@@ -14,14 +14,19 @@
  *       then asks for each name on PORT until it gets it. Prints the time
  *       from the kill until the last name was taken; exit 1 if a name was
  *       not free within LEASE_MS + 2 s.
- *   bench-cluster-races listen SECONDS TAG PREFIX PORT
+ *   bench-cluster-races listen SECONDS TAG PREFIX PORT [WINDOWS]
  *       Logs in as "lis<TAG>" (start it before the bots: it takes a place
  *       in chat channel 0) and reads every chat line for SECONDS. The bots'
  *       lines ("hi IDX.SEQ" from ringport-bench game) must come in order
  *       per sender, each once: a SEQ at or below the sender's last is a
  *       violation. Lines from senders whose name does not start with
- *       PREFIX came from other shards. Prints "listen: lines N remote R
- *       senders S violations V"; exit 1 if V > 0.
+ *       PREFIX came from other shards. Completeness: a sender's SEQ past
+ *       the next one is a gap (lines lost); a gap is excused only if the
+ *       time between the lines around it meets a fault window, a line
+ *       "START_MS END_MS" (CLOCK_REALTIME, ms) of WINDOWS, read at the end
+ *       (the run writes it: a shard killed, NATS down), widened by 0.5 s.
+ *       Prints "listen: lines N remote R senders S violations V gaps G
+ *       excused E lost L"; exit 1 if V > 0 or L > 0.
  * TAG (up to 3 of [A-Za-z0-9]) keeps the names of runs apart. Every read
  * is bounded (10 s). Exit status 2 for bad arguments.
  */
@@ -196,12 +201,60 @@ static int victim(int n, const char *tag, int lease_ms, uint16_t vport,
 struct sender {
     char name[GM_NAME_MAX + 1]; /* "" : free */
     uint32_t last;
+    int64_t last_ms; /* when its last line came (CLOCK_REALTIME) */
 };
 
+#define GAPS 65536
+#define WINDOW_SLACK_MS 500
+
+struct gap {
+    int64_t from_ms, to_ms; /* the lines around it came then */
+    uint32_t after, next;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Gaps that meet no fault window of 'path' (none given: all count). */
+static uint64_t unexcused(const struct gap *gaps, uint64_t n, const char *path,
+                          const char *const *from)
+{
+    long long ws[64][2];
+    int nw = 0;
+    FILE *f = path ? fopen(path, "r") : NULL;
+    while (f && nw < 64 && fscanf(f, "%lld %lld", &ws[nw][0], &ws[nw][1]) == 2)
+        nw++;
+    if (f)
+        fclose(f);
+    uint64_t lost = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        bool excused = false;
+        for (int k = 0; k < nw && !excused; k++)
+            excused = gaps[i].to_ms >= ws[k][0] - WINDOW_SLACK_MS &&
+                      gaps[i].from_ms <= ws[k][1] + WINDOW_SLACK_MS;
+        if (excused)
+            continue;
+        if (lost++ < 10)
+            fprintf(stderr,
+                    "bench-cluster-races: %s: lines %u..%u lost (between "
+                    "%lld and %lld ms, no fault then)\n",
+                    from[i], gaps[i].after + 1, gaps[i].next - 1,
+                    (long long)gaps[i].from_ms, (long long)gaps[i].to_ms);
+    }
+    return lost;
+}
+
 static int listen_chat(int secs, const char *tag, const char *prefix,
-                       uint16_t port)
+                       uint16_t port, const char *windows)
 {
     static struct sender tab[SENDERS];
+    static struct gap gaps[GAPS];
+    static const char *gap_from[GAPS];
+    uint64_t ngaps = 0;
     char me[GM_NAME_MAX + 1];
     snprintf(me, sizeof me, "lis%s", tag);
     int fd = conn(port);
@@ -257,8 +310,15 @@ static int listen_chat(int secs, const char *tag, const char *prefix,
                                 "bench-cluster-races: %s: line %u after %u\n",
                                 from, seq, e->last);
                         bad++;
+                    } else if (seq > e->last + 1) {
+                        if (ngaps == GAPS)
+                            die("too many gaps");
+                        gaps[ngaps] =
+                            (struct gap){e->last_ms, wall_ms(), e->last, seq};
+                        gap_from[ngaps++] = e->name;
                     }
                     e->last = seq;
+                    e->last_ms = wall_ms();
                     lines++;
                     remote += strncmp(from, prefix, strlen(prefix)) != 0;
                 }
@@ -268,10 +328,14 @@ static int listen_chat(int secs, const char *tag, const char *prefix,
         }
     }
     close(fd);
-    printf("listen: lines %llu remote %llu senders %llu violations %llu\n",
+    uint64_t lost = unexcused(gaps, ngaps, windows, gap_from);
+    printf("listen: lines %llu remote %llu senders %llu violations %llu gaps "
+           "%llu excused %llu lost %llu\n",
            (unsigned long long)lines, (unsigned long long)remote,
-           (unsigned long long)senders, (unsigned long long)bad);
-    return bad ? 1 : 0;
+           (unsigned long long)senders, (unsigned long long)bad,
+           (unsigned long long)ngaps, (unsigned long long)(ngaps - lost),
+           (unsigned long long)lost);
+    return bad || lost ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -289,13 +353,14 @@ int main(int argc, char **argv)
         return victim(atoi(argv[2]), argv[3], atoi(argv[4]),
                       (uint16_t)atoi(argv[5]), (pid_t)atoi(argv[6]),
                       (uint16_t)atoi(argv[7]));
-    if (argc == 6 && strcmp(argv[1], "listen") == 0 && strlen(argv[3]) <= 3)
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "listen") == 0 &&
+        strlen(argv[3]) <= 3)
         return listen_chat(atoi(argv[2]), argv[3], argv[4],
-                           (uint16_t)atoi(argv[5]));
+                           (uint16_t)atoi(argv[5]), argc == 7 ? argv[6] : NULL);
     fprintf(stderr, "usage: bench-cluster-races races N TAG PORT...\n"
                     "       bench-cluster-races victim N TAG LEASE_MS "
                     "VICTIM_PORT VICTIM_PID PORT\n"
                     "       bench-cluster-races listen SECONDS TAG PREFIX "
-                    "PORT\n");
+                    "PORT [WINDOWS]\n");
     return 2;
 }

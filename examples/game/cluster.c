@@ -53,6 +53,13 @@ struct held {
     uint64_t rev;       /* the key's revision we wrote: our CAS token */
     int64_t written_ms; /* when (monotonic) */
     uint64_t sid;
+    /* SHARD_MOVE (docs/cluster.md, "Global names"): 'moved' on the old
+       shard once its player was sent away: never refreshed, never
+       deleted (the host takes the key over; unclaimed, it expires).
+       'taking' on the host until the key is ours: 'from' (the old
+       shard) still holds it, and our CAS takes it over at its revision. */
+    bool moved, taking;
+    uint32_t from;
     char name[GM_NAME_MAX + 1];
 };
 
@@ -383,9 +390,20 @@ static void release(struct cluster *c, const struct cluster_name_msg *m)
     struct held **at = held_find(c, m->name);
     if (!*at || (*at)->sid != m->sid)
         return; /* never ours, or already lost */
-    /* Not connected: the key expires within the lease. */
-    if (connected(c))
+    /* Not connected: the key expires within the lease. Moved: the key
+       is the host's now (or expires). Taking: still the old shard's. */
+    if (connected(c) && !(*at)->moved && !(*at)->taking)
         kv_release(c, *at);
+    held_drop(c, at);
+}
+
+/* A held name found taken by another shard: lost (the player keeps
+   playing under it on this shard). */
+static void conflict(struct cluster *c, struct held **at)
+{
+    count(&c->g->ncl.name_conflicts, 1);
+    RP_WARN("cluster", "shard %u: name %s is held elsewhere now (lease lost)",
+            c->cfg.shard, (*at)->name);
     held_drop(c, at);
 }
 
@@ -418,11 +436,88 @@ static bool refresh(struct cluster *c, struct held **at)
     }
     if (!lost_race(s))
         return false;
-    count(&c->g->ncl.name_conflicts, 1);
-    RP_WARN("cluster", "shard %u: name %s is held elsewhere now (lease lost)",
-            c->cfg.shard, h->name);
-    held_drop(c, at);
+    conflict(c, at);
     return true;
+}
+
+/* The host's side of a SHARD_MOVE: the key still holds the old shard's
+   value (it stopped refreshing it when it sent the player, and never
+   deletes it), so the host rewrites it with a compare-and-set at the
+   revision it reads: nobody else can take the name in between, and two
+   never hold it. A key gone meanwhile (the player came later than the
+   lease) is created; one another shard took is lost (a conflict).
+   Returns false when NATS did not answer (again next tick). */
+static bool take_over(struct cluster *c, struct held **at)
+{
+    struct held *h = *at;
+    kvEntry *e = NULL;
+    uint64_t rev = 0;
+    natsStatus s = kvStore_Get(&e, c->kv, h->name);
+    if (s == NATS_OK) {
+        char theirs[32];
+        int tl = snprintf(theirs, sizeof theirs, "shard %u at ", h->from);
+        bool from_old = kvEntry_ValueLen(e) > tl &&
+                        memcmp(kvEntry_Value(e), theirs, (size_t)tl) == 0;
+        uint64_t last = kvEntry_Revision(e);
+        kvEntry_Destroy(e);
+        if (!from_old) {
+            conflict(c, at);
+            return true;
+        }
+        s = kvStore_Update(&rev, c->kv, h->name, c->value, c->value_len, last);
+        if (s != NATS_OK && lost_race(s))
+            return false; /* written meanwhile: read it again next tick */
+    } else if (s == NATS_NOT_FOUND) {
+        s = kvStore_Create(&rev, c->kv, h->name, c->value, c->value_len);
+        if (s != NATS_OK && lost_race(s)) {
+            conflict(c, at);
+            return true;
+        }
+    }
+    if (s == NATS_OK) {
+        h->rev = rev;
+        h->written_ms = now_ms();
+        h->taking = false;
+        return true;
+    }
+    if (s == NATS_NO_RESPONDERS)
+        bucket_lost(c);
+    return false;
+}
+
+void cluster_name_moved(void *ctx, const char *name)
+{
+    struct cluster *c = ctx;
+    struct held **at = held_find(c, name);
+    if (!*at || (*at)->taking)
+        return; /* not held globally: nothing to hand over */
+    /* A last rewrite starts the lease over: the player has all of it to
+       reach the host. */
+    if (connected(c) && !(*at)->moved)
+        (void)refresh(c, at);
+    if (*at)
+        (*at)->moved = true;
+}
+
+void cluster_name_take_over(void *ctx, uint64_t sid, const char *name,
+                            uint32_t from)
+{
+    struct cluster *c = ctx;
+    struct held **at = held_find(c, name);
+    if (*at)
+        return; /* held here already: the lobby refuses the seat's name */
+    struct held *h = calloc(1, sizeof *h);
+    if (!h)
+        return; /* held on this shard only; the old shard's key expires */
+    h->sid = sid;
+    h->taking = true;
+    h->from = from;
+    strcpy(h->name, name);
+    *at = h;
+    count(&c->g->ncl.names, 1);
+    /* Now, before the player's LOGIN_OK; NATS down: on reconnect. */
+    if (connected(c))
+        (void)take_over(c, at);
 }
 
 static void refresh_due(struct cluster *c)
@@ -435,11 +530,12 @@ static void refresh_due(struct cluster *c)
         struct held **at = &c->buckets[b];
         while (*at) {
             struct held *h = *at;
-            if (!all && h->written_ms > due) {
+            if (h->moved || (!all && h->written_ms > due)) {
                 at = &h->next;
                 continue;
             }
-            if (n++ == CLUSTER_REFRESH_BATCH || !refresh(c, at)) {
+            if (n++ == CLUSTER_REFRESH_BATCH ||
+                !(h->taking ? take_over(c, at) : refresh(c, at))) {
                 c->reassert |= all; /* the rest next tick */
                 return;
             }

@@ -110,7 +110,6 @@ static uint64_t op_host(void *ctx, uint64_t player, const struct mm_record *rec,
 {
     struct cluster_mm *c = ctx;
     uint64_t token = 0;
-    (void)from;
     while (token == 0)
         if (getrandom(&token, sizeof token, 0) != sizeof token)
             return 0;
@@ -118,8 +117,10 @@ static uint64_t op_host(void *ctx, uint64_t player, const struct mm_record *rec,
        there, so a hosted match never meets a local one. */
     uint32_t match = 0x80000000u | (++c->next_match & 0x7fffffffu);
     struct mm_record r = *rec;
+    /* The seat's host_player: the match id, and above it the player's
+       old shard (whose name key the SEAT takes over). */
     if (mm_seat_reserve(&c->seats, token, now_ms() + CLUSTER_SEAT_MS,
-                        (uint64_t)match, &r) < 0)
+                        (uint64_t)from << 32 | match, &r) < 0)
         return 0;
     queued_drop(c, player);
     struct cluster_mm_msg m = {.sid = player, .match_id = match};
@@ -145,6 +146,9 @@ static void op_move(void *ctx, uint64_t player, const char *host, uint16_t port,
     struct cluster_mm *c = ctx;
     struct cluster_mm_msg m = {.sid = player, .port = port, .token = token};
     snprintf(m.host, sizeof m.host, "%s", host);
+    struct queued *q = queued_of(c, player);
+    if (q)
+        cluster_name_moved(c->ctx, q->rec.name);
     queued_drop(c, player);
     count(&c->g->ncl.mm_moved);
     count(&c->g->ncl.mm_cross);
@@ -217,6 +221,9 @@ static void claim_seat(struct cluster_mm *c, const struct cluster_mm_msg *in)
     int r = mm_seat_claim(&c->seats, in->token, now_ms(), &s);
     if (r == 0) {
         count(&c->g->ncl.seats_claimed);
+        /* Before LOGIN_OK: the name is this shard's across the cluster. */
+        cluster_name_take_over(c->ctx, in->sid, s.rec.name,
+                               (uint32_t)(s.host_player >> 32));
         m.match_id = (uint32_t)s.host_player;
         m.name_len = s.rec.name_len;
         memcpy(m.name, s.rec.name, sizeof m.name);

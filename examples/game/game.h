@@ -141,6 +141,14 @@ void cluster_mm_destroy(struct cluster_mm *c);
 void cluster_mm_post(struct cluster_mm *c, uint32_t tag,
                      const struct rp_message *msg);
 void cluster_mm_tick(struct cluster_mm *c);
+/* cluster.c, for cluster_mm.c ('ctx' is publish's): the global name moves
+   with a SHARD_MOVE. The old shard, on the COMMIT: its key is no longer
+   refreshed nor deleted. The host, on the SEAT: it takes the key over
+   from shard 'from' (compare-and-set at the revision it reads) for
+   session 'sid', whose logout releases it. Thread: the cluster group's. */
+void cluster_name_moved(void *ctx, const char *name);
+void cluster_name_take_over(void *ctx, uint64_t sid, const char *name,
+                            uint32_t from);
 
 /* player.c */
 int game_init(struct game *g, struct rp_server *srv, uint32_t max_sessions,

@@ -584,23 +584,35 @@ static void mm_from_cluster(struct lobby *lb, uint32_t tag,
     }
     if (tag == LOBBY_SEAT) {
         struct player *p = plist_take(&lb->seating, m->sid);
-        if (!p)
-            return; /* it left: the host's player wins by forfeit */
-        p->seating = false;
-        if (m->code) {
-            game_send_error(g, p->sid, m->code, GM_SEAT);
+        char name[GM_NAME_MAX + 1];
+        memcpy(name, m->name, sizeof name);
+        name[sizeof name - 1] = '\0';
+        if (!p || m->code) {
+            /* Gone (the host's player wins by forfeit), or refused. The
+               cluster group took the name over for it: give it back. */
+            if (!m->code)
+                (void)game_post_name(g, g->cluster_g, CLUSTER_RELEASE, m->sid,
+                                     0, name);
+            if (p) {
+                p->seating = false;
+                game_send_error(g, p->sid, m->code, GM_SEAT);
+            }
             return;
         }
-        /* The record moved with the match. The name is held on this
-           shard only (its old shard releases the global one as the
-           client leaves it). */
-        memcpy(p->name, m->name, sizeof p->name);
-        p->name[sizeof p->name - 1] = '\0';
+        p->seating = false;
+        /* The record moved with the match, and the global name with it:
+           the cluster group took the key over from the old shard before
+           this answer (docs/cluster.md, "Global names"); the logout
+           releases it here. */
+        memcpy(p->name, name, sizeof p->name);
         if (names_add(&g->names, p->name) < 0) {
             p->name[0] = '\0';
+            (void)game_post_name(g, g->cluster_g, CLUSTER_RELEASE, m->sid, 0,
+                                 name);
             game_send_error(g, p->sid, GM_ERR_NAME_TAKEN, GM_SEAT);
             return;
         }
+        p->global_name = true;
         p->gold = m->gold;
         p->wins = m->wins;
         login_ok(lb, p);

@@ -13,6 +13,10 @@
  *       late SEAT is refused
  *   spill_goes_global_after_the_wait   --pvp-queue spill: players alone
  *       on their shards meet across them after --pvp-spill-ms
+ *   the_global_name_moves_with_the_player   after a move, with the old
+ *       connection gone and past the lease, a LOGIN of the moved player's
+ *       name on its old shard or a third one is NAME_TAKEN while it plays
+ *       on the host, and LOGIN_OK once it logged out there
  *
  * Skips (77) with one line without nats-server.
  */
@@ -20,19 +24,35 @@
 
 #include <poll.h>
 
-static struct gu_game shards[2];
+static struct gu_game shards[3];
 
-static const char *queue_mode = "global", *spill_ms = "3000";
+static const char *queue_mode = "global", *spill_ms = "3000",
+                  *lease_ms = "15000";
 
 static void mm_shard_start(struct gu_game *g, int shard)
 {
     char path[PATH_MAX + 64], line[256], k[16];
     cu_program(path, sizeof path, "examples/game/ringport-game");
     snprintf(k, sizeof k, "%d", shard);
-    char *argv[] = {path,          "--port",     "0",         "--backend",
-                    "epoll",       "--no-stats", "--metrics", "127.0.0.1:0",
-                    "--cluster",   cl_nats.url,  "--shard",   k,
-                    "--pvp-queue", "global",     NULL};
+    char *argv[] = {path,
+                    "--port",
+                    "0",
+                    "--backend",
+                    "epoll",
+                    "--no-stats",
+                    "--metrics",
+                    "127.0.0.1:0",
+                    "--cluster",
+                    cl_nats.url,
+                    "--shard",
+                    k,
+                    "--pvp-queue",
+                    (char *)queue_mode,
+                    "--pvp-spill-ms",
+                    (char *)spill_ms,
+                    "--cluster-lease-ms",
+                    (char *)lease_ms,
+                    NULL};
     cu_start(&g->child, argv, false);
     assert_true(cu_read_line(g->child.out, line, sizeof line) > 0);
     g->port = cu_listening_port(line);
@@ -286,6 +306,75 @@ static void spill_goes_global_after_the_wait(void **state)
     gu_stop(&shards[1]);
 }
 
+/* Waits (bounded) until the shard's series 'name' is at most 'max'. */
+static void wait_metric_down(const struct gu_game *g, const char *name,
+                             double max)
+{
+    for (int waited = 0; waited < CL_RETRY_MS; waited += 20) {
+        if (cl_metric(g, name) <= max)
+            return;
+        gu_sleep_ms(20);
+    }
+    fail_msg("shard on port %u: %s stayed above %g", g->port, name, max);
+}
+
+/* The global name goes with SHARD_MOVE: the host takes the key over from
+   the old shard, which neither refreshes nor deletes it from the COMMIT
+   on. With a 1 s lease, waiting 1.5 s after the old connection is gone
+   shows the host refreshing it (the old shard's last write would have
+   expired). */
+static void the_global_name_moves_with_the_player(void **state)
+{
+    (void)state;
+    struct gm_msg m, mv;
+    uint8_t buf[GM_PAYLOAD_MAX], mvbuf[GM_PAYLOAD_MAX];
+    const char *names[2] = {"mvann", "mvben"};
+    lease_ms = "1000";
+    for (int i = 0; i < 3; i++)
+        mm_shard_start(&shards[i], i);
+    lease_ms = "15000";
+    for (int i = 0; i < 3; i++)
+        cl_wait_connected(&shards[i], 1);
+    int fds[2] = {gu_login(shards[0].port, names[0]),
+                  gu_login(shards[1].port, names[1])};
+    int mover = queue_across(fds, &mv, mvbuf);
+    int host = 1 - mover;
+    close(fds[mover]);
+    int moved = gu_connect(shards[host].port);
+    send_seat(moved, mv.u.shard_move.token);
+    gu_expect(moved, GM_LOGIN_OK, &m, buf);
+    gu_expect(moved, GM_MATCH_START, &m, buf);
+    gu_expect(fds[host], GM_MATCH_START, &m, buf);
+    /* The old shard's session is gone (its logout ran: no name held
+       there), the host holds both players' names. */
+    wait_metric_down(&shards[mover], "ringport_cluster_names", 0);
+    assert_int_equal(cl_metric(&shards[host], "ringport_cluster_names"), 2);
+    gu_sleep_ms(1500); /* past the lease: only a refreshed key is left */
+    int fd;
+    assert_int_equal(cl_try_login(shards[mover].port, names[mover], &fd),
+                     GM_ERR_NAME_TAKEN);
+    close(fd);
+    assert_int_equal(cl_try_login(shards[2].port, names[mover], &fd),
+                     GM_ERR_NAME_TAKEN);
+    close(fd);
+    assert_int_equal(
+        cl_metric(&shards[host], "ringport_cluster_name_conflicts_total"), 0);
+    /* The host's player walks out; the moved one wins, then logs out: its
+       name is free across the shards at once (deleted, not expired). */
+    close(fds[host]);
+    recv_skipping_states(moved, &m, buf);
+    assert_int_equal(m.type, GM_MATCH_END);
+    assert_int_equal(m.u.match_end.winner, 1);
+    close(moved);
+    wait_metric_down(&shards[host], "ringport_cluster_names", 0);
+    assert_int_equal(
+        cl_login_until(shards[2].port, names[mover], GM_ERR_NAME_TAKEN, &fd),
+        0);
+    close(fd);
+    for (int i = 0; i < 3; i++)
+        gu_stop(&shards[i]);
+}
+
 int main(int argc, char **argv)
 {
     (void)t_seed();
@@ -298,6 +387,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(a_player_who_never_arrives_loses_by_forfeit,
                                   cu_kill_leftovers),
         cmocka_unit_test_teardown(spill_goes_global_after_the_wait,
+                                  cu_kill_leftovers),
+        cmocka_unit_test_teardown(the_global_name_moves_with_the_player,
                                   cu_kill_leftovers),
     };
     return cmocka_run_group_tests(tests, cl_nats_up, cl_nats_down);

@@ -106,6 +106,7 @@ struct bot {
     uint64_t seat_token;
     char seat_host[64];
     uint16_t seat_port;
+    uint16_t conn_port;   /* the port of the current connection */
     uint64_t match_asked; /* when PVP_QUEUE went out (the match bound) */
     bool via_seat;        /* this match's MATCH_START comes via SHARD_MOVE */
     /* pvp */
@@ -699,6 +700,7 @@ static void take_frames(struct gworker *w, struct bot *b, uint64_t now)
 static void bot_connect(struct gworker *w, struct bot *b, uint64_t now)
 {
     struct rp_client_config cc;
+    b->conn_port = b->seat_token ? b->seat_port : w->o->net.port;
     if (b->seat_token)
         rp_client_config_init(&cc, b->seat_host, b->seat_port);
     else
@@ -781,6 +783,18 @@ static void on_shard_move(struct gworker *w, struct bot *b,
 static void on_client_closed(struct gworker *w, struct bot *b, uint64_t now)
 {
     int err = rp_client_last_error(b->c);
+    if (w->o->fault_port && b->conn_port == w->o->fault_port &&
+        err != -EMSGSIZE) {
+        /* That server was killed on purpose: expected. The bot starts
+           over at its own shard (a seat it was going to died too). */
+        bump(&w->st.faults);
+        b->seat_token = 0;
+        b->via_seat = false;
+        bot_close(w, b);
+        b->st = now >= atomic_load(&g_end) ? B_DONE : B_OFFLINE;
+        b->due = now + ms(rnd_range(b, 100, 300));
+        return;
+    }
     if (b->st == B_CONNECTING) {
         fail(w, b, &w->st.err_connect, "connect: %s", strerror(-err));
         bot_close(w, b);

@@ -48,11 +48,13 @@ struct game_opts {
     double drop_rate; /* resets per second per bot (--drop-rate; resume) */
     bool ws;          /* --transport ws: libringport-client's RP_CLIENT_WS */
     char name_prefix[5]; /* --name-prefix: before each bot's name ("") */
+    uint16_t fault_port; /* --fault-port: its closes are faults, not errors */
 };
 
 struct gstats {
     _Atomic uint64_t in, out, logins, chats, matches, dungeons, rejoins;
     _Atomic uint64_t shard_moves; /* SHARD_MOVE followed (cluster) */
+    _Atomic uint64_t faults;      /* cut by --fault-port's server: expected */
     _Atomic uint64_t err_verify, err_timeout, err_closed, err_connect,
         err_packet;
     _Atomic uint64_t drops, resumes, sessions_lost; /* --drop-rate */

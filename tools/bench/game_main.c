@@ -50,6 +50,13 @@ static void usage(FILE *f)
             "name\n"
             "                     (bots of several runs on one cluster: "
             "docs/cluster.md)\n"
+            "  --fault-port N     a server on port N is killed on purpose "
+            "(cluster runs):\n"
+            "                     a connection to it closed or refused is "
+            "counted as a\n"
+            "                     fault, not an error; the bot logs in again "
+            "at --port\n"
+            "                     with a new name\n"
             "  --json             one JSON object as the last line\n"
             "  --progress         a progress line each second even when "
             "stdout is\n"
@@ -104,6 +111,8 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
             o->timeout_ms = (uint32_t)num(a, v, 1, 3600000, true);
         else if (strcmp(a, "--drop-rate") == 0)
             o->drop_rate = num(a, v, 0, 1000, false);
+        else if (strcmp(a, "--fault-port") == 0)
+            o->fault_port = (uint16_t)num(a, v, 1, 65535, true);
         else if (strcmp(a, "--transport") == 0)
             o->ws = bench_flag_transport(PROG, v);
         else if (strcmp(a, "--name-prefix") == 0) {
@@ -130,7 +139,7 @@ static void parse_args(int argc, char **argv, struct game_opts *o)
 
 struct gtotals {
     uint64_t in, out, logins, chats, matches, dungeons, rejoins;
-    uint64_t shard_moves;
+    uint64_t shard_moves, faults;
     uint64_t verify, timeout, closed, connect, packet, online;
     uint64_t drops, resumes, sessions_lost;
 };
@@ -148,6 +157,7 @@ static void gsum(struct gworker *ws, uint32_t n, struct gtotals *t)
         t->dungeons += ld(&s->dungeons);
         t->rejoins += ld(&s->rejoins);
         t->shard_moves += ld(&s->shard_moves);
+        t->faults += ld(&s->faults);
         t->verify += ld(&s->err_verify);
         t->timeout += ld(&s->err_timeout);
         t->closed += ld(&s->err_closed);
@@ -214,6 +224,8 @@ static void report(const struct game_opts *o, struct gworker *ws,
                t->sessions_lost);
     if (t->shard_moves) /* cluster shards: SHARD_MOVE followed */
         printf("  shard moves %" PRIu64 "\n", t->shard_moves);
+    if (o->fault_port) /* connections cut by a server killed on purpose */
+        printf("  faults %" PRIu64 " (port %u)\n", t->faults, o->fault_port);
     printf("  verification errors %" PRIu64 " (verify %" PRIu64
            ", timeout %" PRIu64 ", closed %" PRIu64 ", connect %" PRIu64
            ", error packets %" PRIu64 ")%s\n",
