@@ -132,14 +132,17 @@ static int partial_reserve(struct rp_frame_decoder *d, size_t want)
 {
     if (want <= d->cap)
         return 0;
-    if (!d->partial && cache.n > 0) {
+    size_t limit = RP_FRAME_HEADER_SIZE + rp_frame_max_payload(&d->lim);
+    /* A cached buffer larger than this decoder's largest frame (another
+       server's, with a larger max_payload) stays in the cache: the
+       invariant cap <= limit bounds what a session holds. */
+    if (!d->partial && cache.n > 0 && cache.cap[cache.n - 1] <= limit) {
         cache.n--;
         d->partial = cache.buf[cache.n];
         d->cap = cache.cap[cache.n];
         if (want <= d->cap)
             return 0;
     }
-    size_t limit = RP_FRAME_HEADER_SIZE + rp_frame_max_payload(&d->lim);
     size_t cap = want < PARTIAL_MIN ? PARTIAL_MIN : want;
     if (cap > limit)
         cap = limit;
