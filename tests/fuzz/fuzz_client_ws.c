@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int r = rp__cws_response((const char *)data, size,
-                             "dGhlIHNhbXBsZSBub25jZQ==");
+    int r =
+        rp__cws_response((const char *)data, size, "dGhlIHNhbXBsZSBub25jZQ==");
     CHECK(r == 0 || r == -EPROTO || (r > 0 && (size_t)r <= size));
 
     size_t pos = 0;
