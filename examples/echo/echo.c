@@ -3,7 +3,8 @@
  *
  * Raw mode echoes bytes as they arrive (on_data -> rp_server_send_raw);
  * framed mode sends every packet back unchanged, type and payload
- * (on_message -> rp_message_keep -> rp_server_send). The main thread
+ * (on_message -> rp_server_send_frame, a reply copied into the session's
+ * outgoing batch). The main thread
  * only waits for SIGINT/SIGTERM on a signalfd and prints a stats line on
  * stderr once a second; the server's own threads do all the I/O.
  *
@@ -161,17 +162,14 @@ static void on_join(struct rp_server *srv, rp_sid sid, void *user)
 static void on_message(struct rp_server *srv, rp_sid sid, void *data,
                        const struct rp_message *msg, void *user)
 {
-    struct rp_packet *pkt;
     (void)data, (void)user;
-    if (rp_message_keep(msg, &pkt) < 0) {
-        /* Out of memory: an echo that skips a packet would be a lie. */
-        rp_server_disconnect(srv, sid);
-        return;
-    }
-    /* -ENOBUFS: the peer does not read and is being cut (SEND_OVERFLOW);
+    /* A reply from the session's own callback: the frame is copied
+       straight into the session's outgoing batch, no packet.
+       -ENOBUFS: the peer does not read and is being cut (SEND_OVERFLOW);
        -ENOTCONN: it is closing. Either way there is nothing left to do. */
-    (void)rp_server_send(srv, sid, pkt);
-    rp_packet_unref(pkt);
+    int r = rp_server_send_frame(srv, sid, msg->type, msg->payload, msg->len);
+    if (r == -ENOMEM)
+        rp_server_disconnect(srv, sid); /* an echo that skips one would lie */
 }
 
 static void on_data(struct rp_server *srv, rp_sid sid, void *data,

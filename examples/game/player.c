@@ -83,14 +83,15 @@ static struct rp_packet *encode(const struct gm_msg *m)
 
 int game_send(struct game *g, rp_sid sid, const struct gm_msg *m)
 {
-    struct rp_packet *pkt = encode(m);
-    if (!pkt)
+    uint8_t buf[GM_PAYLOAD_MAX];
+    int n = gm_encode(m, buf, sizeof buf);
+    if (n < 0)
         return -ENOMEM;
-    /* -ENOBUFS / -ENOTCONN: the session is being cut or is gone; its
+    /* A copy of the encoded bytes: into the session's outgoing batch when
+       this is its own I/O thread's callback, else a packet of its own.
+       -ENOBUFS / -ENOTCONN: the session is being cut or is gone; its
        on_leave follows, which is where the content cleans up. */
-    int r = rp_server_send(g->srv, sid, pkt);
-    rp_packet_unref(pkt);
-    return r;
+    return rp_server_send_frame(g->srv, sid, m->type, buf, (size_t)n);
 }
 
 int game_broadcast(struct game *g, const rp_sid *ids, size_t n,

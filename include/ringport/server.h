@@ -262,6 +262,29 @@ RP_API enum rp_backend_kind rp_server_backend(const struct rp_server *srv);
  */
 RP_API int rp_server_send(struct rp_server *srv, rp_sid sid,
                           struct rp_packet *pkt);
+/*
+ * rp_server_send, except that the caller's reference goes with the packet:
+ * the engine holds it from here, whatever the result (on failure it is
+ * dropped), so the caller does not unref it. For a packet made to be sent
+ * once: create, put, rp_server_send_take, done; a ref and an unref less
+ * than rp_server_send + rp_packet_unref. Same returns. Thread: any.
+ */
+RP_API int rp_server_send_take(struct rp_server *srv, rp_sid sid,
+                               struct rp_packet *pkt);
+/*
+ * Framed mode: sends one frame of 'type' with a copy of the 'len' payload
+ * bytes at 'payload' (the caller keeps its buffer). From the session's own
+ * on_message (a reply) this is the cheapest send there is: the frame is
+ * written straight into the session's outgoing batch, with no packet of
+ * its own (on a WebSocket connection, with resume on, or for a frame of
+ * more than 2 KiB, and from any other thread, it becomes a packet, as
+ * rp_server_send would send it). Returns 0, -ENOBUFS, -ENOTCONN, as
+ * rp_server_send; -EMSGSIZE if len > RP_PACKET_MAX_PAYLOAD; -ENOMEM; or
+ * -EINVAL in raw mode, or for a type in 0xFF00..0xFFFF with resume on.
+ * Thread: any.
+ */
+RP_API int rp_server_send_frame(struct rp_server *srv, rp_sid sid,
+                                uint16_t type, const void *payload, size_t len);
 /* Raw mode: copies 'len' bytes into the session's send queue (from the
    session's own on_data, 1 KiB or more of the delivered bytes are sent
    from the receive buffer instead, without a copy). Same returns.

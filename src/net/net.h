@@ -69,6 +69,13 @@ struct net_req {
     bool ws_raw; /* SEND (with ctl): bytes for a WebSocket connection as
                     they are, the packet's payload alone (ws_session.c:
                     a handshake response, a pong, a close) */
+    /* SEND: 'frames' whole wire frames back to back in the packet's
+       payload, sent as it is (rp_server_send_frame from the session's
+       own callback, server.c); 'own'. While it is the queue's tail, the
+       owner appends to it (its packet has one reference, the request's,
+       and is not in flight). */
+    bool batch;
+    uint16_t frames;
 };
 
 /*
@@ -169,6 +176,10 @@ enum net_op_kind {
    (rp__session_flush). */
 #define NET_COALESCE_PKT 256u
 #define NET_COALESCE_BYTES 2048u
+/* rp_server_send_frame from the session's own callback appends frames of
+   up to this many wire bytes to a batch packet of this capacity (the
+   packet pools' 2 KiB class); larger frames get a packet of their own. */
+#define NET_BATCH_BYTES 2048u
 
 struct net_thread;
 struct net_ws;
@@ -472,6 +483,12 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
 void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
                          struct net_req *r);
 void rp__session_flush(struct net_thread *t, struct rp_session *s);
+/* Appends one frame (NET_BATCH_BYTES or fewer on the wire, counted in
+   own_queued by the caller) to the batch at the queue's tail, or to a new
+   one. For a session that is open, on TCP, with resume off (no frame is
+   retained one by one). Returns 0 or -ENOMEM (nothing queued). */
+int rp__session_put_frame(struct net_thread *t, struct rp_session *s,
+                          uint16_t type, const void *payload, uint16_t len);
 void rp__session_mark_dirty(struct net_thread *t, struct rp_session *s);
 /* Releases what a send request carries (its packet reference, or the
    receive buffer lent to it) and the request itself. */

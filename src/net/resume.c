@@ -89,6 +89,7 @@ int rp__resume_ctl(struct net_thread *t, struct rp_session *s, uint16_t type,
     r->ctl = true;
     r->own = false;
     r->ws_raw = false;
+    r->batch = false;
     if (first) {
         r->next = s->q_head;
         s->q_head = r;

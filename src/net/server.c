@@ -252,20 +252,24 @@ int rp_server_disconnect(struct rp_server *srv, rp_sid sid)
 /* ---- sends -------------------------------------------------------- */
 
 /* Queues 'pkt' for 's' (the caller holds a slot reference and has counted
-   'bytes' in queued_bytes). Takes its own packet and slot references. */
+   'bytes' in queued_bytes). Takes its own slot reference, and its own
+   packet reference unless 'take' (then the caller's goes to the request,
+   on success only). */
 static int server_queue(struct rp_server *srv, struct rp_session *s, rp_sid sid,
-                        struct rp_packet *pkt, uint32_t bytes, bool own)
+                        struct rp_packet *pkt, uint32_t bytes, bool own,
+                        bool take)
 {
     struct net_req *r = rp_pool_alloc(srv->req_pool);
     if (!r)
         return -ENOMEM;
     r->kind = NET_REQ_SEND;
     r->sid = sid;
-    r->pkt = rp_packet_ref(pkt);
+    r->pkt = take ? pkt : rp_packet_ref(pkt);
     r->bytes = bytes;
     r->ctl = false;
     r->own = own;
     r->ws_raw = false;
+    r->batch = false;
     struct net_thread *cur = rp__thread_current(srv);
     if (s->owner == cur) {
         rp__session_enqueue(cur, s, r);
@@ -346,25 +350,81 @@ static bool server_session_closing(const struct rp_session *s)
             NET_CLOSING) != 0;
 }
 
-int rp_server_send(struct rp_server *srv, rp_sid sid, struct rp_packet *pkt)
+/* rp_server_send, and with 'take' rp_server_send_take: the caller's
+   reference goes to the queue, or is dropped on every failure. */
+static int server_send(struct rp_server *srv, rp_sid sid, struct rp_packet *pkt,
+                       bool take)
 {
     uint32_t bytes = wire_bytes(srv, pkt);
-    if (rp__resume_on(srv) && rp_packet_type(pkt) >= RP_CTL_FIRST)
-        return -EINVAL; /* the engine's control messages */
-    struct net_thread *own = NULL;
-    struct rp_session *s = server_own_session(srv, sid, &own);
-    if (s && server_session_closing(s))
-        return -ENOTCONN;
-    if (!s && !(s = rp__session_get(srv, sid)))
-        return -ENOTCONN;
     int r = 0;
+    struct net_thread *own = NULL;
+    struct rp_session *s = NULL;
+    if (rp__resume_on(srv) && rp_packet_type(pkt) >= RP_CTL_FIRST) {
+        r = -EINVAL; /* the engine's control messages */
+        goto out;
+    }
+    s = server_own_session(srv, sid, &own);
+    if ((s && server_session_closing(s)) ||
+        (!s && !(s = rp__session_get(srv, sid)))) {
+        r = -ENOTCONN;
+        goto out;
+    }
     bool mine = own != NULL;
     if (bytes > 0 && (r = server_reserve(srv, s, sid, bytes, mine)) == 0 &&
-        (r = server_queue(srv, s, sid, pkt, bytes, mine)) < 0)
+        (r = server_queue(srv, s, sid, pkt, bytes, mine, take)) < 0)
         server_unreserve(s, bytes, mine);
     if (!own)
         rp__session_put(srv, s);
+    if (r == 0 && bytes > 0)
+        take = false; /* the request holds it now */
+out:
+    if (take)
+        rp_packet_unref(pkt);
     return r;
+}
+
+int rp_server_send(struct rp_server *srv, rp_sid sid, struct rp_packet *pkt)
+{
+    return server_send(srv, sid, pkt, false);
+}
+
+int rp_server_send_take(struct rp_server *srv, rp_sid sid,
+                        struct rp_packet *pkt)
+{
+    return server_send(srv, sid, pkt, true);
+}
+
+int rp_server_send_frame(struct rp_server *srv, rp_sid sid, uint16_t type,
+                         const void *payload, size_t len)
+{
+    if (srv->cfg.mode != RP_SERVER_FRAMED)
+        return -EINVAL;
+    if (len > RP_PACKET_MAX_PAYLOAD)
+        return -EMSGSIZE;
+    if (rp__resume_on(srv) && type >= RP_CTL_FIRST)
+        return -EINVAL; /* the engine's control messages */
+    uint32_t bytes = RP_PACKET_HEADER_SIZE + (uint32_t)len;
+    struct net_thread *own = NULL;
+    struct rp_session *s = server_own_session(srv, sid, &own);
+    /* The reply in place: the session's own receive callback, a frame
+       that fits a batch, and a connection whose frames go out as they
+       are (WebSocket wraps each packet in a message; resume retains and
+       counts frames one packet each). */
+    if (s && bytes <= NET_BATCH_BYTES && !s->ws_state && !rp__resume_on(srv)) {
+        if (server_session_closing(s))
+            return -ENOTCONN;
+        int r = server_reserve(srv, s, sid, bytes, true);
+        if (r == 0 && (r = rp__session_put_frame(own, s, type, payload,
+                                                 (uint16_t)len)) < 0)
+            server_unreserve(s, bytes, true);
+        return r;
+    }
+    struct rp_packet *pkt;
+    if (rp_packet_create(len, type, &pkt) < 0)
+        return -ENOMEM;
+    if (len > 0)
+        rp_packet_put_bytes(pkt, payload, len);
+    return server_send(srv, sid, pkt, true);
 }
 
 /* Zero-copy forwarding: queues bytes of the receive buffer being handed
@@ -385,6 +445,7 @@ static int server_queue_lent(struct net_thread *t, struct rp_session *s,
     r->ctl = false;
     r->own = true;
     r->ws_raw = false;
+    r->batch = false;
     t->rx_lent = true;
     t->lent++;
     rp__session_enqueue(t, s, r);
@@ -416,8 +477,9 @@ int rp_server_send_raw(struct rp_server *srv, rp_sid sid, const void *data,
         if ((r = rp_packet_create(n, 0, &pkt)) < 0)
             break;
         rp_packet_put_bytes(pkt, p, n);
-        r = server_queue(srv, s, sid, pkt, (uint32_t)n, mine);
-        rp_packet_unref(pkt);
+        r = server_queue(srv, s, sid, pkt, (uint32_t)n, mine, true);
+        if (r < 0)
+            rp_packet_unref(pkt);
         if (r == 0) {
             p += n;
             len -= n;

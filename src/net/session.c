@@ -46,6 +46,7 @@
 #include "net/net.h"
 
 #include "net/leave_log.h"
+#include "proto/packet_internal.h"
 #include "proto/ws_frame.h"
 
 #include "core/assert.h"
@@ -311,6 +312,44 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
     rp__session_mark_dirty(t, s);
 }
 
+int rp__session_put_frame(struct net_thread *t, struct rp_session *s,
+                          uint16_t type, const void *payload, uint16_t len)
+{
+    NET_ASSERT_OWNER(t, s);
+    assert(!s->closing && !s->ws_state && !rp__resume_on(t->srv));
+    uint32_t n = RP_PACKET_HEADER_SIZE + len;
+    assert(n <= NET_BATCH_BYTES);
+    struct net_req *r = s->q_tail;
+    if (r && r->batch &&
+        rp_packet_capacity(r->pkt) - rp_packet_size(r->pkt) >= n) {
+        (void)rp__packet_put_frame(r->pkt, type, payload, len);
+        r->bytes += n;
+        r->frames++;
+        return 0;
+    }
+    /* A new batch at the tail: after anything queued before, so the order
+       of the session's sends is kept. */
+    struct rp_packet *pkt;
+    if (!(r = rp_pool_alloc(t->srv->req_pool)))
+        return -ENOMEM;
+    if (rp_packet_create(NET_BATCH_BYTES, 0, &pkt) < 0) {
+        rp_pool_free(t->srv->req_pool, r);
+        return -ENOMEM;
+    }
+    (void)rp__packet_put_frame(pkt, type, payload, len);
+    r->kind = NET_REQ_SEND;
+    r->sid = s->sid;
+    r->pkt = pkt;
+    r->bytes = n;
+    r->ctl = false;
+    r->own = true;
+    r->ws_raw = false;
+    r->batch = true;
+    r->frames = 1;
+    rp__session_enqueue(t, s, r);
+    return 0;
+}
+
 /* Puts the session on the thread's flush list (flushed at the end of the
    loop turn), unless it is there already or a send is in flight (its
    completion flushes what queued meanwhile). */
@@ -411,7 +450,7 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
         if (!r->pkt) { /* raw bytes in a lent receive buffer */
             p = r->lent;
             len = r->bytes;
-        } else if (raw || r->ws_raw) {
+        } else if (raw || r->ws_raw || r->batch) {
             p = rp_packet_payload(r->pkt);
             len = rp_packet_size(r->pkt);
         } else if (s->ws_state) {
@@ -445,7 +484,7 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
             break;
         }
         bytes += (uint32_t)len;
-        npkts++;
+        npkts += r->batch ? r->frames : 1;
         last = r;
     }
     s->inflight = s->q_head;

@@ -114,6 +114,7 @@ static int ws_queue_raw(struct net_thread *t, struct rp_session *s,
     r->bytes = (uint32_t)len;
     r->ctl = true;
     r->ws_raw = true;
+    r->batch = false;
     r->own = false; /* counted in queued_bytes above */
     rp__session_enqueue(t, s, r);
     return 0;

@@ -25,6 +25,7 @@
 #include "core/assert.h"
 #include "core/cpu.h"
 #include "core/pool.h"
+#include "proto/packet_internal.h"
 #include "proto/ws_frame.h"
 
 #include <stddef.h>
@@ -620,8 +621,25 @@ int rp_packet_create(size_t capacity, uint16_t type, struct rp_packet **out)
 
 struct rp_packet *rp_packet_ref(struct rp_packet *pkt)
 {
-    /* The caller already holds a reference, so the count cannot be 0 and
-       no ordering is needed to take another. */
+    /*
+     * The sole holder takes a second reference without a locked
+     * instruction, as rp_packet_unref frees without one: only a holder
+     * may ref or unref, so a count of 1 read by a holder means the caller
+     * holds the only reference and no other thread can change the count
+     * until it shares the packet, which it does after this store (a
+     * queue, a request: their own release/acquire carries the store).
+     * The load is acquire for the case where another holder's unref made
+     * it 1: its writes then happen before ours and, through our later
+     * unref (release) or free, before the free, as with the RMW. A plain
+     * store ends the release sequence of that unref, which is why the
+     * acquire is taken here rather than left to the final unref.
+     */
+    if (atomic_load_explicit(&pkt->refs, memory_order_acquire) == 1) {
+        atomic_store_explicit(&pkt->refs, 2, memory_order_relaxed);
+        return pkt;
+    }
+    /* Shared already: the caller holds a reference, so the count cannot
+       be 0 and no ordering is needed to take another. */
     unsigned old =
         atomic_fetch_add_explicit(&pkt->refs, 1, memory_order_relaxed);
     (void)old;
@@ -702,6 +720,19 @@ static uint8_t *put_room(struct rp_packet *p, size_t n)
        header written for the old length must be written again. */
     atomic_store_explicit(&p->ws_once, 0, memory_order_relaxed);
     return at;
+}
+
+int rp__packet_put_frame(struct rp_packet *pkt, uint16_t type,
+                         const void *payload, uint16_t len)
+{
+    uint8_t *at = put_room(pkt, HDR + (size_t)len);
+    if (!at)
+        return -ENOBUFS;
+    store_le16(at, len);
+    store_le16(at + 2, type);
+    if (len > 0) /* 'payload' may be NULL then */
+        memcpy(at + HDR, payload, len);
+    return 0;
 }
 
 int rp_packet_put_u8(struct rp_packet *pkt, uint8_t v)

@@ -96,7 +96,16 @@ struct su_events {
     _Atomic uint64_t messages; /* frames (framed) or chunks (raw) */
     _Atomic int send_errors;   /* echo sends refused other than ENOBUFS */
     _Atomic bool echo;         /* echo what arrives (default on) */
+    _Atomic int echo_via;      /* framed: how the echo is sent */
     struct rp_server *srv;
+};
+
+/* How su_on_message echoes a frame. */
+enum su_echo_via {
+    SU_ECHO_SEND = 0, /* rp_message_to_packet, rp_server_send, unref */
+    SU_ECHO_FRAME,    /* rp_server_send_frame (the reply in place) */
+    SU_ECHO_TAKE,     /* rp_message_keep, rp_server_send_take */
+    SU_ECHO_MIXED,    /* by type: odd SU_ECHO_TAKE, even SU_ECHO_FRAME */
 };
 
 static inline void su_events_reset(struct su_events *ev)
@@ -141,6 +150,20 @@ static inline void su_on_message(struct rp_server *srv, rp_sid sid, void *data,
     atomic_fetch_add(&ev->messages, 1);
     if (!atomic_load(&ev->echo))
         return;
+    int via = atomic_load(&ev->echo_via);
+    if (via == SU_ECHO_MIXED)
+        via = msg->type & 1 ? SU_ECHO_TAKE : SU_ECHO_FRAME;
+    if (via != SU_ECHO_SEND) {
+        int r = via == SU_ECHO_FRAME
+                    ? rp_server_send_frame(srv, sid, msg->type, msg->payload,
+                                           msg->len)
+                : rp_message_keep(msg, &pkt) < 0
+                    ? -ENOMEM
+                    : rp_server_send_take(srv, sid, pkt);
+        if (r < 0 && r != -ENOBUFS)
+            atomic_fetch_add(&ev->send_errors, 1);
+        return;
+    }
     if (rp_message_to_packet(msg, &pkt) < 0) {
         atomic_fetch_add(&ev->send_errors, 1);
         return;

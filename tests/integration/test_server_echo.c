@@ -1,7 +1,9 @@
 /*
  * The server as an echo: every byte comes back, in order, to the client
  * that sent it, whatever the cut of the stream; clients that vanish do not
- * disturb the others; a broadcast shares one packet among 1,000 sessions.
+ * disturb the others; a broadcast shares one packet among 1,000 sessions;
+ * rp_server_send_take and rp_server_send_frame (the reply in place, frames
+ * batched with no packet each) keep the same promises.
  * The server runs in this process (server_util.h); the clients are plain
  * sockets driven by a few threads with epoll. Frame 'seq' of client 'c' is
  * a pure function of (seed, c, seq), so the reader regenerates what it
@@ -293,6 +295,114 @@ static void echoes_every_byte_to_1000_concurrent_clients(void **state)
     su_finish(srv, &ev, before);
 }
 
+/*
+ * The two other ways to send, mixed in every session: odd types come back
+ * through rp_server_send_take (the message kept as a packet, the
+ * reference handed over), even ones through rp_server_send_frame from the
+ * session's own callback (copied into the session's outgoing batch, no
+ * packet of their own). Batches and packets interleave in one queue:
+ * every byte must still come back in order, and no packet may outlive
+ * the server (a taken reference dropped twice, or never, would show).
+ */
+static void send_take_and_send_frame_keep_every_byte_in_order(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    static struct client cl[N];
+    struct rp_server_config cfg;
+    uint64_t before = su_packets_alive();
+    su_config(&cfg, &ev);
+    cfg.io_threads = 2;
+    atomic_store(&ev.echo_via, SU_ECHO_MIXED);
+    struct rp_server *srv = su_start(&cfg);
+
+    for (uint32_t i = 0; i < N; i++)
+        cl[i] = (struct client){.id = i,
+                                .frames = 8 + (uint32_t)(mix(seed + i) % 24),
+                                .vanish_at = UINT32_MAX};
+    run_clients(cl, N, rp_server_port(srv));
+
+    struct rp_server_stats s;
+    SU_WAIT((su_stats(srv, &s), s.packets_out == s.packets_in));
+    assert_int_equal(s.packets_in, s.packets_out); /* frames, not batches */
+    assert_int_equal(s.bytes_in, s.bytes_out);
+    assert_int_equal(atomic_load(&ev.send_errors), 0);
+    close_clients(cl, N);
+    SU_WAIT(su_sessions(srv) == 0);
+    assert_int_equal(su_leaves(srv, RP_LEAVE_PEER_CLOSED), N);
+    su_finish(srv, &ev, before);
+}
+
+/*
+ * A reply in place costs no packet per frame: 200 small frames written at
+ * once come back, in order, in a handful of batch packets (a packet per
+ * frame would be 200). A frame past the batch size (3,000 bytes) between
+ * small ones goes as a packet of its own, in its place. From a thread
+ * that is not the session's, rp_server_send_frame sends a packet; to a
+ * stale id it refuses; rp_server_send_take to a stale id drops the
+ * reference it was given (su_finish: no packet outlives the server).
+ */
+static void send_frame_replies_in_batches_not_a_packet_each(void **state)
+{
+    (void)state;
+    enum { SMALL = 200, SMALL_LEN = 16, BIG_LEN = 3000 };
+    static uint8_t wire[SMALL * (4 + SMALL_LEN) + 2 * (4 + BIG_LEN)];
+    uint8_t small[SMALL_LEN];
+    static uint8_t big[BIG_LEN];
+    struct rp_server_config cfg;
+    struct rp_packet_pool_stats p0, p1;
+    uint64_t before = su_packets_alive();
+    su_config(&cfg, &ev);
+    atomic_store(&ev.echo_via, SU_ECHO_FRAME);
+    struct rp_server *srv = su_start(&cfg);
+    int fd = su_connect(rp_server_port(srv));
+    su_ping(fd, 1);
+    rp_sid sid;
+    pthread_mutex_lock(&ev.lock);
+    sid = ev.joined[0];
+    pthread_mutex_unlock(&ev.lock);
+
+    size_t n = 0;
+    rp_packet_pool_stats(&p0);
+    for (int i = 0; i < SMALL; i++) {
+        memset(small, i, sizeof small);
+        n += su_frame(wire + n, (uint16_t)(100 + i), small, sizeof small);
+    }
+    su_send_all(fd, wire, n);
+    for (int i = 0; i < SMALL; i++) {
+        memset(small, i, sizeof small);
+        su_expect_frame(fd, (uint16_t)(100 + i), small, sizeof small);
+    }
+    rp_packet_pool_stats(&p1);
+    assert_true(p1.created - p0.created <= SMALL / 10);
+
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    n = su_frame(wire, 1, small, sizeof small);
+    n += su_frame(wire + n, 2, big, sizeof big);
+    n += su_frame(wire + n, 3, small, 0);
+    su_send_all(fd, wire, n);
+    su_expect_frame(fd, 1, small, sizeof small);
+    su_expect_frame(fd, 2, big, sizeof big);
+    su_expect_frame(fd, 3, small, 0);
+
+    /* Not the session's thread: a packet, queued as rp_server_send's. */
+    assert_int_equal(rp_server_send_frame(srv, sid, 77, "hi", 2), 0);
+    su_expect_frame(fd, 77, "hi", 2);
+    assert_int_equal(rp_server_send_frame(srv, sid, 78, NULL, 0), 0);
+    su_expect_frame(fd, 78, "", 0);
+    assert_int_equal(rp_server_send_frame(srv, sid, 1, big, 65536), -EMSGSIZE);
+
+    close(fd);
+    SU_WAIT(su_sessions(srv) == 0);
+    assert_int_equal(rp_server_send_frame(srv, sid, 1, "x", 1), -ENOTCONN);
+    struct rp_packet *pkt;
+    assert_int_equal(rp_packet_create(8, 5, &pkt), 0);
+    assert_int_equal(rp_server_send_take(srv, sid, pkt), -ENOTCONN);
+    assert_int_equal(atomic_load(&ev.send_errors), 0);
+    su_finish(srv, &ev, before);
+}
+
 static void delivers_a_packet_sent_one_byte_at_a_time(void **state)
 {
     (void)state;
@@ -424,6 +534,8 @@ static void raw_mode_echoes_bytes_as_they_come(void **state)
     su_config(&cfg, &ev);
     cfg.mode = RP_SERVER_RAW;
     struct rp_server *srv = su_start(&cfg);
+    /* Frames are for framed mode. */
+    assert_int_equal(rp_server_send_frame(srv, 1, 1, "x", 1), -EINVAL);
     for (int i = 0; i < N; i++)
         fd[i] = su_connect(rp_server_port(srv));
     for (int round = 0; round < ROUNDS; round++) {
@@ -564,6 +676,10 @@ int main(int argc, char **argv)
     su_parse_backend(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(echoes_every_byte_to_1000_concurrent_clients,
+                               reset_events),
+        cmocka_unit_test_setup(
+            send_take_and_send_frame_keep_every_byte_in_order, reset_events),
+        cmocka_unit_test_setup(send_frame_replies_in_batches_not_a_packet_each,
                                reset_events),
         cmocka_unit_test_setup(delivers_a_packet_sent_one_byte_at_a_time,
                                reset_events),

@@ -12,6 +12,12 @@
  *   - A child process calls exit() while its threads keep creating and
  *     freeing packets: the exit hook used to destroy the pools then.
  *
+ *   - Packets relayed round a ring of threads, each taking a reference
+ *     for the next holder while the previous one may be dropping its own:
+ *     rp_packet_ref by a sole holder is a plain store, not a locked
+ *     instruction, and must still order every holder's reads before the
+ *     free (and the reuse of the memory) on whichever thread frees.
+ *
  * Under ThreadSanitizer (make tsan runs this test) a missing happens-before
  * between a free and the destroy is a reported race even when the timing
  * does not crash; under ASan a destroyed pool touched later is a
@@ -272,6 +278,99 @@ static void exit_while_threads_use_the_pools_is_clean(void **state)
     }
 }
 
+/* ---- references handed round a ring of threads ---------------------------
+ */
+
+#define RELAY_PACKETS 3000
+
+/* slot[i]: thread i's inbox, one packet or NULL (release/acquire). */
+static struct {
+    _Atomic(struct rp_packet *) slot[3];
+    atomic_ulong bad;
+} relay;
+
+static size_t relay_size(unsigned i)
+{
+    return sizes[i % 3]; /* the three smaller classes */
+}
+
+/* Hands 'p' (one reference, the caller's own kept) to thread 'to'. */
+static void relay_pass(struct rp_packet *p, int to)
+{
+    rp_packet_ref(p); /* the next holder's: a plain store when sole */
+    while (atomic_load_explicit(&relay.slot[to], memory_order_relaxed))
+        sched_yield();
+    atomic_store_explicit(&relay.slot[to], p, memory_order_release);
+}
+
+static struct rp_packet *relay_take(int me)
+{
+    struct rp_packet *p;
+    while (!(p = atomic_exchange_explicit(&relay.slot[me], NULL,
+                                          memory_order_acquire)))
+        sched_yield();
+    return p;
+}
+
+/* Threads 1 and 2: check, pass on (1 -> 2 -> 0), drop their own. */
+static void *relay_hop(void *arg)
+{
+    int me = (int)(uintptr_t)arg;
+    for (unsigned i = 0; i < RELAY_PACKETS; i++) {
+        struct rp_packet *p = relay_take(me);
+        if (!intact(p, relay_size(i), (uint8_t)i))
+            atomic_fetch_add(&relay.bad, 1);
+        relay_pass(p, (me + 1) % 3);
+        rp_packet_unref(p);
+    }
+    return NULL;
+}
+
+static void
+relayed_references_free_each_packet_once_after_every_read(void **state)
+{
+    (void)state;
+    size_t alive = pooled_alive();
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(
+            pthread_create(&th[k], NULL, relay_hop, (void *)(uintptr_t)(k + 1)),
+            0);
+    /* Thread 0 creates, passes, drops its own, and takes back (the last
+       reference, while thread 2 may still be dropping its own). */
+    unsigned back = 0;
+    for (unsigned i = 0; i < RELAY_PACKETS; i++) {
+        struct rp_packet *p = make(relay_size(i), (uint8_t)i);
+        assert_non_null(p);
+        rp_packet_ref(p);
+        while (atomic_load_explicit(&relay.slot[1], memory_order_relaxed)) {
+            struct rp_packet *q = atomic_exchange_explicit(
+                &relay.slot[0], NULL, memory_order_acquire);
+            if (q) {
+                if (!intact(q, relay_size(back), (uint8_t)back))
+                    atomic_fetch_add(&relay.bad, 1);
+                back++;
+                rp_packet_unref(q);
+            } else {
+                sched_yield();
+            }
+        }
+        atomic_store_explicit(&relay.slot[1], p, memory_order_release);
+        rp_packet_unref(p);
+    }
+    for (; back < RELAY_PACKETS; back++) {
+        struct rp_packet *q = relay_take(0);
+        if (!intact(q, relay_size(back), (uint8_t)back))
+            atomic_fetch_add(&relay.bad, 1);
+        rp_packet_unref(q);
+    }
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    assert_int_equal(atomic_load(&relay.bad), 0);
+    assert_int_equal(atomic_load(&make_failures), 0);
+    assert_int_equal(pooled_alive(), alive);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +379,8 @@ int main(void)
         cmocka_unit_test(
             shutdown_racing_creators_and_freers_keeps_packets_intact),
         cmocka_unit_test(exit_while_threads_use_the_pools_is_clean),
+        cmocka_unit_test(
+            relayed_references_free_each_packet_once_after_every_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
