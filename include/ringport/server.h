@@ -276,9 +276,11 @@ RP_API int rp_server_send_take(struct rp_server *srv, rp_sid sid,
  * bytes at 'payload' (the caller keeps its buffer). From the session's own
  * on_message (a reply) this is the cheapest send there is: the frame is
  * written straight into the session's outgoing batch, with no packet of
- * its own (on a WebSocket connection, with resume on, or for a frame of
- * more than 2 KiB, and from any other thread, it becomes a packet, as
- * rp_server_send would send it). Returns 0, -ENOBUFS, -ENOTCONN, as
+ * its own (on a WebSocket connection, with resume on, for a frame of more
+ * than 2 KiB, with a send_queue_limit under 64 KiB, and from any other
+ * thread, it becomes a packet, as rp_server_send would send it; a batch
+ * is charged its 2 KiB against send_queue_limit, so the limit bounds
+ * memory). Returns 0, -ENOBUFS, -ENOTCONN, as
  * rp_server_send; -EMSGSIZE if len > RP_PACKET_MAX_PAYLOAD; -ENOMEM; or
  * -EINVAL in raw mode, or for a type in 0xFF00..0xFFFF with resume on.
  * Thread: any.

@@ -180,6 +180,9 @@ enum net_op_kind {
    up to this many wire bytes to a batch packet of this capacity (the
    packet pools' 2 KiB class); larger frames get a packet of their own. */
 #define NET_BATCH_BYTES 2048u
+/* ... on a server whose send_queue_limit holds at least this many batches
+   (each is charged its whole capacity); below, every frame is a packet. */
+#define NET_BATCH_MIN_LIMIT (32u * NET_BATCH_BYTES)
 
 struct net_thread;
 struct net_ws;
@@ -483,10 +486,15 @@ void rp__session_end(struct net_thread *t, struct rp_session *s,
 void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
                          struct net_req *r);
 void rp__session_flush(struct net_thread *t, struct rp_session *s);
-/* Appends one frame (NET_BATCH_BYTES or fewer on the wire, counted in
-   own_queued by the caller) to the batch at the queue's tail, or to a new
-   one. For a session that is open, on TCP, with resume off (no frame is
-   retained one by one). Returns 0 or -ENOMEM (nothing queued). */
+/* True if the batch at the queue's tail has room for 'n' more bytes. */
+bool rp__session_batch_fits(const struct rp_session *s, uint32_t n);
+/* Appends one frame (NET_BATCH_BYTES or fewer on the wire) to the batch at
+   the queue's tail if it fits, or to a new one, which the caller has
+   counted in own_queued as NET_BATCH_BYTES: a batch is charged what it
+   holds in memory, so send_queue_limit bounds memory even when every
+   batch carries one small frame. For a session that is open, on TCP,
+   with resume off (no frame is retained one by one). Returns 0 or
+   -ENOMEM (nothing queued). */
 int rp__session_put_frame(struct net_thread *t, struct rp_session *s,
                           uint16_t type, const void *payload, uint16_t len);
 void rp__session_mark_dirty(struct net_thread *t, struct rp_session *s);

@@ -409,14 +409,20 @@ int rp_server_send_frame(struct rp_server *srv, rp_sid sid, uint16_t type,
     /* The reply in place: the session's own receive callback, a frame
        that fits a batch, and a connection whose frames go out as they
        are (WebSocket wraps each packet in a message; resume retains and
-       counts frames one packet each). */
-    if (s && bytes <= NET_BATCH_BYTES && !s->ws_state && !rp__resume_on(srv)) {
+       counts frames one packet each), on a server whose queue limit
+       holds a fair number of batches (each is charged its capacity). */
+    if (s && bytes <= NET_BATCH_BYTES && !s->ws_state && !rp__resume_on(srv) &&
+        srv->cfg.send_queue_limit >= NET_BATCH_MIN_LIMIT) {
         if (server_session_closing(s))
             return -ENOTCONN;
-        int r = server_reserve(srv, s, sid, bytes, true);
+        /* A new batch is charged its capacity; a frame added to the one
+           at the tail, nothing more. */
+        uint32_t charge =
+            rp__session_batch_fits(s, bytes) ? 0 : NET_BATCH_BYTES;
+        int r = charge ? server_reserve(srv, s, sid, charge, true) : 0;
         if (r == 0 && (r = rp__session_put_frame(own, s, type, payload,
                                                  (uint16_t)len)) < 0)
-            server_unreserve(s, bytes, true);
+            server_unreserve(s, charge, true);
         return r;
     }
     struct rp_packet *pkt;

@@ -312,6 +312,13 @@ void rp__session_enqueue(struct net_thread *t, struct rp_session *s,
     rp__session_mark_dirty(t, s);
 }
 
+bool rp__session_batch_fits(const struct rp_session *s, uint32_t n)
+{
+    const struct net_req *r = s->q_tail;
+    return r && r->batch &&
+           rp_packet_capacity(r->pkt) - rp_packet_size(r->pkt) >= n;
+}
+
 int rp__session_put_frame(struct net_thread *t, struct rp_session *s,
                           uint16_t type, const void *payload, uint16_t len)
 {
@@ -320,10 +327,8 @@ int rp__session_put_frame(struct net_thread *t, struct rp_session *s,
     uint32_t n = RP_PACKET_HEADER_SIZE + len;
     assert(n <= NET_BATCH_BYTES);
     struct net_req *r = s->q_tail;
-    if (r && r->batch &&
-        rp_packet_capacity(r->pkt) - rp_packet_size(r->pkt) >= n) {
+    if (rp__session_batch_fits(s, n)) {
         (void)rp__packet_put_frame(r->pkt, type, payload, len);
-        r->bytes += n;
         r->frames++;
         return 0;
     }
@@ -340,7 +345,7 @@ int rp__session_put_frame(struct net_thread *t, struct rp_session *s,
     r->kind = NET_REQ_SEND;
     r->sid = s->sid;
     r->pkt = pkt;
-    r->bytes = n;
+    r->bytes = NET_BATCH_BYTES; /* what it holds, whatever fills it */
     r->ctl = false;
     r->own = true;
     r->ws_raw = false;
