@@ -105,11 +105,12 @@ static void handle(struct rp_server *srv, rp_sid sid, struct sess *d,
     case T_PUSH: {
         uint32_t n = get32(msg->payload);
         for (uint32_t i = 0; i < n; i++) {
-            struct rp_packet *pkt;
-            assert_int_equal(rp_packet_create(4, T_OUT, &pkt), 0);
-            rp_packet_put_u32(pkt, d->next_out++);
-            int r = rp_server_send(srv, sid, pkt);
-            rp_packet_unref(pkt);
+            /* rp_server_send_frame: with resume on, a packet per frame
+               even from the session's own callback (frames are retained
+               and resent one by one), never a batch. */
+            uint8_t out[4];
+            put32(out, d->next_out++);
+            int r = rp_server_send_frame(srv, sid, T_OUT, out, sizeof out);
             if (r < 0) { /* cut: over send_queue_limit */
                 assert_int_equal(r, -ENOBUFS);
                 break;
@@ -509,6 +510,8 @@ static void bad_resumes_are_refused(void **state)
     assert_int_equal(rp_packet_create(0, RP_CTL_ACK, &pkt), 0);
     assert_int_equal(rp_server_send(srv, c.sid, pkt), -EINVAL);
     rp_packet_unref(pkt);
+    assert_int_equal(rp_server_send_frame(srv, c.sid, RP_CTL_ACK, NULL, 0),
+                     -EINVAL);
     finish(srv);
 }
 

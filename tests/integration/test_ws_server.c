@@ -345,6 +345,9 @@ static void fragments_and_cut_writes_are_reassembled(void **state)
     su_events_reset(&ev);
     wu_config(&cfg, &ev);
     cfg.max_payload = 65535;
+    /* Echoed with rp_server_send_frame: on WebSocket a packet per frame
+       (each its own message), never a batch of several. */
+    atomic_store(&ev.echo_via, SU_ECHO_FRAME);
     struct rp_server *srv = ws_start(&cfg);
     int fd = wu_connect(rp_server_ws_port(srv));
     static uint8_t payload[60000], frame[60004], f[200000];
