@@ -57,36 +57,43 @@ static int connect_joined(uint16_t port, uint64_t joins_before)
 #endif
 
 /*
- * N clients send max-size frames and never read their echoes. Each must
- * be cut with SEND_OVERFLOW, the server's memory must stay within
+ * N clients send frames of 'pay' bytes and never read their echoes
+ * (echoed 'via' su_on_message's way). Each must be cut with
+ * SEND_OVERFLOW, the server's memory must stay within
  * N x (limit + receive buffer) x 1.5 + 16 MiB of what it was before, and a
  * client that does read is served throughout.
  */
-static void peer_that_never_reads_is_cut_at_the_send_queue_limit(void **state)
+static void flood_never_reading(int n, uint32_t limit, uint32_t pay,
+                                enum su_echo_via via)
 {
-    (void)state;
-    enum { N = 8, LIMIT = 1 << 20, FRAMES = 8, PAY = 8192 };
-    static uint8_t stream[FRAMES * (4 + PAY)];
-    const size_t stream_len = sizeof stream;
+    enum { N_MAX = 8, STREAM = 8 * (4 + 8192) };
+    static uint8_t stream[STREAM];
+    static uint8_t payload[8192];
+    size_t stream_len = 0;
     struct rp_server_config cfg;
     uint64_t before = su_packets_alive();
-    int fd[N];
-    uint64_t sent[N] = {0};
-    bool cut[N] = {false};
+    int fd[N_MAX];
+    uint64_t sent[N_MAX] = {0};
+    bool cut[N_MAX] = {false};
+    assert_true(n <= N_MAX && pay <= sizeof payload);
     su_config(&cfg, &ev);
-    cfg.send_queue_limit = LIMIT;
-    cfg.max_payload = PAY;
+    atomic_store(&ev.echo_via, via);
+    cfg.send_queue_limit = limit;
+    cfg.max_payload = pay;
     struct rp_server *srv = su_start(&cfg);
     uint16_t port = rp_server_port(srv);
 
-    for (size_t i = 0, off = 0; i < FRAMES; i++) {
-        uint8_t payload[PAY];
-        for (size_t k = 0; k < PAY; k++)
+    /* An even number of frames, types 0, 1, 2, ...: SU_ECHO_MIXED
+       alternates its two ways frame by frame. */
+    for (size_t i = 0; stream_len + 2 * (4 + pay) <= sizeof stream; i++) {
+        for (size_t k = 0; k < pay; k++)
             payload[k] = (uint8_t)t_rand(&rng);
-        off += su_frame(stream + off, (uint16_t)i, payload, PAY);
+        stream_len += su_frame(stream + stream_len, (uint16_t)i, payload, pay);
     }
+    if ((stream_len / (4 + pay)) % 2)
+        stream_len -= 4 + pay;
     int good = su_connect(port);
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < n; i++) {
         fd[i] = su_connect_buf(port, 4096);
         su_ping(fd[i], 2);
         su_set_nonblock(fd[i]);
@@ -103,24 +110,24 @@ static void peer_that_never_reads_is_cut_at_the_send_queue_limit(void **state)
     /* Bounded: ~4 MiB of kernel buffers plus the limit would do; 64 MiB
        per client is far past anything a bounded queue absorbs. */
     const uint64_t cap = 64ull << 20;
-    int left = su_flood_until_cut(fd, cut, sent, N, stream, stream_len, cap,
+    int left = su_flood_until_cut(fd, cut, sent, n, stream, stream_len, cap,
                                   SU_WAIT_MS);
     assert_int_equal(left, 0);
-    SU_WAIT(su_leaves(srv, RP_LEAVE_SEND_OVERFLOW) == N &&
-            atomic_load(&ev.by_reason[RP_LEAVE_SEND_OVERFLOW]) == N);
-    assert_int_equal(su_leaves(srv, RP_LEAVE_SEND_OVERFLOW), N);
-    assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_SEND_OVERFLOW]), N);
+    SU_WAIT(su_leaves(srv, RP_LEAVE_SEND_OVERFLOW) == (uint64_t)n &&
+            atomic_load(&ev.by_reason[RP_LEAVE_SEND_OVERFLOW]) == (uint64_t)n);
+    assert_int_equal(su_leaves(srv, RP_LEAVE_SEND_OVERFLOW), n);
+    assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_SEND_OVERFLOW]), n);
 
     uint64_t peak_kib = hwm ? su_proc_kib("VmHWM") : su_proc_kib("VmRSS");
     uint64_t bound_kib =
         base_kib +
-        (uint64_t)(N * ((double)LIMIT + cfg.recv_buffer_size) * 1.5 / 1024) +
+        (uint64_t)(n * ((double)limit + cfg.recv_buffer_size) * 1.5 / 1024) +
         16 * 1024;
     printf("memory: base %llu KiB, peak %llu KiB (%s), bound %llu KiB; "
            "sent %llu MiB per client on average\n",
            (unsigned long long)base_kib, (unsigned long long)peak_kib,
            hwm ? "VmHWM" : "VmRSS after", (unsigned long long)bound_kib,
-           (unsigned long long)((sent[0] + sent[N - 1]) / 2 >> 20));
+           (unsigned long long)((sent[0] + sent[n - 1]) / 2 >> 20));
 #ifdef UNDER_ASAN
     (void)bound_kib;
 #else
@@ -128,11 +135,29 @@ static void peer_that_never_reads_is_cut_at_the_send_queue_limit(void **state)
 #endif
 
     su_ping(good, 4);
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < n; i++)
         close(fd[i]);
     close(good);
     SU_WAIT(su_sessions(srv) == 0);
     su_finish(srv, &ev, before);
+}
+
+static void peer_that_never_reads_is_cut_at_the_send_queue_limit(void **state)
+{
+    (void)state;
+    flood_never_reading(8, 1 << 20, 8192, SU_ECHO_SEND);
+}
+
+/*
+ * The same with small replies sent with rp_server_send_frame between
+ * packets (rp_server_send_take), so that every batch carries one 100-byte
+ * frame in its 2 KiB: a batch is charged its capacity, or 4 MiB of
+ * queued frames would hold some 40 MiB of batches per client.
+ */
+static void send_frame_batches_count_their_memory_at_the_limit(void **state)
+{
+    (void)state;
+    flood_never_reading(2, 4 << 20, 100, SU_ECHO_MIXED);
 }
 
 /* rp_server_send itself: -ENOBUFS once the queue is over the limit, and
@@ -441,6 +466,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(
             peer_that_never_reads_is_cut_at_the_send_queue_limit, reset_events),
+        cmocka_unit_test_setup(
+            send_frame_batches_count_their_memory_at_the_limit, reset_events),
         cmocka_unit_test_setup(send_past_the_limit_is_refused_with_enobufs,
                                reset_events),
         cmocka_unit_test_setup(silent_peer_meets_the_idle_timeout,
