@@ -46,10 +46,24 @@ enum net_req_kind {
     NET_REQ_RESUME,   /* a struct net_resume: a connection for a session */
 };
 
+/*
+ * A request that is its kind and session alone (OPEN, LEFT, CLOSE):
+ * embedded in the slot, 24 bytes where a net_req is 88. It begins as every
+ * net_req does (node, sid, kind: checked in io_thread.c), so the owner
+ * reads any inbox node as a net_sig first and as a net_req only for the
+ * kinds that are one (SEND, MOVE, RESUME).
+ */
+struct net_sig {
+    struct rp_mpsc_node node; /* inbox link (must stay first) */
+    rp_sid sid;
+    uint8_t kind; /* enum net_req_kind */
+};
+
 struct net_req {
     struct rp_mpsc_node node; /* inbox link (must stay first) */
-    struct net_req *next;     /* local send queue link */
-    rp_sid sid;
+    rp_sid sid;               /* sid and kind: as in net_sig */
+    uint8_t kind;
+    struct net_req *next;  /* local send queue link */
     struct rp_packet *pkt; /* SEND: one reference, the request's; NULL for
                               a lent receive buffer (below) */
     uint32_t bytes;        /* SEND: bytes counted in queued_bytes */
@@ -62,7 +76,6 @@ struct net_req {
     void *route_from; /* MOVE: only if still in this group (or NULL) */
     void *ticket;     /* MOVE: the program's, for on_enter or drop */
     uint8_t why;      /* MOVE: the old group's leave reason */
-    uint8_t kind;
     bool ctl;    /* SEND: an engine control frame (resume.c): not counted in
                     queued_bytes, never retained or resent */
     bool own;    /* SEND: counted in own_queued, not queued_bytes */
@@ -93,8 +106,9 @@ struct net_resume {
  * never includes it. A group is an opaque 'void *' here.
  *
  * A message for a group is a struct net_route_msg pushed into the group's
- * inbox. ENTER and LEAVE markers are embedded in the session slot (at most
- * one of each is ever in flight: see route.c); MSG nodes come from
+ * inbox. ENTER and LEAVE markers are embedded in the session's routing
+ * extension (struct net_route_state; at most one of each is ever in
+ * flight: see route.c); MSG nodes come from
  * srv->route_pool and carry one packet reference; DETACH and RESUME
  * markers (session resume) come from the same pool with no packet, since
  * any number of them may be in flight. POST nodes (rp_group_post, from
@@ -172,6 +186,8 @@ enum net_op_kind {
 
 struct net_thread;
 struct net_ws;
+struct net_resume_state;
+struct net_route_state;
 
 /*
  * What a session needs only while it sends or is torn down, from
@@ -214,11 +230,10 @@ struct rp_session {
        and the slot is reused (a new OPEN) only after the last LEFT was
        popped and handled. */
     union {
-        struct net_req open_req; /* accept -> owner */
-        struct net_req left_req; /* group -> owner after a move's on_leave */
+        struct net_sig open_req; /* accept -> owner */
+        struct net_sig left_req; /* group -> owner after a move's on_leave */
     };
-    struct net_req close_req; /* pushed by whoever set CLOSING remotely */
-    struct net_route_msg enter_msg, leave_msg; /* owner -> group */
+    struct net_sig close_req; /* pushed by whoever set CLOSING remotely */
 
     /* ---- the session's holder only: its I/O thread while it is in no
        group, the group's thread while it is in one (the ENTER and LEFT
@@ -257,24 +272,21 @@ struct rp_session {
     struct rp_session *dirty_next;
     /* Routing (route.c): 'route' is the group the session's frames go to
        (NULL: on_message here). While 'moving', the old group has a LEAVE
-       marker and frames wait in held_*, for 'route_next', which gets
-       'route_ticket' with its ENTER. */
+       marker and frames wait in mv->held_*, for mv->route_next. 'mv' is
+       the routing extension (below): set while the session is in a
+       group, moving, or awaiting a group's reply to a LEAVE. */
     void *route;
-    void *route_next;
-    void *route_ticket;
-    struct net_route_msg *held_head, *held_tail;
+    struct net_route_state *mv;
     bool moving;
     /* Resume (resume.c; resume_grace_ms > 0). A session joins at its
-       first frame ('joined'). A drop of a joined session detaches it: the
-       connection's teardown runs ('detaching': no new op, the state word
-       never gets CLOSING), then 'detached' (fd -1, no op, no receive
-       buffer) until 'detach_deadline_ns'. Game frames: 'rx_count'
-       received; sent ones stay in ret_* (counted in queued_bytes) until
-       the client ACKs them: ret_head is frame number 'acked', and
-       acked + ret_n frames have gone to the kernel. A RESUME that arrives
-       while a connection is still up or being torn down waits in
-       pend_fd / pend_received (its token already taken). 'handoff':
-       this pre-join session gives its fd to another (no callback). */
+       first frame ('joined'); one that joined with HELLO is 'resumable'
+       and has its resume state in 'rs' (below; NULL on every other
+       session). A RESUME as a pre-join session's first frame makes it
+       hand its fd to another session ('handoff'; no callback). A drop of
+       a resumable session detaches it: the connection's teardown runs
+       ('detaching': no new op, the state word never gets CLOSING), then
+       'detached' (fd -1, no op, no receive buffer) until
+       rs->detach_deadline_ns. */
     bool joined;
     bool resumable; /* joined with HELLO: a token, retained frames, a
                        drop detaches. A session whose first frame was a
@@ -284,18 +296,53 @@ struct rp_session {
                        unchanged on a server that has it on. */
     bool detaching;
     bool detached;
+    struct net_resume_state *rs; /* resumable sessions only */
+    struct net_resume *handoff;
+};
+
+/*
+ * A session's routing extension (route.c): what only a session in a group,
+ * or moving, needs. calloc'd when a session in no group is first moved
+ * into one (rp__route_move: no memory ends the session with RESET and
+ * hands the ticket to on_ticket_drop), freed once it is in no group, not
+ * moving, and no group holds a marker of it (after the group's LEFT, or
+ * at an end in no group), so an idle session in no group pays nothing.
+ * Owner thread only, except the markers while a group holds them (see
+ * net_route_msg: the group thread reads them until it pushes LEFT).
+ */
+struct net_route_state {
+    /* ENTER and LEAVE markers (at most one of each in flight: route.c). */
+    struct net_route_msg enter_msg, leave_msg; /* owner -> group */
+    void *route_next;   /* while moving: the target, NULL = none */
+    void *route_ticket; /* while moving: the target's ticket */
+    struct net_route_msg *held_head, *held_tail; /* frames while moving */
+};
+
+/*
+ * A resumable session's resume state, an extension of its slot: malloc'd
+ * when it joins with HELLO (rp__resume_first_frame: no memory ends it
+ * with RESET before on_join), freed at its end (rp__resume_end), so a
+ * session that never asks for resume pays nothing for it. Owner thread
+ * only, like the slot's owner part.
+ *
+ * Game frames: 'rx_count' received; sent ones stay in ret_* (counted in
+ * queued_bytes) until the client ACKs them: ret_head is frame number
+ * 'acked', and acked + ret_n frames have gone to the kernel. A RESUME
+ * that arrives while a connection is still up or being torn down waits
+ * in pend_fd / pend_received (its token already taken).
+ */
+struct net_resume_state {
     int64_t detach_deadline_ns;
     uint64_t rx_count;
     uint64_t acked;
     uint64_t ack_to; /* the client's latest ACK: may run ahead of ret_*
                         while the send it acknowledges is still in flight */
-    uint32_t ret_n;
     struct net_req *ret_head, *ret_tail;
-    uint8_t token[RP_RESUME_TOKEN_SIZE];
+    uint64_t pend_received;
+    uint32_t ret_n;
     int pend_fd;  /* -1: none */
     bool pend_ws; /* pend_fd speaks WebSocket */
-    uint64_t pend_received;
-    struct net_resume *handoff;
+    uint8_t token[RP_RESUME_TOKEN_SIZE];
 };
 
 /* Per-thread counters: single writer (the thread), relaxed loads by
@@ -592,6 +639,8 @@ int rp__thread_start(struct rp_server *srv, struct net_thread *t);
 void rp__thread_join(struct net_thread *t);
 /* Pushes a request and wakes the thread if needed. Thread: any. */
 void rp__thread_push(struct net_thread *t, struct net_req *r);
+/* The same for a slot's embedded OPEN, LEFT or CLOSE. Thread: any. */
+void rp__thread_push_sig(struct net_thread *t, struct net_sig *g);
 /* Asks the thread to stop (it drains, then exits). Thread: any. */
 void rp__thread_stop(struct net_thread *t);
 /* The calling thread's I/O thread of 'srv', or NULL. */

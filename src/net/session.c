@@ -167,10 +167,10 @@ static int session_on_frame(void *user, const struct rp_frame *f)
         } else if (f->type >= RP_CTL_FIRST) {
             return rp__resume_ctl_frame(t, s, f);
         }
-        if (s->resumable && ++s->rx_count % RP_RESUME_ACK_EVERY == 0) {
+        if (s->resumable && ++s->rs->rx_count % RP_RESUME_ACK_EVERY == 0) {
             uint8_t ack[8];
             for (int i = 0; i < 8; i++)
-                ack[i] = (uint8_t)(s->rx_count >> (8 * i));
+                ack[i] = (uint8_t)(s->rs->rx_count >> (8 * i));
             /* No memory for an ACK: the client keeps its frames longer. */
             (void)rp__resume_ctl(t, s, RP_CTL_ACK, ack, sizeof ack, false);
         }
@@ -528,8 +528,8 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->recv_armed = s->sending = s->draining = false;
     s->closing = s->closed = s->dirty = s->got_first = false;
     s->reason = 0;
-    s->route = s->route_next = s->route_ticket = NULL;
-    s->held_head = s->held_tail = NULL;
+    s->route = NULL;
+    s->mv = NULL; /* allocated at its first move into a group (route.c) */
     s->data = NULL;
     s->ended = false;
     s->moving = false;
@@ -537,10 +537,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->joined = !rp__resume_on(srv);
     s->resumable = false;
     s->detaching = s->detached = false;
-    s->rx_count = s->acked = s->ack_to = 0;
-    s->ret_n = 0;
-    s->ret_head = s->ret_tail = NULL;
-    s->pend_fd = -1;
+    s->rs = NULL; /* allocated if it joins with HELLO (resume.c) */
     s->handoff = NULL;
     s->joined_ns = s->last_rx_ns = t->now;
     s->frame_start_ns = s->drain_deadline_ns = 0;
@@ -701,10 +698,10 @@ static void session_detached(struct net_thread *t, struct rp_session *s)
     s->fd = -1;
     s->detaching = false;
     s->detached = true;
-    s->detach_deadline_ns =
+    s->rs->detach_deadline_ns =
         t->now + (int64_t)t->srv->cfg.resume_grace_ms * RP_NS_PER_MS;
     atomic_fetch_add_explicit(&t->srv->detached_now, 1, memory_order_relaxed);
-    if (s->pend_fd >= 0)
+    if (s->rs->pend_fd >= 0)
         rp__resume_attach(t, s); /* a RESUME waited for this teardown */
 }
 
@@ -897,7 +894,7 @@ void rp__session_tick(struct net_thread *t, struct rp_session *s)
         /* Only the grace period counts: decided here, on the thread that
            also takes a RESUME for it, so expiry and resume never both
            win. */
-        if (s->detached && now >= s->detach_deadline_ns)
+        if (s->detached && now >= s->rs->detach_deadline_ns)
             rp__session_end(t, s, RP_LEAVE_RESUME_EXPIRED, false);
         return;
     }
