@@ -25,6 +25,7 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* ---- session state word ----------------------------------------------
  * state = generation << 32 | CLOSING | refs.
@@ -184,6 +185,11 @@ enum net_op_kind {
 #define NET_COALESCE_PKT 256u
 #define NET_COALESCE_BYTES 2048u
 
+/* The bytes of a session's receive op that the port uses for a multishot
+   receive and a close (port.h, struct rp__op_priv): the rest of the
+   rp_op holds session fields (struct rp_session). */
+#define NET_RX_OP_HEAD offsetof(struct rp_op, rp__priv.addr)
+
 struct net_thread;
 struct net_ws;
 struct net_resume_state;
@@ -201,6 +207,21 @@ struct net_tx {
     struct iovec iov[];   /* cfg.max_iov */
 };
 
+/*
+ * The session slot: 448 bytes, 7 cache lines (checked in session.c). What
+ * only some sessions use, some of the time, lives in extensions that a
+ * slot points to and that are allocated at the rare event and freed once
+ * it is over: the send ops and iovecs (net_tx, while sending), WebSocket
+ * state (net_ws), the routing state (net_route_state, while in a group)
+ * and the resume state (net_resume_state, resumable sessions). An idle
+ * session in no group pays for the slot alone.
+ *
+ * Layout: the shared part and the embedded requests (lines 0-1); then the
+ * owner's, whose per-message fields (the decoder, the send queue, the
+ * route, the times) lie over the tail of the receive op (lines 4-5), the
+ * part of an rp_op a multishot receive and a close never touch (port.h,
+ * struct rp__op_priv: the fields from 'addr' on).
+ */
 struct rp_session {
     /* ---- shared ---- */
     _Alignas(64) _Atomic uint64_t state;
@@ -211,13 +232,18 @@ struct rp_session {
        the limit, which applies to queued_bytes + own_queued. 0 whenever
        nothing of the owner's is queued. */
     _Atomic uint32_t own_queued;
-    _Atomic int close_reason; /* for NET_REQ_CLOSE */
     struct net_thread *owner; /* set before the OPEN request */
     int fd;
-    bool ws; /* the connection came in on the WebSocket listener: set by
-                the accept thread before the OPEN request, then the
-                owner's (a RESUME's attach sets it for the new fd) */
+    _Atomic int close_reason; /* for NET_REQ_CLOSE */
     socklen_t addrlen;
+
+    /* ---- the session's holder only: its I/O thread while it is in no
+       group, the group's thread while it is in one (the ENTER and LEFT
+       hand-offs through MPSC queues order the accesses) ---- */
+    uint32_t member_pos; /* index in the holding group's member array */
+    void *data;          /* rp_session_set_data; NULL from open */
+
+    /* ---- shared (continued) ---- */
     /* The peer (accept4's address: IPv4 or IPv6, never longer than a
        sockaddr_in6; rp_server_peer widens it to a sockaddr_storage). */
     union {
@@ -225,6 +251,9 @@ struct rp_session {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } addr;
+    bool ws; /* the connection came in on the WebSocket listener: set by
+                the accept thread before the OPEN request, then the
+                owner's (a RESUME's attach sets it for the new fd) */
     /* open_req and left_req are never in flight together: a group holds
        (and replies for) a session only after its owner popped the OPEN,
        and the slot is reused (a new OPEN) only after the last LEFT was
@@ -235,69 +264,79 @@ struct rp_session {
     };
     struct net_sig close_req; /* pushed by whoever set CLOSING remotely */
 
-    /* ---- the session's holder only: its I/O thread while it is in no
-       group, the group's thread while it is in one (the ENTER and LEFT
-       hand-offs through MPSC queues order the accesses) ---- */
-    uint32_t member_pos; /* index in the holding group's member array */
-    void *data;          /* rp_session_set_data; NULL from open */
-
     /* ---- owner thread only ---- */
     rp_sid sid; /* the id of the current occupant */
     /* The multishot receive (both backends: the thread's provided
        buffers), and once every op is back, the close: a session holds no
-       receive buffer of its own, only the decoder's partial frame. */
-    struct rp_op recv_op;
-    struct rp_frame_decoder dec; /* framed mode */
-    struct net_ws *ws_state;     /* WebSocket connections only (ws_session.c);
-                                    NULL on TCP */
-    struct net_tx *tx; /* from srv->iov_pool while sending or tearing down */
-    struct net_req *q_head, *q_tail; /* not yet sent, in order */
-    struct net_req *inflight;        /* sent by the send in flight */
-    uint32_t inflight_n;
-    uint32_t inflight_bytes;
-    uint8_t ops; /* ops in flight (recv, send, cancel, close), plus one
-                    while session_end_begin() runs */
-    bool recv_armed;
-    bool sending;
-    bool draining;  /* ends once the queue is empty (kick, stop) */
-    bool closing;   /* teardown begun: no new op */
-    bool closed;    /* close op submitted */
-    bool dirty;     /* on the thread's flush list */
-    bool got_first; /* a whole frame (raw: a byte) has arrived */
-    bool ended;     /* torn down; a group's reply is awaited before the
-                       server's on_leave (t->awaiting counts it) */
-    uint8_t reason; /* enum rp_leave_reason once ending */
-    int64_t joined_ns, last_rx_ns, frame_start_ns, drain_deadline_ns;
+       receive buffer of its own, only the decoder's partial frame. Only
+       its first NET_RX_OP_HEAD bytes are the op's (prepared with
+       session_rx_op_init, never rp_op_init, which would clear the rest);
+       the owner's hot fields lie over the rest. */
+    union {
+        struct rp_op recv_op;
+        struct {
+            unsigned char recv_op_head_[NET_RX_OP_HEAD];
+            struct rp_frame_decoder dec; /* framed mode */
+            struct net_ws *ws_state;     /* WebSocket connections only
+                                            (ws_session.c); NULL on TCP */
+            struct net_tx *tx;           /* from srv->iov_pool while sending or
+                                            tearing down */
+            struct net_req *q_head, *q_tail; /* not yet sent, in order */
+            int64_t last_rx_ns, frame_start_ns;
+            /* The open's time until the session drains (first packet
+               and handshake deadlines); from then on, the drain's. */
+            union {
+                int64_t joined_ns;
+                int64_t drain_deadline_ns;
+            };
+            /* Routing (route.c): 'route' is the group the session's
+               frames go to (NULL: on_message here). While 'moving', the
+               old group has a LEAVE marker and frames wait in
+               mv->held_*, for mv->route_next. 'mv' is the routing
+               extension (net_route_state): set while the session is in
+               a group, moving, or awaiting a group's reply to a LEAVE. */
+            void *route;
+            struct net_route_state *mv;
+        };
+    };
+    struct net_req *inflight;       /* sent by the send in flight */
     struct rp_session *prev, *next; /* the thread's session list */
     struct rp_session *dirty_next;
-    /* Routing (route.c): 'route' is the group the session's frames go to
-       (NULL: on_message here). While 'moving', the old group has a LEAVE
-       marker and frames wait in mv->held_*, for mv->route_next. 'mv' is
-       the routing extension (below): set while the session is in a
-       group, moving, or awaiting a group's reply to a LEAVE. */
-    void *route;
-    struct net_route_state *mv;
-    bool moving;
     /* Resume (resume.c; resume_grace_ms > 0). A session joins at its
        first frame ('joined'); one that joined with HELLO is 'resumable'
-       and has its resume state in 'rs' (below; NULL on every other
-       session). A RESUME as a pre-join session's first frame makes it
-       hand its fd to another session ('handoff'; no callback). A drop of
-       a resumable session detaches it: the connection's teardown runs
-       ('detaching': no new op, the state word never gets CLOSING), then
-       'detached' (fd -1, no op, no receive buffer) until
-       rs->detach_deadline_ns. */
-    bool joined;
-    bool resumable; /* joined with HELLO: a token, retained frames, a
-                       drop detaches. A session whose first frame was a
-                       game frame is an ordinary one (no token, nothing
-                       retained, a drop ends it): resume is the client's
-                       choice, so clients that know nothing of it work
-                       unchanged on a server that has it on. */
-    bool detaching;
-    bool detached;
-    struct net_resume_state *rs; /* resumable sessions only */
+       and has its resume state in 'rs' (NULL on every other session). A
+       RESUME as a pre-join session's first frame makes it hand its fd to
+       another session ('handoff'; no callback). A drop of a resumable
+       session detaches it: the connection's teardown runs ('detaching':
+       no new op, the state word never gets CLOSING), then 'detached' (fd
+       -1, no op, no receive buffer) until rs->detach_deadline_ns. */
+    struct net_resume_state *rs;
     struct net_resume *handoff;
+    uint32_t inflight_n;
+    uint8_t ops;    /* ops in flight (recv, send, cancel, close), plus one
+                       while session_end_begin() runs */
+    uint8_t reason; /* enum rp_leave_reason once ending */
+    /* Flags (one bit each: the owner's alone, so sharing bytes is safe). */
+    bool recv_armed : 1;
+    bool sending : 1;
+    bool draining : 1;  /* ends once the queue is empty (kick, stop) */
+    bool closing : 1;   /* teardown begun: no new op */
+    bool closed : 1;    /* close op submitted */
+    bool dirty : 1;     /* on the thread's flush list */
+    bool got_first : 1; /* a whole frame (raw: a byte) has arrived */
+    bool ended : 1;     /* torn down; a group's reply is awaited before the
+                           server's on_leave (t->awaiting counts it) */
+    bool moving : 1;    /* see 'route' */
+    bool joined : 1;
+    bool resumable : 1; /* joined with HELLO: a token, retained frames, a
+                           drop detaches. A session whose first frame was
+                           a game frame is an ordinary one (no token,
+                           nothing retained, a drop ends it): resume is
+                           the client's choice, so clients that know
+                           nothing of it work unchanged on a server that
+                           has it on. */
+    bool detaching : 1;
+    bool detached : 1;
 };
 
 /*

@@ -103,6 +103,29 @@ static void req_drop(struct net_thread *t, struct rp_session *s,
 
 /* ---- receive ------------------------------------------------------- */
 
+/* The slot's layout (net.h): session fields lie over the receive op's
+   tail, which a multishot receive and a close never touch; the slot
+   stays within its 7 cache lines (docs/benchmarks.md, "Memory that
+   follows live sessions": an idle session costs its slot). */
+_Static_assert(offsetof(struct rp_session, dec) -
+                       offsetof(struct rp_session, recv_op) >=
+                   NET_RX_OP_HEAD,
+               "session fields over the receive op's used part");
+_Static_assert(offsetof(struct rp_session, mv) + sizeof(void *) <=
+                   offsetof(struct rp_session, recv_op) + sizeof(struct rp_op),
+               "session fields past the receive op's tail");
+_Static_assert(sizeof(struct rp_session) <= 7 * 64,
+               "the session slot outgrew 448 bytes: move what an idle "
+               "session does not use into an extension");
+
+/* rp_op_init for the receive op's own part (it would clear the session
+   fields over the rest: net.h). */
+static void session_rx_op_init(struct rp_session *s)
+{
+    memset(&s->recv_op, 0, NET_RX_OP_HEAD);
+    s->recv_op.rp__priv.fd = -1; /* as rp_op_init leaves it */
+}
+
 /*
  * One multishot receive into the thread's provided buffers, on either
  * backend (epoll emulates it: readiness, then a recv into a free buffer).
@@ -403,7 +426,7 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
     bool raw = srv->cfg.mode == RP_SERVER_RAW;
     uint8_t *co = (uint8_t *)(tx->iov + srv->cfg.max_iov);
     uint32_t co_used = 0;
-    uint32_t n = 0, npkts = 0, bytes = 0;
+    uint32_t n = 0, npkts = 0;
     struct net_req *last = NULL;
     for (struct net_req *r = s->q_head; r; r = r->next) {
         size_t len;
@@ -444,13 +467,11 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
         } else {
             break;
         }
-        bytes += (uint32_t)len;
         npkts++;
         last = r;
     }
     s->inflight = s->q_head;
     s->inflight_n = npkts;
-    s->inflight_bytes = bytes;
     s->q_head = last->next;
     if (!s->q_head)
         s->q_tail = NULL;
@@ -483,7 +504,6 @@ static void session_on_send(struct net_thread *t, struct rp_session *s,
         NET_STAT_ADD(t, sends, 1);
     }
     s->inflight_n = 0;
-    s->inflight_bytes = 0;
     if (s->closing || s->detaching) {
         /* The net_tx stays: a teardown's cancel may be in flight in it
            (session_release_conn gives it back). */
@@ -519,11 +539,11 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
         session_refuse(t, s);
         return;
     }
-    rp_op_init(&s->recv_op);
+    session_rx_op_init(s);
     s->tx = NULL;
     atomic_store_explicit(&s->own_queued, 0, memory_order_relaxed);
     s->q_head = s->q_tail = s->inflight = NULL;
-    s->inflight_n = s->inflight_bytes = 0;
+    s->inflight_n = 0;
     s->ops = 0;
     s->recv_armed = s->sending = s->draining = false;
     s->closing = s->closed = s->dirty = s->got_first = false;
@@ -540,7 +560,7 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->rs = NULL; /* allocated if it joins with HELLO (resume.c) */
     s->handoff = NULL;
     s->joined_ns = s->last_rx_ns = t->now;
-    s->frame_start_ns = s->drain_deadline_ns = 0;
+    s->frame_start_ns = 0; /* drain_deadline_ns: joined_ns's, later */
     memset(&s->dec, 0, sizeof s->dec);
     s->ws_state = NULL;
     if (s->ws) {
@@ -725,7 +745,7 @@ int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd,
     struct rp_server *srv = t->srv;
     assert(s->detached && s->ops == 0);
     s->fd = fd;
-    rp_op_init(&s->recv_op);
+    session_rx_op_init(s);
     s->closed = s->recv_armed = s->sending = false;
     s->detached = false;
     atomic_fetch_sub_explicit(&srv->detached_now, 1, memory_order_relaxed);
