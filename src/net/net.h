@@ -64,15 +64,14 @@ struct net_req {
     struct rp_mpsc_node node; /* inbox link (must stay first) */
     rp_sid sid;               /* sid and kind: as in net_sig */
     uint8_t kind;
+    uint32_t bytes;        /* SEND: bytes counted in queued_bytes */
     struct net_req *next;  /* local send queue link */
     struct rp_packet *pkt; /* SEND: one reference, the request's; NULL for
                               a lent receive buffer (below) */
-    uint32_t bytes;        /* SEND: bytes counted in queued_bytes */
     /* SEND with pkt NULL (raw mode, owner thread; session.c): 'bytes'
-       bytes at 'lent' in receive buffer 'lent_id' of the owner's
+       bytes at 'lent' in receive buffer 'lent_id' (below) of the owner's
        provided buffers, recycled when the request is released. */
     const uint8_t *lent;
-    uint16_t lent_id;
     void *route_to;   /* MOVE: the target group, NULL = none */
     void *route_from; /* MOVE: only if still in this group (or NULL) */
     void *ticket;     /* MOVE: the program's, for on_enter or drop */
@@ -83,6 +82,7 @@ struct net_req {
     bool ws_raw; /* SEND (with ctl): bytes for a WebSocket connection as
                     they are, the packet's payload alone (ws_session.c:
                     a handshake response, a pong, a close) */
+    uint16_t lent_id;
 };
 
 /*
@@ -218,7 +218,7 @@ struct net_tx {
  *
  * Layout: the shared part and the embedded requests (lines 0-1); then the
  * owner's, whose per-message fields (the decoder, the send queue, the
- * route, the times) lie over the tail of the receive op (lines 4-5), the
+ * route, the times) lie over the tail of the receive op (bytes 272-391), the
  * part of an rp_op a multishot receive and a close never touch (port.h,
  * struct rp__op_priv: the fields from 'addr' on).
  */
