@@ -139,10 +139,12 @@ struct rp__crec {
 /* Engine-internal: an op's state from submit to delivery (in rp_op's
    reserved area; its layout is not part of the ABI, its size limit is).
    Every kind of op uses the fields up to 'done'; those from 'addr' on
-   are the arguments of the kinds that have them, and a multishot receive
-   or a close never touches them (nor the reserved area's rest): the
-   library's server keeps session state over that tail of its receive op
-   (src/net/net.h, checked there at build time). */
+   are the arguments of the kinds that have them (an address, a message,
+   a timeout, a cancel's target). A kind that takes none of those (a
+   multishot receive, a close) never touches them, nor the reserved
+   area's rest, even while it is the target of a cancel: the library's
+   server keeps session state over that tail of its receive op
+   (src/net/net.h, checked there at build time). Keep it so. */
 struct rp__op_priv {
     struct rp__crec rec; /* this op's completion while queued */
     void *link;          /* MPSC node: posts and routine queues */
