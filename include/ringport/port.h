@@ -137,7 +137,14 @@ struct rp__crec {
 };
 
 /* Engine-internal: an op's state from submit to delivery (in rp_op's
-   reserved area; its layout is not part of the ABI, its size limit is). */
+   reserved area; its layout is not part of the ABI, its size limit is).
+   Every kind of op uses the fields up to 'done'; those from 'addr' on
+   are the arguments of the kinds that have them (an address, a message,
+   a timeout, a cancel's target). A kind that takes none of those (a
+   multishot receive, a close) never touches them, nor the reserved
+   area's rest, even while it is the target of a cancel: the library's
+   server keeps session state over that tail of its receive op
+   (src/net/net.h, checked there at build time). Keep it so. */
 struct rp__op_priv {
     struct rp__crec rec; /* this op's completion while queued */
     void *link;          /* MPSC node: posts and routine queues */
@@ -146,8 +153,6 @@ struct rp__op_priv {
     struct rp_port *port;       /* the port it was submitted to */
     void *thread;               /* submitting thread's routine queue */
     struct rp_buffers *buffers; /* multishot receive */
-    void *addr;                 /* accept/connect address; cancel target */
-    socklen_t *addrlen;         /* accept */
     uint32_t state;             /* idle / pending / done (atomic) */
     int32_t result;             /* models 1 and 2: the completion's res */
     uint32_t result_flags;
@@ -157,15 +162,18 @@ struct rp__op_priv {
     uint8_t parked; /* multishot waiting for a recycled buffer */
     uint8_t pad;
     int fd;
-    int arg;           /* shutdown 'how'; connect addrlen */
-    uint32_t fd_gen;   /* io_uring: the fd's cancel generation when
-                          submitted (send, multishot receive) */
-    struct msghdr msg; /* recv/send */
-    int64_t ts_sec;    /* timer: a struct __kernel_timespec */
+    uint32_t fd_gen; /* io_uring: the fd's cancel generation when
+                        submitted (send, multishot receive) */
+    uint64_t total;  /* send: bytes asked */
+    uint64_t done;   /* send: bytes sent so far; cancel_fd: extra */
+    /* ---- the other kinds' arguments (see above) ---- */
+    void *addr;         /* accept/connect address; cancel target */
+    socklen_t *addrlen; /* accept */
+    int arg;            /* shutdown 'how'; connect addrlen */
+    struct msghdr msg;  /* recv/send */
+    int64_t ts_sec;     /* timer: a struct __kernel_timespec */
     long long ts_nsec;
     int64_t deadline_ns; /* timer on epoll */
-    uint64_t total;      /* send: bytes asked */
-    uint64_t done;       /* send: bytes sent so far; cancel_fd: extra */
 };
 
 /* The size of rp_op's engine area, in 64-bit words: 232 bytes, so that a

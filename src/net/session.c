@@ -103,6 +103,29 @@ static void req_drop(struct net_thread *t, struct rp_session *s,
 
 /* ---- receive ------------------------------------------------------- */
 
+/* The slot's layout (net.h): session fields lie over the receive op's
+   tail, which a multishot receive and a close never touch; the slot
+   stays within its 7 cache lines (docs/benchmarks.md, "Memory that
+   follows live sessions": an idle session costs its slot). */
+_Static_assert(offsetof(struct rp_session, dec) -
+                       offsetof(struct rp_session, recv_op) >=
+                   NET_RX_OP_HEAD,
+               "session fields over the receive op's used part");
+_Static_assert(offsetof(struct rp_session, mv) + sizeof(void *) <=
+                   offsetof(struct rp_session, recv_op) + sizeof(struct rp_op),
+               "session fields past the receive op's tail");
+_Static_assert(sizeof(struct rp_session) <= 7 * 64,
+               "the session slot outgrew 448 bytes: move what an idle "
+               "session does not use into an extension");
+
+/* rp_op_init for the receive op's own part (it would clear the session
+   fields over the rest: net.h). */
+static void session_rx_op_init(struct rp_session *s)
+{
+    memset(&s->recv_op, 0, NET_RX_OP_HEAD);
+    s->recv_op.rp__priv.fd = -1; /* as rp_op_init leaves it */
+}
+
 /*
  * One multishot receive into the thread's provided buffers, on either
  * backend (epoll emulates it: readiness, then a recv into a free buffer).
@@ -167,10 +190,10 @@ static int session_on_frame(void *user, const struct rp_frame *f)
         } else if (f->type >= RP_CTL_FIRST) {
             return rp__resume_ctl_frame(t, s, f);
         }
-        if (s->resumable && ++s->rx_count % RP_RESUME_ACK_EVERY == 0) {
+        if (s->resumable && ++s->rs->rx_count % RP_RESUME_ACK_EVERY == 0) {
             uint8_t ack[8];
             for (int i = 0; i < 8; i++)
-                ack[i] = (uint8_t)(s->rx_count >> (8 * i));
+                ack[i] = (uint8_t)(s->rs->rx_count >> (8 * i));
             /* No memory for an ACK: the client keeps its frames longer. */
             (void)rp__resume_ctl(t, s, RP_CTL_ACK, ack, sizeof ack, false);
         }
@@ -403,7 +426,7 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
     bool raw = srv->cfg.mode == RP_SERVER_RAW;
     uint8_t *co = (uint8_t *)(tx->iov + srv->cfg.max_iov);
     uint32_t co_used = 0;
-    uint32_t n = 0, npkts = 0, bytes = 0;
+    uint32_t n = 0, npkts = 0;
     struct net_req *last = NULL;
     for (struct net_req *r = s->q_head; r; r = r->next) {
         size_t len;
@@ -444,13 +467,11 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
         } else {
             break;
         }
-        bytes += (uint32_t)len;
         npkts++;
         last = r;
     }
     s->inflight = s->q_head;
     s->inflight_n = npkts;
-    s->inflight_bytes = bytes;
     s->q_head = last->next;
     if (!s->q_head)
         s->q_tail = NULL;
@@ -483,7 +504,6 @@ static void session_on_send(struct net_thread *t, struct rp_session *s,
         NET_STAT_ADD(t, sends, 1);
     }
     s->inflight_n = 0;
-    s->inflight_bytes = 0;
     if (s->closing || s->detaching) {
         /* The net_tx stays: a teardown's cancel may be in flight in it
            (session_release_conn gives it back). */
@@ -519,17 +539,17 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
         session_refuse(t, s);
         return;
     }
-    rp_op_init(&s->recv_op);
+    session_rx_op_init(s);
     s->tx = NULL;
     atomic_store_explicit(&s->own_queued, 0, memory_order_relaxed);
     s->q_head = s->q_tail = s->inflight = NULL;
-    s->inflight_n = s->inflight_bytes = 0;
+    s->inflight_n = 0;
     s->ops = 0;
     s->recv_armed = s->sending = s->draining = false;
     s->closing = s->closed = s->dirty = s->got_first = false;
     s->reason = 0;
-    s->route = s->route_next = s->route_ticket = NULL;
-    s->held_head = s->held_tail = NULL;
+    s->route = NULL;
+    s->mv = NULL; /* allocated at its first move into a group (route.c) */
     s->data = NULL;
     s->ended = false;
     s->moving = false;
@@ -537,13 +557,10 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->joined = !rp__resume_on(srv);
     s->resumable = false;
     s->detaching = s->detached = false;
-    s->rx_count = s->acked = s->ack_to = 0;
-    s->ret_n = 0;
-    s->ret_head = s->ret_tail = NULL;
-    s->pend_fd = -1;
+    s->rs = NULL; /* allocated if it joins with HELLO (resume.c) */
     s->handoff = NULL;
     s->joined_ns = s->last_rx_ns = t->now;
-    s->frame_start_ns = s->drain_deadline_ns = 0;
+    s->frame_start_ns = 0; /* drain_deadline_ns: joined_ns's, later */
     memset(&s->dec, 0, sizeof s->dec);
     s->ws_state = NULL;
     if (s->ws) {
@@ -701,10 +718,10 @@ static void session_detached(struct net_thread *t, struct rp_session *s)
     s->fd = -1;
     s->detaching = false;
     s->detached = true;
-    s->detach_deadline_ns =
+    s->rs->detach_deadline_ns =
         t->now + (int64_t)t->srv->cfg.resume_grace_ms * RP_NS_PER_MS;
     atomic_fetch_add_explicit(&t->srv->detached_now, 1, memory_order_relaxed);
-    if (s->pend_fd >= 0)
+    if (s->rs->pend_fd >= 0)
         rp__resume_attach(t, s); /* a RESUME waited for this teardown */
 }
 
@@ -728,7 +745,7 @@ int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd,
     struct rp_server *srv = t->srv;
     assert(s->detached && s->ops == 0);
     s->fd = fd;
-    rp_op_init(&s->recv_op);
+    session_rx_op_init(s);
     s->closed = s->recv_armed = s->sending = false;
     s->detached = false;
     atomic_fetch_sub_explicit(&srv->detached_now, 1, memory_order_relaxed);
@@ -897,7 +914,7 @@ void rp__session_tick(struct net_thread *t, struct rp_session *s)
         /* Only the grace period counts: decided here, on the thread that
            also takes a RESUME for it, so expiry and resume never both
            win. */
-        if (s->detached && now >= s->detach_deadline_ns)
+        if (s->detached && now >= s->rs->detach_deadline_ns)
             rp__session_end(t, s, RP_LEAVE_RESUME_EXPIRED, false);
         return;
     }
