@@ -180,9 +180,10 @@ struct net_ws;
  * at a teardown (a detach, a hand-off). Owner thread only.
  */
 struct net_tx {
-    struct rp_op send_op; /* at most one gather send in flight */
-    struct rp_op aux_op;  /* the teardown's cancel_fd */
-    struct iovec iov[];   /* cfg.max_iov */
+    struct rp_op send_op;     /* at most one gather send in flight */
+    struct rp_op aux_op;      /* a teardown's cancel of the receive */
+    struct rp_op aux_send_op; /* ... and of the send in flight */
+    struct iovec iov[];       /* cfg.max_iov */
 };
 
 struct rp_session {
