@@ -19,9 +19,9 @@ machine drifts; the report gives medians and the new/base ratio of the
 CPU per cycle. The server on CPU 0, this client on CPU 1 (when there are
 two). Standard library only. Run through bench/teardown.sh.
 
-Environment: IDLE ("0 5000"), CHURN (3000), REPS (3), MODES ("peer
-server"), BASE_BUILD, OUT (a report file; default bench/results/
-teardown-DATE.md).
+Environment: IDLE ("0 5000"), CHURN (3000), WARMUP (1000 unmeasured
+cycles first), REPS (3), MODES ("peer server"), BASE_BUILD, OUT (a report
+file; default bench/results/teardown-DATE.md).
 """
 import os
 import re
@@ -34,6 +34,7 @@ import time
 
 IDLE = [int(x) for x in os.environ.get("IDLE", "0 5000").split()]
 CHURN = int(os.environ.get("CHURN", "3000"))
+WARMUP = int(os.environ.get("WARMUP", "1000"))
 REPS = int(os.environ.get("REPS", "3"))
 MODES = os.environ.get("MODES", "peer server").split()
 BASE_BUILD = os.environ.get("BASE_BUILD", "")
@@ -71,8 +72,8 @@ def read_exactly(s, n):
     return buf
 
 
-def churn(port, mode):
-    for _ in range(CHURN):
+def churn(port, mode, cycles=CHURN):
+    for _ in range(cycles):
         s = connect(port)
         if mode == "peer":
             s.sendall(PING)
@@ -107,6 +108,10 @@ def run(build, idle):
             s.sendall(PING)
         for s in conns:
             read_exactly(s, len(PING))
+        # Warm-up, not measured: the first sessions of a fresh server touch
+        # its pools and tables for the first time (page faults), which
+        # would land in whichever figure comes first.
+        churn(port, "peer", WARMUP)
         for mode in MODES:
             time.sleep(0.2)
             c0, w0 = server_cpu_ns(srv.pid), time.perf_counter()
@@ -150,11 +155,11 @@ def main():
     out.append("# Teardown cost with N armed sessions\n")
     out.append("ringport-echo (framed, 1 I/O thread) on CPU 0 holding IDLE "
                "idle connections (receives armed); %d connect + teardown "
-               "cycles per figure from a Python client on CPU 1; %d "
-               "repetitions, builds interleaved; medians. Server CPU per "
-               "cycle: its threads' run time (schedstat). %s; load average "
-               "%.1f at the start, %.1f at the end.\n" % (
-                   CHURN, REPS, time.strftime("%Y-%m-%d %H:%M"), load0[0],
+               "cycles per figure (after %d unmeasured) from a Python client "
+               "on CPU 1; %d repetitions, builds interleaved; medians. Server "
+               "CPU per cycle: its threads' run time (schedstat). %s; load "
+               "average %.1f at the start, %.1f at the end.\n" % (
+                   CHURN, WARMUP, REPS, time.strftime("%Y-%m-%d %H:%M"), load0[0],
                    load1[0]))
     out.append("Builds: new %s%s.\n" % (
         new, ", base %s" % os.path.abspath(BASE_BUILD) if BASE_BUILD else ""))
