@@ -282,10 +282,24 @@ RP_API int rp_backend_parse(const char *name);
  *           a later fd with the same number never sees a completion meant
  *           for this one. Closing an fd that has ops pending by any other
  *           means than rp_port_close() is the caller's bug.
+ * close_idle closes an fd on which no op of this port is pending (every
+ *           op submitted on it has completed), without close's cancel
+ *           first: res = 0 or -errno as close(2). On io_uring a cancel by
+ *           descriptor walks every pending poll request of the ring (an
+ *           armed receive of each open session), so close costs
+ *           O(requests pending on the port) and close_idle O(1). An op
+ *           still pending on the fd may outlive the close (the caller's
+ *           bug). A teardown that cancels its own ops by name (cancel)
+ *           and waits for them ends with close_idle.
  * cancel    cancels 'target' (an op submitted to this port). res = 0 found
  *           and cancelled, -ENOENT not pending (already completed), or
  *           -EALREADY (running, cannot be stopped). The target completes
- *           with -ECANCELED, or with its result if it won the race.
+ *           with -ECANCELED, or with its result if it won the race; like
+ *           cancel_fd, it is never continued, re-armed or parked after the
+ *           cancel. The kernel finds the target by its user_data (a hash
+ *           lookup), not by a walk of the ring's requests: cancelling a
+ *           closing socket's few ops one by one stays O(1) however many
+ *           other requests are pending.
  * cancel_fd cancels every pending op on 'fd'. Each completes with
  *           -ECANCELED, or its result if it won the race; none is continued,
  *           re-armed or parked after the cancel (a multishot receive that
@@ -307,7 +321,11 @@ RP_API int rp_backend_parse(const char *name);
  * rp_port_shutdown, and wait for it: a cancel_fd sent while it is in flight
  * may cancel the shutdown itself), rp_port_cancel_fd(fd), wait until every
  * op on the fd has completed (-ECANCELED or its result), then
- * rp_port_close(fd). The
+ * rp_port_close(fd). A caller that knows its ops cancels each with
+ * rp_port_cancel instead of cancel_fd, and closes with rp_port_close_idle
+ * once they are back: the same guarantees, at O(1) per teardown on
+ * io_uring where cancel_fd and close cost a walk of every pending request
+ * (ringport's sessions do this). The
  * port never frees or reuses anything under a pending op; io_uring itself
  * does not cancel requests on close(2), and a multishot receive would keep
  * delivering.
@@ -323,6 +341,7 @@ RP_API int rp_port_send(struct rp_port *port, struct rp_op *op, int fd,
 RP_API int rp_port_shutdown(struct rp_port *port, struct rp_op *op, int fd,
                             int how);
 RP_API int rp_port_close(struct rp_port *port, struct rp_op *op, int fd);
+RP_API int rp_port_close_idle(struct rp_port *port, struct rp_op *op, int fd);
 RP_API int rp_port_cancel(struct rp_port *port, struct rp_op *op,
                           struct rp_op *target);
 RP_API int rp_port_cancel_fd(struct rp_port *port, struct rp_op *op, int fd);

@@ -418,6 +418,9 @@ static int epoll_submit(struct rp__backend *be, struct rp_op *op)
         ready_push(e, op, r < 0 ? -errno : 0);
         return 0;
     case RP_OP_CLOSE:
+    case RP_OP_CLOSE_IDLE:
+        /* Cheap here (the fd's own queues and the parked list), and it
+           leaves the fd unregistered whatever the caller left pending. */
         cancel_fd(e, fd);
         if (fd >= 0 && (size_t)fd < e->nfds)
             e->fds[fd].armed = 0; /* close(2) unregisters it */
@@ -426,14 +429,23 @@ static int epoll_submit(struct rp__backend *be, struct rp_op *op)
         return 0;
     case RP_OP_CANCEL: {
         struct rp_op *target = op->rp__priv.addr;
-        if (target->rp__priv.port != op->rp__priv.port ||
-            !op_detach(e, target)) {
+        if (target->rp__priv.port != op->rp__priv.port) {
             ready_push(e, op, -ENOENT);
             return 0;
         }
-        if (target->rp__priv.where == WHERE_IN ||
-            target->rp__priv.where == WHERE_OUT)
-            fd_update(e, target->rp__priv.fd);
+        bool found = op_detach(e, target);
+        /* The registration follows at once, found or not (as cancel_fd's
+           does): a teardown that cancels its ops by name may hand the fd
+           to another thread as soon as they are back, and a stale
+           registration here would hide a later fd with the same number. */
+        int tfd = target->rp__priv.fd;
+        if (tfd >= 0 && (size_t)tfd < e->nfds &&
+            target->rp__priv.kind != RP_OP_TIMER)
+            fd_update(e, tfd);
+        if (!found) {
+            ready_push(e, op, -ENOENT);
+            return 0;
+        }
         ready_push(e, target, -ECANCELED);
         ready_push(e, op, 0);
         return 0;

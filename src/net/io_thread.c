@@ -192,12 +192,20 @@ static void thread_loop(struct net_thread *t)
     for (;;) {
         int n = rp_port_get_many(t->port, batch, BATCH, -1);
         t->now = rp_clock_ns();
+        /* Groups may come at any time: a turn that saw none wakes at
+           once, as a thread outside a turn does. */
+        const struct net_route_ops *ro =
+            atomic_load_explicit(&t->srv->route_ops, memory_order_acquire);
+        if (ro)
+            ro->turn_begin();
         for (int i = 0; i < n; i++)
             thread_dispatch(t, &batch[i]);
         thread_drain(t);
         if (!t->stopping && atomic_load(&t->stop_req))
             thread_begin_stop(t);
         thread_flush(t);
+        if (ro)
+            ro->turn_end(); /* before the next get_many can sleep */
         if (t->stopping && !t->list && !t->awaiting)
             return;
     }

@@ -165,6 +165,13 @@ struct net_route_ops {
     /* True on a thread that runs groups of 'srv' (in a group handler):
        rp_server_stop there would wait for itself. Thread: any. */
     bool (*is_own_thread)(const struct rp_server *srv);
+    /* I/O thread, around one turn of its loop: the wakes its pushes
+       would make are held from turn_begin to turn_end, one per group
+       thread, so a batch of messages wakes a group thread once rather
+       than once per message (on a shared core every wake was a switch).
+       turn_end runs before the I/O thread can block. */
+    void (*turn_begin)(void);
+    void (*turn_end)(void);
 };
 
 /* Op kinds, in the low bits of an op's key (sessions are 64-aligned). */
@@ -202,9 +209,10 @@ struct net_route_state;
  * at a teardown (a detach, a hand-off). Owner thread only.
  */
 struct net_tx {
-    struct rp_op send_op; /* at most one gather send in flight */
-    struct rp_op aux_op;  /* the teardown's cancel_fd */
-    struct iovec iov[];   /* cfg.max_iov */
+    struct rp_op send_op;     /* at most one gather send in flight */
+    struct rp_op aux_op;      /* a teardown's cancel of the receive */
+    struct rp_op aux_send_op; /* ... and of the send in flight */
+    struct iovec iov[];       /* cfg.max_iov */
 };
 
 /*

@@ -13,8 +13,9 @@
  *
  * Teardown (FIELD-NOTES: io_uring close does not cancel, multishot keeps
  * delivering), in two steps:
- *   session_end_begin()  CLOSING, shutdown(2), cancel every op on the fd;
- *   session_op_done()    when the last op is back: rp_port_close; when
+ *   session_end_begin()  CLOSING, shutdown(2), cancel each op in flight
+ *                        by name (session_cancel_ops);
+ *   session_op_done()    when the last op is back: rp_port_close_idle; when
  *                        the close is back (session_finish): the group's
  *                        final on_leave if it is in one (its reply comes
  *                        back as NET_REQ_LEFT), then the server's
@@ -23,8 +24,15 @@
  * session data last. The port guarantees that every op pending at the
  * cancel completes without further help (-ECANCELED or its own result; a
  * multishot receive is never re-armed or parked after it), so one cancel
- * is enough and the session is released in the loop turn that brings its
- * close completion (or, in a group, its group's reply).
+ * per op is enough and the session is released in the loop turn that
+ * brings its close completion (or, in a group, its group's reply).
+ *
+ * The session names its ops (its receive while armed, its send while one
+ * is out) rather than cancelling by descriptor, and closes with
+ * close_idle: on io_uring a cancel by descriptor, and the one rp_port_close
+ * links before itself, walk every pending poll request of the ring (one
+ * armed receive per open session), which made each teardown cost O(open
+ * sessions); a cancel by name is a hash lookup.
  *
  * Resume (resume.c, resume_grace_ms > 0) adds two variants of the same
  * teardown, both ended by session_op_done() once every op is back:
@@ -376,8 +384,10 @@ static struct net_tx *session_tx(struct net_thread *t, struct rp_session *s)
         return NULL;
     rp_op_init(&tx->send_op);
     rp_op_init(&tx->aux_op);
+    rp_op_init(&tx->aux_send_op);
     tx->send_op.key = op_key(s, NET_OP_SEND);
     tx->aux_op.key = op_key(s, NET_OP_CANCEL);
+    tx->aux_send_op.key = op_key(s, NET_OP_CANCEL);
     s->tx = tx;
     return tx;
 }
@@ -390,12 +400,33 @@ static void session_tx_release(struct net_thread *t, struct rp_session *s)
     s->tx = NULL;
 }
 
-/* A teardown's cancel of every op on the fd: 0 (one more op in flight) or
-   -errno (no memory for the op, or the port refused it). */
-static int session_cancel_fd(struct net_thread *t, struct rp_session *s)
+/*
+ * A teardown's cancels: the session's ops in flight, each by name (the
+ * multishot receive while armed, the send while one is out; nothing else
+ * of a session's goes to the port before its close). Each cancel that
+ * goes in is one more op in flight, counted here. True when every op in
+ * flight got its cancel; false when one did not (no memory for the
+ * net_tx, or the port refused): the caller's shutdown then ends it.
+ */
+static bool session_cancel_ops(struct net_thread *t, struct rp_session *s)
 {
     struct net_tx *tx = session_tx(t, s);
-    return tx ? rp_port_cancel_fd(t->port, &tx->aux_op, s->fd) : -ENOMEM;
+    if (!tx)
+        return false;
+    bool all = true;
+    if (s->recv_armed) {
+        if (rp_port_cancel(t->port, &tx->aux_op, &s->recv_op) == 0)
+            s->ops++;
+        else
+            all = false;
+    }
+    if (s->sending) {
+        if (rp_port_cancel(t->port, &tx->aux_send_op, &tx->send_op) == 0)
+            s->ops++;
+        else
+            all = false;
+    }
+    return all;
 }
 
 /*
@@ -695,9 +726,10 @@ static void session_op_done(struct net_thread *t, struct rp_session *s)
     }
     if (!s->closed) {
         s->closed = true;
-        /* Every op is back: the receive's op is free to carry the close. */
+        /* Every op is back: the receive's op is free to carry the close,
+           and the close needs no cancel before it. */
         s->recv_op.key = op_key(s, NET_OP_CLOSE);
-        if (rp_port_close(t->port, &s->recv_op, s->fd) == 0) {
+        if (rp_port_close_idle(t->port, &s->recv_op, s->fd) == 0) {
             s->ops++;
             return;
         }
@@ -732,8 +764,8 @@ void rp__session_detach(struct net_thread *t, struct rp_session *s)
     s->detaching = true;
     s->ops++;
     shutdown(s->fd, SHUT_RDWR);
-    if (s->ops > 1 && session_cancel_fd(t, s) == 0)
-        s->ops++;
+    if (s->ops > 1)
+        session_cancel_ops(t, s);
     rp__route_notify(t, s, false); /* on_detach */
     session_op_done(t, s);
 }
@@ -776,16 +808,13 @@ void rp__session_handoff(struct net_thread *t, struct rp_session *s,
     s->closing = true;
     s->ops++;
     /* No shutdown: the connection goes on with the resumed session. The
-       cancel takes every op back (on epoll it also takes the fd out of
-       this thread's epoll set, so it is no longer watched here). With no
-       memory for the cancel, a shutdown has to take the receive back:
-       the connection arrives dead and the client connects again. */
-    if (s->ops > 1) {
-        if (session_cancel_fd(t, s) == 0)
-            s->ops++;
-        else
-            shutdown(s->fd, SHUT_RDWR);
-    }
+       cancels take every op back (on epoll each also brings the fd's
+       registration up to date at once, so once the ops are back it is
+       no longer watched here). With no memory for a cancel, a shutdown
+       has to take the op back: the connection arrives dead and the
+       client connects again. */
+    if (s->ops > 1 && !session_cancel_ops(t, s))
+        shutdown(s->fd, SHUT_RDWR);
     session_op_done(t, s);
 }
 
@@ -814,8 +843,8 @@ static void session_handoff_done(struct net_thread *t, struct rp_session *s)
 
 /*
  * The first step of a teardown: no new op from here on, the peer learns
- * of the end (shutdown, or a reset for the abortive reasons), and one
- * cancel_fd takes back every op in flight. The step counts itself as an
+ * of the end (shutdown, or a reset for the abortive reasons), and a
+ * cancel per op takes back every op in flight. The step counts itself as an
  * op while it runs, so that whichever finishes last, this step or an op
  * it cancels, moves the teardown on through session_op_done().
  */
@@ -847,11 +876,11 @@ static void session_end_begin(struct net_thread *t, struct rp_session *s)
     shutdown(s->fd, SHUT_RDWR);
     /* Beyond our own step, something is in flight: cancel it. The port
        completes every op it cancels (or its result, if it won the race),
-       multishot receives included, so nothing outlives this cancel. If the
-       cancel cannot be submitted, the shutdown above still ends the
+       multishot receives included, so nothing outlives these cancels. If
+       a cancel cannot be submitted, the shutdown above still ends the
        receive and the send. */
-    if (s->ops > 1 && session_cancel_fd(t, s) == 0)
-        s->ops++;
+    if (s->ops > 1)
+        session_cancel_ops(t, s);
     session_op_done(t, s);
 }
 
