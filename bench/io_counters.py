@@ -17,7 +17,8 @@ cell and variant the medians of:
   re-arms, late and short sends, buffers lent; and the most buffers out of
   the ring and lent at once since start.
 
-Variants are NAME=ENV[,ENV...] with ENV as VAR=VALUE ("-" for none), e.g.
+Variants are NAME[@BUILD_DIR]=ENV[,ENV...] with ENV as VAR=VALUE ("-" for
+none; @BUILD_DIR runs that build's ringport-echo), e.g.
 
   VARIANTS='rp=-;nolend=RINGPORT_BENCH_NO_LEND=1;nomod=RINGPORT_BENCH_NO_MODERATE=1'
 
@@ -96,7 +97,10 @@ def variants():
             for kv in env.split(","):
                 k, _, v = kv.partition("=")
                 e[k] = v
-        out.append((name, os.path.join(BUILD, "examples/echo/ringport-echo"),
+        build = BUILD
+        if "@" in name:  # NAME@BUILD_DIR: another build's ringport-echo
+            name, _, build = name.partition("@")
+        out.append((name, os.path.join(build, "examples/echo/ringport-echo"),
                     e))
     if BASE_BUILD:
         out.append(("base", os.path.join(BASE_BUILD,
