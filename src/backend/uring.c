@@ -15,8 +15,9 @@
  * -ENOBUFS parks the op until a buffer is free. Owned rings re-arm parked
  * ops before each wait, no more of them than the ring has buffers: when
  * the ring runs dry under load, re-arming every stopped receive at once
- * only has them meet -ENOBUFS again in the next enter (a completion, a
- * re-arm and a turn of the loop each, for no data).
+ * only has them meet -ENOBUFS again in the next enter (a multishot armed
+ * on an empty ring ends at once, data or not: liburing #1275), each a
+ * completion, a re-arm and a turn of the loop for no data.
  *
  * Cancels are honoured here, not only in the kernel. The kernel cancels
  * what it holds when the cancel arrives; an op whose kernel request had

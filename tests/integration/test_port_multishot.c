@@ -257,7 +257,7 @@ static void send_that_waits_for_socket_space_is_counted_late(void **st)
     send_and_drain(p, a, b, buf, sizeof buf);
     rp_port_get_stats(p, &ps);
     if (rp_port_backend(p) == RP_BACKEND_URING)
-        assert_int_equal(ps.sends_late, 1);
+        assert_true(ps.sends_late >= 1); /* more if it went out in parts */
     else
         assert_int_equal(ps.sends_late, 0); /* not counted on epoll */
     close(a);
