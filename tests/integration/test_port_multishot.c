@@ -158,6 +158,76 @@ static void multishot_recv_ends_with_ecanceled_when_cancelled(void **st)
     }
 }
 
+/* Eight receives stopped by an empty ring, one buffer recycled: an owned
+   io_uring port re-arms one of them, not all eight (the other seven would
+   meet the empty ring and end with -ENOBUFS again at once). */
+static void enobufs_rearms_no_more_receives_than_free_buffers(void **st)
+{
+    (void)st;
+    enum { N = NBUF };
+    struct rp_port *p = pt_port(RP_PORT_OWNED);
+    if (rp_port_backend(p) != RP_BACKEND_URING) {
+        rp_port_destroy(p);
+        skip();
+    }
+    int a[N], b[N];
+    struct rp_op op[N];
+    struct rp_buffers *bufs;
+    assert_int_equal(rp_port_buffers_create(p, NBUF, BUFSZ, &bufs), 0);
+    for (int i = 0; i < N; i++) {
+        pt_tcp_pair(&a[i], &b[i]);
+        rp_op_init(&op[i]);
+        assert_int_equal(rp_port_recv_multishot(p, &op[i], a[i], bufs), 0);
+    }
+    /* Every buffer held, one message at a time on the first socket. */
+    uint16_t held[NBUF];
+    for (int k = 0; k < NBUF; k++) {
+        assert_int_equal(write(b[0], "h", 1), 1);
+        struct rp_completion c = pt_get(p);
+        assert_ptr_equal(c.op, &op[0]);
+        assert_int_equal(c.res, 1);
+        held[k] = rp_comp_buffer_id(c.flags);
+    }
+    /* Data on every socket: each receive ends with -ENOBUFS, parked. */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(write(b[i], "x", 1), 1);
+    struct rp_port_stats ps;
+    struct rp_completion c;
+    for (int tries = 0; tries < 1000; tries++) {
+        rp_port_get_stats(p, &ps);
+        if (ps.recv_nobufs >= N)
+            break;
+        assert_int_equal(rp_port_get(p, &c, 10), -ETIMEDOUT);
+    }
+    assert_int_equal(ps.recv_nobufs, N);
+    uint64_t rearms = ps.recv_rearms;
+
+    /* One buffer back: one receive re-armed, it takes the buffer, and
+       nobody meets the empty ring again. */
+    rp_port_buffer_recycle(bufs, held[0]);
+    c = pt_get(p);
+    assert_int_equal(c.res, 1);
+    held[0] = rp_comp_buffer_id(c.flags);
+    assert_int_equal(rp_port_get(p, &c, 50), -ETIMEDOUT);
+    rp_port_get_stats(p, &ps);
+    assert_int_equal(ps.recv_rearms, rearms + 1);
+    assert_int_equal(ps.recv_nobufs, N);
+
+    /* Everything back: the other seven deliver their byte. */
+    for (int k = 0; k < NBUF; k++)
+        rp_port_buffer_recycle(bufs, held[k]);
+    for (int got = 1; got < N; got++) {
+        c = pt_get(p);
+        assert_int_equal(c.res, 1);
+        rp_port_buffer_recycle(bufs, rp_comp_buffer_id(c.flags));
+    }
+    for (int i = 0; i < N; i++) {
+        close(b[i]);
+        close(a[i]);
+    }
+    rp_port_destroy(p);
+}
+
 /* A group of 1,024 buffers: io_uring puts 512 in the ring and doubles
    them when a receive finds it empty, so holding 512 never stops delivery
    (on epoll all 1,024 are free from the start). */
@@ -273,6 +343,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(multishot_recv_ends_with_ecanceled_when_cancelled),
         cmocka_unit_test(send_that_waits_for_socket_space_is_counted_late),
         cmocka_unit_test(large_group_grows_its_ring_instead_of_stopping),
+        cmocka_unit_test(enobufs_rearms_no_more_receives_than_free_buffers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
