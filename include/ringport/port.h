@@ -363,7 +363,10 @@ RP_API int rp_port_post(struct rp_port *port, struct rp_op *op, int32_t res);
  * rp_port_buffer_recycle(). When every buffer is held the kernel stops the
  * receive with -ENOBUFS: that is not a disconnect; the port parks the op and
  * re-arms it when a buffer is recycled (no data is lost: it waits in the
- * socket). The op's last completion comes without RP_COMP_MORE: res = 0 at
+ * socket). On io_uring a group of more than 512 buffers starts with 512 in
+ * the ring and doubles them, up to 'count', each time a receive finds the
+ * ring empty (memory follows the load: the kernel touches every buffer it
+ * is given). The op's last completion comes without RP_COMP_MORE: res = 0 at
  * EOF, or -errno (-ECANCELED after a cancel). Any other end of the kernel's
  * multishot is re-armed transparently.
  *
@@ -407,6 +410,24 @@ struct rp_port_stats {
     uint64_t overflows; /* io_uring CQ overflow flushes */
     uint64_t posted;    /* rp_port_post calls */
     uint64_t wakeups;   /* cross-thread wake-ups received */
+    /* Where the system calls go (io_uring; epoll counts waits only). */
+    uint64_t waits;            /* enters that may sleep (part of 'enters') */
+    uint64_t waits_empty;      /* waits that returned with no completion */
+    uint64_t waits_short;      /* moderated waits that ended (timed out) with
+                                  fewer completions than they asked for */
+    uint64_t recv_nobufs;      /* multishot receives ended by -ENOBUFS */
+    uint64_t recv_rearms;      /* multishot receives re-armed after an end
+                                  (-ENOBUFS, or a completion without MORE) */
+    uint64_t sends_short;      /* sends continued after a short completion */
+    uint64_t sends_late;       /* sends that completed after a later enter
+                                  than the one that submitted them (they
+                                  waited for socket space) */
+    uint64_t buffers_out_max;  /* most provided buffers out of the ring at
+                                  once (taken by receives, not recycled) */
+    uint64_t buffers_provided; /* buffers in use by the rings now: io_uring
+                                  starts a large group with 512 and
+                                  doubles it, up to its count, when a
+                                  receive meets an empty ring */
 };
 
 /* A snapshot (relaxed: counters may be mid-update in shared mode). */

@@ -500,6 +500,11 @@ static void run_in(struct epoll_backend *e, struct fd_state *st, int fd)
             uint16_t id = b->free_ids[--b->nfree];
             n = recv(fd, b->data + (size_t)id * b->size, b->size, MSG_DONTWAIT);
             if (n > 0) {
+                const struct rp__backend_params *p = &e->base.p;
+                uint32_t out = b->count - b->nfree;
+                if (out > p->stats->buffers_out_max)
+                    __atomic_store_n(&p->stats->buffers_out_max, out,
+                                     __ATOMIC_RELAXED);
                 complete(e, op, (int32_t)n,
                          RP_COMP_BUFFER | RP_COMP_MORE | ((uint32_t)id << 16));
                 op->rp__priv.where = WHERE_IN;
@@ -610,6 +615,11 @@ static int epoll_reap(struct rp__backend *be, int64_t timeout_ns)
         struct timespec ts = rp_timespec_from_ns(ns < 0 ? 0 : ns);
         n = epoll_pwait2(e->epfd, evs, EPOLL_BATCH, ns < 0 ? NULL : &ts, NULL);
         rp__stat_add(p, &p->stats->enters, 1);
+        if (ns != 0) {
+            rp__stat_add(p, &p->stats->waits, 1);
+            if (n <= 0)
+                rp__stat_add(p, &p->stats->waits_empty, 1);
+        }
         if (n < 0)
             n = 0; /* EINTR: the caller loops on its own deadline */
     }
@@ -715,6 +725,8 @@ static int epoll_buffers_init(struct rp__backend *be, struct rp_buffers *bufs)
     for (uint32_t i = 0; i < bufs->count; i++)
         bufs->free_ids[i] = (uint16_t)(bufs->count - 1 - i);
     bufs->nfree = bufs->count;
+    bufs->provided = bufs->count; /* all in use from the start */
+    rp__stat_add(&be->p, &be->p.stats->buffers_provided, bufs->count);
     bufs->be_next = e->buffers;
     e->buffers = bufs;
     return 0;
@@ -723,6 +735,8 @@ static int epoll_buffers_init(struct rp__backend *be, struct rp_buffers *bufs)
 static void epoll_buffers_fini(struct rp__backend *be, struct rp_buffers *bufs)
 {
     struct epoll_backend *e = to_epoll(be);
+    rp__stat_add(&be->p, &be->p.stats->buffers_provided,
+                 -(uint64_t)bufs->provided);
     free(bufs->free_ids);
     for (struct rp_buffers **pp = &e->buffers; *pp; pp = &(*pp)->be_next) {
         if (*pp == bufs) {

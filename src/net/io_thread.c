@@ -29,6 +29,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #define BATCH 64
@@ -186,11 +187,23 @@ static void thread_flush(struct net_thread *t)
     }
 }
 
+/* Publishes the port's counters for rp_server_get_stats (a dozen relaxed
+   stores a turn; the port is read only by its owner). */
+static void thread_copy_port_stats(struct net_thread *t)
+{
+    struct rp_port_stats ps;
+    rp_port_get_stats(t->port, &ps);
+    const uint64_t *w = (const uint64_t *)&ps;
+    for (size_t i = 0; i < sizeof ps / sizeof *w; i++)
+        atomic_store_explicit(&t->stats.port[i], w[i], memory_order_relaxed);
+}
+
 static void thread_loop(struct net_thread *t)
 {
     struct rp_completion batch[BATCH];
     for (;;) {
         int n = rp_port_get_many(t->port, batch, BATCH, -1);
+        thread_copy_port_stats(t);
         t->now = rp_clock_ns();
         /* Groups may come at any time: a turn that saw none wakes at
            once, as a thread outside a turn does. */
@@ -229,22 +242,35 @@ static void thread_exit(struct net_thread *t)
         case NET_OP_TICK_CANCEL: cancel = false; break;
         }
     }
+    thread_copy_port_stats(t);
     rp_port_destroy(t->port);
     t->port = NULL;
 }
 
-/* A buffer is held only while its completion is handled, but the kernel
-   cycles through the whole ring, so on io_uring every buffer gets touched:
-   64..512 (8 MiB at the default 16 KiB) bounds resident memory per thread.
-   epoll hands out the lowest free id first, so there only as many buffers
-   as are held at once (a loop turn's completions) are ever touched. The
-   array is reserved, not written, at create: an idle server holds none. */
+/* Provided receive buffers per thread: one per session the thread may
+   hold, 64..2,048. A buffer is held while its completion is handled and,
+   lent to a send (zero-copy forwarding), until that send completes; a ring
+   that runs dry stops every receive that meets it with -ENOBUFS (a
+   completion and a re-arm each, for no data). On io_uring the ring starts
+   with 512 and doubles, up to this count, each time a receive finds it
+   empty (uring.c): the kernel cycles through every buffer in the ring, so
+   resident memory is 8 MiB per thread at the default 16 KiB until the load
+   needs more (32 MiB at most, what the raw io_uring baseline's 8,192 x 4 KiB
+   ring holds). epoll hands out the lowest free id first, so there only as
+   many buffers as are held at once are ever touched. The array is
+   reserved, not written, at create: an idle server holds none. */
 static uint32_t buffer_count(const struct rp_server *srv)
 {
     uint32_t per = srv->cfg.max_sessions / srv->nthreads + 1;
     uint32_t n = 64;
-    while (n < per && n < 512)
+    while (n < per && n < 2048)
         n <<= 1;
+    /* RINGPORT_BENCH_BUFFERS=N (a power of two, 64..32768): another ring
+       size, for measurements only (docs/server.md). */
+    const char *env = getenv("RINGPORT_BENCH_BUFFERS");
+    unsigned long want = env ? strtoul(env, NULL, 10) : 0;
+    if (want >= 64 && want <= 32768 && (want & (want - 1)) == 0)
+        n = (uint32_t)want;
     return n;
 }
 
@@ -291,6 +317,11 @@ static void *thread_main(void *arg)
         rp_port_destroy(t->port);
         goto fail;
     }
+    /* Lent buffers stay out of the ring until their send completes:
+       half stays for receives. RINGPORT_BENCH_NO_LEND (docs/server.md)
+       turns lending off, to measure what it costs or saves. */
+    const char *no_lend = getenv("RINGPORT_BENCH_NO_LEND");
+    t->lend_max = no_lend && *no_lend && *no_lend != '0' ? 0 : t->nbufs / 2;
     rp_op_init(&t->wake_op);
     rp_op_init(&t->tick_op);
     rp_op_init(&t->tick_cancel_op);

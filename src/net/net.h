@@ -402,6 +402,12 @@ struct net_counters {
     /* Partial-frame buffers (framed): allocated when a frame is cut by a
        receive's end, freed when it completes (or the session ends). */
     _Atomic uint64_t rx_partial_allocs, rx_partial_frees;
+    /* Zero-copy forwarding: receive buffers lent to sends, and the most
+       out at once. */
+    _Atomic uint64_t buffers_lent, buffers_lent_max;
+    /* The port's counters (rp_port_stats), copied once per loop turn: the
+       port is the thread's own and goes away before the server does. */
+    _Atomic uint64_t port[sizeof(struct rp_port_stats) / sizeof(uint64_t)];
 };
 
 #define NET_STAT_ADD(t, field, n)                                              \
@@ -420,7 +426,7 @@ struct net_thread {
     enum rp_backend_kind kind;
     struct rp_port *port;    /* owned; created and destroyed on the thread */
     struct rp_buffers *bufs; /* io_uring provided buffers */
-    uint32_t nbufs;          /* how many */
+    uint32_t nbufs; /* how many at most (io_uring's ring grows to it) */
     bool uring;
     /* The receive being handed to the application (session_input): the
        session whose callback runs, and the provided buffer its bytes lie
@@ -428,14 +434,16 @@ struct net_thread {
        from inside the callback may borrow the buffer instead of copying
        it (zero-copy forwarding; at most once per buffer: rx_lent), and a
        send to rx_session skips the slot lookup (server.c). 'lent' counts
-       buffers held by sends, kept under nbufs / 2 so receives never run
-       dry. */
+       buffers held by sends, kept under nbufs / 2 so that half stays for
+       receives (io_uring: a ring that lending runs dry grows, up to
+       nbufs; io_thread.c buffer_count). */
     struct rp_session *rx_session;
     const uint8_t *rx_base;
     size_t rx_len;
     int32_t rx_buf_id;
     bool rx_lent;
     uint32_t lent;
+    uint32_t lend_max; /* nbufs / 2; 0 with RINGPORT_BENCH_NO_LEND */
     struct rp_mpsc inbox;
     _Atomic int wake_pending; /* one wake post in flight at most */
     _Atomic int posters;      /* producers inside rp_port_post now */

@@ -97,7 +97,7 @@ bool rp__session_can_lend(const struct net_thread *t, const void *data,
 {
     const uint8_t *p = data;
     return t->rx_buf_id >= 0 && !t->rx_lent && len >= LEND_MIN_BYTES &&
-           t->lent < t->nbufs / 2 && p >= t->rx_base &&
+           t->lent < t->lend_max && p >= t->rx_base &&
            len <= t->rx_len - (size_t)(p - t->rx_base) &&
            !rp__resume_on(t->srv);
 }

@@ -453,7 +453,8 @@ static void raw_mode_echoes_bytes_as_they_come(void **state)
  * takes (4 MiB at most here), were every buffer lent to it,
  * the ring would run dry and no other session of the thread would be
  * read again. Lending stops at half the ring, so a second client keeps
- * its echo while the first holds 8 MiB in flight.
+ * its echo while the first holds 8 MiB in flight; the server's counters
+ * (buffers_lent_max) show where it stopped.
  */
 static void raw_mode_reader_that_stalls_does_not_starve_the_rest(void **state)
 {
@@ -485,6 +486,14 @@ static void raw_mode_reader_that_stalls_does_not_starve_the_rest(void **state)
         assert_int_equal(su_read_full(fd, got, sizeof msg, SU_WAIT_MS), 0);
         assert_memory_equal(got, msg, sizeof msg);
     }
+    /* The counters say so: lent up to half the ring's 64 buffers. */
+    struct rp_server_stats st;
+    rp_server_get_stats(srv, &st);
+    assert_int_equal(st.buffers_lent_max, 32);
+    assert_true(st.buffers_lent >= 32);
+    assert_int_equal(st.buffers, 64);
+    assert_true(st.io_waits > 0);
+    assert_true(st.io_enters >= st.io_waits);
     close(fd);
     close(stalled);
     SU_WAIT(su_sessions(srv) == 0);
