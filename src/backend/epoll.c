@@ -5,8 +5,9 @@
  * registered with the union of what its ops need (receive/accept -> IN,
  * send/connect -> OUT); ops wait in per-fd FIFOs, one per direction, in a
  * table indexed by fd. On readiness the head ops run their syscall
- * (MSG_DONTWAIT, MSG_NOSIGNAL) until the kernel says EAGAIN. A partial
- * send stays at the head and continues on the next EPOLLOUT until every
+ * (MSG_DONTWAIT, MSG_NOSIGNAL) until the kernel says EAGAIN, except an
+ * emulated multishot receive: it reads once per readiness (see run_in). A
+ * partial send stays at the head and continues on the next EPOLLOUT until every
  * byte went out or it failed. A send is tried at once, so EPOLLOUT is
  * asked for only after an EAGAIN.
  *
@@ -44,7 +45,6 @@
 
 #define EPOLL_BATCH 256 /* events per wait, as a tuned epoll loop takes */
 #define WAKE_TAG UINT64_MAX
-#define MULTISHOT_BURST 16 /* receives per readiness, for fairness */
 
 enum {
     WHERE_NONE,
@@ -466,7 +466,6 @@ static void park_multishot(struct rp_op *op)
 /* Runs the head of the fd's read FIFO until the kernel has nothing more. */
 static void run_in(struct epoll_backend *e, struct fd_state *st, int fd)
 {
-    int burst = 0;
     while (st->in.head) {
         struct rp_op *op = st->in.head;
         ssize_t n;
@@ -491,13 +490,18 @@ static void run_in(struct epoll_backend *e, struct fd_state *st, int fd)
                 complete(e, op, (int32_t)n,
                          RP_COMP_BUFFER | RP_COMP_MORE | ((uint32_t)id << 16));
                 op->rp__priv.where = WHERE_IN;
-                /* A short read drained the socket (as far as this readiness
-                   goes): level-triggered epoll reports the fd again if more
-                   comes, so no read is spent to learn EAGAIN; one per
-                   message at depth 1. */
-                if ((size_t)n < b->size || ++burst == MULTISHOT_BURST)
-                    return;
-                continue;
+                /* One receive per readiness, as a plain reactor reads:
+                   level-triggered epoll reports the fd again while bytes
+                   are left, so no read is spent to learn EAGAIN, and what
+                   the callback queued goes out (flushed at the end of the
+                   turn) before the next buffer is read. Reading on while
+                   the buffers came back full batched a deep pipeline's
+                   replies into one send per readiness (64 KiB at 16 x 4
+                   KiB): the peer got nothing until the server had read
+                   everything, and the two sides took turns instead of
+                   overlapping (docs/benchmarks.md, "Round two, second
+                   session"). */
+                return;
             }
             b->free_ids[b->nfree++] = id;
             break;
