@@ -354,8 +354,14 @@ static void fd_fail(struct epoll_backend *e, int fd, int32_t err)
 static bool try_send(struct epoll_backend *e, struct rp_op *op, bool queued)
 {
     for (;;) {
-        ssize_t n = sendmsg(op->rp__priv.fd, &op->rp__priv.msg,
-                            MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* One iovec (a small echo, coalesced packets): send(2) skips
+           sendmsg's copy and check of the msghdr and its iovec array. */
+        const struct msghdr *m = &op->rp__priv.msg;
+        ssize_t n =
+            m->msg_iovlen == 1 && !m->msg_name && !m->msg_controllen
+                ? send(op->rp__priv.fd, m->msg_iov[0].iov_base,
+                       m->msg_iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                : sendmsg(op->rp__priv.fd, m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
