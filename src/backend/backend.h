@@ -69,10 +69,6 @@ struct rp__backend_ops {
     int (*reap)(struct rp__backend *be, int64_t timeout_ns);
     /* Any thread: makes a reap in progress (or the next one) return. */
     void (*wake)(struct rp__backend *be);
-    /* Owned ports, the owner: hands the queued submissions to the kernel
-       now, without waiting or dispatching. NULL where a submission is
-       made at once anyway (epoll). */
-    void (*push)(struct rp__backend *be);
     int (*buffers_init)(struct rp__backend *be, struct rp_buffers *bufs);
     void (*buffers_fini)(struct rp__backend *be, struct rp_buffers *bufs);
     /* Lock held. Returns the buffer; re-arms ops parked on -ENOBUFS. */

@@ -503,13 +503,6 @@ static int uring_reap(struct rp__backend *be, int64_t timeout_ns)
     return (int)(after - before);
 }
 
-static void uring_push(struct rp__backend *be)
-{
-    struct uring_backend *u = to_uring(be);
-    if (io_uring_sq_ready(&u->ring))
-        uring_flush(u);
-}
-
 static void uring_wake(struct rp__backend *be)
 {
     struct uring_backend *u = to_uring(be);
@@ -648,7 +641,6 @@ const struct rp__backend_ops rp__uring_ops = {
     .submit = uring_submit,
     .reap = uring_reap,
     .wake = uring_wake,
-    .push = uring_push,
     .buffers_init = uring_buffers_init,
     .buffers_fini = uring_buffers_fini,
     .buffer_recycle = uring_buffer_recycle,

@@ -24,7 +24,6 @@
 
 #include "core/assert.h"
 #include "core/clock.h"
-#include "port/port_internal.h"
 #include <errno.h>
 #include <ringport/log.h>
 #include <sched.h>
@@ -168,61 +167,14 @@ static void thread_flush(struct net_thread *t)
     }
 }
 
-/*
- * A burst from one peer. io_uring's multishot receive drains the socket
- * before the thread wakes, so a deep pipeline's whole window (64 KiB at
- * 16 x 4 KiB) arrives as consecutive receives of one session. Flushed at
- * the end of the turn it all went back as one send: the peer got nothing
- * until the server had handled everything, and the two sides took turns
- * instead of overlapping (docs/benchmarks.md, "Round two, second
- * session"). So when a batch is one session's completions only, that
- * session's echo of its first receive is sent and pushed to the kernel at
- * once (one system call); the rest follows when that send completes, as
- * an epoll server writes after each read. A batch that holds other
- * sessions keeps the one enter per turn: there the CPU has other work and
- * the peers overlap with each other.
- */
-static bool thread_burst_of_one(const struct rp_completion *b, int n)
-{
-    uint64_t who = b[0].key & ~(uint64_t)NET_OP_KIND_MASK;
-    if (n < 2 || who == 0) /* thread ops' keys are their kind alone */
-        return false;
-    for (int i = 1; i < n; i++)
-        if ((b[i].key & ~(uint64_t)NET_OP_KIND_MASK) != who)
-            return false;
-    return true;
-}
-
-/* After a receive of a burst_of_one batch: true when a send started. A
-   session still on the flush list is open (an ending one is taken off). */
-static bool thread_send_early(struct net_thread *t,
-                              const struct rp_completion *c)
-{
-    if ((c->key & NET_OP_KIND_MASK) != NET_OP_RECV)
-        return false;
-    struct rp_session *s =
-        (struct rp_session *)(uintptr_t)(c->key & ~(uint64_t)NET_OP_KIND_MASK);
-    if (!s->dirty || s->sending)
-        return false;
-    rp__session_flush(t, s); /* stays listed: thread_flush skips it */
-    if (!s->sending)
-        return false;
-    rp__port_push(t->port);
-    return true;
-}
-
 static void thread_loop(struct net_thread *t)
 {
     struct rp_completion batch[BATCH];
     for (;;) {
         int n = rp_port_get_many(t->port, batch, BATCH, -1);
         t->now = rp_clock_ns();
-        bool burst = thread_burst_of_one(batch, n);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++)
             thread_dispatch(t, &batch[i]);
-            if (burst && i + 1 < n && thread_send_early(t, &batch[i]))
-                burst = false;
-        }
         thread_drain(t);
         if (!t->stopping && atomic_load(&t->stop_req))
             thread_begin_stop(t);

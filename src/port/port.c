@@ -172,13 +172,6 @@ static int drain_posts(struct rp_port *p)
     return n;
 }
 
-void rp__port_push(struct rp_port *p)
-{
-    RP_ASSERT_THREAD(p);
-    if (p->be->ops->push)
-        p->be->ops->push(p->be);
-}
-
 void rp__port_pump(struct rp_port *p, int64_t timeout_ns)
 {
     RP_ASSERT_THREAD(p); /* owned ports only: the owner pumps */

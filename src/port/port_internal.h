@@ -55,9 +55,6 @@ void rp__apc_queue(struct rp__apc_ctx *ctx, struct rp_op *op);
    timeout_ns (< 0 forever, 0 not at all) for something to happen. */
 void rp__port_pump(struct rp_port *port, int64_t timeout_ns);
 bool rp__port_is_owner(const struct rp_port *port);
-/* Owned ports, the owner: what was submitted so far goes to the kernel
-   now rather than with the next wait (one system call on io_uring). */
-void rp__port_push(struct rp_port *port);
 void rp__port_wake(struct rp_port *port);
 
 static inline struct rp_mpsc_node *rp__op_node(struct rp_op *op)
