@@ -6,10 +6,10 @@
  * send/connect -> OUT); ops wait in per-fd FIFOs, one per direction, in a
  * table indexed by fd. On readiness the head ops run their syscall
  * (MSG_DONTWAIT, MSG_NOSIGNAL) until the kernel says EAGAIN, except an
- * emulated multishot receive: it reads once per readiness (see run_in). A
- * partial send stays at the head and continues on the next EPOLLOUT until every
- * byte went out or it failed. A send is tried at once, so EPOLLOUT is
- * asked for only after an EAGAIN.
+ * emulated multishot receive: it reads once per readiness (see run_in).
+ * A partial send stays at the head and continues on the next EPOLLOUT
+ * until every byte went out or it failed. A send is tried at once, so
+ * EPOLLOUT is asked for only after an EAGAIN.
  *
  * Registration changes are lazy: an fd whose ops came or went is marked
  * dirty, and the registration is made to match its ops just before the
@@ -469,7 +469,8 @@ static void park_multishot(struct rp_op *op)
     b->parked = op;
 }
 
-/* Runs the head of the fd's read FIFO until the kernel has nothing more. */
+/* Runs the head of the fd's read FIFO until the kernel has nothing more
+   (a multishot receive: until one read succeeded). */
 static void run_in(struct epoll_backend *e, struct fd_state *st, int fd)
 {
     while (st->in.head) {
