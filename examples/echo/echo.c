@@ -212,6 +212,16 @@ static void stats_final(const struct rp_server_stats *s)
             printf(", %s %" PRIu64,
                    rp_leave_reason_name((enum rp_leave_reason)r), s->leaves[r]);
     printf("\n");
+    /* Where the system calls went (docs/server.md "I/O counters"). */
+    printf("final io: enters %" PRIu64 " (waits %" PRIu64 ", empty %" PRIu64
+           ", short %" PRIu64 "), completions %" PRIu64 ", recv nobufs %" PRIu64
+           " rearms %" PRIu64 ", sends late %" PRIu64 " short %" PRIu64
+           ", buffers %" PRIu64 " out max %" PRIu64 ", lent %" PRIu64
+           " max %" PRIu64 "\n",
+           s->io_enters, s->io_waits, s->io_waits_empty, s->io_waits_short,
+           s->io_completions, s->recv_nobufs, s->recv_rearms, s->sends_late,
+           s->sends_short, s->buffers, s->buffers_out_max, s->buffers_lent,
+           s->buffers_lent_max);
     fflush(stdout);
 }
 

@@ -364,6 +364,24 @@ struct rp_server_stats {
     uint64_t ws_sessions; /* open now over WebSocket (handshake or after) */
     uint64_t ws_upgrades; /* handshakes answered 101 */
     uint64_t ws_refused;  /* handshakes answered 400, 403 or 426 */
+    /* The I/O threads' ports, summed (struct rp_port_stats; the *_max
+       fields are the largest of one thread): system calls per message is
+       io_enters / packets_in (docs/server.md "I/O counters"). */
+    uint64_t io_enters;        /* system calls into the backend */
+    uint64_t io_waits;         /* of which waits (may sleep) */
+    uint64_t io_waits_empty;   /* waits that returned with no completion */
+    uint64_t io_waits_short;   /* moderated waits that timed out short */
+    uint64_t io_completions;   /* completions the ports dispatched */
+    uint64_t recv_nobufs;      /* io_uring: receives ended by -ENOBUFS */
+    uint64_t recv_rearms;      /* io_uring: multishot receives re-armed */
+    uint64_t sends_short;      /* sends continued after a short completion */
+    uint64_t sends_late;       /* io_uring: sends not done in the enter that
+                                  submitted them */
+    uint64_t buffers_out_max;  /* most receive buffers out of the ring */
+    uint64_t buffers_lent;     /* receive buffers lent to sends (zero-copy) */
+    uint64_t buffers_lent_max; /* most lent at once */
+    uint64_t buffers; /* receive buffers in one I/O thread's ring now (the
+                         largest; io_uring grows it under load) */
 };
 
 RP_API void rp_server_get_stats(struct rp_server *srv,

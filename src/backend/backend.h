@@ -32,6 +32,7 @@ enum rp__op_kind {
     RP_OP_NOP,
     RP_OP_POST,
     RP_OP_RECV_MULTI,
+    RP_OP_CLOSE_IDLE, /* close with no op pending on the fd: no cancel */
 };
 
 /* rp_op.rp__priv.state */
@@ -89,14 +90,17 @@ struct rp_buffers {
     uint16_t group;             /* io_uring buffer group id */
     uint32_t count;             /* a power of two */
     uint32_t size;
-    unsigned char *data;   /* count * size bytes */
-    struct rp__crec *recs; /* one queued completion per buffer */
-    struct rp_op *parked;  /* multishot ops stopped by -ENOBUFS */
+    unsigned char *data;       /* count * size bytes */
+    struct rp__crec *recs;     /* one queued completion per buffer */
+    struct rp_op *parked;      /* multishot ops stopped by -ENOBUFS */
+    struct rp_op *parked_tail; /* io_uring: the last (a FIFO there) */
     /* epoll: a stack of free buffer ids */
     uint16_t *free_ids;
     uint32_t nfree;
     /* io_uring: the provided-buffer ring */
-    uint32_t held; /* buffers handed to the caller, not yet recycled */
+    uint32_t held;     /* buffers handed to the caller, not yet recycled */
+    uint32_t provided; /* ids [0, provided) are in use: the ring starts
+                          smaller than 'count' and grows (uring.c) */
     void *ring;
     size_t ring_bytes;
 };

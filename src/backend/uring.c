@@ -12,7 +12,12 @@
  * Short sends: stream sendmsg carries MSG_WAITALL so the kernel retries
  * itself, and a short completion is still continued here. Multishot
  * receives that end without MORE are re-armed unless the end is final;
- * -ENOBUFS parks the op until a buffer is recycled.
+ * -ENOBUFS parks the op until a buffer is free. Owned rings re-arm parked
+ * ops before each wait, no more of them than the ring has buffers: when
+ * the ring runs dry under load, re-arming every stopped receive at once
+ * only has them meet -ENOBUFS again in the next enter (a multishot armed
+ * on an empty ring ends at once, data or not: liburing #1275), each a
+ * completion, a re-arm and a turn of the loop for no data.
  *
  * Cancels are honoured here, not only in the kernel. The kernel cancels
  * what it holds when the cancel arrives; an op whose kernel request had
@@ -23,6 +28,13 @@
  * moved is never continued, re-armed or parked: it completes with
  * -ECANCELED. (epoll needs no such check: its cancel_fd takes every
  * waiting and parked op of the fd in one step.)
+ *
+ * Cost: a cancel by descriptor (cancel_fd, and the one close links before
+ * itself) walks every pending poll request of the ring, an armed receive
+ * per open session; a cancel naming an op finds it by user_data in the
+ * kernel's hash. A teardown that knows its ops cancels them by name and
+ * closes with close_idle (no cancel), so its cost does not grow with the
+ * number of sessions.
  */
 #include "backend/backend.h"
 #include "core/assert.h"
@@ -44,6 +56,11 @@
 #define MODERATE_MIN 8u
 #define MODERATE_MAX 32u
 #define MODERATE_NS 20000
+/* A buffer group starts with at most this many buffers in its ring and
+   doubles them, up to its count, whenever a receive meets an empty ring
+   (uring_buffers_grow): the kernel cycles through every buffer it is
+   given, so resident memory is what the load has needed. */
+#define BUFS_START 512u
 
 struct uring_backend {
     struct rp__backend base;
@@ -62,6 +79,8 @@ struct uring_backend {
     uint32_t *fd_gen;
     size_t nfd_gen;
     uint32_t last_batch; /* completions the last reap dispatched */
+    bool moderate;       /* wait moderation on (RINGPORT_BENCH_NO_MODERATE
+                            turns it off, for measurements) */
 };
 
 static void uring_process(struct uring_backend *u);
@@ -74,6 +93,19 @@ static struct uring_backend *to_uring(struct rp__backend *be)
 static void uring_count_enter(struct uring_backend *u)
 {
     rp__stat_add(&u->base.p, &u->base.p.stats->enters, 1);
+}
+
+/* The enter count, to date a send: one that completes after a later
+   enter than the one that took it to the kernel was not done inline. */
+static uint32_t uring_enters(const struct uring_backend *u)
+{
+    return (uint32_t)__atomic_load_n(&u->base.p.stats->enters,
+                                     __ATOMIC_RELAXED);
+}
+
+static void uring_send_mark(struct uring_backend *u, struct rp_op *op)
+{
+    op->rp__priv.arg = (int)uring_enters(u);
 }
 
 static int uring_flush(struct uring_backend *u)
@@ -133,14 +165,41 @@ static void uring_prep_multishot(struct io_uring_sqe *sqe, struct rp_op *op)
     io_uring_sqe_set_data(sqe, op);
 }
 
+/* The parked ops are a FIFO (parked .. parked_tail): under a long
+   shortage the receive stopped first is re-armed first. */
+static void parked_push(struct rp_buffers *bufs, struct rp_op *op)
+{
+    op->rp__priv.parked = 1;
+    op->rp__priv.next = NULL;
+    if (bufs->parked)
+        bufs->parked_tail->rp__priv.next = op;
+    else
+        bufs->parked = op;
+    bufs->parked_tail = op;
+}
+
+static struct rp_op *parked_pop(struct rp_buffers *bufs)
+{
+    struct rp_op *op = bufs->parked;
+    bufs->parked = op->rp__priv.next;
+    if (!bufs->parked)
+        bufs->parked_tail = NULL;
+    op->rp__priv.parked = 0;
+    return op;
+}
+
 static bool parked_unlink(struct rp_buffers *bufs, struct rp_op *op)
 {
+    struct rp_op *prev = NULL;
     for (struct rp_op **pp = &bufs->parked; *pp; pp = &(*pp)->rp__priv.next) {
         if (*pp == op) {
             *pp = op->rp__priv.next;
+            if (bufs->parked_tail == op)
+                bufs->parked_tail = prev;
             op->rp__priv.parked = 0;
             return true;
         }
+        prev = *pp;
     }
     return false;
 }
@@ -210,7 +269,8 @@ static int uring_submit(struct rp__backend *be, struct rp_op *op)
         op->rp__priv.kind == RP_OP_RECV_MULTI)
         op_mark(u, op);
     if (op->rp__priv.kind == RP_OP_CANCEL_FD ||
-        op->rp__priv.kind == RP_OP_CLOSE) {
+        op->rp__priv.kind == RP_OP_CLOSE ||
+        op->rp__priv.kind == RP_OP_CLOSE_IDLE) {
         uint32_t *gen = fd_gen(u, fd);
         if (gen)
             ++*gen;
@@ -255,6 +315,7 @@ static int uring_submit(struct rp__backend *be, struct rp_op *op)
     case RP_OP_SEND:
         io_uring_prep_sendmsg(sqe, fd, &op->rp__priv.msg,
                               MSG_NOSIGNAL | MSG_WAITALL);
+        uring_send_mark(u, op);
         break;
     case RP_OP_SHUTDOWN:
         io_uring_prep_shutdown(sqe, fd, op->rp__priv.arg);
@@ -271,6 +332,11 @@ static int uring_submit(struct rp__backend *be, struct rp_op *op)
         io_uring_prep_close(sqe, fd);
         break;
     }
+    case RP_OP_CLOSE_IDLE:
+        /* Nothing pending on the fd (the caller's word): no cancel, which
+           would walk every pending poll request of the ring to find none. */
+        io_uring_prep_close(sqe, fd);
+        break;
     case RP_OP_CANCEL:
         io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op->rp__priv.addr, 0);
         break;
@@ -294,6 +360,31 @@ static int uring_submit(struct rp__backend *be, struct rp_op *op)
     return 0;
 }
 
+static void uring_buffers_add(struct rp_buffers *bufs, uint32_t from,
+                              uint32_t n)
+{
+    struct io_uring_buf_ring *br = bufs->ring;
+    int mask = io_uring_buf_ring_mask(bufs->count);
+    for (uint32_t i = 0; i < n; i++)
+        io_uring_buf_ring_add(br, bufs->data + (size_t)(from + i) * bufs->size,
+                              bufs->size, (unsigned short)(from + i), mask,
+                              (int)i);
+    io_uring_buf_ring_advance(br, (int)n);
+}
+
+/* Doubles the buffers in the ring, up to the group's count. */
+static void uring_buffers_grow(struct uring_backend *u, struct rp_buffers *b)
+{
+    uint32_t n = b->count - b->provided;
+    if (n > b->provided)
+        n = b->provided;
+    if (n == 0)
+        return;
+    uring_buffers_add(b, b->provided, n);
+    b->provided += n;
+    rp__stat_add(&u->base.p, &u->base.p.stats->buffers_provided, n);
+}
+
 /* Re-arms a multishot whose kernel request ended without a final result,
    or ends it with -ECANCELED if it was cancelled meanwhile: the kernel
    could not see it when the cancel went in, so nothing else will. */
@@ -303,6 +394,7 @@ static void uring_rearm_multishot(struct uring_backend *u, struct rp_op *op)
         u->base.p.complete(u->base.p.ctx, op, -ECANCELED, 0);
         return;
     }
+    rp__stat_add(&u->base.p, &u->base.p.stats->recv_rearms, 1);
     struct io_uring_sqe *sqe = uring_sqe(u);
     if (!sqe) {
         /* Cannot happen short of a kernel refusing every submit: end the
@@ -320,7 +412,10 @@ static void uring_on_multishot(struct uring_backend *u, struct rp_op *op,
     if (res > 0) {
         uint32_t flags = RP_COMP_BUFFER | RP_COMP_MORE |
                          ((cflags >> IORING_CQE_BUFFER_SHIFT) << 16);
-        op->rp__priv.buffers->held++;
+        struct rp_buffers *b = op->rp__priv.buffers;
+        if (++b->held > p->stats->buffers_out_max)
+            __atomic_store_n(&p->stats->buffers_out_max, b->held,
+                             __ATOMIC_RELAXED);
         p->complete(p->ctx, op, res, flags);
         if (!(cflags & IORING_CQE_F_MORE))
             uring_rearm_multishot(u, op);
@@ -328,17 +423,23 @@ static void uring_on_multishot(struct uring_backend *u, struct rp_op *op,
     }
     if (res == -ENOBUFS) {
         struct rp_buffers *b = op->rp__priv.buffers;
-        /* The ring was empty when the kernel looked, but buffers may have
-           been recycled since (CQEs are reaped in order, so every buffer
-           the kernel took before this one is already counted in 'held'):
-           parking now would wait for a recycle that may never come. */
-        if (b->held < b->count || op_was_cancelled(u, op)) {
+        rp__stat_add(p, &p->stats->recv_nobufs, 1);
+        uring_buffers_grow(u, b);
+        if (op_was_cancelled(u, op)) {
+            uring_rearm_multishot(u, op); /* ends it: -ECANCELED */
+            return;
+        }
+        /* Owned: the next reap re-arms it, if the ring has a buffer by
+           then (uring_unpark). Shared: the ring was empty when the kernel
+           looked, but buffers may have been recycled since (CQEs are
+           reaped in order, so every buffer the kernel took before this
+           one is already counted in 'held'): parking then would wait for
+           a recycle that may never come. */
+        if (!p->owned && b->held < b->provided) {
             uring_rearm_multishot(u, op);
             return;
         }
-        op->rp__priv.parked = 1;
-        op->rp__priv.next = b->parked;
-        b->parked = op;
+        parked_push(b, op);
         return;
     }
     if (cflags & IORING_CQE_F_MORE)
@@ -361,6 +462,10 @@ static void uring_on_cqe(struct uring_backend *u, uint64_t data, int32_t res,
     struct rp_op *op = (struct rp_op *)(uintptr_t)data;
     switch (op->rp__priv.kind) {
     case RP_OP_SEND:
+        /* Owned rings only: a shared ring's submit enters at once, beside
+           a dispatcher already asleep in its own enter. */
+        if (p->owned && uring_enters(u) - (uint32_t)op->rp__priv.arg > 1)
+            rp__stat_add(p, &p->stats->sends_late, 1);
         if (res > 0) {
             op->rp__priv.done += (uint64_t)res;
             if (op->rp__priv.done < op->rp__priv.total &&
@@ -374,6 +479,8 @@ static void uring_on_cqe(struct uring_backend *u, uint64_t data, int32_t res,
                                           &op->rp__priv.msg,
                                           MSG_NOSIGNAL | MSG_WAITALL);
                     io_uring_sqe_set_data(sqe, op);
+                    uring_send_mark(u, op);
+                    rp__stat_add(p, &p->stats->sends_short, 1);
                     return;
                 }
                 res = -EAGAIN;
@@ -435,6 +542,26 @@ static void uring_process(struct uring_backend *u)
     }
 }
 
+/* Owned rings, before each wait: re-arms parked receives, one per buffer
+   the ring holds (provided - held; some of those may already be taken by
+   completions not yet reaped, so a re-armed op can park again). Every
+   wait is preceded by this, so no op stays parked while the ring has a
+   buffer. A parked op cancelled meanwhile was already taken off the list
+   by the cancel (uring_cancel_parked). */
+static void uring_unpark(struct uring_backend *u)
+{
+    for (struct rp_buffers *b = u->buffers; b; b = b->be_next) {
+        uint32_t room = b->provided - b->held;
+        while (b->parked && room-- > 0) {
+            struct rp_op *op = parked_pop(b);
+            if (op_was_cancelled(u, op))
+                uring_ready_push(u, op, -ECANCELED);
+            else
+                uring_rearm_multishot(u, op);
+        }
+    }
+}
+
 static int uring_reap(struct rp__backend *be, int64_t timeout_ns)
 {
     struct uring_backend *u = to_uring(be);
@@ -446,8 +573,11 @@ static int uring_reap(struct rp__backend *be, int64_t timeout_ns)
         tsp = &ts;
     }
     uint64_t before = __atomic_load_n(&p->stats->completed, __ATOMIC_RELAXED);
+    bool waited = false;
+    unsigned want = 1;
     if (p->owned) {
         uring_arm_wake(u);
+        uring_unpark(u);
         if (u->ready_head || io_uring_cq_ready(&u->ring)) {
             if (io_uring_sq_ready(&u->ring))
                 uring_flush(u);
@@ -465,8 +595,7 @@ static int uring_reap(struct rp__backend *be, int64_t timeout_ns)
              * (a quiet or single-connection loop) it returns at the first
              * completion, as a plain wait does.
              */
-            unsigned want = 1;
-            if (u->last_batch >= MODERATE_MIN &&
+            if (u->moderate && u->last_batch >= MODERATE_MIN &&
                 (timeout_ns < 0 || timeout_ns > MODERATE_NS)) {
                 unsigned more = u->last_batch / 2;
                 want = io_uring_sq_ready(&u->ring) +
@@ -479,6 +608,7 @@ static int uring_reap(struct rp__backend *be, int64_t timeout_ns)
             int r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, want, tsp,
                                                      NULL);
             uring_count_enter(u);
+            waited = true;
             if (r == -EBUSY)
                 io_uring_get_events(&u->ring);
         }
@@ -491,6 +621,7 @@ static int uring_reap(struct rp__backend *be, int64_t timeout_ns)
             else
                 io_uring_wait_cqe(&u->ring, &cqe);
             uring_count_enter(u);
+            waited = true;
         }
         pthread_mutex_lock(p->lock);
         uring_process(u);
@@ -500,6 +631,13 @@ static int uring_reap(struct rp__backend *be, int64_t timeout_ns)
     }
     uint64_t after = __atomic_load_n(&p->stats->completed, __ATOMIC_RELAXED);
     u->last_batch = (uint32_t)(after - before);
+    if (waited) {
+        rp__stat_add(p, &p->stats->waits, 1);
+        if (after == before)
+            rp__stat_add(p, &p->stats->waits_empty, 1);
+        else if (want > 1 && after - before < want)
+            rp__stat_add(p, &p->stats->waits_short, 1);
+    }
     return (int)(after - before);
 }
 
@@ -519,6 +657,8 @@ static int uring_create(const struct rp__backend_params *p,
         return -ENOMEM;
     u->base.ops = &rp__uring_ops;
     u->base.p = *p;
+    const char *no_mod = getenv("RINGPORT_BENCH_NO_MODERATE");
+    u->moderate = !(no_mod && *no_mod && *no_mod != '0');
     struct io_uring_params params;
     memset(&params, 0, sizeof params);
     params.flags = IORING_SETUP_CQSIZE;
@@ -586,15 +726,13 @@ static int uring_buffers_init(struct rp__backend *be, struct rp_buffers *bufs)
         munmap(ring, bytes);
         return r;
     }
-    struct io_uring_buf_ring *br = ring;
-    io_uring_buf_ring_init(br);
-    int mask = io_uring_buf_ring_mask(bufs->count);
-    for (uint32_t i = 0; i < bufs->count; i++)
-        io_uring_buf_ring_add(br, bufs->data + (size_t)i * bufs->size,
-                              bufs->size, (unsigned short)i, mask, (int)i);
-    io_uring_buf_ring_advance(br, (int)bufs->count);
+    io_uring_buf_ring_init(ring);
     bufs->ring = ring;
     bufs->ring_bytes = bytes;
+    bufs->provided = bufs->count < BUFS_START ? bufs->count : BUFS_START;
+    uring_buffers_add(bufs, 0, bufs->provided);
+    rp__stat_add(&u->base.p, &u->base.p.stats->buffers_provided,
+                 bufs->provided);
     bufs->be_next = u->buffers;
     u->buffers = bufs;
     return 0;
@@ -603,6 +741,8 @@ static int uring_buffers_init(struct rp__backend *be, struct rp_buffers *bufs)
 static void uring_buffers_fini(struct rp__backend *be, struct rp_buffers *bufs)
 {
     struct uring_backend *u = to_uring(be);
+    rp__stat_add(&u->base.p, &u->base.p.stats->buffers_provided,
+                 -(uint64_t)bufs->provided);
     io_uring_unregister_buf_ring(&u->ring, bufs->group);
     munmap(bufs->ring, bufs->ring_bytes);
     for (struct rp_buffers **pp = &u->buffers; *pp; pp = &(*pp)->be_next) {
@@ -622,16 +762,14 @@ static void uring_buffer_recycle(struct rp__backend *be,
                           id, io_uring_buf_ring_mask(bufs->count), 0);
     io_uring_buf_ring_advance(br, 1);
     bufs->held--;
-    if (!bufs->parked)
+    /* Owned: the next reap re-arms parked ops (uring_unpark), as many as
+       the ring then holds. Shared: no reap may come (its dispatcher
+       sleeps), so every parked op is re-armed now. */
+    if (!bufs->parked || be->p.owned)
         return;
-    while (bufs->parked) {
-        struct rp_op *op = bufs->parked;
-        bufs->parked = op->rp__priv.next;
-        op->rp__priv.parked = 0;
-        uring_rearm_multishot(u, op);
-    }
-    if (!be->p.owned)
-        uring_flush(u);
+    while (bufs->parked)
+        uring_rearm_multishot(u, parked_pop(bufs));
+    uring_flush(u);
 }
 
 const struct rp__backend_ops rp__uring_ops = {

@@ -237,7 +237,7 @@ int rp__server_close(struct rp_server *srv, rp_sid sid,
         rp__session_end(s->owner, s, why, why == RP_LEAVE_KICKED);
         rp__session_put(srv, s);
     } else {
-        rp__thread_push(s->owner, &s->close_req); /* carries the ref */
+        rp__thread_push_sig(s->owner, &s->close_req); /* carries the ref */
     }
     return 0;
 }
@@ -454,6 +454,11 @@ static int server_queue_lent(struct net_thread *t, struct rp_session *s,
     r->batch = false;
     t->rx_lent = true;
     t->lent++;
+    NET_STAT_ADD(t, buffers_lent, 1);
+    if (t->lent >
+        atomic_load_explicit(&t->stats.buffers_lent_max, memory_order_relaxed))
+        atomic_store_explicit(&t->stats.buffers_lent_max, t->lent,
+                              memory_order_relaxed);
     rp__session_enqueue(t, s, r);
     return 0;
 }
@@ -544,6 +549,37 @@ int rp_message_to_packet(const struct rp_message *msg, struct rp_packet **out)
     return 0;
 }
 
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* One I/O thread's share of the io_* and buffer counters. */
+static void server_add_io_stats(struct rp_server_stats *out,
+                                struct net_thread *t)
+{
+    struct rp_port_stats ps;
+    uint64_t *w = (uint64_t *)&ps;
+    for (size_t k = 0; k < sizeof ps / sizeof *w; k++)
+        w[k] = atomic_load_explicit(&t->stats.port[k], memory_order_relaxed);
+    out->io_enters += ps.enters;
+    out->io_waits += ps.waits;
+    out->io_waits_empty += ps.waits_empty;
+    out->io_waits_short += ps.waits_short;
+    out->io_completions += ps.completed;
+    out->recv_nobufs += ps.recv_nobufs;
+    out->recv_rearms += ps.recv_rearms;
+    out->sends_short += ps.sends_short;
+    out->sends_late += ps.sends_late;
+    out->buffers_out_max = max_u64(out->buffers_out_max, ps.buffers_out_max);
+    out->buffers_lent +=
+        atomic_load_explicit(&t->stats.buffers_lent, memory_order_relaxed);
+    out->buffers_lent_max = max_u64(
+        out->buffers_lent_max,
+        atomic_load_explicit(&t->stats.buffers_lent_max, memory_order_relaxed));
+    out->buffers = max_u64(out->buffers, ps.buffers_provided);
+}
+
 void rp_server_get_stats(struct rp_server *srv, struct rp_server_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -560,6 +596,7 @@ void rp_server_get_stats(struct rp_server *srv, struct rp_server_stats *out)
         out->resumes += LD(c->resumes);
         out->resume_refused += LD(c->resume_refused);
         out->resume_handoffs += LD(c->resume_handoffs);
+        server_add_io_stats(out, &srv->threads[i]);
     }
     out->detached = LD(srv->detached_now);
     out->sessions = LD(srv->sessions_now);

@@ -157,6 +157,55 @@ static size_t server_labels(const struct server_snap *s,
         }                                                                      \
     } while (0)
 
+/* Where the I/O threads' system calls go (docs/server.md "I/O
+   counters"): enters per received message is the figure to watch. */
+static void collect_io(struct rp_metrics_writer *w,
+                       const struct server_snap *snaps, uint32_t n)
+{
+    SERVER_U64(w, snaps, n, "ringport_io_enters_total", RP_METRIC_COUNTER,
+               "System calls into the backend (io_uring_enter, "
+               "epoll_pwait2).",
+               io_enters);
+    SERVER_U64(w, snaps, n, "ringport_io_waits_total", RP_METRIC_COUNTER,
+               "Of those, waits (calls that may sleep).", io_waits);
+    SERVER_U64(w, snaps, n, "ringport_io_waits_empty_total", RP_METRIC_COUNTER,
+               "Waits that returned with no completion (a wake-up, a "
+               "timeout).",
+               io_waits_empty);
+    SERVER_U64(w, snaps, n, "ringport_io_waits_short_total", RP_METRIC_COUNTER,
+               "Moderated waits that timed out with fewer completions than "
+               "they asked for.",
+               io_waits_short);
+    SERVER_U64(w, snaps, n, "ringport_io_completions_total", RP_METRIC_COUNTER,
+               "Completions the I/O threads' ports "
+               "dispatched.",
+               io_completions);
+    SERVER_U64(w, snaps, n, "ringport_recv_nobufs_total", RP_METRIC_COUNTER,
+               "Multishot receives ended by an empty buffer ring "
+               "(-ENOBUFS; io_uring).",
+               recv_nobufs);
+    SERVER_U64(w, snaps, n, "ringport_recv_rearms_total", RP_METRIC_COUNTER,
+               "Multishot receives re-armed after they ended (io_uring).",
+               recv_rearms);
+    SERVER_U64(w, snaps, n, "ringport_sends_short_total", RP_METRIC_COUNTER,
+               "Sends continued after a short completion.", sends_short);
+    SERVER_U64(w, snaps, n, "ringport_sends_late_total", RP_METRIC_COUNTER,
+               "Sends not done in the io_uring_enter that submitted them "
+               "(they waited for socket space).",
+               sends_late);
+    SERVER_U64(w, snaps, n, "ringport_recv_buffers", RP_METRIC_GAUGE,
+               "Provided receive buffers per I/O thread.", buffers);
+    SERVER_U64(w, snaps, n, "ringport_recv_buffers_out_max", RP_METRIC_GAUGE,
+               "Most receive buffers out of the ring at once (one thread).",
+               buffers_out_max);
+    SERVER_U64(w, snaps, n, "ringport_buffers_lent_total", RP_METRIC_COUNTER,
+               "Receive buffers lent to sends (zero-copy forwarding).",
+               buffers_lent);
+    SERVER_U64(w, snaps, n, "ringport_buffers_lent_max", RP_METRIC_GAUGE,
+               "Most receive buffers lent at once (one thread).",
+               buffers_lent_max);
+}
+
 /* The same sessions by transport (tcp, ws): a WebSocket connection is
    counted as ws from its accept (handshake included); every other open
    session as tcp (a detached one, resume on, too). */
@@ -269,6 +318,7 @@ static void collect_servers(struct rp_metrics_writer *w,
             rp_metrics_sample_u64(w, l, nl, snaps[i].st.leaves[r]);
         }
     collect_transports(w, snaps, n);
+    collect_io(w, snaps, n);
 }
 
 /* The packet pools are process-wide: one set, no server label. */
