@@ -28,18 +28,10 @@ done
 
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
-lib_pin
-hz=$(getconf CLK_TCK)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringport-resume.XXXXXX") || exit 1
-srv_pid=""
-cleanup() {
-    lib_kill "$srv_pid"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_begin resume
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
 # run_one MODE [BOT FLAGS...]: prints "msgs_per_s cpu_us_per_msg hwm_kib",
@@ -82,32 +74,7 @@ run_one() {
             printf "%s %.2f %s\n", r, (m > 0 ? t * 1e6 / hz / m : 0), h }'
 }
 
-median() { sort -n | awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : 0)}'; }
-
-echo "| rep | msgs/s off | msgs/s on | on/off | CPU us/msg off | on | on/off | peak RSS KiB off | on |"
-echo "|---|---|---|---|---|---|---|---|---|"
-: >"$tmp/r_rate"
-: >"$tmp/r_cpu"
-i=1
-while [ $i -le "$reps" ]; do
-    if [ $((i % 2)) -eq 1 ]; then
-        off=$(run_one off)
-        on=$(run_one on --resume)
-    else
-        on=$(run_one on --resume)
-        off=$(run_one off)
-    fi
-    # shellcheck disable=SC2086
-    set -- $off $on
-    rr=$(awk -v a="$4" -v b="$1" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}')
-    rc=$(awk -v a="$5" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}')
-    echo "$rr" >>"$tmp/r_rate"
-    echo "$rc" >>"$tmp/r_cpu"
-    echo "| $i | $1 | $4 | $rr | $2 | $5 | $rc | $3 | $6 |"
-    i=$((i + 1))
-done
-echo
-echo "median on/off: msgs/s $(median <"$tmp/r_rate"), server CPU per message $(median <"$tmp/r_cpu")"
+bench_paired off on "peak RSS KiB" "run_one off" "run_one on --resume"
 
 echo
 echo "Drops: resume on, --drop-rate $drop, $bots bots, $dur s:"

@@ -45,19 +45,10 @@ done
 
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
-lib_pin
-hz=$(getconf CLK_TCK)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringport-ws.XXXXXX") || exit 1
-srv_pid=""
-cleanup() {
-    lib_kill "$srv_pid"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_begin ws
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-median() { sort -n | awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : 0)}'; }
 json_num() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p"; }
 
 # start_server NAME PROG ARGS...: both listeners up; sets port and ws_port.
@@ -122,38 +113,9 @@ load() {
 paired() {
     title=$1
     shift
-    args="$*" # no argument has a space
     echo "### $title"
     echo
-    echo "| rep | msgs/s tcp | msgs/s ws | ws/tcp | CPU us/msg tcp | ws | ws/tcp | p99 us tcp | ws |"
-    echo "|---|---|---|---|---|---|---|---|---|"
-    : >"$tmp/r_rate"
-    : >"$tmp/r_cpu"
-    i=1
-    while [ $i -le "$reps" ]; do
-        # shellcheck disable=SC2086
-        if [ $((i % 2)) -eq 1 ]; then
-            t=$(load tcp $args)
-            w=$(load ws $args)
-        else
-            w=$(load ws $args)
-            t=$(load tcp $args)
-        fi
-        read -r tr tc tp <<EOT
-$t
-EOT
-        read -r wr wc wp <<EOT
-$w
-EOT
-        rr=$(awk -v a="$wr" -v b="$tr" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}')
-        rc=$(awk -v a="$wc" -v b="$tc" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}')
-        echo "$rr" >>"$tmp/r_rate"
-        echo "$rc" >>"$tmp/r_cpu"
-        echo "| $i | $tr | $wr | $rr | $tc | $wc | $rc | $tp | $wp |"
-        i=$((i + 1))
-    done
-    echo
-    echo "median ws/tcp: msgs/s $(median <"$tmp/r_rate"), server CPU per message $(median <"$tmp/r_cpu")"
+    bench_paired tcp ws "p99 us" "load tcp $*" "load ws $*"
     echo
 }
 

@@ -15,91 +15,27 @@
  * Exit status: 0, 1 on any unexpected reply or I/O error (10 s bound on
  * every read), 2 for bad arguments.
  */
-#include "protocol.h"
+#include "gm_wire.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define N_MAX 100000
 
-static int64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench-cluster-latency: %s\n", what);
-    exit(1);
-}
-
-static int conn(uint16_t port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    struct timeval tv = {10, 0};
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-        die("connect");
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
-static void read_full(int fd, uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r <= 0)
-            die("read (closed or 10 s without a reply)");
-        p += r;
-        n -= (size_t)r;
-    }
-}
-
-static void recv_msg(int fd, struct gm_msg *m, uint8_t *buf)
-{
-    uint8_t h[4];
-    read_full(fd, h, 4);
-    uint16_t len = (uint16_t)(h[0] | h[1] << 8);
-    uint16_t type = (uint16_t)(h[2] | h[3] << 8);
-    if (len > GM_PAYLOAD_MAX)
-        die("oversized reply");
-    read_full(fd, buf, len);
-    if (gm_decode(type, buf, len, m) < 0)
-        die("undecodable reply");
-}
-
-static void send_msg(int fd, const struct gm_msg *m)
-{
-    uint8_t b[GM_PAYLOAD_MAX + 4];
-    int n = gm_encode_frame(m, b, sizeof b);
-    if (n < 0 || write(fd, b, (size_t)n) != n)
-        die("write");
-}
-
 /* LOGIN on a new connection; the time to LOGIN_OK in *ns. */
 static int login(uint16_t port, const char *name, int64_t *ns)
 {
-    int fd = conn(port);
+    int fd = gw_connect(port);
     struct gm_msg m = {.type = GM_LOGIN};
     uint8_t buf[GM_PAYLOAD_MAX];
     m.u.login = gm_str_of(name, strlen(name));
-    int64_t t = now_ns();
-    send_msg(fd, &m);
-    recv_msg(fd, &m, buf);
-    *ns = now_ns() - t;
+    int64_t t = gw_now_ns();
+    gw_send(fd, &m);
+    gw_recv(fd, &m, buf);
+    *ns = gw_now_ns() - t;
     if (m.type != GM_LOGIN_OK) {
         fprintf(stderr, "bench-cluster-latency: LOGIN %s: %s %s\n", name,
                 gm_type_name(m.type),
@@ -116,9 +52,9 @@ static void await_line(int fd, const char *text)
     uint8_t buf[GM_PAYLOAD_MAX];
     size_t n = strlen(text);
     do {
-        recv_msg(fd, &m, buf);
+        gw_recv(fd, &m, buf);
         if (m.type != GM_CHAT_MSG)
-            die("unexpected message while waiting for a chat line");
+            gw_die("unexpected message while waiting for a chat line");
     } while (m.u.chat_msg.text.len != n ||
              memcmp(m.u.chat_msg.text.p, text, n) != 0);
 }
@@ -154,7 +90,7 @@ int main(int argc, char **argv)
     int64_t *loc = calloc((size_t)n, sizeof *loc);
     int64_t *rem = calloc((size_t)n, sizeof *rem);
     if (!lc || !lp || !loc || !rem)
-        die("out of memory");
+        gw_die("out of memory");
     char name[GM_NAME_MAX + 1], text[32];
     for (int i = 0; i < n; i++) { /* interleaved: cluster, plain */
         snprintf(name, sizeof name, "lc%s%d", tag, i);
@@ -177,8 +113,8 @@ int main(int argc, char **argv)
     c.u.chat = gm_str_of("warm", 4);
     for (int k = 0;; k++) {
         if (k == 100)
-            die("no chat line reached the other shard in 100 tries");
-        send_msg(ann, &c);
+            gw_die("no chat line reached the other shard in 100 tries");
+        gw_send(ann, &c);
         await_line(ann, "warm");
         await_line(cal, "warm");
         struct pollfd p = {.fd = ben, .events = POLLIN};
@@ -190,12 +126,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         snprintf(text, sizeof text, "n%d", i);
         c.u.chat = gm_str_of(text, strlen(text));
-        int64_t t0 = now_ns();
-        send_msg(ann, &c);
+        int64_t t0 = gw_now_ns();
+        gw_send(ann, &c);
         await_line(cal, text);
-        loc[i] = now_ns() - t0;
+        loc[i] = gw_now_ns() - t0;
         await_line(ben, text);
-        rem[i] = now_ns() - t0;
+        rem[i] = gw_now_ns() - t0;
         await_line(ann, text);
         usleep(1000);
     }

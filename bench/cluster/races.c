@@ -30,11 +30,8 @@
  * TAG (up to 3 of [A-Za-z0-9]) keeps the names of runs apart. Every read
  * is bounded (10 s). Exit status 2 for bad arguments.
  */
-#include "protocol.h"
+#include "gm_wire.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,69 +44,26 @@
 
 static int64_t now_ms(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench-cluster-races: %s\n", what);
-    exit(1);
-}
-
-static int conn(uint16_t port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    struct timeval tv = {10, 0};
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-        die("connect");
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
-static void read_full(int fd, uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r <= 0)
-            die("read (closed or 10 s without a reply)");
-        p += r;
-        n -= (size_t)r;
-    }
+    return gw_now_ns() / 1000000;
 }
 
 static void send_login(int fd, const char *name)
 {
     struct gm_msg m = {.type = GM_LOGIN};
-    uint8_t b[GM_PAYLOAD_MAX + 4];
     m.u.login = gm_str_of(name, strlen(name));
-    int n = gm_encode_frame(&m, b, sizeof b);
-    if (n < 0 || write(fd, b, (size_t)n) != n)
-        die("write");
+    gw_send(fd, &m);
 }
 
 /* The answer to a LOGIN: 0 for LOGIN_OK, else its ERROR code. */
 static uint16_t login_answer(int fd)
 {
-    uint8_t h[4], buf[GM_PAYLOAD_MAX];
+    uint8_t buf[GM_PAYLOAD_MAX];
     struct gm_msg m;
-    read_full(fd, h, 4);
-    uint16_t len = (uint16_t)(h[0] | h[1] << 8);
-    uint16_t type = (uint16_t)(h[2] | h[3] << 8);
-    if (len > GM_PAYLOAD_MAX)
-        die("oversized reply");
-    read_full(fd, buf, len);
-    if (gm_decode(type, buf, len, &m) < 0)
-        die("undecodable reply");
+    gw_recv(fd, &m, buf);
     if (m.type == GM_LOGIN_OK)
         return 0;
     if (m.type != GM_ERROR || m.u.error.about != GM_LOGIN)
-        die("unexpected answer to LOGIN");
+        gw_die("unexpected answer to LOGIN");
     return m.u.error.code;
 }
 
@@ -121,7 +75,7 @@ static int races(int n, const char *tag, const uint16_t *ports, int nports)
         int fd[MAX_SHARDS], ok = 0, taken = 0, later = 0;
         snprintf(name, sizeof name, "race%s%d", tag, i);
         for (int s = 0; s < nports; s++)
-            fd[s] = conn(ports[s]);
+            fd[s] = gw_connect(ports[s]);
         for (int s = 0; s < nports; s++)
             send_login(fd[s], name);
         for (int s = 0; s < nports; s++) {
@@ -155,23 +109,23 @@ static int victim(int n, const char *tag, int lease_ms, uint16_t vport,
     char name[GM_NAME_MAX + 1];
     int *fd = calloc((size_t)n, sizeof *fd);
     if (!fd)
-        die("out of memory");
+        gw_die("out of memory");
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "vic%s%d", tag, i);
-        fd[i] = conn(vport);
+        fd[i] = gw_connect(vport);
         send_login(fd[i], name);
         if (login_answer(fd[i]) != 0)
-            die("the victim shard refused a name");
+            gw_die("the victim shard refused a name");
     }
     /* Held past a refresh, then the shard dies without a logout. */
     usleep((useconds_t)lease_ms / 2 * 1000);
     if (kill(vpid, SIGKILL) < 0)
-        die("kill");
+        gw_die("kill");
     int64_t t0 = now_ms(), last = t0;
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "vic%s%d", tag, i);
         for (;;) {
-            int f = conn(port);
+            int f = gw_connect(port);
             send_login(f, name);
             uint16_t code = login_answer(f);
             close(f);
@@ -257,10 +211,10 @@ static int listen_chat(int secs, const char *tag, const char *prefix,
     uint64_t ngaps = 0;
     char me[GM_NAME_MAX + 1];
     snprintf(me, sizeof me, "lis%s", tag);
-    int fd = conn(port);
+    int fd = gw_connect(port);
     send_login(fd, me);
     if (login_answer(fd) != 0)
-        die("the listener could not log in");
+        gw_die("the listener could not log in");
     struct timeval tv = {0, 200 * 1000}; /* poll the clock 5 times a second */
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     uint64_t lines = 0, remote = 0, senders = 0, bad = 0;
@@ -270,7 +224,7 @@ static int listen_chat(int secs, const char *tag, const char *prefix,
     while (now_ms() < end) {
         ssize_t r = read(fd, buf + have, sizeof buf - have);
         if (r == 0)
-            die("the shard closed the listener");
+            gw_die("the shard closed the listener");
         if (r < 0)
             continue; /* the 200 ms timeout */
         have += (size_t)r;
@@ -280,14 +234,14 @@ static int listen_chat(int secs, const char *tag, const char *prefix,
             size_t len = (size_t)(buf[0] | buf[1] << 8);
             uint16_t type = (uint16_t)(buf[2] | buf[3] << 8);
             if (len > GM_PAYLOAD_MAX)
-                die("oversized frame");
+                gw_die("oversized frame");
             if (have < 4 + len)
                 break;
             struct gm_msg m;
             unsigned idx, seq;
             char text[GM_TEXT_MAX + 1];
             if (gm_decode(type, buf + 4, len, &m) < 0)
-                die("undecodable frame");
+                gw_die("undecodable frame");
             if (m.type == GM_CHAT_MSG) {
                 snprintf(text, sizeof text, "%.*s", (int)m.u.chat_msg.text.len,
                          m.u.chat_msg.text.p);
@@ -303,7 +257,7 @@ static int listen_chat(int secs, const char *tag, const char *prefix,
                         e = e == &tab[SENDERS - 1] ? tab : e + 1;
                     if (!e->name[0]) {
                         if (++senders == SENDERS)
-                            die("too many senders");
+                            gw_die("too many senders");
                         strcpy(e->name, from);
                     } else if (seq <= e->last) {
                         fprintf(stderr,
@@ -312,7 +266,7 @@ static int listen_chat(int secs, const char *tag, const char *prefix,
                         bad++;
                     } else if (seq > e->last + 1) {
                         if (ngaps == GAPS)
-                            die("too many gaps");
+                            gw_die("too many gaps");
                         gaps[ngaps] =
                             (struct gap){e->last_ms, wall_ms(), e->last, seq};
                         gap_from[ngaps++] = e->name;

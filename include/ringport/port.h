@@ -137,7 +137,14 @@ struct rp__crec {
 };
 
 /* Engine-internal: an op's state from submit to delivery (in rp_op's
-   reserved area; its layout is not part of the ABI, its size limit is). */
+   reserved area; its layout is not part of the ABI, its size limit is).
+   Every kind of op uses the fields up to 'done'; those from 'addr' on
+   are the arguments of the kinds that have them (an address, a message,
+   a timeout, a cancel's target). A kind that takes none of those (a
+   multishot receive, a close) never touches them, nor the reserved
+   area's rest, even while it is the target of a cancel: the library's
+   server keeps session state over that tail of its receive op
+   (src/net/net.h, checked there at build time). Keep it so. */
 struct rp__op_priv {
     struct rp__crec rec; /* this op's completion while queued */
     void *link;          /* MPSC node: posts and routine queues */
@@ -146,8 +153,6 @@ struct rp__op_priv {
     struct rp_port *port;       /* the port it was submitted to */
     void *thread;               /* submitting thread's routine queue */
     struct rp_buffers *buffers; /* multishot receive */
-    void *addr;                 /* accept/connect address; cancel target */
-    socklen_t *addrlen;         /* accept */
     uint32_t state;             /* idle / pending / done (atomic) */
     int32_t result;             /* models 1 and 2: the completion's res */
     uint32_t result_flags;
@@ -157,15 +162,18 @@ struct rp__op_priv {
     uint8_t parked; /* multishot waiting for a recycled buffer */
     uint8_t pad;
     int fd;
-    int arg;           /* shutdown 'how'; connect addrlen */
-    uint32_t fd_gen;   /* io_uring: the fd's cancel generation when
-                          submitted (send, multishot receive) */
-    struct msghdr msg; /* recv/send */
-    int64_t ts_sec;    /* timer: a struct __kernel_timespec */
+    uint32_t fd_gen; /* io_uring: the fd's cancel generation when
+                        submitted (send, multishot receive) */
+    uint64_t total;  /* send: bytes asked */
+    uint64_t done;   /* send: bytes sent so far; cancel_fd: extra */
+    /* ---- the other kinds' arguments (see above) ---- */
+    void *addr;         /* accept/connect address; cancel target */
+    socklen_t *addrlen; /* accept */
+    int arg;            /* shutdown 'how'; connect addrlen */
+    struct msghdr msg;  /* recv/send */
+    int64_t ts_sec;     /* timer: a struct __kernel_timespec */
     long long ts_nsec;
     int64_t deadline_ns; /* timer on epoll */
-    uint64_t total;      /* send: bytes asked */
-    uint64_t done;       /* send: bytes sent so far; cancel_fd: extra */
 };
 
 /* The size of rp_op's engine area, in 64-bit words: 232 bytes, so that a
@@ -274,10 +282,24 @@ RP_API int rp_backend_parse(const char *name);
  *           a later fd with the same number never sees a completion meant
  *           for this one. Closing an fd that has ops pending by any other
  *           means than rp_port_close() is the caller's bug.
+ * close_idle closes an fd on which no op of this port is pending (every
+ *           op submitted on it has completed), without close's cancel
+ *           first: res = 0 or -errno as close(2). On io_uring a cancel by
+ *           descriptor walks every pending poll request of the ring (an
+ *           armed receive of each open session), so close costs
+ *           O(requests pending on the port) and close_idle O(1). An op
+ *           still pending on the fd may outlive the close (the caller's
+ *           bug). A teardown that cancels its own ops by name (cancel)
+ *           and waits for them ends with close_idle.
  * cancel    cancels 'target' (an op submitted to this port). res = 0 found
  *           and cancelled, -ENOENT not pending (already completed), or
  *           -EALREADY (running, cannot be stopped). The target completes
- *           with -ECANCELED, or with its result if it won the race.
+ *           with -ECANCELED, or with its result if it won the race; like
+ *           cancel_fd, it is never continued, re-armed or parked after the
+ *           cancel. The kernel finds the target by its user_data (a hash
+ *           lookup), not by a walk of the ring's requests: cancelling a
+ *           closing socket's few ops one by one stays O(1) however many
+ *           other requests are pending.
  * cancel_fd cancels every pending op on 'fd'. Each completes with
  *           -ECANCELED, or its result if it won the race; none is continued,
  *           re-armed or parked after the cancel (a multishot receive that
@@ -299,7 +321,11 @@ RP_API int rp_backend_parse(const char *name);
  * rp_port_shutdown, and wait for it: a cancel_fd sent while it is in flight
  * may cancel the shutdown itself), rp_port_cancel_fd(fd), wait until every
  * op on the fd has completed (-ECANCELED or its result), then
- * rp_port_close(fd). The
+ * rp_port_close(fd). A caller that knows its ops cancels each with
+ * rp_port_cancel instead of cancel_fd, and closes with rp_port_close_idle
+ * once they are back: the same guarantees, at O(1) per teardown on
+ * io_uring where cancel_fd and close cost a walk of every pending request
+ * (ringport's sessions do this). The
  * port never frees or reuses anything under a pending op; io_uring itself
  * does not cancel requests on close(2), and a multishot receive would keep
  * delivering.
@@ -315,6 +341,7 @@ RP_API int rp_port_send(struct rp_port *port, struct rp_op *op, int fd,
 RP_API int rp_port_shutdown(struct rp_port *port, struct rp_op *op, int fd,
                             int how);
 RP_API int rp_port_close(struct rp_port *port, struct rp_op *op, int fd);
+RP_API int rp_port_close_idle(struct rp_port *port, struct rp_op *op, int fd);
 RP_API int rp_port_cancel(struct rp_port *port, struct rp_op *op,
                           struct rp_op *target);
 RP_API int rp_port_cancel_fd(struct rp_port *port, struct rp_op *op, int fd);

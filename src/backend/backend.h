@@ -32,6 +32,7 @@ enum rp__op_kind {
     RP_OP_NOP,
     RP_OP_POST,
     RP_OP_RECV_MULTI,
+    RP_OP_CLOSE_IDLE, /* close with no op pending on the fd: no cancel */
 };
 
 /* rp_op.rp__priv.state */

@@ -5,10 +5,11 @@
  * registered with the union of what its ops need (receive/accept -> IN,
  * send/connect -> OUT); ops wait in per-fd FIFOs, one per direction, in a
  * table indexed by fd. On readiness the head ops run their syscall
- * (MSG_DONTWAIT, MSG_NOSIGNAL) until the kernel says EAGAIN. A partial
- * send stays at the head and continues on the next EPOLLOUT until every
- * byte went out or it failed. A send is tried at once, so EPOLLOUT is
- * asked for only after an EAGAIN.
+ * (MSG_DONTWAIT, MSG_NOSIGNAL) until the kernel says EAGAIN, except an
+ * emulated multishot receive: it reads once per readiness (see run_in).
+ * A partial send stays at the head and continues on the next EPOLLOUT
+ * until every byte went out or it failed. A send is tried at once, so
+ * EPOLLOUT is asked for only after an EAGAIN.
  *
  * Registration changes are lazy: an fd whose ops came or went is marked
  * dirty, and the registration is made to match its ops just before the
@@ -44,7 +45,6 @@
 
 #define EPOLL_BATCH 256 /* events per wait, as a tuned epoll loop takes */
 #define WAKE_TAG UINT64_MAX
-#define MULTISHOT_BURST 16 /* receives per readiness, for fairness */
 
 enum {
     WHERE_NONE,
@@ -354,8 +354,14 @@ static void fd_fail(struct epoll_backend *e, int fd, int32_t err)
 static bool try_send(struct epoll_backend *e, struct rp_op *op, bool queued)
 {
     for (;;) {
-        ssize_t n = sendmsg(op->rp__priv.fd, &op->rp__priv.msg,
-                            MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* One iovec (a small echo, coalesced packets): send(2) skips
+           sendmsg's copy and check of the msghdr and its iovec array. */
+        const struct msghdr *m = &op->rp__priv.msg;
+        ssize_t n =
+            m->msg_iovlen == 1 && !m->msg_name && !m->msg_controllen
+                ? send(op->rp__priv.fd, m->msg_iov[0].iov_base,
+                       m->msg_iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                : sendmsg(op->rp__priv.fd, m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -418,6 +424,9 @@ static int epoll_submit(struct rp__backend *be, struct rp_op *op)
         ready_push(e, op, r < 0 ? -errno : 0);
         return 0;
     case RP_OP_CLOSE:
+    case RP_OP_CLOSE_IDLE:
+        /* Cheap here (the fd's own queues and the parked list), and it
+           leaves the fd unregistered whatever the caller left pending. */
         cancel_fd(e, fd);
         if (fd >= 0 && (size_t)fd < e->nfds)
             e->fds[fd].armed = 0; /* close(2) unregisters it */
@@ -426,14 +435,23 @@ static int epoll_submit(struct rp__backend *be, struct rp_op *op)
         return 0;
     case RP_OP_CANCEL: {
         struct rp_op *target = op->rp__priv.addr;
-        if (target->rp__priv.port != op->rp__priv.port ||
-            !op_detach(e, target)) {
+        if (target->rp__priv.port != op->rp__priv.port) {
             ready_push(e, op, -ENOENT);
             return 0;
         }
-        if (target->rp__priv.where == WHERE_IN ||
-            target->rp__priv.where == WHERE_OUT)
-            fd_update(e, target->rp__priv.fd);
+        bool found = op_detach(e, target);
+        /* The registration follows at once, found or not (as cancel_fd's
+           does): a teardown that cancels its ops by name may hand the fd
+           to another thread as soon as they are back, and a stale
+           registration here would hide a later fd with the same number. */
+        int tfd = target->rp__priv.fd;
+        if (tfd >= 0 && (size_t)tfd < e->nfds &&
+            target->rp__priv.kind != RP_OP_TIMER)
+            fd_update(e, tfd);
+        if (!found) {
+            ready_push(e, op, -ENOENT);
+            return 0;
+        }
         ready_push(e, target, -ECANCELED);
         ready_push(e, op, 0);
         return 0;
@@ -463,10 +481,10 @@ static void park_multishot(struct rp_op *op)
     b->parked = op;
 }
 
-/* Runs the head of the fd's read FIFO until the kernel has nothing more. */
+/* Runs the head of the fd's read FIFO until the kernel has nothing more
+   (a multishot receive: until one read succeeded). */
 static void run_in(struct epoll_backend *e, struct fd_state *st, int fd)
 {
-    int burst = 0;
     while (st->in.head) {
         struct rp_op *op = st->in.head;
         ssize_t n;
@@ -496,13 +514,18 @@ static void run_in(struct epoll_backend *e, struct fd_state *st, int fd)
                 complete(e, op, (int32_t)n,
                          RP_COMP_BUFFER | RP_COMP_MORE | ((uint32_t)id << 16));
                 op->rp__priv.where = WHERE_IN;
-                /* A short read drained the socket (as far as this readiness
-                   goes): level-triggered epoll reports the fd again if more
-                   comes, so no read is spent to learn EAGAIN; one per
-                   message at depth 1. */
-                if ((size_t)n < b->size || ++burst == MULTISHOT_BURST)
-                    return;
-                continue;
+                /* One receive per readiness, as a plain reactor reads:
+                   level-triggered epoll reports the fd again while bytes
+                   are left, so no read is spent to learn EAGAIN, and what
+                   the callback queued goes out (flushed at the end of the
+                   turn) before the next buffer is read. Reading on while
+                   the buffers came back full batched a deep pipeline's
+                   replies into one send per readiness (64 KiB at 16 x 4
+                   KiB): the peer got nothing until the server had read
+                   everything, and the two sides took turns instead of
+                   overlapping (docs/benchmarks.md, "Round two, second
+                   session"). */
+                return;
             }
             b->free_ids[b->nfree++] = id;
             break;

@@ -28,6 +28,13 @@
  * moved is never continued, re-armed or parked: it completes with
  * -ECANCELED. (epoll needs no such check: its cancel_fd takes every
  * waiting and parked op of the fd in one step.)
+ *
+ * Cost: a cancel by descriptor (cancel_fd, and the one close links before
+ * itself) walks every pending poll request of the ring, an armed receive
+ * per open session; a cancel naming an op finds it by user_data in the
+ * kernel's hash. A teardown that knows its ops cancels them by name and
+ * closes with close_idle (no cancel), so its cost does not grow with the
+ * number of sessions.
  */
 #include "backend/backend.h"
 #include "core/assert.h"
@@ -262,7 +269,8 @@ static int uring_submit(struct rp__backend *be, struct rp_op *op)
         op->rp__priv.kind == RP_OP_RECV_MULTI)
         op_mark(u, op);
     if (op->rp__priv.kind == RP_OP_CANCEL_FD ||
-        op->rp__priv.kind == RP_OP_CLOSE) {
+        op->rp__priv.kind == RP_OP_CLOSE ||
+        op->rp__priv.kind == RP_OP_CLOSE_IDLE) {
         uint32_t *gen = fd_gen(u, fd);
         if (gen)
             ++*gen;
@@ -324,6 +332,11 @@ static int uring_submit(struct rp__backend *be, struct rp_op *op)
         io_uring_prep_close(sqe, fd);
         break;
     }
+    case RP_OP_CLOSE_IDLE:
+        /* Nothing pending on the fd (the caller's word): no cancel, which
+           would walk every pending poll request of the ring to find none. */
+        io_uring_prep_close(sqe, fd);
+        break;
     case RP_OP_CANCEL:
         io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op->rp__priv.addr, 0);
         break;

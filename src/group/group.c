@@ -56,6 +56,8 @@ static const struct net_route_ops group_route_ops = {
     .stop = groups_stop,
     .destroy = groups_destroy,
     .is_own_thread = groups_is_own_thread,
+    .turn_begin = rp__group_turn_begin,
+    .turn_end = rp__group_turn_end,
 };
 
 /* The server's group system, created on first use. */

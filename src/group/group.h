@@ -102,6 +102,10 @@ struct group_sys {
 /* net_route_ops.push: appends to the inbox, wakes the runner if it was
    empty. Thread: any. */
 void rp__group_push(void *group, struct net_route_msg *m);
+/* net_route_ops.turn_begin / turn_end: the calling thread's pushes hold
+   their wakes from begin to end, each runner's once (mailbox.c). */
+void rp__group_turn_begin(void);
+void rp__group_turn_end(void);
 /* Wakes the runner (a spare wake is harmless). Thread: any. */
 void rp__runner_wake(struct group_runner *r);
 /* Runner: clears the wake word before it looks at its inboxes. */

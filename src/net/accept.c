@@ -124,7 +124,7 @@ static void hand_over(struct rp_server *srv, int fd, bool ws,
     count(&srv->accepts);
     if (ws)
         count(&srv->ws_accepts);
-    rp__thread_push(t, &s->open_req);
+    rp__thread_push_sig(t, &s->open_req);
 }
 
 static void accept_loop(struct rp_server *srv, bool ws)

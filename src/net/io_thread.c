@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <ringport/log.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -56,9 +57,24 @@ static void thread_wake(struct net_thread *t)
     atomic_fetch_sub(&t->posters, 1);
 }
 
+/* Every inbox node is read as a net_sig first (thread_on_req). */
+_Static_assert(offsetof(struct net_req, node) == 0 &&
+                   offsetof(struct net_sig, node) == 0 &&
+                   offsetof(struct net_req, sid) ==
+                       offsetof(struct net_sig, sid) &&
+                   offsetof(struct net_req, kind) ==
+                       offsetof(struct net_sig, kind),
+               "net_req must begin as net_sig does");
+
 void rp__thread_push(struct net_thread *t, struct net_req *r)
 {
     rp_mpsc_push(&t->inbox, &r->node);
+    thread_wake(t);
+}
+
+void rp__thread_push_sig(struct net_thread *t, struct net_sig *g)
+{
+    rp_mpsc_push(&t->inbox, &g->node);
     thread_wake(t);
 }
 
@@ -69,16 +85,19 @@ void rp__thread_stop(struct net_thread *t)
 }
 
 /* Handles one request; the reference it carries is dropped here. */
-static void thread_on_req(struct net_thread *t, struct net_req *r)
+static void thread_on_req(struct net_thread *t, struct rp_mpsc_node *n)
 {
     struct rp_server *srv = t->srv;
-    if (r->kind == NET_REQ_RESUME) {
+    const struct net_sig *g = (const struct net_sig *)n;
+    /* Only for SEND, MOVE and RESUME: the others are net_sigs. */
+    struct net_req *r = (struct net_req *)n;
+    if (g->kind == NET_REQ_RESUME) {
         /* Holds its own references (or none): resume.c drops them. */
         rp__resume_request(t, (struct net_resume *)r);
         return;
     }
-    struct rp_session *s = &srv->table.slots[rp_sid_slot(r->sid)];
-    switch (r->kind) {
+    struct rp_session *s = &srv->table.slots[rp_sid_slot(g->sid)];
+    switch (g->kind) {
     case NET_REQ_OPEN: rp__session_open(t, s); return; /* keeps its ref */
     case NET_REQ_SEND: rp__session_enqueue(t, s, r); break;
     case NET_REQ_MOVE:
@@ -92,7 +111,7 @@ static void thread_on_req(struct net_thread *t, struct net_req *r)
     case NET_REQ_LEFT: rp__route_on_left(t, s); break;
     case NET_REQ_RESUME: break; /* handled above */
     case NET_REQ_CLOSE:
-        if (s->sid == r->sid && !s->closing) {
+        if (s->sid == g->sid && !s->closing) {
             int why =
                 atomic_load_explicit(&s->close_reason, memory_order_relaxed);
             rp__session_end(t, s, (enum rp_leave_reason)why,
@@ -108,7 +127,7 @@ static void thread_drain(struct net_thread *t)
 {
     struct rp_mpsc_node *n;
     while ((n = rp_mpsc_pop(&t->inbox)) != NULL)
-        thread_on_req(t, (struct net_req *)n);
+        thread_on_req(t, n);
 }
 
 static void thread_arm_tick(struct net_thread *t)
@@ -186,12 +205,20 @@ static void thread_loop(struct net_thread *t)
         int n = rp_port_get_many(t->port, batch, BATCH, -1);
         thread_copy_port_stats(t);
         t->now = rp_clock_ns();
+        /* Groups may come at any time: a turn that saw none wakes at
+           once, as a thread outside a turn does. */
+        const struct net_route_ops *ro =
+            atomic_load_explicit(&t->srv->route_ops, memory_order_acquire);
+        if (ro)
+            ro->turn_begin();
         for (int i = 0; i < n; i++)
             thread_dispatch(t, &batch[i]);
         thread_drain(t);
         if (!t->stopping && atomic_load(&t->stop_req))
             thread_begin_stop(t);
         thread_flush(t);
+        if (ro)
+            ro->turn_end(); /* before the next get_many can sleep */
         if (t->stopping && !t->list && !t->awaiting)
             return;
     }
@@ -346,21 +373,22 @@ void rp__thread_drain_inbox(struct net_thread *t)
     struct rp_server *srv = t->srv;
     struct rp_mpsc_node *n;
     while ((n = rp_mpsc_pop(&t->inbox)) != NULL) {
-        struct net_req *r = (struct net_req *)n;
-        if (r->kind == NET_REQ_RESUME) {
+        const struct net_sig *g = (const struct net_sig *)n;
+        struct net_req *r = (struct net_req *)n; /* SEND, MOVE, RESUME */
+        if (g->kind == NET_REQ_RESUME) {
             /* A connection on its way to a session that has ended. */
             rp__resume_drop_request(srv, (struct net_resume *)r);
             continue;
         }
-        struct rp_session *s = &srv->table.slots[rp_sid_slot(r->sid)];
-        if (r->kind == NET_REQ_SEND || r->kind == NET_REQ_MOVE) {
+        struct rp_session *s = &srv->table.slots[rp_sid_slot(g->sid)];
+        if (g->kind == NET_REQ_SEND || g->kind == NET_REQ_MOVE) {
             /* A move that reached the thread as it exited: the session
                has ended, its ticket comes back here. */
             if (r->kind == NET_REQ_MOVE)
                 rp__route_ticket_drop(srv, r->sid, r->ticket);
             rp_packet_unref(r->pkt);
             rp_pool_free(srv->req_pool, r);
-        } else if (r->kind == NET_REQ_OPEN) {
+        } else if (g->kind == NET_REQ_OPEN) {
             /* Accepted, never joined: close it and free the slot. */
             close(s->fd);
             atomic_fetch_or(&s->state, NET_CLOSING);

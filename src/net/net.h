@@ -25,6 +25,7 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* ---- session state word ----------------------------------------------
  * state = generation << 32 | CLOSING | refs.
@@ -46,29 +47,42 @@ enum net_req_kind {
     NET_REQ_RESUME,   /* a struct net_resume: a connection for a session */
 };
 
+/*
+ * A request that is its kind and session alone (OPEN, LEFT, CLOSE):
+ * embedded in the slot, 24 bytes where a net_req is 88. It begins as every
+ * net_req does (node, sid, kind: checked in io_thread.c), so the owner
+ * reads any inbox node as a net_sig first and as a net_req only for the
+ * kinds that are one (SEND, MOVE, RESUME).
+ */
+struct net_sig {
+    struct rp_mpsc_node node; /* inbox link (must stay first) */
+    rp_sid sid;
+    uint8_t kind; /* enum net_req_kind */
+};
+
 struct net_req {
     struct rp_mpsc_node node; /* inbox link (must stay first) */
-    struct net_req *next;     /* local send queue link */
-    rp_sid sid;
+    rp_sid sid;               /* sid and kind: as in net_sig */
+    uint8_t kind;
+    uint32_t bytes;        /* SEND: bytes counted in queued_bytes */
+    struct net_req *next;  /* local send queue link */
     struct rp_packet *pkt; /* SEND: one reference, the request's; NULL for
                               a lent receive buffer (below) */
-    uint32_t bytes;        /* SEND: bytes counted in queued_bytes */
     /* SEND with pkt NULL (raw mode, owner thread; session.c): 'bytes'
-       bytes at 'lent' in receive buffer 'lent_id' of the owner's
+       bytes at 'lent' in receive buffer 'lent_id' (below) of the owner's
        provided buffers, recycled when the request is released. */
     const uint8_t *lent;
-    uint16_t lent_id;
     void *route_to;   /* MOVE: the target group, NULL = none */
     void *route_from; /* MOVE: only if still in this group (or NULL) */
     void *ticket;     /* MOVE: the program's, for on_enter or drop */
     uint8_t why;      /* MOVE: the old group's leave reason */
-    uint8_t kind;
     bool ctl;    /* SEND: an engine control frame (resume.c): not counted in
                     queued_bytes, never retained or resent */
     bool own;    /* SEND: counted in own_queued, not queued_bytes */
     bool ws_raw; /* SEND (with ctl): bytes for a WebSocket connection as
                     they are, the packet's payload alone (ws_session.c:
                     a handshake response, a pong, a close) */
+    uint16_t lent_id;
 };
 
 /*
@@ -93,8 +107,9 @@ struct net_resume {
  * never includes it. A group is an opaque 'void *' here.
  *
  * A message for a group is a struct net_route_msg pushed into the group's
- * inbox. ENTER and LEAVE markers are embedded in the session slot (at most
- * one of each is ever in flight: see route.c); MSG nodes come from
+ * inbox. ENTER and LEAVE markers are embedded in the session's routing
+ * extension (struct net_route_state; at most one of each is ever in
+ * flight: see route.c); MSG nodes come from
  * srv->route_pool and carry one packet reference; DETACH and RESUME
  * markers (session resume) come from the same pool with no packet, since
  * any number of them may be in flight. POST nodes (rp_group_post, from
@@ -150,6 +165,13 @@ struct net_route_ops {
     /* True on a thread that runs groups of 'srv' (in a group handler):
        rp_server_stop there would wait for itself. Thread: any. */
     bool (*is_own_thread)(const struct rp_server *srv);
+    /* I/O thread, around one turn of its loop: the wakes its pushes
+       would make are held from turn_begin to turn_end, one per group
+       thread, so a batch of messages wakes a group thread once rather
+       than once per message (on a shared core every wake was a switch).
+       turn_end runs before the I/O thread can block. */
+    void (*turn_begin)(void);
+    void (*turn_end)(void);
 };
 
 /* Op kinds, in the low bits of an op's key (sessions are 64-aligned). */
@@ -170,8 +192,15 @@ enum net_op_kind {
 #define NET_COALESCE_PKT 256u
 #define NET_COALESCE_BYTES 2048u
 
+/* The bytes of a session's receive op that the port uses for a multishot
+   receive and a close (port.h, struct rp__op_priv): the rest of the
+   rp_op holds session fields (struct rp_session). */
+#define NET_RX_OP_HEAD offsetof(struct rp_op, rp__priv.addr)
+
 struct net_thread;
 struct net_ws;
+struct net_resume_state;
+struct net_route_state;
 
 /*
  * What a session needs only while it sends or is torn down, from
@@ -180,11 +209,27 @@ struct net_ws;
  * at a teardown (a detach, a hand-off). Owner thread only.
  */
 struct net_tx {
-    struct rp_op send_op; /* at most one gather send in flight */
-    struct rp_op aux_op;  /* the teardown's cancel_fd */
-    struct iovec iov[];   /* cfg.max_iov */
+    struct rp_op send_op;     /* at most one gather send in flight */
+    struct rp_op aux_op;      /* a teardown's cancel of the receive */
+    struct rp_op aux_send_op; /* ... and of the send in flight */
+    struct iovec iov[];       /* cfg.max_iov */
 };
 
+/*
+ * The session slot: 448 bytes, 7 cache lines (checked in session.c). What
+ * only some sessions use, some of the time, lives in extensions that a
+ * slot points to and that are allocated at the rare event and freed once
+ * it is over: the send ops and iovecs (net_tx, while sending), WebSocket
+ * state (net_ws), the routing state (net_route_state, while in a group)
+ * and the resume state (net_resume_state, resumable sessions). An idle
+ * session in no group pays for the slot alone.
+ *
+ * Layout: the shared part and the embedded requests (lines 0-1); then the
+ * owner's, whose per-message fields (the decoder, the send queue, the
+ * route, the times) lie over the tail of the receive op (bytes 272-391), the
+ * part of an rp_op a multishot receive and a close never touch (port.h,
+ * struct rp__op_priv: the fields from 'addr' on).
+ */
 struct rp_session {
     /* ---- shared ---- */
     _Alignas(64) _Atomic uint64_t state;
@@ -195,30 +240,10 @@ struct rp_session {
        the limit, which applies to queued_bytes + own_queued. 0 whenever
        nothing of the owner's is queued. */
     _Atomic uint32_t own_queued;
-    _Atomic int close_reason; /* for NET_REQ_CLOSE */
     struct net_thread *owner; /* set before the OPEN request */
     int fd;
-    bool ws; /* the connection came in on the WebSocket listener: set by
-                the accept thread before the OPEN request, then the
-                owner's (a RESUME's attach sets it for the new fd) */
+    _Atomic int close_reason; /* for NET_REQ_CLOSE */
     socklen_t addrlen;
-    /* The peer (accept4's address: IPv4 or IPv6, never longer than a
-       sockaddr_in6; rp_server_peer widens it to a sockaddr_storage). */
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in;
-        struct sockaddr_in6 in6;
-    } addr;
-    /* open_req and left_req are never in flight together: a group holds
-       (and replies for) a session only after its owner popped the OPEN,
-       and the slot is reused (a new OPEN) only after the last LEFT was
-       popped and handled. */
-    union {
-        struct net_req open_req; /* accept -> owner */
-        struct net_req left_req; /* group -> owner after a move's on_leave */
-    };
-    struct net_req close_req; /* pushed by whoever set CLOSING remotely */
-    struct net_route_msg enter_msg, leave_msg; /* owner -> group */
 
     /* ---- the session's holder only: its I/O thread while it is in no
        group, the group's thread while it is in one (the ENTER and LEFT
@@ -226,76 +251,145 @@ struct rp_session {
     uint32_t member_pos; /* index in the holding group's member array */
     void *data;          /* rp_session_set_data; NULL from open */
 
+    /* ---- shared (continued) ---- */
+    /* The peer (accept4's address: IPv4 or IPv6, never longer than a
+       sockaddr_in6; rp_server_peer widens it to a sockaddr_storage). */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } addr;
+    bool ws; /* the connection came in on the WebSocket listener: set by
+                the accept thread before the OPEN request, then the
+                owner's (a RESUME's attach sets it for the new fd) */
+    /* open_req and left_req are never in flight together: a group holds
+       (and replies for) a session only after its owner popped the OPEN,
+       and the slot is reused (a new OPEN) only after the last LEFT was
+       popped and handled. */
+    union {
+        struct net_sig open_req; /* accept -> owner */
+        struct net_sig left_req; /* group -> owner after a move's on_leave */
+    };
+    struct net_sig close_req; /* pushed by whoever set CLOSING remotely */
+
     /* ---- owner thread only ---- */
     rp_sid sid; /* the id of the current occupant */
     /* The multishot receive (both backends: the thread's provided
        buffers), and once every op is back, the close: a session holds no
-       receive buffer of its own, only the decoder's partial frame. */
-    struct rp_op recv_op;
-    struct rp_frame_decoder dec; /* framed mode */
-    struct net_ws *ws_state;     /* WebSocket connections only (ws_session.c);
-                                    NULL on TCP */
-    struct net_tx *tx; /* from srv->iov_pool while sending or tearing down */
-    struct net_req *q_head, *q_tail; /* not yet sent, in order */
-    struct net_req *inflight;        /* sent by the send in flight */
-    uint32_t inflight_n;
-    uint32_t inflight_bytes;
-    uint8_t ops; /* ops in flight (recv, send, cancel, close), plus one
-                    while session_end_begin() runs */
-    bool recv_armed;
-    bool sending;
-    bool draining;  /* ends once the queue is empty (kick, stop) */
-    bool closing;   /* teardown begun: no new op */
-    bool closed;    /* close op submitted */
-    bool dirty;     /* on the thread's flush list */
-    bool got_first; /* a whole frame (raw: a byte) has arrived */
-    bool ended;     /* torn down; a group's reply is awaited before the
-                       server's on_leave (t->awaiting counts it) */
-    uint8_t reason; /* enum rp_leave_reason once ending */
-    int64_t joined_ns, last_rx_ns, frame_start_ns, drain_deadline_ns;
+       receive buffer of its own, only the decoder's partial frame. Only
+       its first NET_RX_OP_HEAD bytes are the op's (prepared with
+       session_rx_op_init, never rp_op_init, which would clear the rest);
+       the owner's hot fields lie over the rest. */
+    union {
+        struct rp_op recv_op;
+        struct {
+            unsigned char recv_op_head_[NET_RX_OP_HEAD];
+            struct rp_frame_decoder dec; /* framed mode */
+            struct net_ws *ws_state;     /* WebSocket connections only
+                                            (ws_session.c); NULL on TCP */
+            struct net_tx *tx;           /* from srv->iov_pool while sending or
+                                            tearing down */
+            struct net_req *q_head, *q_tail; /* not yet sent, in order */
+            int64_t last_rx_ns, frame_start_ns;
+            /* The open's time until the session drains (first packet
+               and handshake deadlines); from then on, the drain's. */
+            union {
+                int64_t joined_ns;
+                int64_t drain_deadline_ns;
+            };
+            /* Routing (route.c): 'route' is the group the session's
+               frames go to (NULL: on_message here). While 'moving', the
+               old group has a LEAVE marker and frames wait in
+               mv->held_*, for mv->route_next. 'mv' is the routing
+               extension (net_route_state): set while the session is in
+               a group, moving, or awaiting a group's reply to a LEAVE. */
+            void *route;
+            struct net_route_state *mv;
+        };
+    };
+    struct net_req *inflight;       /* sent by the send in flight */
     struct rp_session *prev, *next; /* the thread's session list */
     struct rp_session *dirty_next;
-    /* Routing (route.c): 'route' is the group the session's frames go to
-       (NULL: on_message here). While 'moving', the old group has a LEAVE
-       marker and frames wait in held_*, for 'route_next', which gets
-       'route_ticket' with its ENTER. */
-    void *route;
-    void *route_next;
-    void *route_ticket;
-    struct net_route_msg *held_head, *held_tail;
-    bool moving;
     /* Resume (resume.c; resume_grace_ms > 0). A session joins at its
-       first frame ('joined'). A drop of a joined session detaches it: the
-       connection's teardown runs ('detaching': no new op, the state word
-       never gets CLOSING), then 'detached' (fd -1, no op, no receive
-       buffer) until 'detach_deadline_ns'. Game frames: 'rx_count'
-       received; sent ones stay in ret_* (counted in queued_bytes) until
-       the client ACKs them: ret_head is frame number 'acked', and
-       acked + ret_n frames have gone to the kernel. A RESUME that arrives
-       while a connection is still up or being torn down waits in
-       pend_fd / pend_received (its token already taken). 'handoff':
-       this pre-join session gives its fd to another (no callback). */
-    bool joined;
-    bool resumable; /* joined with HELLO: a token, retained frames, a
-                       drop detaches. A session whose first frame was a
-                       game frame is an ordinary one (no token, nothing
-                       retained, a drop ends it): resume is the client's
-                       choice, so clients that know nothing of it work
-                       unchanged on a server that has it on. */
-    bool detaching;
-    bool detached;
+       first frame ('joined'); one that joined with HELLO is 'resumable'
+       and has its resume state in 'rs' (NULL on every other session). A
+       RESUME as a pre-join session's first frame makes it hand its fd to
+       another session ('handoff'; no callback). A drop of a resumable
+       session detaches it: the connection's teardown runs ('detaching':
+       no new op, the state word never gets CLOSING), then 'detached' (fd
+       -1, no op, no receive buffer) until rs->detach_deadline_ns. */
+    struct net_resume_state *rs;
+    struct net_resume *handoff;
+    uint32_t inflight_n;
+    uint8_t ops;    /* ops in flight (recv, send, cancel, close), plus one
+                       while session_end_begin() runs */
+    uint8_t reason; /* enum rp_leave_reason once ending */
+    /* Flags (one bit each: the owner's alone, so sharing bytes is safe). */
+    bool recv_armed : 1;
+    bool sending : 1;
+    bool draining : 1;  /* ends once the queue is empty (kick, stop) */
+    bool closing : 1;   /* teardown begun: no new op */
+    bool closed : 1;    /* close op submitted */
+    bool dirty : 1;     /* on the thread's flush list */
+    bool got_first : 1; /* a whole frame (raw: a byte) has arrived */
+    bool ended : 1;     /* torn down; a group's reply is awaited before the
+                           server's on_leave (t->awaiting counts it) */
+    bool moving : 1;    /* see 'route' */
+    bool joined : 1;
+    bool resumable : 1; /* joined with HELLO: a token, retained frames, a
+                           drop detaches. A session whose first frame was
+                           a game frame is an ordinary one (no token,
+                           nothing retained, a drop ends it): resume is
+                           the client's choice, so clients that know
+                           nothing of it work unchanged on a server that
+                           has it on. */
+    bool detaching : 1;
+    bool detached : 1;
+};
+
+/*
+ * A session's routing extension (route.c): what only a session in a group,
+ * or moving, needs. calloc'd when a session in no group is first moved
+ * into one (rp__route_move: no memory ends the session with RESET and
+ * hands the ticket to on_ticket_drop), freed once it is in no group, not
+ * moving, and no group holds a marker of it (after the group's LEFT, or
+ * at an end in no group), so an idle session in no group pays nothing.
+ * Owner thread only, except the markers while a group holds them (see
+ * net_route_msg: the group thread reads them until it pushes LEFT).
+ */
+struct net_route_state {
+    /* ENTER and LEAVE markers (at most one of each in flight: route.c). */
+    struct net_route_msg enter_msg, leave_msg; /* owner -> group */
+    void *route_next;   /* while moving: the target, NULL = none */
+    void *route_ticket; /* while moving: the target's ticket */
+    struct net_route_msg *held_head, *held_tail; /* frames while moving */
+};
+
+/*
+ * A resumable session's resume state, an extension of its slot: malloc'd
+ * when it joins with HELLO (rp__resume_first_frame: no memory ends it
+ * with RESET before on_join), freed at its end (rp__resume_end), so a
+ * session that never asks for resume pays nothing for it. Owner thread
+ * only, like the slot's owner part.
+ *
+ * Game frames: 'rx_count' received; sent ones stay in ret_* (counted in
+ * queued_bytes) until the client ACKs them: ret_head is frame number
+ * 'acked', and acked + ret_n frames have gone to the kernel. A RESUME
+ * that arrives while a connection is still up or being torn down waits
+ * in pend_fd / pend_received (its token already taken).
+ */
+struct net_resume_state {
     int64_t detach_deadline_ns;
     uint64_t rx_count;
     uint64_t acked;
     uint64_t ack_to; /* the client's latest ACK: may run ahead of ret_*
                         while the send it acknowledges is still in flight */
-    uint32_t ret_n;
     struct net_req *ret_head, *ret_tail;
-    uint8_t token[RP_RESUME_TOKEN_SIZE];
+    uint64_t pend_received;
+    uint32_t ret_n;
     int pend_fd;  /* -1: none */
     bool pend_ws; /* pend_fd speaks WebSocket */
-    uint64_t pend_received;
-    struct net_resume *handoff;
+    uint8_t token[RP_RESUME_TOKEN_SIZE];
 };
 
 /* Per-thread counters: single writer (the thread), relaxed loads by
@@ -600,6 +694,8 @@ int rp__thread_start(struct rp_server *srv, struct net_thread *t);
 void rp__thread_join(struct net_thread *t);
 /* Pushes a request and wakes the thread if needed. Thread: any. */
 void rp__thread_push(struct net_thread *t, struct net_req *r);
+/* The same for a slot's embedded OPEN, LEFT or CLOSE. Thread: any. */
+void rp__thread_push_sig(struct net_thread *t, struct net_sig *g);
 /* Asks the thread to stop (it drains, then exits). Thread: any. */
 void rp__thread_stop(struct net_thread *t);
 /* The calling thread's I/O thread of 'srv', or NULL. */

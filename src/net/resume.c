@@ -179,19 +179,30 @@ int rp__resume_first_frame(struct net_thread *t, struct rp_session *s,
             srv->cfg.cb.on_join(srv, s->sid, srv->cfg.user);
         return 1;
     }
-    /* HELLO: joins as a resumable session; RESUME_TOKEN is the first frame
-       out, before anything on_join sends. */
+    /* HELLO: joins as a resumable session, with its resume state (the
+       slot's extension: no memory ends it with RESET, before any
+       callback); RESUME_TOKEN is the first frame out, before anything
+       on_join sends. */
+    struct net_resume_state *rs = calloc(1, sizeof *rs);
+    if (!rs) {
+        RP_WARN("resume", "session %llu: no memory for its resume state",
+                (unsigned long long)s->sid);
+        rp__session_end(t, s, RP_LEAVE_RESET, false);
+        return -ECANCELED;
+    }
+    rs->pend_fd = -1;
+    s->rs = rs;
+    s->resumable = true; /* from here on, rp__resume_end frees 'rs' */
     uint8_t tok[8 + RP_RESUME_TOKEN_SIZE];
     put_le(tok, s->sid, 8);
-    if (token_new(s->token) < 0 ||
-        (memcpy(tok + 8, s->token, RP_RESUME_TOKEN_SIZE),
+    if (token_new(rs->token) < 0 ||
+        (memcpy(tok + 8, rs->token, RP_RESUME_TOKEN_SIZE),
          rp__resume_ctl(t, s, RP_CTL_RESUME_TOKEN, tok, sizeof tok, false)) <
             0) {
         rp__session_end(t, s, RP_LEAVE_RESET, false);
         return -ECANCELED;
     }
     s->joined = true;
-    s->resumable = true;
     if (srv->cfg.cb.on_join)
         srv->cfg.cb.on_join(srv, s->sid, srv->cfg.user);
     return 0;
@@ -201,21 +212,21 @@ int rp__resume_first_frame(struct net_thread *t, struct rp_session *s,
    count, but only frames whose send is back. */
 static uint64_t ack_limit(const struct rp_session *s)
 {
-    uint64_t top = s->acked + s->ret_n;
-    return s->ack_to < top ? s->ack_to : top;
+    uint64_t top = s->rs->acked + s->rs->ret_n;
+    return s->rs->ack_to < top ? s->rs->ack_to : top;
 }
 
 /* Releases the retained frames below the client's count 'n'. */
 static void retained_release(struct rp_server *srv, struct rp_session *s,
                              uint64_t n)
 {
-    while (s->acked < n) {
-        struct net_req *r = s->ret_head;
-        s->ret_head = r->next;
-        if (!s->ret_head)
-            s->ret_tail = NULL;
-        s->ret_n--;
-        s->acked++;
+    while (s->rs->acked < n) {
+        struct net_req *r = s->rs->ret_head;
+        s->rs->ret_head = r->next;
+        if (!s->rs->ret_head)
+            s->rs->ret_tail = NULL;
+        s->rs->ret_n--;
+        s->rs->acked++;
         rp__req_unqueue(s, r);
         rp_packet_unref(r->pkt);
         rp_pool_free(srv->req_pool, r);
@@ -243,12 +254,12 @@ int rp__resume_ctl_frame(struct net_thread *t, struct rp_session *s,
         uint64_t n = get_le(f->payload, 8);
         /* The client may read a gather send's bytes before its completion
            is handled here: those frames count as sent (in flight). */
-        uint64_t sent = s->acked + s->ret_n;
+        uint64_t sent = s->rs->acked + s->rs->ret_n;
         for (struct net_req *r = s->inflight; r; r = r->next)
             sent += !r->ctl;
         if (n <= sent) {
-            if (n > s->ack_to)
-                s->ack_to = n;
+            if (n > s->rs->ack_to)
+                s->rs->ack_to = n;
             retained_release(t->srv, s, ack_limit(s));
             return 0;
         }
@@ -270,13 +281,13 @@ void rp__resume_sent(struct net_thread *t, struct rp_session *s,
         struct net_req *next = r->next;
         if (keep && !r->ctl) {
             r->next = NULL;
-            if (s->ret_tail)
-                s->ret_tail->next = r;
+            if (s->rs->ret_tail)
+                s->rs->ret_tail->next = r;
             else
-                s->ret_head = r;
-            s->ret_tail = r;
-            s->ret_n++;
-            if (s->ack_to > s->acked)
+                s->rs->ret_head = r;
+            s->rs->ret_tail = r;
+            s->rs->ret_n++;
+            if (s->rs->ack_to > s->rs->acked)
                 retained_release(srv, s, ack_limit(s)); /* ACKed early */
         } else {
             rp__req_unqueue(s, r);
@@ -290,28 +301,28 @@ void rp__resume_attach(struct net_thread *t, struct rp_session *s)
 {
     NET_ASSERT_OWNER(t, s);
     struct rp_server *srv = t->srv;
-    int fd = s->pend_fd;
-    bool ws = s->pend_ws;
-    uint64_t received = s->pend_received;
-    s->pend_fd = -1;
-    if (received < s->acked || received - s->acked > s->ret_n) {
+    int fd = s->rs->pend_fd;
+    bool ws = s->rs->pend_ws;
+    uint64_t received = s->rs->pend_received;
+    s->rs->pend_fd = -1;
+    if (received < s->rs->acked || received - s->rs->acked > s->rs->ret_n) {
         resume_refuse(t, fd, RP_RESUME_ERR_COUNT, ws); /* stays detached */
         return;
     }
     retained_release(srv, s, received);
-    s->ack_to = received;
+    s->rs->ack_to = received;
     /* What the client missed goes first, then what was queued. */
-    if (s->ret_head) {
-        s->ret_tail->next = s->q_head;
+    if (s->rs->ret_head) {
+        s->rs->ret_tail->next = s->q_head;
         if (!s->q_head)
-            s->q_tail = s->ret_tail;
-        s->q_head = s->ret_head;
-        s->ret_head = s->ret_tail = NULL;
-        s->ret_n = 0;
+            s->q_tail = s->rs->ret_tail;
+        s->q_head = s->rs->ret_head;
+        s->rs->ret_head = s->rs->ret_tail = NULL;
+        s->rs->ret_n = 0;
     }
     uint8_t ok[8 + RP_RESUME_TOKEN_SIZE];
-    put_le(ok, s->rx_count, 8);
-    memcpy(ok + 8, s->token, RP_RESUME_TOKEN_SIZE);
+    put_le(ok, s->rs->rx_count, 8);
+    memcpy(ok + 8, s->rs->token, RP_RESUME_TOKEN_SIZE);
     if (rp__resume_ctl(t, s, RP_CTL_RESUME_OK, ok, sizeof ok, true) < 0) {
         resume_refuse(t, fd, RP_RESUME_ERR_UNKNOWN, ws);
         rp__session_end(t, s, RP_LEAVE_RESET, false);
@@ -332,20 +343,20 @@ void rp__resume_request(struct net_thread *t, struct net_resume *r)
         NET_ASSERT_OWNER(t, s);
     if (!s || s->sid != r->sid || s->closing || s->draining || !s->resumable)
         err = RP_RESUME_ERR_UNKNOWN;
-    else if (!token_equal(s->token, r->token))
+    else if (!token_equal(s->rs->token, r->token))
         err = RP_RESUME_ERR_TOKEN; /* forged, or used already */
-    else if (s->detached &&
-             (r->received < s->acked || r->received - s->acked > s->ret_n))
+    else if (s->detached && (r->received < s->rs->acked ||
+                             r->received - s->rs->acked > s->rs->ret_n))
         err = RP_RESUME_ERR_COUNT;
-    else if (token_new(s->token) < 0)
+    else if (token_new(s->rs->token) < 0)
         err = RP_RESUME_ERR_UNKNOWN;
     if (err) {
         resume_refuse(t, r->fd, err, r->ws);
     } else {
         /* The token is spent: a second RESUME with it is refused. */
-        s->pend_fd = r->fd;
-        s->pend_ws = r->ws;
-        s->pend_received = r->received;
+        s->rs->pend_fd = r->fd;
+        s->rs->pend_ws = r->ws;
+        s->rs->pend_received = r->received;
         if (s->detached)
             rp__resume_attach(t, s);
         else if (!s->detaching)
@@ -360,23 +371,26 @@ void rp__resume_request(struct net_thread *t, struct net_resume *r)
 void rp__resume_end(struct net_thread *t, struct rp_session *s)
 {
     struct rp_server *srv = t->srv;
-    if (s->pend_fd >= 0) {
-        resume_refuse(t, s->pend_fd, RP_RESUME_ERR_UNKNOWN, s->pend_ws);
-        s->pend_fd = -1;
+    if (!s->rs)
+        return; /* not resumable: nothing retained, never detached */
+    if (s->rs->pend_fd >= 0) {
+        resume_refuse(t, s->rs->pend_fd, RP_RESUME_ERR_UNKNOWN, s->rs->pend_ws);
+        s->rs->pend_fd = -1;
     }
-    while (s->ret_head) {
-        struct net_req *r = s->ret_head;
-        s->ret_head = r->next;
+    while (s->rs->ret_head) {
+        struct net_req *r = s->rs->ret_head;
+        s->rs->ret_head = r->next;
         rp__req_unqueue(s, r);
         rp_packet_unref(r->pkt);
         rp_pool_free(srv->req_pool, r);
     }
-    s->ret_tail = NULL;
-    s->ret_n = 0;
     if (s->detached) {
         s->detached = false;
         atomic_fetch_sub_explicit(&srv->detached_now, 1, memory_order_relaxed);
     }
+    free(s->rs);
+    s->rs = NULL;
+    s->resumable = false;
 }
 
 void rp__resume_drop_request(struct rp_server *srv, struct net_resume *r)

@@ -5,7 +5,11 @@
  *
  * The session's route lives in its slot and is read and written only by
  * its owning I/O thread, so a frame is routed with no lock: copy it into a
- * pooled packet, push one node into the group's MPSC inbox.
+ * pooled packet, push one node into the group's MPSC inbox. What a move
+ * needs beyond that (the ENTER and LEAVE markers, the target, the held
+ * frames) is the slot's routing extension, s->mv (net.h): allocated when
+ * a session in no group is moved into one, freed when it is in none
+ * again and no group holds its markers.
  *
  * A move, always applied on the owner thread:
  *
@@ -44,6 +48,7 @@
 #include "core/assert.h"
 #include <errno.h>
 #include <ringport/log.h>
+#include <stdlib.h>
 
 static const struct net_route_ops *route_ops(struct rp_server *srv)
 {
@@ -65,13 +70,35 @@ void rp__route_msg_free(struct rp_server *srv, struct net_route_msg *m)
 
 static void held_drop(struct rp_server *srv, struct rp_session *s)
 {
-    struct net_route_msg *m = s->held_head;
+    if (!s->mv)
+        return;
+    struct net_route_msg *m = s->mv->held_head;
     while (m) {
         struct net_route_msg *next = m->next;
         rp__route_msg_free(srv, m);
         m = next;
     }
-    s->held_head = s->held_tail = NULL;
+    s->mv->held_head = s->mv->held_tail = NULL;
+}
+
+/* The routing extension of a session about to enter a group: 0, or
+   -ENOMEM (nothing changed). */
+static int route_state_get(struct rp_session *s)
+{
+    if (!s->mv && !(s->mv = calloc(1, sizeof *s->mv)))
+        return -ENOMEM;
+    return 0;
+}
+
+/* Frees the routing extension once nothing needs it: in no group, not
+   moving, no marker held by a group (the callers know the last). */
+static void route_state_trim(struct rp_session *s)
+{
+    if (s->mv && !s->route && !s->moving) {
+        assert(!s->mv->held_head);
+        free(s->mv);
+        s->mv = NULL;
+    }
 }
 
 void rp__route_frame(struct net_thread *t, struct rp_session *s,
@@ -96,11 +123,11 @@ void rp__route_frame(struct net_thread *t, struct rp_session *s,
     m->pkt = pkt;
     if (s->moving) {
         m->next = NULL;
-        if (s->held_tail)
-            s->held_tail->next = m;
+        if (s->mv->held_tail)
+            s->mv->held_tail->next = m;
         else
-            s->held_head = m;
-        s->held_tail = m;
+            s->mv->held_head = m;
+        s->mv->held_tail = m;
         return;
     }
     route_ops(srv)->push(s->route, m);
@@ -144,11 +171,11 @@ void rp__route_notify(struct net_thread *t, struct rp_session *s, bool resumed)
     m->ticket = NULL;
     if (s->moving) {
         m->next = NULL;
-        if (s->held_tail)
-            s->held_tail->next = m;
+        if (s->mv->held_tail)
+            s->mv->held_tail->next = m;
         else
-            s->held_head = m;
-        s->held_tail = m;
+            s->mv->held_head = m;
+        s->mv->held_tail = m;
         return;
     }
     route_ops(srv)->push(s->route, m);
@@ -161,28 +188,29 @@ static void route_enter(struct net_thread *t, struct rp_session *s, void *to,
 {
     struct rp_server *srv = t->srv;
     const struct net_route_ops *ops = route_ops(srv);
+    assert(s->mv); /* a move into a group (or off a LEAVE) made it */
     s->route = NULL;
     if (to && ops->admit(to)) {
         /* The membership reference (the session is open: refs > 0). */
         atomic_fetch_add_explicit(&s->state, 1, memory_order_relaxed);
-        s->enter_msg.kind = NET_ROUTE_ENTER;
-        s->enter_msg.sid = s->sid;
-        s->enter_msg.pkt = NULL;
-        s->enter_msg.ticket = ticket;
-        ops->push(to, &s->enter_msg);
+        s->mv->enter_msg.kind = NET_ROUTE_ENTER;
+        s->mv->enter_msg.sid = s->sid;
+        s->mv->enter_msg.pkt = NULL;
+        s->mv->enter_msg.ticket = ticket;
+        ops->push(to, &s->mv->enter_msg);
         s->route = to;
     } else {
         rp__route_ticket_drop(srv, s->sid, ticket); /* target stopping */
     }
-    struct net_route_msg *m = s->held_head, *tail = s->held_tail;
-    s->held_head = s->held_tail = NULL;
+    struct net_route_msg *m = s->mv->held_head, *tail = s->mv->held_tail;
+    s->mv->held_head = s->mv->held_tail = NULL;
     while (m) {
         struct net_route_msg *next = m->next;
         if (s->moving) {
             /* on_message below started another move: the rest waits for
                it (nothing was held meanwhile: we are the receiver). */
-            s->held_head = m;
-            s->held_tail = tail;
+            s->mv->held_head = m;
+            s->mv->held_tail = tail;
             return;
         }
         if (s->route) {
@@ -205,6 +233,7 @@ static void route_enter(struct net_thread *t, struct rp_session *s, void *to,
         }
         m = next;
     }
+    route_state_trim(s); /* in no group now: nothing holds a marker */
 }
 
 void rp__route_move(struct net_thread *t, struct rp_session *s, void *to,
@@ -221,9 +250,9 @@ void rp__route_move(struct net_thread *t, struct rp_session *s, void *to,
     }
     if (s->moving) {
         /* The latest wins: the target it replaces never sees its ticket. */
-        rp__route_ticket_drop(srv, s->sid, s->route_ticket);
-        s->route_next = to;
-        s->route_ticket = ticket;
+        rp__route_ticket_drop(srv, s->sid, s->mv->route_ticket);
+        s->mv->route_next = to;
+        s->mv->route_ticket = ticket;
         return;
     }
     if (s->route == to) {
@@ -231,19 +260,28 @@ void rp__route_move(struct net_thread *t, struct rp_session *s, void *to,
         return;
     }
     if (!s->route) {
+        if (to && route_state_get(s) < 0) {
+            /* Like a group with no memory for a member: this session
+               alone is refused, and ends. */
+            RP_WARN("route", "session %llu: no memory to enter a group",
+                    (unsigned long long)s->sid);
+            rp__route_ticket_drop(srv, s->sid, ticket);
+            rp__session_end(t, s, RP_LEAVE_RESET, false);
+            return;
+        }
         route_enter(t, s, to, ticket);
         return;
     }
     s->moving = true;
-    s->route_next = to;
-    s->route_ticket = ticket;
-    s->leave_msg.kind = NET_ROUTE_LEAVE;
-    s->leave_msg.sid = s->sid;
-    s->leave_msg.pkt = NULL;
-    s->leave_msg.reason = (uint8_t)why;
-    atomic_store_explicit(&s->leave_msg.state, NET_LEAVE_MOVE,
+    s->mv->route_next = to;
+    s->mv->route_ticket = ticket;
+    s->mv->leave_msg.kind = NET_ROUTE_LEAVE;
+    s->mv->leave_msg.sid = s->sid;
+    s->mv->leave_msg.pkt = NULL;
+    s->mv->leave_msg.reason = (uint8_t)why;
+    atomic_store_explicit(&s->mv->leave_msg.state, NET_LEAVE_MOVE,
                           memory_order_relaxed);
-    route_ops(t->srv)->push(s->route, &s->leave_msg);
+    route_ops(t->srv)->push(s->route, &s->mv->leave_msg);
 }
 
 void rp__route_on_left(struct net_thread *t, struct rp_session *s)
@@ -255,19 +293,21 @@ void rp__route_on_left(struct net_thread *t, struct rp_session *s)
     if (s->ended) {
         /* The group's final on_leave (or the on_leave of a move it took
            before the end) has run: nobody else holds it now. */
+        route_state_trim(s); /* its held frames went at the end */
         rp__session_left(t, s);
         return;
     }
-    void *ticket = s->route_ticket;
-    s->route_ticket = NULL;
+    void *ticket = s->mv->route_ticket;
+    s->mv->route_ticket = NULL;
     if (s->closing) {
         /* Ending after the old group took the leave as a move: it stays in
            no group; held frames go with the session. */
         rp__route_ticket_drop(t->srv, s->sid, ticket);
         held_drop(t->srv, s);
+        route_state_trim(s);
         return;
     }
-    route_enter(t, s, s->route_next, ticket);
+    route_enter(t, s, s->mv->route_next, ticket);
 }
 
 bool rp__route_end(struct net_thread *t, struct rp_session *s)
@@ -277,25 +317,27 @@ bool rp__route_end(struct net_thread *t, struct rp_session *s)
     held_drop(srv, s);
     if (s->moving) {
         /* The target will never be entered. */
-        rp__route_ticket_drop(srv, s->sid, s->route_ticket);
-        s->route_ticket = NULL;
-        s->route_next = NULL;
+        rp__route_ticket_drop(srv, s->sid, s->mv->route_ticket);
+        s->mv->route_ticket = NULL;
+        s->mv->route_next = NULL;
         /* Won: the old group sees the end, not a move. Lost: it took the
            move. Either way its on_leave runs and it replies. */
         int expect = NET_LEAVE_MOVE;
         atomic_compare_exchange_strong_explicit(
-            &s->leave_msg.state, &expect, (int)s->reason, memory_order_acq_rel,
-            memory_order_acquire);
+            &s->mv->leave_msg.state, &expect, (int)s->reason,
+            memory_order_acq_rel, memory_order_acquire);
         return true;
     }
-    if (!s->route)
+    if (!s->route) {
+        route_state_trim(s);
         return false;
-    s->leave_msg.kind = NET_ROUTE_LEAVE;
-    s->leave_msg.sid = s->sid;
-    s->leave_msg.pkt = NULL;
-    atomic_store_explicit(&s->leave_msg.state, (int)s->reason,
+    }
+    s->mv->leave_msg.kind = NET_ROUTE_LEAVE;
+    s->mv->leave_msg.sid = s->sid;
+    s->mv->leave_msg.pkt = NULL;
+    atomic_store_explicit(&s->mv->leave_msg.state, (int)s->reason,
                           memory_order_relaxed);
-    route_ops(srv)->push(s->route, &s->leave_msg);
+    route_ops(srv)->push(s->route, &s->mv->leave_msg);
     s->route = NULL;
     return true;
 }
@@ -335,6 +377,5 @@ void rp__route_left(struct rp_server *srv, rp_sid sid)
     struct rp_session *s = rp__slot(srv, sid);
     s->left_req.kind = NET_REQ_LEFT;
     s->left_req.sid = sid;
-    s->left_req.pkt = NULL;
-    rp__thread_push(s->owner, &s->left_req); /* the membership reference */
+    rp__thread_push_sig(s->owner, &s->left_req); /* the membership reference */
 }

@@ -237,7 +237,7 @@ int rp__server_close(struct rp_server *srv, rp_sid sid,
         rp__session_end(s->owner, s, why, why == RP_LEAVE_KICKED);
         rp__session_put(srv, s);
     } else {
-        rp__thread_push(s->owner, &s->close_req); /* carries the ref */
+        rp__thread_push_sig(s->owner, &s->close_req); /* carries the ref */
     }
     return 0;
 }

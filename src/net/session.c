@@ -13,8 +13,9 @@
  *
  * Teardown (FIELD-NOTES: io_uring close does not cancel, multishot keeps
  * delivering), in two steps:
- *   session_end_begin()  CLOSING, shutdown(2), cancel every op on the fd;
- *   session_op_done()    when the last op is back: rp_port_close; when
+ *   session_end_begin()  CLOSING, shutdown(2), cancel each op in flight
+ *                        by name (session_cancel_ops);
+ *   session_op_done()    when the last op is back: rp_port_close_idle; when
  *                        the close is back (session_finish): the group's
  *                        final on_leave if it is in one (its reply comes
  *                        back as NET_REQ_LEFT), then the server's
@@ -23,8 +24,15 @@
  * session data last. The port guarantees that every op pending at the
  * cancel completes without further help (-ECANCELED or its own result; a
  * multishot receive is never re-armed or parked after it), so one cancel
- * is enough and the session is released in the loop turn that brings its
- * close completion (or, in a group, its group's reply).
+ * per op is enough and the session is released in the loop turn that
+ * brings its close completion (or, in a group, its group's reply).
+ *
+ * The session names its ops (its receive while armed, its send while one
+ * is out) rather than cancelling by descriptor, and closes with
+ * close_idle: on io_uring a cancel by descriptor, and the one rp_port_close
+ * links before itself, walk every pending poll request of the ring (one
+ * armed receive per open session), which made each teardown cost O(open
+ * sessions); a cancel by name is a hash lookup.
  *
  * Resume (resume.c, resume_grace_ms > 0) adds two variants of the same
  * teardown, both ended by session_op_done() once every op is back:
@@ -103,6 +111,29 @@ static void req_drop(struct net_thread *t, struct rp_session *s,
 
 /* ---- receive ------------------------------------------------------- */
 
+/* The slot's layout (net.h): session fields lie over the receive op's
+   tail, which a multishot receive and a close never touch; the slot
+   stays within its 7 cache lines (docs/benchmarks.md, "Memory that
+   follows live sessions": an idle session costs its slot). */
+_Static_assert(offsetof(struct rp_session, dec) -
+                       offsetof(struct rp_session, recv_op) >=
+                   NET_RX_OP_HEAD,
+               "session fields over the receive op's used part");
+_Static_assert(offsetof(struct rp_session, mv) + sizeof(void *) <=
+                   offsetof(struct rp_session, recv_op) + sizeof(struct rp_op),
+               "session fields past the receive op's tail");
+_Static_assert(sizeof(struct rp_session) <= 7 * 64,
+               "the session slot outgrew 448 bytes: move what an idle "
+               "session does not use into an extension");
+
+/* rp_op_init for the receive op's own part (it would clear the session
+   fields over the rest: net.h). */
+static void session_rx_op_init(struct rp_session *s)
+{
+    memset(&s->recv_op, 0, NET_RX_OP_HEAD);
+    s->recv_op.rp__priv.fd = -1; /* as rp_op_init leaves it */
+}
+
 /*
  * One multishot receive into the thread's provided buffers, on either
  * backend (epoll emulates it: readiness, then a recv into a free buffer).
@@ -167,10 +198,10 @@ static int session_on_frame(void *user, const struct rp_frame *f)
         } else if (f->type >= RP_CTL_FIRST) {
             return rp__resume_ctl_frame(t, s, f);
         }
-        if (s->resumable && ++s->rx_count % RP_RESUME_ACK_EVERY == 0) {
+        if (s->resumable && ++s->rs->rx_count % RP_RESUME_ACK_EVERY == 0) {
             uint8_t ack[8];
             for (int i = 0; i < 8; i++)
-                ack[i] = (uint8_t)(s->rx_count >> (8 * i));
+                ack[i] = (uint8_t)(s->rs->rx_count >> (8 * i));
             /* No memory for an ACK: the client keeps its frames longer. */
             (void)rp__resume_ctl(t, s, RP_CTL_ACK, ack, sizeof ack, false);
         }
@@ -353,8 +384,10 @@ static struct net_tx *session_tx(struct net_thread *t, struct rp_session *s)
         return NULL;
     rp_op_init(&tx->send_op);
     rp_op_init(&tx->aux_op);
+    rp_op_init(&tx->aux_send_op);
     tx->send_op.key = op_key(s, NET_OP_SEND);
     tx->aux_op.key = op_key(s, NET_OP_CANCEL);
+    tx->aux_send_op.key = op_key(s, NET_OP_CANCEL);
     s->tx = tx;
     return tx;
 }
@@ -367,12 +400,33 @@ static void session_tx_release(struct net_thread *t, struct rp_session *s)
     s->tx = NULL;
 }
 
-/* A teardown's cancel of every op on the fd: 0 (one more op in flight) or
-   -errno (no memory for the op, or the port refused it). */
-static int session_cancel_fd(struct net_thread *t, struct rp_session *s)
+/*
+ * A teardown's cancels: the session's ops in flight, each by name (the
+ * multishot receive while armed, the send while one is out; nothing else
+ * of a session's goes to the port before its close). Each cancel that
+ * goes in is one more op in flight, counted here. True when every op in
+ * flight got its cancel; false when one did not (no memory for the
+ * net_tx, or the port refused): the caller's shutdown then ends it.
+ */
+static bool session_cancel_ops(struct net_thread *t, struct rp_session *s)
 {
     struct net_tx *tx = session_tx(t, s);
-    return tx ? rp_port_cancel_fd(t->port, &tx->aux_op, s->fd) : -ENOMEM;
+    if (!tx)
+        return false;
+    bool all = true;
+    if (s->recv_armed) {
+        if (rp_port_cancel(t->port, &tx->aux_op, &s->recv_op) == 0)
+            s->ops++;
+        else
+            all = false;
+    }
+    if (s->sending) {
+        if (rp_port_cancel(t->port, &tx->aux_send_op, &tx->send_op) == 0)
+            s->ops++;
+        else
+            all = false;
+    }
+    return all;
 }
 
 /*
@@ -403,7 +457,7 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
     bool raw = srv->cfg.mode == RP_SERVER_RAW;
     uint8_t *co = (uint8_t *)(tx->iov + srv->cfg.max_iov);
     uint32_t co_used = 0;
-    uint32_t n = 0, npkts = 0, bytes = 0;
+    uint32_t n = 0, npkts = 0;
     struct net_req *last = NULL;
     for (struct net_req *r = s->q_head; r; r = r->next) {
         size_t len;
@@ -444,13 +498,11 @@ void rp__session_flush(struct net_thread *t, struct rp_session *s)
         } else {
             break;
         }
-        bytes += (uint32_t)len;
         npkts++;
         last = r;
     }
     s->inflight = s->q_head;
     s->inflight_n = npkts;
-    s->inflight_bytes = bytes;
     s->q_head = last->next;
     if (!s->q_head)
         s->q_tail = NULL;
@@ -483,7 +535,6 @@ static void session_on_send(struct net_thread *t, struct rp_session *s,
         NET_STAT_ADD(t, sends, 1);
     }
     s->inflight_n = 0;
-    s->inflight_bytes = 0;
     if (s->closing || s->detaching) {
         /* The net_tx stays: a teardown's cancel may be in flight in it
            (session_release_conn gives it back). */
@@ -519,17 +570,17 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
         session_refuse(t, s);
         return;
     }
-    rp_op_init(&s->recv_op);
+    session_rx_op_init(s);
     s->tx = NULL;
     atomic_store_explicit(&s->own_queued, 0, memory_order_relaxed);
     s->q_head = s->q_tail = s->inflight = NULL;
-    s->inflight_n = s->inflight_bytes = 0;
+    s->inflight_n = 0;
     s->ops = 0;
     s->recv_armed = s->sending = s->draining = false;
     s->closing = s->closed = s->dirty = s->got_first = false;
     s->reason = 0;
-    s->route = s->route_next = s->route_ticket = NULL;
-    s->held_head = s->held_tail = NULL;
+    s->route = NULL;
+    s->mv = NULL; /* allocated at its first move into a group (route.c) */
     s->data = NULL;
     s->ended = false;
     s->moving = false;
@@ -537,13 +588,10 @@ void rp__session_open(struct net_thread *t, struct rp_session *s)
     s->joined = !rp__resume_on(srv);
     s->resumable = false;
     s->detaching = s->detached = false;
-    s->rx_count = s->acked = s->ack_to = 0;
-    s->ret_n = 0;
-    s->ret_head = s->ret_tail = NULL;
-    s->pend_fd = -1;
+    s->rs = NULL; /* allocated if it joins with HELLO (resume.c) */
     s->handoff = NULL;
     s->joined_ns = s->last_rx_ns = t->now;
-    s->frame_start_ns = s->drain_deadline_ns = 0;
+    s->frame_start_ns = 0; /* drain_deadline_ns: joined_ns's, later */
     memset(&s->dec, 0, sizeof s->dec);
     s->ws_state = NULL;
     if (s->ws) {
@@ -678,9 +726,10 @@ static void session_op_done(struct net_thread *t, struct rp_session *s)
     }
     if (!s->closed) {
         s->closed = true;
-        /* Every op is back: the receive's op is free to carry the close. */
+        /* Every op is back: the receive's op is free to carry the close,
+           and the close needs no cancel before it. */
         s->recv_op.key = op_key(s, NET_OP_CLOSE);
-        if (rp_port_close(t->port, &s->recv_op, s->fd) == 0) {
+        if (rp_port_close_idle(t->port, &s->recv_op, s->fd) == 0) {
             s->ops++;
             return;
         }
@@ -701,10 +750,10 @@ static void session_detached(struct net_thread *t, struct rp_session *s)
     s->fd = -1;
     s->detaching = false;
     s->detached = true;
-    s->detach_deadline_ns =
+    s->rs->detach_deadline_ns =
         t->now + (int64_t)t->srv->cfg.resume_grace_ms * RP_NS_PER_MS;
     atomic_fetch_add_explicit(&t->srv->detached_now, 1, memory_order_relaxed);
-    if (s->pend_fd >= 0)
+    if (s->rs->pend_fd >= 0)
         rp__resume_attach(t, s); /* a RESUME waited for this teardown */
 }
 
@@ -715,8 +764,8 @@ void rp__session_detach(struct net_thread *t, struct rp_session *s)
     s->detaching = true;
     s->ops++;
     shutdown(s->fd, SHUT_RDWR);
-    if (s->ops > 1 && session_cancel_fd(t, s) == 0)
-        s->ops++;
+    if (s->ops > 1)
+        session_cancel_ops(t, s);
     rp__route_notify(t, s, false); /* on_detach */
     session_op_done(t, s);
 }
@@ -728,7 +777,7 @@ int rp__session_attach(struct net_thread *t, struct rp_session *s, int fd,
     struct rp_server *srv = t->srv;
     assert(s->detached && s->ops == 0);
     s->fd = fd;
-    rp_op_init(&s->recv_op);
+    session_rx_op_init(s);
     s->closed = s->recv_armed = s->sending = false;
     s->detached = false;
     atomic_fetch_sub_explicit(&srv->detached_now, 1, memory_order_relaxed);
@@ -759,16 +808,13 @@ void rp__session_handoff(struct net_thread *t, struct rp_session *s,
     s->closing = true;
     s->ops++;
     /* No shutdown: the connection goes on with the resumed session. The
-       cancel takes every op back (on epoll it also takes the fd out of
-       this thread's epoll set, so it is no longer watched here). With no
-       memory for the cancel, a shutdown has to take the receive back:
-       the connection arrives dead and the client connects again. */
-    if (s->ops > 1) {
-        if (session_cancel_fd(t, s) == 0)
-            s->ops++;
-        else
-            shutdown(s->fd, SHUT_RDWR);
-    }
+       cancels take every op back (on epoll each also brings the fd's
+       registration up to date at once, so once the ops are back it is
+       no longer watched here). With no memory for a cancel, a shutdown
+       has to take the op back: the connection arrives dead and the
+       client connects again. */
+    if (s->ops > 1 && !session_cancel_ops(t, s))
+        shutdown(s->fd, SHUT_RDWR);
     session_op_done(t, s);
 }
 
@@ -797,8 +843,8 @@ static void session_handoff_done(struct net_thread *t, struct rp_session *s)
 
 /*
  * The first step of a teardown: no new op from here on, the peer learns
- * of the end (shutdown, or a reset for the abortive reasons), and one
- * cancel_fd takes back every op in flight. The step counts itself as an
+ * of the end (shutdown, or a reset for the abortive reasons), and a
+ * cancel per op takes back every op in flight. The step counts itself as an
  * op while it runs, so that whichever finishes last, this step or an op
  * it cancels, moves the teardown on through session_op_done().
  */
@@ -830,11 +876,11 @@ static void session_end_begin(struct net_thread *t, struct rp_session *s)
     shutdown(s->fd, SHUT_RDWR);
     /* Beyond our own step, something is in flight: cancel it. The port
        completes every op it cancels (or its result, if it won the race),
-       multishot receives included, so nothing outlives this cancel. If the
-       cancel cannot be submitted, the shutdown above still ends the
+       multishot receives included, so nothing outlives these cancels. If
+       a cancel cannot be submitted, the shutdown above still ends the
        receive and the send. */
-    if (s->ops > 1 && session_cancel_fd(t, s) == 0)
-        s->ops++;
+    if (s->ops > 1)
+        session_cancel_ops(t, s);
     session_op_done(t, s);
 }
 
@@ -897,7 +943,7 @@ void rp__session_tick(struct net_thread *t, struct rp_session *s)
         /* Only the grace period counts: decided here, on the thread that
            also takes a RESUME for it, so expiry and resume never both
            win. */
-        if (s->detached && now >= s->detach_deadline_ns)
+        if (s->detached && now >= s->rs->detach_deadline_ns)
             rp__session_end(t, s, RP_LEAVE_RESUME_EXPIRED, false);
         return;
     }

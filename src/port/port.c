@@ -423,6 +423,12 @@ int rp_port_close(struct rp_port *port, struct rp_op *op, int fd)
     return r < 0 ? r : op_submit(port, op);
 }
 
+int rp_port_close_idle(struct rp_port *port, struct rp_op *op, int fd)
+{
+    int r = op_begin(port, op, RP_OP_CLOSE_IDLE, fd);
+    return r < 0 ? r : op_submit(port, op);
+}
+
 int rp_port_cancel(struct rp_port *port, struct rp_op *op, struct rp_op *target)
 {
     if (!target || target == op)

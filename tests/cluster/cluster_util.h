@@ -21,26 +21,29 @@
 
 static struct nu_server cl_nats;
 
-static inline void cl_shard_start(struct gu_game *g, int shard)
+/*
+ * Starts shard 'shard' of ringport-game on cl_nats (epoll, a free port,
+ * metrics on a free port) with 'extra' after the cluster flags (a
+ * NULL-terminated list of at most CL_MAX_EXTRA flags and values; NULL:
+ * none), and reads both ports from its first two lines.
+ */
+#define CL_MAX_EXTRA 16
+static inline void cl_shard_start_with(struct gu_game *g, int shard,
+                                       const char *const *extra)
 {
     char path[PATH_MAX + 64], line[256], k[16];
     cu_program(path, sizeof path, "examples/game/ringport-game");
     snprintf(k, sizeof k, "%d", shard);
-    char *argv[] = {path,
-                    "--port",
-                    "0",
-                    "--backend",
-                    "epoll",
-                    "--no-stats",
-                    "--metrics",
-                    "127.0.0.1:0",
-                    "--cluster",
-                    cl_nats.url,
-                    "--shard",
-                    k,
-                    "--cluster-lease-ms",
-                    "3000",
-                    NULL};
+    char *argv[12 + CL_MAX_EXTRA + 1] = {
+        path,        "--port",     "0",         "--backend",
+        "epoll",     "--no-stats", "--metrics", "127.0.0.1:0",
+        "--cluster", cl_nats.url,  "--shard",   k};
+    size_t n = 12;
+    for (size_t i = 0; extra && extra[i]; i++) {
+        assert_true(i < CL_MAX_EXTRA);
+        argv[n++] = (char *)extra[i];
+    }
+    argv[n] = NULL;
     cu_start(&g->child, argv, false);
     assert_true(cu_read_line(g->child.out, line, sizeof line) > 0);
     g->port = cu_listening_port(line);
@@ -48,6 +51,13 @@ static inline void cl_shard_start(struct gu_game *g, int shard)
     const char *colon = strrchr(line, ':');
     assert_non_null(colon);
     g->mport = (uint16_t)atoi(colon + 1);
+}
+
+/* A shard with a 3 s lease on its players' names. */
+static inline void cl_shard_start(struct gu_game *g, int shard)
+{
+    static const char *const lease[] = {"--cluster-lease-ms", "3000", NULL};
+    cl_shard_start_with(g, shard, lease);
 }
 
 static inline double cl_metric(const struct gu_game *g, const char *name)

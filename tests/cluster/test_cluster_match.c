@@ -29,37 +29,14 @@ static struct gu_game shards[3];
 static const char *queue_mode = "global", *spill_ms = "3000",
                   *lease_ms = "15000";
 
+/* A shard with this test's queue mode, spill wait and lease. */
 static void mm_shard_start(struct gu_game *g, int shard)
 {
-    char path[PATH_MAX + 64], line[256], k[16];
-    cu_program(path, sizeof path, "examples/game/ringport-game");
-    snprintf(k, sizeof k, "%d", shard);
-    char *argv[] = {path,
-                    "--port",
-                    "0",
-                    "--backend",
-                    "epoll",
-                    "--no-stats",
-                    "--metrics",
-                    "127.0.0.1:0",
-                    "--cluster",
-                    cl_nats.url,
-                    "--shard",
-                    k,
-                    "--pvp-queue",
-                    (char *)queue_mode,
-                    "--pvp-spill-ms",
-                    (char *)spill_ms,
-                    "--cluster-lease-ms",
-                    (char *)lease_ms,
-                    NULL};
-    cu_start(&g->child, argv, false);
-    assert_true(cu_read_line(g->child.out, line, sizeof line) > 0);
-    g->port = cu_listening_port(line);
-    assert_true(cu_read_line(g->child.out, line, sizeof line) > 0);
-    const char *colon = strrchr(line, ':');
-    assert_non_null(colon);
-    g->mport = (uint16_t)atoi(colon + 1);
+    const char *const extra[] = {
+        "--pvp-queue", queue_mode,           "--pvp-spill-ms",
+        spill_ms,      "--cluster-lease-ms", lease_ms,
+        NULL};
+    cl_shard_start_with(g, shard, extra);
 }
 
 static bool readable(int fd, int ms)

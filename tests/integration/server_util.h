@@ -319,10 +319,12 @@ static inline void su_set_nonblock(int fd)
 /*
  * Peers that never read: writes 'stream' (again and again) on each of the
  * n non-blocking sockets in fd[] until the server cuts every one (EPIPE,
- * ECONNRESET, POLLERR or POLLHUP) or 'wait_ms' pass. sent[i] counts the
- * bytes each got into its kernel buffer; a peer past 'cap' bytes fails the
- * test (the server's queue would be unbounded). Returns how many were
- * still not cut. cut[] and sent[] are the caller's, n entries each.
+ * ECONNRESET, POLLERR or POLLHUP) or 'wait_ms' pass with no progress (no
+ * byte sent and no peer cut: a stall, not a slow machine, ends it; 'cap'
+ * bounds the whole). sent[i] counts the bytes each got into its kernel
+ * buffer; a peer past 'cap' bytes fails the test (the server's queue would
+ * be unbounded). Returns how many were still not cut. cut[] and sent[] are
+ * the caller's, n entries each.
  */
 static inline int su_flood_until_cut(const int *fd, bool *cut, uint64_t *sent,
                                      int n, const uint8_t *stream,
@@ -346,12 +348,14 @@ static inline int su_flood_until_cut(const int *fd, bool *cut, uint64_t *sent,
                     send(fd[i], stream + off, stream_len - off, MSG_NOSIGNAL);
                 if (r > 0) {
                     sent[i] += (uint64_t)r;
+                    end = su_now_ms() + wait_ms;
                     continue;
                 }
                 if (r < 0 && (errno == EAGAIN || errno == EINTR))
                     break;
                 cut[i] = true; /* EPIPE / ECONNRESET: the server cut it */
                 left--;
+                end = su_now_ms() + wait_ms;
             }
         }
         poll(p, (nfds_t)n, 10);
@@ -359,6 +363,7 @@ static inline int su_flood_until_cut(const int *fd, bool *cut, uint64_t *sent,
             if (!cut[i] && (p[i].revents & (POLLERR | POLLHUP))) {
                 cut[i] = true;
                 left--;
+                end = su_now_ms() + wait_ms;
             }
     }
     free(p);

@@ -11,7 +11,8 @@
  * -Wl,--wrap=realloc (tests/CMakeLists.txt), so every realloc of the
  * library goes through __wrap_realloc below, which fails the armed number
  * of calls made on the group's thread (found by its name) and passes every
- * other call through. Both layouts.
+ * other call through. Both layouts. Also: no memory for a session's
+ * routing state (an I/O thread's calloc, wrapped the same way).
  */
 #include "group_util.h"
 
@@ -41,6 +42,30 @@ void *__wrap_realloc(void *ptr, size_t size)
         }
     }
     return __real_realloc(ptr, size);
+}
+
+/* The same for calloc, on the I/O threads (rp-io-N): there, on a TCP
+   server, only a session's extensions are calloc'd, the routing state
+   among them (allocated when a session in no group is moved into one). */
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+
+static _Atomic int calloc_fail_left;
+static _Atomic int calloc_failed;
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (atomic_load(&calloc_fail_left) > 0) {
+        char name[16];
+        if (pthread_getname_np(pthread_self(), name, sizeof name) == 0 &&
+            strncmp(name, "rp-io-", 6) == 0 &&
+            atomic_fetch_sub(&calloc_fail_left, 1) > 0) {
+            atomic_fetch_add(&calloc_failed, 1);
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    return __real_calloc(n, size);
 }
 
 static struct su_events ev;
@@ -151,6 +176,74 @@ static void a_member_array_out_of_memory_refuses_only_that_session(void **st)
     su_finish(srv, &ev, before);
 }
 
+/* No memory for a session's routing state: the session that was to enter
+   is refused and ended with RESET (the group never sees it), and the
+   others go on: one enters, leaves to no group (its routing state freed)
+   and enters again, its frames in order wherever it is. */
+static void a_routing_state_out_of_memory_refuses_only_that_session(void **st)
+{
+    enum { N = 3 };
+    static int fd[N];
+    static rp_sid sid[N];
+    (void)st;
+    uint64_t before = su_packets_alive();
+    struct rp_server_config cfg;
+    su_events_reset(&ev);
+    gu_log_reset();
+    gu_config(&cfg, &ev);
+    cfg.io_threads = 2;
+    struct rp_server *srv;
+    assert_int_equal(rp_server_create(&cfg, &srv), 0);
+    ev.srv = srv;
+    memset(&grp, 0, sizeof grp);
+    gu_group(srv, &grp, 0, 0);
+    assert_int_equal(rp_server_start(srv), 0);
+    for (int i = 0; i < N; i++)
+        fd[i] = su_connect(rp_server_port(srv));
+    gu_match_sids(srv, &ev, fd, sid, N);
+
+    atomic_store(&calloc_failed, 0);
+    atomic_store(&calloc_fail_left, 1);
+    assert_int_equal(rp_group_move(srv, sid[0], grp.g, NULL), 0);
+    assert_int_equal(su_wait_closed(fd[0], SU_WAIT_MS), 0);
+    SU_WAIT(atomic_load(&ev.by_reason[RP_LEAVE_RESET]) == 1);
+    assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_RESET]), 1);
+    assert_int_equal(atomic_load(&calloc_failed), 1);
+    assert_int_equal(atomic_load(&calloc_fail_left), 0);
+
+    assert_int_equal(rp_group_move(srv, sid[1], grp.g, NULL), 0);
+    SU_WAIT(atomic_load(&gu_log.enters) == 1);
+    gu_send_seq(fd[1], 0);
+    gu_send_seq(fd[2], 0);
+    SU_WAIT(atomic_load(&gu_log.grp_msgs) == 1);
+    assert_int_equal(rp_group_move(srv, sid[1], NULL, NULL), 0);
+    SU_WAIT(atomic_load(&gu_log.leaves) == 1);
+    gu_send_seq(fd[1], 1);
+    SU_WAIT(atomic_load(&gu_log.srv_msgs) == 2);
+    assert_int_equal(rp_group_move(srv, sid[1], grp.g, NULL), 0);
+    SU_WAIT(atomic_load(&gu_log.enters) == 2);
+    gu_send_seq(fd[1], 2);
+    SU_WAIT(atomic_load(&gu_log.grp_msgs) == 2);
+    assert_int_equal(atomic_load(&gu_log.grp_msgs), 2);
+    struct rp_group_stats gs;
+    rp_group_get_stats(grp.g, &gs);
+    assert_int_equal(gs.sessions, 1);
+    assert_int_equal(gs.enters, 2);
+    assert_int_equal(rp_group_stop(grp.g), 0);
+
+    for (int i = 0; i < N; i++)
+        close(fd[i]);
+    SU_WAIT(atomic_load(&ev.leaves) == N);
+    struct gu_summary sum;
+    gu_check(&sum, true, 0);
+    assert_int_equal(sum.sessions, 2); /* the refused one never appears */
+    assert_int_equal(sum.by_reason[RP_LEAVE_MOVED], 1);
+    assert_int_equal(sum.by_reason[RP_LEAVE_GROUP_STOP], 1);
+    assert_int_equal(sum.messages, 4);
+    assert_int_equal(atomic_load(&ev.by_reason[RP_LEAVE_RESET]), 1);
+    su_finish(srv, &ev, before);
+}
+
 int main(int argc, char **argv)
 {
     su_parse_backend(argc, argv);
@@ -161,6 +254,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_prestate(
             a_member_array_out_of_memory_refuses_only_that_session,
             (void *)&homo),
+        cmocka_unit_test(
+            a_routing_state_out_of_memory_refuses_only_that_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

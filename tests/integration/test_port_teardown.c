@@ -2,7 +2,8 @@
  * Closing with ops in flight, by the documented teardown (shutdown,
  * cancel_fd, wait for every op, close): each op completes exactly once and
  * nothing leaks (run under ASan/LSan). A reused fd number never receives a
- * completion meant for its predecessor.
+ * completion meant for its predecessor. The same with each op cancelled
+ * by name and close_idle, with other fds' receives armed beside it.
  *
  * What cancel_fd's count means (docs/reliability.md, "cancel_fd's count"):
  * the ops the kernel found on the fd, plus parked receives. io_uring also
@@ -261,6 +262,125 @@ static void a_reused_fd_never_gets_its_predecessors_completion(void **state)
     }
 }
 
+/*
+ * The teardown a caller that knows its ops makes (the server's sessions):
+ * no shutdown, no cancel_fd, a cancel naming each op, then close_idle once
+ * they are back. Each named op completes once with -ECANCELED, the
+ * receives armed on other fds are untouched and still complete with their
+ * own bytes, nothing else arrives, and a new fd that takes the closed
+ * one's number is served.
+ */
+static void a_teardown_by_name_leaves_the_other_fds_armed(void **state)
+{
+    (void)state;
+    enum { N = 16, BIG = 8 << 20 };
+    MODES
+    {
+        struct rp_port *p = pt_port(mode);
+        int sa[N], sb[N];
+        char sbuf[N][8];
+        struct iovec siov[N];
+        struct rp_op srx[N];
+        for (int i = 0; i < N; i++) {
+            pt_tcp_pair(&sa[i], &sb[i]);
+            siov[i] = (struct iovec){sbuf[i], sizeof sbuf[i]};
+            rp_op_init(&srx[i]);
+            srx[i].key = 100 + (uint64_t)i;
+            assert_int_equal(rp_port_recv(p, &srx[i], sa[i], &siov[i], 1), 0);
+        }
+        int a, b;
+        pt_tcp_pair(&a, &b);
+        int small = 8192;
+        setsockopt(a, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+        setsockopt(b, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        enum { B_RX, B_TX, B_CANCEL_RX, B_CANCEL_TX, B_CLOSE, B_NOPS };
+        struct rp_op ops[B_NOPS];
+        int count[B_NOPS] = {0};
+        int32_t res[B_NOPS];
+        for (int i = 0; i < B_NOPS; i++) {
+            rp_op_init(&ops[i]);
+            ops[i].key = (uint64_t)i;
+        }
+        char r[8];
+        struct iovec ivr = {r, sizeof r};
+        char *big = calloc(1, BIG); /* never fits: the peer does not read */
+        struct iovec ivt = {big, BIG};
+        assert_int_equal(rp_port_recv(p, &ops[B_RX], a, &ivr, 1), 0);
+        assert_int_equal(rp_port_send(p, &ops[B_TX], a, &ivt, 1), 0);
+        /* Both in the kernel before the cancels: io_uring does not find a
+           send whose first attempt went out short in the same submission
+           batch as its cancel (by name or by descriptor alike); it waits
+           for write space afterwards, out of the cancel's reach. */
+        struct rp_op flush;
+        rp_op_init(&flush);
+        flush.key = 98;
+        assert_int_equal(rp_port_nop(p, &flush), 0);
+        assert_ptr_equal(pt_get(p).op, &flush);
+        assert_int_equal(rp_port_cancel(p, &ops[B_CANCEL_RX], &ops[B_RX]), 0);
+        assert_int_equal(rp_port_cancel(p, &ops[B_CANCEL_TX], &ops[B_TX]), 0);
+        for (int pending = 4; pending > 0; pending--) {
+            struct rp_completion c = pt_get(p);
+            assert_true(c.key < B_CLOSE); /* no survivor's receive */
+            count[c.key]++;
+            res[c.key] = c.res;
+        }
+        assert_int_equal(rp_port_close_idle(p, &ops[B_CLOSE], a), 0);
+        struct rp_completion c = pt_get(p);
+        assert_int_equal(c.key, B_CLOSE);
+        assert_int_equal(c.res, 0);
+        for (int i = 0; i < B_CLOSE; i++)
+            assert_int_equal(count[i], 1);
+        assert_int_equal(res[B_RX], -ECANCELED);
+        assert_int_equal(res[B_TX], -ECANCELED);
+        assert_int_equal(res[B_CANCEL_RX], 0);
+        assert_int_equal(res[B_CANCEL_TX], 0);
+
+        /* A new connection, most likely on a's number. */
+        int na, nb;
+        pt_tcp_pair(&na, &nb);
+        char nbuf[8];
+        struct iovec niov = {nbuf, sizeof nbuf};
+        struct rp_op nrx;
+        rp_op_init(&nrx);
+        nrx.key = 99;
+        assert_int_equal(rp_port_recv(p, &nrx, na, &niov, 1), 0);
+        assert_int_equal(write(nb, "new", 3), 3);
+        c = pt_get(p);
+        assert_ptr_equal(c.op, &nrx);
+        assert_int_equal(c.res, 3);
+
+        /* Every survivor's receive is still armed and gets its own bytes. */
+        for (int i = 0; i < N; i++) {
+            char msg[2] = {'s', (char)('a' + i)};
+            assert_int_equal(write(sb[i], msg, 2), 2);
+        }
+        bool seen[N] = {false};
+        for (int n = 0; n < N; n++) {
+            c = pt_get(p);
+            assert_true(c.key >= 100 && c.key < 100 + N);
+            int i = (int)(c.key - 100);
+            assert_false(seen[i]);
+            seen[i] = true;
+            assert_int_equal(c.res, 2);
+            assert_int_equal(sbuf[i][1], 'a' + i);
+        }
+        struct rp_op marker;
+        rp_op_init(&marker);
+        assert_int_equal(rp_port_nop(p, &marker), 0);
+        assert_ptr_equal(pt_get(p).op, &marker);
+        assert_int_equal(rp_port_get(p, &c, 0), -ETIMEDOUT);
+        for (int i = 0; i < N; i++) {
+            close(sa[i]);
+            close(sb[i]);
+        }
+        close(na);
+        close(nb);
+        close(b);
+        free(big);
+        rp_port_destroy(p);
+    }
+}
+
 int main(int argc, char **argv)
 {
     pt_parse_backend(argc, argv);
@@ -269,6 +389,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(cancel_right_after_a_shutdown_takes_back_every_op),
         cmocka_unit_test(closing_through_the_port_cancels_pending_ops),
         cmocka_unit_test(a_reused_fd_never_gets_its_predecessors_completion),
+        cmocka_unit_test(a_teardown_by_name_leaves_the_other_fds_armed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,34 @@
 
 #include <dirent.h>
 #include <ringport/group.h>
+#include <stdlib.h>
+
+/* ---- no memory on an I/O thread ----------------------------------------
+ * This program is linked with -Wl,--wrap=calloc (tests/CMakeLists.txt):
+ * every calloc of its own objects, the library's included, goes through
+ * __wrap_calloc, which fails the armed number of calls made on an I/O
+ * thread (rp-io-N) and passes every other call through. On an I/O thread
+ * of a TCP server only a session's extensions are calloc'd. */
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+
+static _Atomic int calloc_fail_left; /* I/O-thread callocs still to fail */
+static _Atomic int calloc_failed;    /* failed so far */
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (atomic_load(&calloc_fail_left) > 0) {
+        char name[16];
+        if (pthread_getname_np(pthread_self(), name, sizeof name) == 0 &&
+            strncmp(name, "rp-io-", 6) == 0 &&
+            atomic_fetch_sub(&calloc_fail_left, 1) > 0) {
+            atomic_fetch_add(&calloc_failed, 1);
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    return __real_calloc(n, size);
+}
 
 enum {
     T_SEQ = 3,
@@ -987,6 +1015,44 @@ static void resume_latency_one_at_a_time(void **state)
     finish(srv);
 }
 
+/* A HELLO finds no memory for the session's resume state (the slot's
+   extension, allocated at that join): the session ends with RESET before
+   any callback (no on_join, no on_leave), the connection is closed, and
+   the next HELLO joins as ever. */
+static void hello_with_no_memory_ends_only_that_session(void **state)
+{
+    (void)state;
+    ev_reset();
+    struct rp_server *srv = start(30000, 1);
+    uint16_t port = rp_server_port(srv);
+    struct rc before;
+    rc_hello(&before, port); /* a resumable session that stays */
+    atomic_store(&calloc_failed, 0);
+    atomic_store(&calloc_fail_left, 1);
+    int fd = su_connect(port);
+    su_send_frame(fd, RP_CTL_HELLO, NULL, 0);
+    assert_int_equal(su_wait_closed(fd, SU_WAIT_MS), 0);
+    close(fd);
+    SU_WAIT(stats(srv).leaves[RP_LEAVE_RESET] == 1);
+    assert_int_equal(stats(srv).leaves[RP_LEAVE_RESET], 1);
+    assert_int_equal(atomic_load(&calloc_failed), 1);
+    assert_int_equal(atomic_load(&calloc_fail_left), 0);
+    assert_int_equal(atomic_load(&ev.joins), 1); /* 'before' alone */
+    assert_int_equal(atomic_load(&ev.leaves), 0);
+    /* Memory back: a HELLO joins, and the first session still resumes. */
+    struct rc after;
+    rc_hello(&after, port);
+    assert_int_equal(atomic_load(&ev.joins), 2);
+    su_close_rst(before.fd);
+    WAIT_STAT(srv, detached, 1);
+    assert_int_equal(rc_resume(&before, port, NULL), 0);
+    assert_int_equal(atomic_load(&ev.resumes), 1);
+    close(before.fd);
+    close(after.fd);
+    WAIT_STAT(srv, detached, 2);
+    finish(srv);
+}
+
 /* With resume off nothing changes: no token, a drop ends the session. */
 static void resume_off_is_as_before(void **state)
 {
@@ -1017,6 +1083,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(retained_frames_count_against_the_limit),
         cmocka_unit_test(first_game_frame_joins),
         cmocka_unit_test(bye_ends_the_session_at_once),
+        cmocka_unit_test(hello_with_no_memory_ends_only_that_session),
         cmocka_unit_test(resume_storm),
         cmocka_unit_test(resume_latency_one_at_a_time),
     };

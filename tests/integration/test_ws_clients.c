@@ -1,6 +1,6 @@
 /*
- * Real WebSocket clients against ringport-echo --ws-port 0, on every
- * backend variant: Debian's node-ws (tests/ws/echo_node.js) and
+ * Real WebSocket clients against ringport-echo --ws-port 0, on io_uring
+ * and on epoll: Debian's node-ws (tests/ws/echo_node.js) and
  * python3-websockets (tests/ws/echo_python.py) each echo frames of 0 B to
  * 60 KiB, keep 64 in flight, send a fragmented message and two frames in
  * one message, ping with a payload and close with the handshake; each

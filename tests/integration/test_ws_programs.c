@@ -212,21 +212,9 @@ static const char *bots_finish(struct cu_child *c, const char *tag)
     return out;
 }
 
-/* The game runs take seconds: under the seccomp fallbacks (the epoll
-   backend again, as in the .epoll run) only the echo tests run. */
-static bool fallback_run(void)
-{
-    if (!getenv("RP_TEST_FALLBACK"))
-        return false;
-    print_message("game runs: covered by the .epoll run; skipped here\n");
-    return true;
-}
-
 static void ws_bots_play_the_game_without_an_error(void **state)
 {
     (void)state;
-    if (fallback_run())
-        skip();
     struct game g;
     struct cu_child ws;
     game_start(&g);
@@ -243,8 +231,6 @@ static void ws_bots_play_the_game_without_an_error(void **state)
 static void ws_bots_resume_across_random_resets(void **state)
 {
     (void)state;
-    if (fallback_run())
-        skip();
     struct game g;
     struct cu_child ws;
     game_start(&g);

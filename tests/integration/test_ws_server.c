@@ -36,6 +36,27 @@ static struct rp_server *ws_start(struct rp_server_config *cfg)
     return srv;
 }
 
+/* Resets the events and fills 'cfg' with wu_config's defaults; a test
+   changes what it needs, then calls ws_start. */
+static void ws_config(struct rp_server_config *cfg)
+{
+    su_events_reset(&ev);
+    wu_config(cfg, &ev);
+}
+
+/* A client on the WebSocket port, upgraded (101 with the right accept
+   value), or only connected (ws_raw) for a test that writes its own
+   request. */
+static int ws_client(struct rp_server *srv)
+{
+    return wu_connect(rp_server_ws_port(srv));
+}
+
+static int ws_raw(struct rp_server *srv)
+{
+    return su_connect(rp_server_ws_port(srv));
+}
+
 /* Waits until every connection has ended (the clients are closed). */
 static void ws_wait_idle(struct rp_server *srv)
 {
@@ -43,15 +64,22 @@ static void ws_wait_idle(struct rp_server *srv)
     assert_int_equal(su_sessions(srv), 0);
 }
 
+/* The end of a test whose clients are all closed: every session gone,
+   then wu_finish (each on_leave once, no packet left, server destroyed). */
+static void ws_end(struct rp_server *srv, uint64_t packets_before)
+{
+    ws_wait_idle(srv);
+    wu_finish(srv, &ev, packets_before);
+}
+
 static void handshake_answers_101_and_echoes(void **state)
 {
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     struct rp_server *srv = ws_start(&cfg);
-    int fd = su_connect(rp_server_ws_port(srv));
+    int fd = ws_raw(srv);
     char head[1024];
     /* permessage-deflate offered, a subprotocol asked: neither echoed. */
     int status = wu_handshake_status(
@@ -86,10 +114,9 @@ static void another_version_gets_426_naming_13(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     struct rp_server *srv = ws_start(&cfg);
-    int fd = su_connect(rp_server_ws_port(srv));
+    int fd = ws_raw(srv);
     char head[1024];
     const char *req = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                       "Connection: Upgrade\r\nSec-WebSocket-Key: " WU_KEY "\r\n"
@@ -111,8 +138,7 @@ static void malformed_and_oversized_requests_get_400(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     struct rp_server *srv = ws_start(&cfg);
     uint16_t port = rp_server_ws_port(srv);
     static const char *const bad[] = {
@@ -167,11 +193,10 @@ static void a_slow_handshake_is_cut_at_its_deadline(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     cfg.ws_handshake_timeout_ms = 200;
     struct rp_server *srv = ws_start(&cfg);
-    int fd = su_connect(rp_server_ws_port(srv));
+    int fd = ws_raw(srv);
     /* Half a request, then nothing: slowloris. */
     su_send_all(fd, "GET / HTTP/1.1\r\nHost: x\r\n", 25);
     assert_int_equal(su_wait_closed(fd, SU_WAIT_MS), 0);
@@ -179,11 +204,10 @@ static void a_slow_handshake_is_cut_at_its_deadline(void **state)
     ws_wait_idle(srv);
     assert_int_equal(su_leaves(srv, RP_LEAVE_FIRST_PACKET), 1);
     /* A prompt client on the same server is unaffected. */
-    fd = wu_connect(rp_server_ws_port(srv));
+    fd = ws_client(srv);
     wu_ping_frame(fd, 9);
     close(fd);
-    ws_wait_idle(srv);
-    wu_finish(srv, &ev, before);
+    ws_end(srv, before);
 }
 
 static void origins_outside_the_allow_list_get_403(void **state)
@@ -191,8 +215,7 @@ static void origins_outside_the_allow_list_get_403(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     char origins[] = "http://localhost:8080, https://game.example";
     cfg.ws_origins = origins;
     struct rp_server *srv = ws_start(&cfg);
@@ -216,8 +239,7 @@ static void origins_outside_the_allow_list_get_403(void **state)
     fd = wu_connect(port);
     wu_ping_frame(fd, 2);
     close(fd);
-    ws_wait_idle(srv);
-    wu_finish(srv, &ev, before);
+    ws_end(srv, before);
 }
 
 /* Sends 'bytes' on a fresh upgraded connection and expects a close with
@@ -226,7 +248,7 @@ static void expect_violation(struct rp_server *srv, const uint8_t *bytes,
                              size_t len, uint16_t code)
 {
     uint64_t proto = su_leaves(srv, RP_LEAVE_PROTOCOL);
-    int fd = wu_connect(rp_server_ws_port(srv));
+    int fd = ws_client(srv);
     wu_ping_frame(fd, 1);
     su_send_all(fd, bytes, len);
     wu_expect_close(fd, code);
@@ -240,8 +262,7 @@ static void frame_rules_close_with_their_codes(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     cfg.max_payload = 1000;
     cfg.ws_max_message = 2000;
     struct rp_server *srv = ws_start(&cfg);
@@ -302,10 +323,9 @@ static void ping_gets_a_pong_and_close_is_echoed(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     struct rp_server *srv = ws_start(&cfg);
-    int fd = wu_connect(rp_server_ws_port(srv));
+    int fd = ws_client(srv);
     uint8_t b0, got[125], p[125];
     for (size_t i = 0; i < sizeof p; i++)
         p[i] = (uint8_t)(i ^ 0x5a);
@@ -328,7 +348,7 @@ static void ping_gets_a_pong_and_close_is_echoed(void **state)
     wu_expect_close(fd, 1000);
     close(fd);
     /* An empty close gets an empty close. */
-    fd = wu_connect(rp_server_ws_port(srv));
+    fd = ws_client(srv);
     wu_send(fd, 0x88, NULL, 0);
     wu_expect_close(fd, 0);
     close(fd);
@@ -342,11 +362,10 @@ static void fragments_and_cut_writes_are_reassembled(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     cfg.max_payload = 65535;
     struct rp_server *srv = ws_start(&cfg);
-    int fd = wu_connect(rp_server_ws_port(srv));
+    int fd = ws_client(srv);
     static uint8_t payload[60000], frame[60004], f[200000];
     for (size_t i = 0; i < sizeof payload; i++)
         payload[i] = (uint8_t)(i * 13 + 7);
@@ -394,8 +413,7 @@ static void fragments_and_cut_writes_are_reassembled(void **state)
         wu_expect_frame(fd, 20, src, sizes[i]);
     }
     close(fd);
-    ws_wait_idle(srv);
-    wu_finish(srv, &ev, before);
+    ws_end(srv, before);
 }
 
 static void frames_right_behind_the_request_are_read(void **state)
@@ -403,10 +421,9 @@ static void frames_right_behind_the_request_are_read(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     struct rp_server *srv = ws_start(&cfg);
-    int fd = su_connect(rp_server_ws_port(srv));
+    int fd = ws_raw(srv);
     static uint8_t buf[1024];
     const char *req = WU_REQUEST("");
     size_t n = strlen(req);
@@ -420,16 +437,14 @@ static void frames_right_behind_the_request_are_read(void **state)
     assert_memory_equal(head, "HTTP/1.1 101 ", 13);
     wu_expect_frame(fd, 7, "early", 5);
     close(fd);
-    ws_wait_idle(srv);
-    wu_finish(srv, &ev, before);
+    ws_end(srv, before);
 }
 
 static void raw_mode_refuses_a_websocket_listener(void **state)
 {
     (void)state;
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     cfg.mode = RP_SERVER_RAW;
     char err[160];
     assert_int_equal(rp_server_config_validate(&cfg, err, sizeof err), -EINVAL);
@@ -468,14 +483,13 @@ static void a_broadcast_to_websocket_sessions_is_one_packet(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     cfg.io_threads = 2;
     cfg.max_payload = 65535;
     struct rp_server *srv = ws_start(&cfg);
     int ws[BC_WS], tcp[BC_TCP];
     for (int i = 0; i < BC_WS; i++) {
-        ws[i] = wu_connect(rp_server_ws_port(srv));
+        ws[i] = ws_client(srv);
         wu_ping_frame(ws[i], 1);
     }
     for (int i = 0; i < BC_TCP; i++) {
@@ -531,8 +545,7 @@ static void a_broadcast_to_websocket_sessions_is_one_packet(void **state)
         close(ws[i]);
     for (int i = 0; i < BC_TCP; i++)
         close(tcp[i]);
-    ws_wait_idle(srv);
-    wu_finish(srv, &ev, before);
+    ws_end(srv, before);
 }
 
 /* ---- resume over WebSocket ---------------------------------------------- */
@@ -582,8 +595,7 @@ static void resume_works_over_websocket(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     cfg.resume_grace_ms = 10000;
     struct rp_server *srv = ws_start(&cfg);
     uint16_t port = rp_server_ws_port(srv);
@@ -651,10 +663,9 @@ static void kick_and_stop_send_a_close_frame(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     struct rp_server *srv = ws_start(&cfg);
-    int a = wu_connect(rp_server_ws_port(srv));
+    int a = ws_client(srv);
     wu_ping_frame(a, 1);
     SU_WAIT(atomic_load(&ev.joins) == 1);
     pthread_mutex_lock(&ev.lock);
@@ -669,7 +680,7 @@ static void kick_and_stop_send_a_close_frame(void **state)
     wu_expect_frame(a, 9, "bye", 3);
     wu_expect_close(a, 1000);
     close(a);
-    int b = wu_connect(rp_server_ws_port(srv));
+    int b = ws_client(srv);
     wu_ping_frame(b, 2);
     rp_server_stop(srv);
     wu_expect_close(b, 1001);
@@ -698,17 +709,16 @@ static void metrics_count_sessions_by_transport(void **state)
     (void)state;
     uint64_t before = su_packets_alive();
     struct rp_server_config cfg;
-    su_events_reset(&ev);
-    wu_config(&cfg, &ev);
+    ws_config(&cfg);
     struct rp_server *srv = ws_start(&cfg);
     struct rp_metrics *m;
     assert_int_equal(rp_metrics_create("127.0.0.1:0", &m), 0);
     assert_int_equal(rp_metrics_add_server(m, srv, NULL), 0);
-    int ws = wu_connect(rp_server_ws_port(srv));
+    int ws = ws_client(srv);
     wu_ping_frame(ws, 1);
     int tcp = su_connect(rp_server_port(srv));
     su_ping(tcp, 2);
-    int bad = su_connect(rp_server_ws_port(srv));
+    int bad = ws_raw(srv);
     const char *v8 = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: " WU_KEY
                      "\r\nSec-WebSocket-Version: 8\r\n\r\n";
