@@ -181,6 +181,18 @@ if ! lib_nats_start "$nats_port"; then
 fi
 echo "$nats_from $(($(wall_ms) + 2000))" >>"$windows"
 echo "nats-server restarted on $nats_url"
+# Each shard reconnects by itself; its stats line (each second) counts it.
+# Wait for that (bounded: 30 s) rather than for a fixed time, so a loaded
+# host does not stop a shard before it got there; the check is below.
+for k in 0 1 2; do
+    i=0
+    until grep -o 'reconnects [0-9]*' "$tmp/err$k" 2>/dev/null | tail -n 1 |
+        awk '{ exit !($2 > 0) }'; do
+        i=$((i + 1))
+        [ $i -gt 300 ] && break
+        sleep 0.1
+    done
+done
 
 bots_rc=0
 limit=$((secs + 60))

@@ -15,9 +15,9 @@
 #define RINGPORT_RINGPORT_H
 
 #define RP_VERSION_MAJOR 0
-#define RP_VERSION_MINOR 3
+#define RP_VERSION_MINOR 4
 #define RP_VERSION_PATCH 0
-#define RP_VERSION_STRING "0.3.0"
+#define RP_VERSION_STRING "0.4.0"
 
 #include <ringport/api.h>
 #include <ringport/group.h>
