@@ -44,29 +44,10 @@ void *__wrap_realloc(void *ptr, size_t size)
     return __real_realloc(ptr, size);
 }
 
-/* The same for calloc, on the I/O threads (rp-io-N): there, on a TCP
-   server, only a session's extensions are calloc'd, the routing state
+/* The same for calloc, on the I/O threads (io_calloc_fail.h): there, on a
+   TCP server, only a session's extensions are calloc'd, the routing state
    among them (allocated when a session in no group is moved into one). */
-void *__real_calloc(size_t n, size_t size);
-void *__wrap_calloc(size_t n, size_t size);
-
-static _Atomic int calloc_fail_left;
-static _Atomic int calloc_failed;
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-    if (atomic_load(&calloc_fail_left) > 0) {
-        char name[16];
-        if (pthread_getname_np(pthread_self(), name, sizeof name) == 0 &&
-            strncmp(name, "rp-io-", 6) == 0 &&
-            atomic_fetch_sub(&calloc_fail_left, 1) > 0) {
-            atomic_fetch_add(&calloc_failed, 1);
-            errno = ENOMEM;
-            return NULL;
-        }
-    }
-    return __real_calloc(n, size);
-}
+#include "io_calloc_fail.h"
 
 static struct su_events ev;
 static struct gu_group grp;

@@ -27,32 +27,8 @@
 #include <ringport/group.h>
 #include <stdlib.h>
 
-/* ---- no memory on an I/O thread ----------------------------------------
- * This program is linked with -Wl,--wrap=calloc (tests/CMakeLists.txt):
- * every calloc of its own objects, the library's included, goes through
- * __wrap_calloc, which fails the armed number of calls made on an I/O
- * thread (rp-io-N) and passes every other call through. On an I/O thread
- * of a TCP server only a session's extensions are calloc'd. */
-void *__real_calloc(size_t n, size_t size);
-void *__wrap_calloc(size_t n, size_t size);
-
-static _Atomic int calloc_fail_left; /* I/O-thread callocs still to fail */
-static _Atomic int calloc_failed;    /* failed so far */
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-    if (atomic_load(&calloc_fail_left) > 0) {
-        char name[16];
-        if (pthread_getname_np(pthread_self(), name, sizeof name) == 0 &&
-            strncmp(name, "rp-io-", 6) == 0 &&
-            atomic_fetch_sub(&calloc_fail_left, 1) > 0) {
-            atomic_fetch_add(&calloc_failed, 1);
-            errno = ENOMEM;
-            return NULL;
-        }
-    }
-    return __real_calloc(n, size);
-}
+/* ---- no memory on an I/O thread: io_calloc_fail.h ---------------------- */
+#include "io_calloc_fail.h"
 
 enum {
     T_SEQ = 3,
