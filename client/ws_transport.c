@@ -134,6 +134,24 @@ short rp__cws_handshake_events(const struct rp_client *c)
     return c->ws.req_sent < c->ws.req_len ? POLLOUT : POLLIN;
 }
 
+/* One recv into the free end of the raw buffer: 1 when bytes came (or a
+   signal cut the call: try again), 0 when none are waiting, -ECONNRESET
+   when the server closed, else -errno. */
+static int read_raw(struct rp_client *c)
+{
+    struct cws *w = &c->ws;
+    ssize_t n = recv(c->fd, w->raw + w->raw_len, WS_RAW_CAP - w->raw_len, 0);
+    if (n > 0) {
+        w->raw_len += (size_t)n;
+        return 1;
+    }
+    if (n == 0)
+        return -ECONNRESET;
+    if (errno == EAGAIN)
+        return 0;
+    return errno == EINTR ? 1 : -errno;
+}
+
 int rp__cws_handshake(struct rp_client *c)
 {
     struct cws *w = &c->ws;
@@ -156,16 +174,9 @@ int rp__cws_handshake(struct rp_client *c)
             w->handshaking = 0;
             return 1;
         }
-        ssize_t n =
-            recv(c->fd, w->raw + w->raw_len, WS_RAW_CAP - w->raw_len, 0);
-        if (n > 0)
-            w->raw_len += (size_t)n;
-        else if (n == 0)
-            return -ECONNRESET;
-        else if (errno == EAGAIN)
-            return 0;
-        else if (errno != EINTR)
-            return -errno;
+        r = read_raw(c);
+        if (r <= 0)
+            return r;
     }
 }
 
@@ -349,15 +360,8 @@ int rp__cws_read(struct rp_client *c, int (*scan)(struct rp_client *))
             return err;
         if (c->in_cap - c->in_len < WS_RAW_CAP || w->raw_len == WS_RAW_CAP)
             return 0; /* the caller takes frames first */
-        ssize_t n =
-            recv(c->fd, w->raw + w->raw_len, WS_RAW_CAP - w->raw_len, 0);
-        if (n > 0)
-            w->raw_len += (size_t)n;
-        else if (n == 0)
-            return -ECONNRESET;
-        else if (errno == EAGAIN)
-            return 0;
-        else if (errno != EINTR)
-            return -errno;
+        int r = read_raw(c);
+        if (r <= 0)
+            return r;
     }
 }
